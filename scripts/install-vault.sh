@@ -16,7 +16,8 @@ log() { printf 'install-vault: %s\n' "$*" >&2; }
 is_pinned() {
   local v
   v=$("$1" version 2>/dev/null | head -n1) || return 1
-  case "$v" in "Vault v${VAULT_VERSION}"|"Vault v${VAULT_VERSION} "*|"Vault v${VAULT_VERSION}-"*) return 0 ;; esac
+  # "Vault v1.21.0, built 2025-..." or "Vault v1.21.0 (rev)"; a prerelease like v1.21.0-rc1 is not it.
+  case "$v" in "Vault v${VAULT_VERSION}"|"Vault v${VAULT_VERSION}"[\ ,]*) return 0 ;; esac
   return 1
 }
 

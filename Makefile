@@ -1,0 +1,54 @@
+# The commands a user runs: `make demo` (try it), `make test` (everything CI runs).
+SHELL := /usr/bin/env bash
+GO ?= go
+VERSION ?= $(shell scripts/version.sh)
+MODULE := github.com/navercommerce/vault-plugin-secrets-navercommerce
+LDFLAGS := -s -w -X $(MODULE).Version=$(VERSION)
+BIN := bin
+PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
+EMULATOR := $(BIN)/navercommerce-emulator
+
+.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench fmt vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN) ./cmd/vault-plugin-secrets-navercommerce
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(EMULATOR) ./cmd/navercommerce-emulator
+
+# Prints the path of the pinned Vault, building it the first time (20-40 minutes on 2 cores).
+vault:
+	@scripts/install-vault.sh
+
+# Everything: unit tests with the race detector, short fuzz runs, then the real-Vault tests.
+test: unit-test fuzz acceptance-test
+
+unit-test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+FUZZTIME ?= 10s
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+acceptance-test: build
+	VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_BIN="$(CURDIR)/$(PLUGIN)" PLUGIN_VERSION="$(VERSION)" \
+	EMULATOR_BIN="$(CURDIR)/$(EMULATOR)" $(GO) test -count=1 -tags acceptance -timeout 30m ./acceptance/...
+
+demo: build
+	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/demo.sh start
+
+demo-stop:
+	@scripts/demo.sh stop
+
+bench: build
+	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) dist .demo

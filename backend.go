@@ -1,0 +1,136 @@
+// Package navercommerce is a Vault secrets engine that hands out Naver Commerce API access
+// tokens. The application's client secret stays in Vault; callers get only tokens, shared
+// and cached so that Naver sees as few token requests as its rules allow.
+package navercommerce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Version is the plugin's version, stamped at build time with
+// -ldflags "-X github.com/navercommerce/vault-plugin-secrets-navercommerce.Version=v1.2.3".
+// Vault compares it with the version a plugin is registered under.
+var Version = "v0.1.0-dev"
+
+const backendHelp = `
+The Naver Commerce secrets engine issues access tokens for the Naver Commerce API.
+
+Write the application's credentials to "config", define roles under "roles/" (SELF for the
+application's own data, SELLER for a seller who authorised it), and read "token/<role>" for a
+token. Tokens are cached and shared by every role of the same account: Naver is asked only
+when the cached token has less than 30 minutes left, and at most once at a time per account.
+`
+
+// backend is one mount of the secrets engine. All state lives here, not in package
+// variables: a multiplexed plugin process serves many mounts.
+type backend struct {
+	*framework.Backend
+
+	now       func() time.Time
+	transport http.RoundTripper // nil: the real network
+
+	// mu guards config and client, loaded from storage on first use.
+	mu     sync.RWMutex
+	config *naverConfig
+	client *naverClient
+
+	// roles caches role entries by name so the token path reads no storage when warm.
+	roles  sync.Map
+	tokens *tokenCache
+}
+
+// backendOptions are what tests inject; zero values mean production behaviour.
+type backendOptions struct {
+	now       func() time.Time
+	transport http.RoundTripper
+}
+
+// Factory creates a mount of the secrets engine; Vault calls it once per mount.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(backendOptions{})
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(opts backendOptions) *backend {
+	b := &backend{now: opts.now, transport: opts.transport}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	b.Backend = &framework.Backend{
+		Help:           strings.TrimSpace(backendHelp),
+		BackendType:    logical.TypeLogical,
+		RunningVersion: Version,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{configStorageKey},
+			// Each cluster keeps its own token cache: a performance secondary cannot write
+			// to replicated storage, and Naver hands every cluster the same token anyway.
+			LocalStorage: []string{tokenStoragePrefix},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{pathConfig(b)},
+			pathRoles(b),
+			[]*framework.Path{pathToken(b)},
+		),
+		Secrets:    []*framework.Secret{secretToken(b)},
+		Invalidate: b.invalidate,
+	}
+	b.tokens = newTokenCache(b.now, nil)
+	return b
+}
+
+// Setup also hands the token cache the logger, which exists only once Vault configured us.
+func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error {
+	if err := b.Backend.Setup(ctx, conf); err != nil {
+		return err
+	}
+	b.tokens.logger = b.Logger().Named("tokens")
+	return nil
+}
+
+// invalidate drops in-memory state derived from a storage key another node changed.
+func (b *backend) invalidate(ctx context.Context, key string) {
+	switch {
+	case key == configStorageKey:
+		b.mu.Lock()
+		b.config, b.client = nil, nil
+		b.mu.Unlock()
+		// The node that changed the config purged storage; only memory is left to drop.
+		_ = b.tokens.purge(ctx, nil)
+	case strings.HasPrefix(key, roleStoragePrefix):
+		b.roles.Delete(strings.TrimPrefix(key, roleStoragePrefix))
+	case strings.HasPrefix(key, tokenStoragePrefix):
+		b.tokens.forget(key)
+	}
+}
+
+// rejectUnknownFields makes a typo in a field name an error instead of a silent no-op.
+func rejectUnknownFields(d *framework.FieldData) error {
+	var unknown []string
+	for k := range d.Raw {
+		if _, ok := d.Schema[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	known := make([]string, 0, len(d.Schema))
+	for k := range d.Schema {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	return fmt.Errorf("unknown field(s) %s; this path takes %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
+}

@@ -1,0 +1,420 @@
+package navercommerce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+const (
+	tokenPath = "/v1/oauth2/token"
+	// signingSkew is how far in the past the signed timestamp is: Naver rejects timestamps
+	// from its future, so a Vault clock slightly ahead of Naver's must not fail every request.
+	signingSkew = 5 * time.Second
+	// maxResponseBytes bounds what is read from Naver, whatever it sends.
+	maxResponseBytes = 1 << 20
+	// maxTokenLifetime is the longest expires_in accepted; Naver's tokens live 3 hours.
+	maxTokenLifetime = 24 * time.Hour
+	retryWaitMin     = 250 * time.Millisecond
+	retryWaitMax     = 2 * time.Second
+	maxErrorMessage  = 300
+)
+
+// Token types Naver knows. SELF reads the application's own data; SELLER acts for a seller
+// who authorised the application, named by account_id.
+const (
+	tokenTypeSelf   = "SELF"
+	tokenTypeSeller = "SELLER"
+)
+
+// accessToken is a token as cached and served. ExpiresAt is reckoned from the moment the
+// request was sent, so it is never later than Naver's own expiry.
+type accessToken struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// naverClient asks Naver's token endpoint for tokens of one application.
+type naverClient struct {
+	tokenURL string
+	clientID string
+	secret   clientSecret
+	http     *retryablehttp.Client
+	now      func() time.Time
+	logger   hclog.Logger
+}
+
+type naverClientConfig struct {
+	baseURL    string
+	clientID   string
+	secret     clientSecret
+	maxRetries int
+	proxyURL   string            // empty: HTTP(S)_PROXY from the environment
+	transport  http.RoundTripper // tests; nil: a pooled transport from go-cleanhttp
+	now        func() time.Time
+	logger     hclog.Logger
+}
+
+func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
+	transport := cfg.transport
+	if transport == nil {
+		t := cleanhttp.DefaultPooledTransport() // honours HTTP_PROXY/HTTPS_PROXY/NO_PROXY
+		if cfg.proxyURL != "" {
+			u, err := url.Parse(cfg.proxyURL)
+			if err != nil {
+				return nil, fmt.Errorf("parsing proxy URL: %w", err)
+			}
+			t.Proxy = http.ProxyURL(u)
+		}
+		transport = t
+	}
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{
+		Transport: transport,
+		// Naver's token endpoint does not redirect; following one could send the signed form
+		// somewhere else.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	rc.RetryMax = cfg.maxRetries
+	rc.RetryWaitMin, rc.RetryWaitMax = retryWaitMin, retryWaitMax
+	rc.CheckRetry = checkRetry
+	rc.Backoff = retryBackoff
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	rc.Logger = nil
+	if cfg.logger != nil {
+		rc.Logger = cfg.logger.Named("http")
+	}
+	return &naverClient{
+		tokenURL: strings.TrimRight(cfg.baseURL, "/") + tokenPath,
+		clientID: cfg.clientID,
+		secret:   cfg.secret,
+		http:     rc,
+		now:      cfg.now,
+		logger:   cfg.logger,
+	}, nil
+}
+
+// requestToken asks Naver for a token of type typ (for accountID when typ is SELLER). The
+// context bounds the whole attempt, retries included.
+func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (accessToken, error) {
+	sentAt := c.now()
+	timestamp := strconv.FormatInt(sentAt.Add(-signingSkew).UnixMilli(), 10)
+	sign, err := signClientSecret(c.secret, c.clientID, timestamp)
+	if err != nil {
+		return accessToken{}, err
+	}
+	form := url.Values{
+		"client_id":          {c.clientID},
+		"timestamp":          {timestamp},
+		"grant_type":         {"client_credentials"},
+		"client_secret_sign": {sign},
+		"type":               {typ},
+	}
+	if typ == tokenTypeSeller {
+		// Never for SELF: Naver counts it as a non-compliant request.
+		form.Set("account_id", accountID)
+	}
+	// The signed timestamp is sent unchanged on retries; all of them end within the request
+	// timeout, far inside Naver's 5-minute window.
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return accessToken{}, fmt.Errorf("building token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return accessToken{}, &upstreamError{Err: redactError(err, sign)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("reading response: %w", redactError(err, sign))}
+	}
+	if len(body) > maxResponseBytes {
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("response larger than %d bytes", maxResponseBytes)}
+	}
+	c.logRateLimits(resp, typ)
+	if resp.StatusCode != http.StatusOK {
+		return accessToken{}, decodeErrorResponse(resp, body, sign)
+	}
+	tok, err := decodeTokenResponse(body, sentAt)
+	if err != nil {
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: err}
+	}
+	return tok, nil
+}
+
+func (c *naverClient) logRateLimits(resp *http.Response, typ string) {
+	if c.logger == nil || !c.logger.IsDebug() {
+		return
+	}
+	args := []any{"type", typ, "status", resp.StatusCode, "trace_id", traceID(resp)}
+	for _, h := range []string{
+		"GNCP-GW-RateLimit-Replenish-Rate", "GNCP-GW-RateLimit-Burst-Capacity", "GNCP-GW-RateLimit-Remaining",
+		"GNCP-GW-Quota-Period", "GNCP-GW-Quota-Limit", "GNCP-GW-Quota-Remaining",
+	} {
+		if v := resp.Header.Get(h); v != "" {
+			args = append(args, strings.ToLower(strings.TrimPrefix(h, "GNCP-GW-")), v)
+		}
+	}
+	c.logger.Debug("naver token response", args...)
+}
+
+// tokenResponse is Naver's success body.
+type tokenResponse struct {
+	AccessToken string          `json:"access_token"`
+	ExpiresIn   json.RawMessage `json:"expires_in"`
+	TokenType   string          `json:"token_type"`
+}
+
+// decodeTokenResponse checks a 200 body: anything odd is an error, never a cached token.
+func decodeTokenResponse(body []byte, sentAt time.Time) (accessToken, error) {
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return accessToken{}, fmt.Errorf("response is not the expected JSON (%s)", describeBody(body))
+	}
+	if tr.AccessToken == "" {
+		return accessToken{}, errors.New("response has no access_token")
+	}
+	if strings.ContainsFunc(tr.AccessToken, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return accessToken{}, errors.New("response has an access_token with characters a bearer token cannot hold")
+	}
+	switch {
+	case tr.TokenType == "":
+		tr.TokenType = "Bearer"
+	case strings.EqualFold(tr.TokenType, "Bearer"):
+		tr.TokenType = "Bearer"
+	default:
+		return accessToken{}, fmt.Errorf("response has token_type %q, want Bearer", truncate(tr.TokenType, 20))
+	}
+	seconds, err := strconv.ParseInt(string(tr.ExpiresIn), 10, 64)
+	if err != nil || seconds <= 0 || seconds > int64(maxTokenLifetime/time.Second) {
+		return accessToken{}, fmt.Errorf("response has expires_in %s, want a whole number of seconds from 1 to %d",
+			truncate(string(tr.ExpiresIn), 20), int64(maxTokenLifetime/time.Second))
+	}
+	return accessToken{
+		AccessToken: tr.AccessToken,
+		TokenType:   tr.TokenType,
+		ExpiresAt:   sentAt.Add(time.Duration(seconds) * time.Second),
+	}, nil
+}
+
+// naverError is the JSON body of Naver's gateway errors.
+type naverError struct {
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	TraceID       string `json:"traceId"`
+	InvalidInputs []struct {
+		Name    string `json:"name"`
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"invalidInputs"`
+}
+
+func decodeErrorResponse(resp *http.Response, body []byte, sign string) *upstreamError {
+	e := &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp)}
+	var ne naverError
+	if err := json.Unmarshal(body, &ne); err != nil || (ne.Code == "" && ne.Message == "") {
+		e.Message = describeBody(body)
+	} else {
+		e.Code = truncate(ne.Code, 60)
+		msg := ne.Message
+		for _, in := range ne.InvalidInputs {
+			msg += fmt.Sprintf("; %s: %s", in.Name, in.Message)
+		}
+		e.Message = redact(truncate(msg, maxErrorMessage), sign)
+		if ne.TraceID != "" {
+			e.TraceID = truncate(ne.TraceID, 100)
+		}
+	}
+	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		e.RetryAfter = d
+	}
+	return e
+}
+
+// upstreamError is a failed token request, described without any secret: Naver support asks
+// for the status, code, message and trace ID.
+type upstreamError struct {
+	StatusCode int // 0: no HTTP answer
+	Code       string
+	Message    string
+	TraceID    string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *upstreamError) Error() string {
+	var b strings.Builder
+	if e.StatusCode == 0 {
+		b.WriteString("naver token endpoint did not answer")
+	} else {
+		fmt.Fprintf(&b, "naver answered HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.TraceID != "" {
+		fmt.Fprintf(&b, " (trace ID %s)", e.TraceID)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter.Round(time.Second))
+	}
+	if hint := e.hint(); hint != "" {
+		b.WriteString("; ")
+		b.WriteString(hint)
+	}
+	return b.String()
+}
+
+func (e *upstreamError) Unwrap() error { return e.Err }
+
+// callerFault reports whether the request itself was refused (a 4xx other than 429): the
+// caller must fix something, and retrying cannot help.
+func (e *upstreamError) callerFault() bool {
+	return e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests
+}
+
+func (e *upstreamError) hint() string {
+	switch {
+	case e.Code == "GW.IP_NOT_ALLOWED":
+		return "register this Vault server's outgoing IP address for the application in the Naver Commerce API center, or set proxy_url to a proxy with a registered address"
+	case e.StatusCode == http.StatusForbidden || e.StatusCode == http.StatusUnauthorized:
+		return "check client_id and client_secret, and that the Vault server's clock is right: Naver accepts a signed timestamp only within 5 minutes of its own clock"
+	case e.StatusCode == http.StatusTooManyRequests:
+		return "Naver is rate limiting this application; excessive token requests can get it limited to about one per hour"
+	case e.StatusCode == 0 && errors.Is(e.Err, context.DeadlineExceeded):
+		return "raise request_timeout, or check the network path to Naver"
+	}
+	return ""
+}
+
+// checkRetry retries network errors, 429 and 5xx; never a refusal, which would only be
+// refused again and counts against the application.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return true, nil
+	}
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+		return false, nil
+	}
+	// A Retry-After beyond the time left cannot be honoured: give up now with Naver's answer.
+	if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// retryBackoff is exponential with full jitter, or Retry-After when Naver sends one.
+func retryBackoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+			return wait
+		}
+	}
+	ceiling := min << uint(min2(attempt, 16))
+	if ceiling <= 0 || ceiling > max {
+		ceiling = max
+	}
+	return min/2 + rand.N(ceiling-min/2+1)
+}
+
+func min2(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func parseRetryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && s >= 0 && s < 86400 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 && d < 24*time.Hour {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func traceID(resp *http.Response) string {
+	return truncate(resp.Header.Get("GNCP-GW-Trace-ID"), 100)
+}
+
+// describeBody says what an unexpected body was without echoing much of it.
+func describeBody(body []byte) string {
+	trimmed := strings.TrimSpace(string(body))
+	switch {
+	case trimmed == "":
+		return "empty body"
+	case strings.HasPrefix(trimmed, "<"):
+		return fmt.Sprintf("an HTML or XML body of %d bytes", len(body))
+	default:
+		return fmt.Sprintf("an unexpected body of %d bytes", len(body))
+	}
+}
+
+func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// redact removes secrets from text that came from elsewhere (a gateway could echo input).
+func redact(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
+}
+
+func redactError(err error, secrets ...string) error {
+	msg := err.Error()
+	if red := redact(msg, secrets...); red != msg {
+		return errors.New(red)
+	}
+	return err
+}

@@ -1,0 +1,474 @@
+package navercommerce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	configStorageKey = "config"
+
+	fieldClientID         = "client_id"
+	fieldClientSecret     = "client_secret"
+	fieldBaseURL          = "base_url"
+	fieldRequestTimeout   = "request_timeout"
+	fieldMaxRetries       = "max_retries"
+	fieldProxyURL         = "proxy_url"
+	fieldVerifyConnection = "verify_connection"
+
+	defaultBaseURL        = "https://api.commerce.naver.com/external"
+	defaultRequestTimeout = 10 * time.Second
+	maxRequestTimeout     = 60 * time.Second // well inside Vault's 90-second request limit
+	defaultMaxRetries     = 2
+	maxMaxRetries         = 5
+	// The password Naver signs is client_id + "_" + a 13-digit timestamp, and bcrypt reads
+	// at most 71 bytes of it (plus a NUL).
+	maxClientIDLength = bcryptMaxPassword - 1 - len("_") - 13
+)
+
+// naverConfig is the stored configuration of the mount (seal-wrapped).
+type naverConfig struct {
+	ClientID       string        `json:"client_id"`
+	ClientSecret   string        `json:"client_secret"`
+	BaseURL        string        `json:"base_url"`
+	RequestTimeout time.Duration `json:"request_timeout"`
+	MaxRetries     int           `json:"max_retries"`
+	ProxyURL       string        `json:"proxy_url,omitempty"`
+}
+
+// credentialsID fingerprints what cached tokens depend on.
+func (c *naverConfig) credentialsID() string {
+	return credentialsID(c.ClientID, c.ClientSecret, c.BaseURL)
+}
+
+func pathConfig(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			fieldClientID: {
+				Type:        framework.TypeString,
+				Description: "Application ID issued by the Naver Commerce API center. Required on create.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Client ID",
+				},
+			},
+			fieldClientSecret: {
+				Type: framework.TypeString,
+				Description: `Application secret issued by Naver: a bcrypt salt such as "$2a$04$" followed by 22 characters. ` +
+					"Required on create; write-only: never returned.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "Client secret",
+					Sensitive: true,
+				},
+			},
+			fieldBaseURL: {
+				Type:        framework.TypeString,
+				Default:     defaultBaseURL,
+				Description: `Naver Commerce API base URL; "https://api.commerce.naver.com/partner" for agencies. HTTPS only, except plain HTTP to a loopback address for testing.`,
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Base URL",
+				},
+			},
+			fieldRequestTimeout: {
+				Type:        framework.TypeDurationSecond,
+				Default:     int(defaultRequestTimeout.Seconds()),
+				Description: "Time limit for getting one token from Naver, retries included (1s to 60s).",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Request timeout",
+				},
+			},
+			fieldMaxRetries: {
+				Type:        framework.TypeInt,
+				Default:     defaultMaxRetries,
+				Description: "Retries of a token request after a network error, 429 or 5xx (0 to 5). Refusals (400, 401, 403) are never retried.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Max retries",
+				},
+			},
+			fieldProxyURL: {
+				Type:        framework.TypeString,
+				Description: "HTTP(S) proxy for requests to Naver, e.g. one with an IP address registered for the application. Empty: HTTPS_PROXY/HTTP_PROXY of the Vault server's environment.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Proxy URL",
+				},
+			},
+			fieldVerifyConnection: {
+				Type:        framework.TypeBool,
+				Default:     true,
+				Description: "Request a SELF token with the new credentials before storing them, and refuse the write if Naver refuses. The token is kept in the cache. Not stored.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Verify connection",
+				},
+			},
+		},
+		ExistenceCheck: b.pathConfigExistenceCheck,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathConfigRead,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationSuffix: "configuration",
+				},
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: configResponseFields}},
+				},
+			},
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "configure",
+				},
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "configure",
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigDelete,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationSuffix: "configuration",
+				},
+			},
+		},
+		HelpSynopsis:    "Configure the Naver Commerce application whose tokens this engine issues.",
+		HelpDescription: strings.TrimSpace(pathConfigHelp),
+	}
+}
+
+const pathConfigHelp = `
+Stores the application's client ID and client secret (a bcrypt salt, never returned) and how
+to reach Naver. Unless verify_connection=false, a write first requests a SELF token with the
+new credentials and stores nothing if Naver refuses them. Changing client_id, client_secret
+or base_url drops every cached token: Naver invalidates an old secret at once, and a token of
+other credentials must never be served. Deleting the config drops the cached tokens as well.
+`
+
+var configResponseFields = map[string]*framework.FieldSchema{
+	fieldClientID:       {Type: framework.TypeString, Description: "Application ID."},
+	fieldBaseURL:        {Type: framework.TypeString, Description: "Naver Commerce API base URL."},
+	fieldRequestTimeout: {Type: framework.TypeInt, Description: "Time limit for one token request, in seconds."},
+	fieldMaxRetries:     {Type: framework.TypeInt, Description: "Retries after a network error, 429 or 5xx."},
+	fieldProxyURL:       {Type: framework.TypeString, Description: "Proxy for requests to Naver, password redacted."},
+}
+
+// getConfig returns the mount's config and a client for it, or nils when unconfigured.
+func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*naverConfig, *naverClient, error) {
+	b.mu.RLock()
+	cfg, client := b.config, b.client
+	b.mu.RUnlock()
+	if cfg != nil {
+		return cfg, client, nil
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.config != nil {
+		return b.config, b.client, nil
+	}
+	cfg, err := readConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return nil, nil, err
+	}
+	client, err = b.newClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.config, b.client = cfg, client
+	return cfg, client, nil
+}
+
+func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {
+	entry, err := s.Get(ctx, configStorageKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cfg := new(naverConfig)
+	if err := entry.DecodeJSON(cfg); err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	return cfg, nil
+}
+
+func (b *backend) newClient(cfg *naverConfig) (*naverClient, error) {
+	secret, err := parseClientSecret(cfg.ClientSecret)
+	if err != nil {
+		// Only a corrupted storage entry gets here; the write path validated it.
+		return nil, fmt.Errorf("stored %s: %w", fieldClientSecret, err)
+	}
+	var logger = b.Logger()
+	return newNaverClient(naverClientConfig{
+		baseURL:    cfg.BaseURL,
+		clientID:   cfg.ClientID,
+		secret:     secret,
+		maxRetries: cfg.MaxRetries,
+		proxyURL:   cfg.ProxyURL,
+		transport:  b.transport,
+		now:        b.now,
+		logger:     logger.Named("naver"),
+	})
+}
+
+func (b *backend) pathConfigExistenceCheck(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	cfg, err := readConfig(ctx, req.Storage)
+	return cfg != nil, err
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, _, err := b.getConfig(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{
+		fieldClientID:       cfg.ClientID,
+		fieldBaseURL:        cfg.BaseURL,
+		fieldRequestTimeout: int64(cfg.RequestTimeout / time.Second),
+		fieldMaxRetries:     cfg.MaxRetries,
+		fieldProxyURL:       redactedURL(cfg.ProxyURL),
+	}}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := rejectUnknownFields(d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	old, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := configFromRequest(old, d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	credentialsChanged := old == nil || old.credentialsID() != cfg.credentialsID()
+	connectionChanged := credentialsChanged || old.ProxyURL != cfg.ProxyURL
+
+	client, err := b.newClient(cfg)
+	if err != nil {
+		return logical.ErrorResponse("%s: %s", fieldProxyURL, err), nil
+	}
+	var verified *cachedToken
+	if d.Get(fieldVerifyConnection).(bool) && connectionChanged {
+		key := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
+		tok, err := b.fetchToken(ctx, client, cfg, key)
+		if err != nil {
+			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
+		}
+		verified = &cachedToken{accessToken: tok, Key: key, Credentials: cfg.credentialsID(), FetchedAt: b.now()}
+	}
+
+	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("storing config: %w", err)
+	}
+	b.mu.Lock()
+	b.config, b.client = cfg, client
+	b.mu.Unlock()
+
+	if credentialsChanged {
+		// A failure leaves stale entries behind, but their credentials fingerprint no longer
+		// matches, so they are never served.
+		if err := b.tokens.purge(ctx, req.Storage); err != nil {
+			b.Logger().Warn("dropping cached tokens of the old credentials", "error", err)
+		}
+	}
+	if verified != nil {
+		if err := b.tokens.seed(ctx, req.Storage, verified); err != nil {
+			b.Logger().Warn("caching the verification token", "error", err)
+		}
+	}
+	return nil, nil
+}
+
+// configFromRequest merges the request into old (nil on create) and validates the result.
+// Every error names its field.
+func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, error) {
+	cfg := &naverConfig{
+		BaseURL:        defaultBaseURL,
+		RequestTimeout: defaultRequestTimeout,
+		MaxRetries:     defaultMaxRetries,
+	}
+	if old != nil {
+		*cfg = *old
+	}
+
+	if v, ok, err := d.GetOkErr(fieldClientID); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldClientID, err)
+	} else if ok {
+		cfg.ClientID = strings.TrimSpace(v.(string))
+	}
+	if cfg.ClientID == "" {
+		return nil, fmt.Errorf("%s is required", fieldClientID)
+	}
+	if err := validateClientID(cfg.ClientID); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldClientID, err)
+	}
+
+	if v, ok, err := d.GetOkErr(fieldClientSecret); err != nil {
+		return nil, fmt.Errorf("%s: must be a string", fieldClientSecret)
+	} else if ok {
+		cfg.ClientSecret = strings.TrimSpace(v.(string))
+	}
+	if cfg.ClientSecret == "" {
+		return nil, fmt.Errorf("%s is required", fieldClientSecret)
+	}
+	if _, err := parseClientSecret(cfg.ClientSecret); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldClientSecret, err)
+	}
+
+	if v, ok, err := d.GetOkErr(fieldBaseURL); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldBaseURL, err)
+	} else if ok {
+		u, err := validateBaseURL(v.(string))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fieldBaseURL, err)
+		}
+		cfg.BaseURL = u
+	}
+
+	if v, ok, err := d.GetOkErr(fieldRequestTimeout); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldRequestTimeout, err)
+	} else if ok {
+		timeout := time.Duration(v.(int)) * time.Second
+		if timeout < time.Second || timeout > maxRequestTimeout {
+			return nil, fmt.Errorf("%s: must be from 1s to %s", fieldRequestTimeout, maxRequestTimeout)
+		}
+		cfg.RequestTimeout = timeout
+	}
+
+	if v, ok, err := d.GetOkErr(fieldMaxRetries); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldMaxRetries, err)
+	} else if ok {
+		n := v.(int)
+		if n < 0 || n > maxMaxRetries {
+			return nil, fmt.Errorf("%s: must be from 0 to %d", fieldMaxRetries, maxMaxRetries)
+		}
+		cfg.MaxRetries = n
+	}
+
+	if v, ok, err := d.GetOkErr(fieldProxyURL); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldProxyURL, err)
+	} else if ok {
+		p, err := validateProxyURL(v.(string))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fieldProxyURL, err)
+		}
+		cfg.ProxyURL = p
+	}
+
+	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldVerifyConnection, err)
+	}
+	return cfg, nil
+}
+
+func validateClientID(id string) error {
+	if len(id) > maxClientIDLength {
+		return fmt.Errorf("must be at most %d characters", maxClientIDLength)
+	}
+	for _, r := range id {
+		if r <= ' ' || r >= 0x7f {
+			return errors.New("must be printable ASCII without white space")
+		}
+	}
+	return nil
+}
+
+// validateBaseURL allows https, and plain http only to this machine (for the emulator).
+func validateBaseURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", errors.New("must be a URL such as " + defaultBaseURL)
+	}
+	switch {
+	case u.Host == "" || u.Opaque != "":
+		return "", errors.New("must be an absolute URL such as " + defaultBaseURL)
+	case u.User != nil:
+		return "", errors.New("must not contain user information")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("must not have a query or fragment")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return "", errors.New("must use https (plain http is allowed only to a loopback address, for testing)")
+	default:
+		return "", fmt.Errorf("must use https, not %q", u.Scheme)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	return u.String(), nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateProxyURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", errors.New("must be a URL such as http://proxy.example.com:3128")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" {
+		return "", fmt.Errorf("must use http, https or socks5, not %q", u.Scheme)
+	}
+	if strings.ContainsFunc(raw, unicode.IsSpace) {
+		return "", errors.New("must not contain white space")
+	}
+	return u.String(), nil
+}
+
+// redactedURL hides a proxy password in reads.
+func redactedURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	if err := req.Storage.Delete(ctx, configStorageKey); err != nil {
+		return nil, fmt.Errorf("deleting config: %w", err)
+	}
+	b.mu.Lock()
+	b.config, b.client = nil, nil
+	b.mu.Unlock()
+	if err := b.tokens.purge(ctx, req.Storage); err != nil {
+		return nil, fmt.Errorf("config deleted, but dropping cached tokens failed: %w", err)
+	}
+	return nil, nil
+}

@@ -1,0 +1,282 @@
+package navercommerce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	roleStoragePrefix = "roles/"
+
+	fieldRoleName  = "name"
+	fieldType      = "type"
+	fieldAccountID = "account_id"
+	fieldTTL       = "ttl"
+
+	maxAccountIDLength = 128
+)
+
+// roleEntry is a stored role: which kind of token it reads.
+type roleEntry struct {
+	Type      string        `json:"type"`
+	AccountID string        `json:"account_id,omitempty"`
+	TTL       time.Duration `json:"ttl"`
+}
+
+func (r *roleEntry) tokenKey(clientID string) tokenKey {
+	return tokenKey{ClientID: clientID, Type: r.Type, AccountID: r.AccountID}
+}
+
+func pathRoles(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathRolesList,
+					Responses: map[int][]framework.Response{
+						200: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+							"keys": {Type: framework.TypeStringSlice, Description: "Role names."},
+						}}},
+					},
+				},
+			},
+			HelpSynopsis:    "List the roles.",
+			HelpDescription: "Lists the names of the roles defined on this mount.",
+		},
+		{
+			Pattern: "roles/" + framework.GenericNameRegex(fieldRoleName),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "role",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				fieldRoleName: {
+					Type:        framework.TypeString,
+					Description: "Name of the role.",
+					Required:    true,
+				},
+				fieldType: {
+					Type:        framework.TypeString,
+					Description: `Token type: "SELF" (the application's own data) or "SELLER" (a seller who authorised the application). Case-insensitive. Required on create.`,
+					AllowedValues: []any{
+						tokenTypeSelf, tokenTypeSeller,
+					},
+				},
+				fieldAccountID: {
+					Type:        framework.TypeString,
+					Description: "The seller's account ID or UID (e.g. ncp_...). Required for SELLER, not allowed for SELF: Naver penalises SELF requests that carry one.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Account ID",
+					},
+				},
+				fieldTTL: {
+					Type:        framework.TypeDurationSecond,
+					Description: "Upper bound of the lease on tokens read through this role. 0 (default): the token's remaining life.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "TTL",
+					},
+				},
+			},
+			ExistenceCheck: b.pathRoleExistenceCheck,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRoleRead,
+					Responses: map[int][]framework.Response{
+						200: {{Description: "OK", Fields: roleResponseFields}},
+					},
+				},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleDelete,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Manage a role: which kind of Naver Commerce token token/<name> returns.",
+			HelpDescription: strings.TrimSpace(pathRoleHelp),
+		},
+	}
+}
+
+const pathRoleHelp = `
+A role names the token that "token/<name>" returns: type SELF for the application's own data,
+or type SELLER with the account_id of a seller who authorised the application. Roles with the
+same type and account share one cached token, so defining a role per application or team costs
+no extra requests to Naver. ttl caps the lease of tokens read through the role; by default the
+lease is the token's remaining life. Deleting a role does not revoke tokens already issued.
+`
+
+var roleResponseFields = map[string]*framework.FieldSchema{
+	fieldType:      {Type: framework.TypeString, Description: "SELF or SELLER."},
+	fieldAccountID: {Type: framework.TypeString, Description: "Seller account ID (SELLER only)."},
+	fieldTTL:       {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
+}
+
+// role returns the named role, from memory when it was read before.
+func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if v, ok := b.roles.Load(name); ok {
+		return v.(*roleEntry), nil
+	}
+	r, err := readRole(ctx, s, name)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	b.roles.Store(name, r)
+	return r, nil
+}
+
+func readRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	entry, err := s.Get(ctx, roleStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	r := new(roleEntry)
+	if err := entry.DecodeJSON(r); err != nil {
+		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	}
+	return r, nil
+}
+
+func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing roles: %w", err)
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathRoleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	r, err := readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
+	return r != nil, err
+}
+
+func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	r, err := readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: roleResponseData(r)}, nil
+}
+
+func roleResponseData(r *roleEntry) map[string]any {
+	return map[string]any{
+		fieldType:      r.Type,
+		fieldAccountID: r.AccountID,
+		fieldTTL:       int64(r.TTL / time.Second),
+	}
+}
+
+func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := rejectUnknownFields(d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	name := d.Get(fieldRoleName).(string)
+	old, err := readRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := roleFromRequest(old, d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("storing role %q: %w", name, err)
+	}
+	b.roles.Store(name, r)
+	return nil, nil
+}
+
+// roleFromRequest merges the request into old (nil on create) and validates the result.
+func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error) {
+	r := new(roleEntry)
+	if old != nil {
+		*r = *old
+	}
+	if v, ok, err := d.GetOkErr(fieldType); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldType, err)
+	} else if ok {
+		r.Type = strings.ToUpper(strings.TrimSpace(v.(string)))
+	}
+	switch r.Type {
+	case tokenTypeSelf, tokenTypeSeller:
+	case "":
+		return nil, fmt.Errorf("%s is required: SELF or SELLER", fieldType)
+	default:
+		return nil, fmt.Errorf("%s: must be SELF or SELLER", fieldType)
+	}
+
+	if v, ok, err := d.GetOkErr(fieldAccountID); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldAccountID, err)
+	} else if ok {
+		r.AccountID = v.(string)
+	}
+	if err := validateAccountID(r.AccountID); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldAccountID, err)
+	}
+	switch {
+	case r.Type == tokenTypeSeller && r.AccountID == "":
+		return nil, fmt.Errorf("%s is required when %s is SELLER", fieldAccountID, fieldType)
+	case r.Type == tokenTypeSelf && r.AccountID != "":
+		return nil, fmt.Errorf(`%s must not be set when %s is SELF (Naver penalises it); set %s="" to clear it`, fieldAccountID, fieldType, fieldAccountID)
+	}
+
+	if v, ok, err := d.GetOkErr(fieldTTL); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldTTL, err)
+	} else if ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		if ttl < 0 {
+			return nil, fmt.Errorf("%s: must not be negative", fieldTTL)
+		}
+		r.TTL = ttl
+	}
+	return r, nil
+}
+
+func validateAccountID(id string) error {
+	if len(id) > maxAccountIDLength {
+		return fmt.Errorf("must be at most %d characters", maxAccountIDLength)
+	}
+	for _, c := range id {
+		if !unicode.IsPrint(c) || unicode.IsSpace(c) {
+			return errors.New("must be printable characters without white space")
+		}
+	}
+	return nil
+}
+
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldRoleName).(string)
+	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
+		return nil, fmt.Errorf("deleting role %q: %w", name, err)
+	}
+	b.roles.Delete(name)
+	return nil, nil
+}

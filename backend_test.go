@@ -1,0 +1,209 @@
+package navercommerce
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
+)
+
+const (
+	testClientID = "7dMvteboKNHwyRremLXXXX"
+	testSecret   = "$2a$04$QKLnou1D2cSH19Pia30bcu"
+	otherSecret  = "$2a$04$0Wjc3tI6S0H6KsoKAylGde"
+	testAccount  = "ncp_2sRZTWJVbDtHPoz9OXXXX"
+	testMount    = "navercommerce/"
+)
+
+// fakeClock is shared by the backend and the emulator so time rules are tested without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// testEnv is a backend on in-memory storage talking to an emulator, both on one fake clock.
+type testEnv struct {
+	t       *testing.T
+	clock   *fakeClock
+	naver   *navercommercetest.Server
+	b       *backend
+	storage logical.Storage
+	// logs collects every backend's log; tokens collects every token read, so the test can
+	// check that no secret or token was logged.
+	logs   syncBuffer
+	tokens []string
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	clock := newFakeClock()
+	naver := navercommercetest.NewServer(navercommercetest.Config{
+		Applications: []navercommercetest.Application{{ClientID: testClientID, ClientSecret: testSecret}},
+		Now:          clock.Now,
+	})
+	t.Cleanup(naver.Close)
+	env := &testEnv{t: t, clock: clock, naver: naver, storage: &logical.InmemStorage{}}
+	env.b = env.newBackend()
+	t.Cleanup(func() {
+		logs := env.logs.String()
+		if !strings.Contains(logs, "naver token response") && env.naver.TokenRequests() > 0 {
+			t.Error("the backend log was not captured")
+		}
+		assertNoSecrets(t, logs, env.tokens...)
+	})
+	return env
+}
+
+// newBackend is a fresh backend on the same storage: a restart or another node.
+func (e *testEnv) newBackend() *backend {
+	e.t.Helper()
+	b := newBackend(backendOptions{now: e.clock.Now})
+	conf := logical.TestBackendConfig()
+	conf.StorageView = e.storage
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &e.logs, Level: hclog.Trace})
+	if err := b.Setup(context.Background(), conf); err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+// request runs one request the way Vault's router does, existence check included.
+func (e *testEnv) request(b *backend, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
+	e.t.Helper()
+	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage, MountPoint: testMount}
+	if op == logical.UpdateOperation {
+		checkFound, exists, err := b.HandleExistenceCheck(context.Background(), req)
+		if err != nil {
+			return nil, err // Vault answers 400 with this
+		}
+		if checkFound && !exists {
+			req.Operation = logical.CreateOperation
+		}
+	}
+	return b.HandleRequest(context.Background(), req)
+}
+
+func (e *testEnv) write(path string, data map[string]any) (*logical.Response, error) {
+	e.t.Helper()
+	return e.request(e.b, logical.UpdateOperation, path, data)
+}
+
+func (e *testEnv) read(path string) (*logical.Response, error) {
+	e.t.Helper()
+	return e.request(e.b, logical.ReadOperation, path, nil)
+}
+
+func (e *testEnv) mustWrite(path string, data map[string]any) {
+	e.t.Helper()
+	resp, err := e.write(path, data)
+	if err != nil || resp.IsError() {
+		e.t.Fatalf("write %s: %v %v", path, err, resp.Error())
+	}
+}
+
+func (e *testEnv) configure() {
+	e.t.Helper()
+	e.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": e.naver.URL})
+}
+
+func (e *testEnv) readToken(role string) *logical.Response {
+	e.t.Helper()
+	resp, err := e.read("token/" + role)
+	if err != nil || resp.IsError() {
+		e.t.Fatalf("read token/%s: %v %v", role, err, resp.Error())
+	}
+	e.tokens = append(e.tokens, resp.Data["access_token"].(string))
+	return resp
+}
+
+func (e *testEnv) requestsFor(typ, account string) int {
+	return e.naver.TokenRequestsFor(testClientID, typ, account)
+}
+
+// assertCompliant fails the test if the emulator saw anything Naver would penalise.
+func (e *testEnv) assertCompliant() {
+	e.t.Helper()
+	if v := e.naver.Violations(); len(v) > 0 {
+		e.t.Errorf("emulator recorded non-compliant requests: %v", v)
+	}
+}
+
+// errorText returns the user-visible error of a request, whichever way it was returned.
+func errorText(resp *logical.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	if resp != nil && resp.IsError() {
+		return resp.Error().Error()
+	}
+	return ""
+}
+
+func httpStatus(resp *logical.Response, err error) int {
+	var coded logical.HTTPCodedError
+	if errors.As(err, &coded) {
+		return coded.Code()
+	}
+	var user errutil.UserError
+	if errors.As(err, &user) {
+		return http.StatusBadRequest
+	}
+	if err != nil {
+		return http.StatusInternalServerError
+	}
+	if resp != nil && resp.IsError() {
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
+func assertNoSecrets(t *testing.T, text string, tokens ...string) {
+	t.Helper()
+	for _, s := range append([]string{testSecret, otherSecret, "JDJhJDA0J"}, tokens...) {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("secret %q leaked into %q", s[:min(8, len(s))]+"...", text)
+		}
+	}
+}

@@ -83,8 +83,9 @@ func newBackend(opts backendOptions) *backend {
 			pathRoles(b),
 			[]*framework.Path{pathToken(b)},
 		),
-		Secrets:    []*framework.Secret{secretToken(b)},
-		Invalidate: b.invalidate,
+		Secrets:      []*framework.Secret{secretToken(b)},
+		Invalidate:   b.invalidate,
+		PeriodicFunc: b.renewTokensInUse,
 	}
 	b.tokens = newTokenCache(b.now, nil)
 	return b

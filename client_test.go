@@ -157,7 +157,7 @@ func TestFailureBacksOffPerKey(t *testing.T) {
 func TestFailedRenewalServesValidToken(t *testing.T) {
 	env := newTestEnv(t)
 	env.configure()
-	env.mustWrite("config", map[string]any{"max_retries": 0})
+	env.mustWrite("config", map[string]any{"max_retries": 0, "background_refresh": false})
 	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
 	first := env.readToken("store").Data["access_token"]
 

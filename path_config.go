@@ -17,13 +17,14 @@ import (
 const (
 	configStorageKey = "config"
 
-	fieldClientID         = "client_id"
-	fieldClientSecret     = "client_secret"
-	fieldBaseURL          = "base_url"
-	fieldRequestTimeout   = "request_timeout"
-	fieldMaxRetries       = "max_retries"
-	fieldProxyURL         = "proxy_url"
-	fieldVerifyConnection = "verify_connection"
+	fieldClientID          = "client_id"
+	fieldClientSecret      = "client_secret"
+	fieldBaseURL           = "base_url"
+	fieldRequestTimeout    = "request_timeout"
+	fieldMaxRetries        = "max_retries"
+	fieldProxyURL          = "proxy_url"
+	fieldVerifyConnection  = "verify_connection"
+	fieldBackgroundRefresh = "background_refresh"
 
 	defaultBaseURL        = "https://api.commerce.naver.com/external"
 	defaultRequestTimeout = 10 * time.Second
@@ -43,6 +44,9 @@ type naverConfig struct {
 	RequestTimeout time.Duration `json:"request_timeout"`
 	MaxRetries     int           `json:"max_retries"`
 	ProxyURL       string        `json:"proxy_url,omitempty"`
+	// BackgroundRefresh is stored negated so configs written before the field existed keep
+	// the default (on).
+	NoBackgroundRefresh bool `json:"no_background_refresh,omitempty"`
 }
 
 // credentialsID fingerprints what cached tokens depend on.
@@ -104,6 +108,14 @@ func pathConfig(b *backend) *framework.Path {
 					Name: "Proxy URL",
 				},
 			},
+			fieldBackgroundRefresh: {
+				Type:        framework.TypeBool,
+				Default:     true,
+				Description: "Renew tokens that are in use before reads need them: a token read since it was fetched is renewed when it enters Naver's 30-minute window, and reads keep getting the cached token meanwhile. Tokens nobody reads are never renewed.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Background refresh",
+				},
+			},
 			fieldVerifyConnection: {
 				Type:        framework.TypeBool,
 				Default:     true,
@@ -163,11 +175,12 @@ other credentials must never be served. Deleting the config drops the cached tok
 `
 
 var configResponseFields = map[string]*framework.FieldSchema{
-	fieldClientID:       {Type: framework.TypeString, Description: "Application ID."},
-	fieldBaseURL:        {Type: framework.TypeString, Description: "Naver Commerce API base URL."},
-	fieldRequestTimeout: {Type: framework.TypeInt, Description: "Time limit for one token request, in seconds."},
-	fieldMaxRetries:     {Type: framework.TypeInt, Description: "Retries after a network error, 429 or 5xx."},
-	fieldProxyURL:       {Type: framework.TypeString, Description: "Proxy for requests to Naver, password redacted."},
+	fieldClientID:          {Type: framework.TypeString, Description: "Application ID."},
+	fieldBaseURL:           {Type: framework.TypeString, Description: "Naver Commerce API base URL."},
+	fieldRequestTimeout:    {Type: framework.TypeInt, Description: "Time limit for one token request, in seconds."},
+	fieldMaxRetries:        {Type: framework.TypeInt, Description: "Retries after a network error, 429 or 5xx."},
+	fieldProxyURL:          {Type: framework.TypeString, Description: "Proxy for requests to Naver, password redacted."},
+	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 }
 
 // getConfig returns the mount's config and a client for it, or nils when unconfigured.
@@ -241,11 +254,12 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]any{
-		fieldClientID:       cfg.ClientID,
-		fieldBaseURL:        cfg.BaseURL,
-		fieldRequestTimeout: int64(cfg.RequestTimeout / time.Second),
-		fieldMaxRetries:     cfg.MaxRetries,
-		fieldProxyURL:       redactedURL(cfg.ProxyURL),
+		fieldClientID:          cfg.ClientID,
+		fieldBaseURL:           cfg.BaseURL,
+		fieldRequestTimeout:    int64(cfg.RequestTimeout / time.Second),
+		fieldMaxRetries:        cfg.MaxRetries,
+		fieldProxyURL:          redactedURL(cfg.ProxyURL),
+		fieldBackgroundRefresh: !cfg.NoBackgroundRefresh,
 	}}, nil
 }
 
@@ -378,6 +392,12 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 			return nil, fmt.Errorf("%s: %w", fieldProxyURL, err)
 		}
 		cfg.ProxyURL = p
+	}
+
+	if v, ok, err := d.GetOkErr(fieldBackgroundRefresh); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldBackgroundRefresh, err)
+	} else if ok {
+		cfg.NoBackgroundRefresh = !v.(bool)
 	}
 
 	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {

@@ -106,9 +106,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint), nil
 	}
 	key := role.tokenKey(cfg.ClientID)
-	res, err := b.tokens.get(ctx, req.Storage, key, cfg.credentialsID(), func(ctx context.Context, key tokenKey) (accessToken, error) {
-		return b.fetchToken(ctx, client, cfg, key)
-	})
+	res, err := b.tokens.get(ctx, req.Storage, key, cfg.credentialsID(), !cfg.NoBackgroundRefresh, b.fetcher(client, cfg))
 	if err != nil {
 		return nil, tokenRequestError(fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key)), err)
 	}
@@ -135,6 +133,25 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		resp.AddWarning(res.warning)
 	}
 	return resp, nil
+}
+
+func (b *backend) fetcher(client *naverClient, cfg *naverConfig) fetchFunc {
+	return func(ctx context.Context, key tokenKey) (accessToken, error) {
+		return b.fetchToken(ctx, client, cfg, key)
+	}
+}
+
+// renewTokensInUse is the backend's periodic function (Vault calls it about once a minute):
+// it renews tokens that are in use before reads need them.
+func (b *backend) renewTokensInUse(ctx context.Context, req *logical.Request) error {
+	cfg, client, err := b.getConfig(ctx, req.Storage)
+	if err != nil || cfg == nil || cfg.NoBackgroundRefresh {
+		return err
+	}
+	if n := b.tokens.renewReadTokens(ctx, req.Storage, cfg.credentialsID(), b.fetcher(client, cfg)); n > 0 {
+		b.Logger().Debug("renewed tokens in use", "count", n)
+	}
+	return nil
 }
 
 // fetchToken asks Naver for key's token within the configured time limit.

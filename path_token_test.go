@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -109,33 +110,101 @@ func TestTokenLeaseArithmetic(t *testing.T) {
 }
 
 func TestTokenThirtyMinuteRule(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background_refresh=%v", background), func(t *testing.T) {
+			env := newTestEnv(t)
+			env.configure()
+			env.mustWrite("config", map[string]any{"background_refresh": background})
+			env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+			first := env.readToken("store").Data["access_token"]
+
+			env.clock.Advance(3*time.Hour - 30*time.Minute) // exactly 30 minutes left: Naver would hand it back
+			if got := env.readToken("store").Data["access_token"]; got != first {
+				t.Fatal("a token with 30 minutes left was replaced")
+			}
+			if n := env.requestsFor("SELLER", testAccount); n != 1 {
+				t.Fatalf("asked Naver with 30 minutes left: %d requests", n)
+			}
+
+			env.clock.Advance(time.Second) // now under 30 minutes: Naver issues a new token
+			resp := env.readToken("store")
+			if background {
+				// The read is not held up: it gets the cached token while the new one is fetched.
+				if resp.Data["access_token"] != first {
+					t.Fatal("with background refresh the read waited for Naver")
+				}
+				waitFor(t, func() bool { return env.requestsFor("SELLER", testAccount) == 2 })
+				waitFor(t, func() bool { return env.readToken("store").Data["access_token"] != first })
+				resp = env.readToken("store")
+			}
+			second := resp.Data["access_token"]
+			if second == first {
+				t.Fatal("no new token with less than 30 minutes left")
+			}
+			if n := env.requestsFor("SELLER", testAccount); n != 2 {
+				t.Fatalf("%d requests, want 2", n)
+			}
+			if resp.Secret.TTL != 3*time.Hour {
+				t.Errorf("new token's lease %s, want 3h", resp.Secret.TTL)
+			}
+			if !env.naver.TokenValid(first.(string)) {
+				t.Error("Naver keeps the old token valid until its expiry; it should still work")
+			}
+			env.assertCompliant()
+		})
+	}
+}
+
+// waitFor polls cond for up to 5 seconds: for work a read started in the background.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestBackgroundRefreshRenewsOnlyTokensInUse(t *testing.T) {
 	env := newTestEnv(t)
 	env.configure()
-	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
-	first := env.readToken("store").Data["access_token"]
+	env.mustWrite("roles/used", map[string]any{"type": "SELLER", "account_id": "ncp_used"})
+	env.mustWrite("roles/idle", map[string]any{"type": "SELLER", "account_id": "ncp_idle"})
+	env.readToken("used")
+	env.readToken("idle")
+	periodic := func() {
+		t.Helper()
+		if _, err := env.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RollbackOperation, Storage: env.storage}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	env.clock.Advance(3*time.Hour - 30*time.Minute) // exactly 30 minutes left: Naver would hand it back
-	if got := env.readToken("store").Data["access_token"]; got != first {
-		t.Fatal("a token with 30 minutes left was replaced")
+	env.clock.Advance(2*time.Hour + 31*time.Minute) // 29 minutes left
+	periodic()
+	if env.requestsFor("SELLER", "ncp_used") != 2 || env.requestsFor("SELLER", "ncp_idle") != 2 {
+		t.Fatalf("tokens read since they were fetched should be renewed once: used %d idle %d",
+			env.requestsFor("SELLER", "ncp_used"), env.requestsFor("SELLER", "ncp_idle"))
 	}
-	if n := env.requestsFor("SELLER", testAccount); n != 1 {
-		t.Fatalf("asked Naver with 30 minutes left: %d requests", n)
+	// Only "used" is read again; the new "idle" token is never renewed.
+	env.readToken("used")
+	env.clock.Advance(2*time.Hour + 31*time.Minute)
+	periodic()
+	periodic()
+	if got := env.requestsFor("SELLER", "ncp_used"); got != 3 {
+		t.Errorf("used: %d requests, want 3", got)
 	}
-
-	env.clock.Advance(time.Second) // now under 30 minutes: Naver issues a new token
-	resp := env.readToken("store")
-	second := resp.Data["access_token"]
-	if second == first {
-		t.Fatal("no new token with less than 30 minutes left")
+	if got := env.requestsFor("SELLER", "ncp_idle"); got != 2 {
+		t.Errorf("idle token was renewed though nobody read it: %d requests, want 2", got)
 	}
-	if n := env.requestsFor("SELLER", testAccount); n != 2 {
-		t.Fatalf("%d requests, want 2", n)
+	// A read after a background renewal never waits and gets the new token.
+	before := env.requestsFor("SELLER", "ncp_used")
+	if resp := env.readToken("used"); resp.Secret.TTL != 3*time.Hour {
+		t.Errorf("lease %s, want the renewed token's 3h", resp.Secret.TTL)
 	}
-	if resp.Secret.TTL != 3*time.Hour {
-		t.Errorf("new token's lease %s, want 3h", resp.Secret.TTL)
-	}
-	if !env.naver.TokenValid(first.(string)) {
-		t.Error("Naver keeps the old token valid until its expiry; it should still work")
+	if env.requestsFor("SELLER", "ncp_used") != before {
+		t.Error("the read asked Naver after a background renewal")
 	}
 	env.assertCompliant()
 }

@@ -27,6 +27,9 @@ const (
 	minRefetchInterval = 10 * time.Second
 	// minServableLife is the least life a token must have to be handed out at all.
 	minServableLife = 10 * time.Second
+	// minAheadLife: with background refresh on, a token in the 30-minute window that has at
+	// least this much left is served at once while a new one is requested behind the read.
+	minAheadLife = 5 * time.Minute
 
 	tokenStoragePrefix = "tokens/"
 )
@@ -55,8 +58,24 @@ type cachedToken struct {
 	Key tokenKey `json:"key"`
 	// Credentials ties the token to the config it was fetched with (see credentialsID).
 	Credentials string `json:"credentials"`
-	// FetchedAt is when this node last asked Naver for the key (not persisted meaning).
+	// FetchedAt is when the token was requested.
 	FetchedAt time.Time `json:"fetched_at"`
+	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the token.
+	lastRead atomic.Int64
+}
+
+// markRead records a read at now, writing only when the second changes: every read of a
+// warm key goes through here, and a shared cache line should stay shared.
+func (t *cachedToken) markRead(now time.Time) {
+	n := now.UnixNano()
+	if n-t.lastRead.Load() > int64(time.Second) {
+		t.lastRead.Store(n)
+	}
+}
+
+// readSinceFetched reports whether anyone read the token after it was fetched.
+func (t *cachedToken) readSinceFetched() bool {
+	return t.lastRead.Load() >= t.FetchedAt.UnixNano()
 }
 
 // fetchFunc asks Naver for the key's token.
@@ -99,21 +118,70 @@ type tokenResult struct {
 
 // get returns the key's token, asking Naver through fetch only when the cached one has
 // less than refreshWindow left. Concurrent callers for one key share one request and its
-// result or error. credentials identifies the current config (see credentialsID).
-func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, credentials string, fetch fetchFunc) (tokenResult, error) {
-	if v, ok := c.entries.Load(key); ok && c.fresh(v.(*cachedToken), credentials, c.now()) {
-		return tokenResult{token: v.(*cachedToken)}, nil
+// result or error. credentials identifies the current config (see credentialsID). With
+// ahead, a token in the window with minAheadLife left is served at once and renewed behind
+// the read.
+func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, credentials string, ahead bool, fetch fetchFunc) (tokenResult, error) {
+	now := c.now()
+	if v, ok := c.entries.Load(key); ok && v.(*cachedToken).Credentials == credentials {
+		tok := v.(*cachedToken)
+		left := tok.ExpiresAt.Sub(now)
+		if left >= refreshWindow {
+			tok.markRead(now)
+			return tokenResult{token: tok}, nil
+		}
+		if ahead && left >= minAheadLife {
+			tok.markRead(now)
+			// DoChan starts the flight (or joins the running one) without waiting for it.
+			c.flights.DoChan(c.flightKey(key), c.refresher(ctx, s, key, credentials, fetch))
+			return tokenResult{token: tok}, nil
+		}
 	}
-	gen := c.generation.Load()
-	flight := strconv.FormatUint(gen, 10) + "|" + key.String()
-	v, err, _ := c.flights.Do(flight, func() (any, error) {
-		// The flight outlives the caller that started it: the others wait on it too.
-		return c.refresh(context.WithoutCancel(ctx), s, key, credentials, gen, fetch)
-	})
+	v, err, _ := c.flights.Do(c.flightKey(key), c.refresher(ctx, s, key, credentials, fetch))
 	if err != nil {
 		return tokenResult{}, err
 	}
-	return v.(tokenResult), nil
+	res := v.(tokenResult)
+	res.token.markRead(c.now())
+	return res, nil
+}
+
+// flightKey includes the generation so no caller joins a request made with old credentials.
+func (c *tokenCache) flightKey(key tokenKey) string {
+	return strconv.FormatUint(c.generation.Load(), 10) + "|" + key.String()
+}
+
+func (c *tokenCache) refresher(ctx context.Context, s logical.Storage, key tokenKey, credentials string, fetch fetchFunc) func() (any, error) {
+	gen := c.generation.Load()
+	return func() (any, error) {
+		// The flight outlives the caller that started it: the others wait on it too.
+		return c.refresh(context.WithoutCancel(ctx), s, key, credentials, gen, fetch)
+	}
+}
+
+// renewReadTokens renews, one key at a time, every token in the 30-minute window that was
+// read since it was fetched. Tokens nobody reads are left to expire: no wasted requests.
+func (c *tokenCache) renewReadTokens(ctx context.Context, s logical.Storage, credentials string, fetch fetchFunc) (renewed int) {
+	now := c.now()
+	var due []tokenKey
+	c.entries.Range(func(k, v any) bool {
+		tok := v.(*cachedToken)
+		if tok.Credentials == credentials && tok.ExpiresAt.Sub(now) < refreshWindow && tok.readSinceFetched() {
+			due = append(due, k.(tokenKey))
+		}
+		return true
+	})
+	for _, key := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err, _ := c.flights.Do(c.flightKey(key), c.refresher(ctx, s, key, credentials, fetch)); err != nil {
+			c.logger.Warn("background refresh failed", "type", key.Type, "error", err)
+			continue
+		}
+		renewed++
+	}
+	return renewed
 }
 
 // refresh runs once per key at a time.

@@ -91,8 +91,14 @@ func newBackend(opts backendOptions) *backend {
 	return b
 }
 
-// Setup also hands the token cache the logger, which exists only once Vault configured us.
+// Setup also hands the token cache the logger, which exists only once Vault configured us,
+// and keeps the per-request replication-state round trip off the hot path.
 func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error {
+	if conf.System != nil {
+		sys := *conf
+		sys.System = &cachedReplicationState{SystemView: conf.System, now: time.Now}
+		conf = &sys
+	}
 	if err := b.Backend.Setup(ctx, conf); err != nil {
 		return err
 	}

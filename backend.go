@@ -81,7 +81,7 @@ func newBackend(opts backendOptions) *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
-			[]*framework.Path{pathToken(b)},
+			[]*framework.Path{pathToken(b), pathInfo(b)},
 		),
 		Secrets:      []*framework.Secret{secretToken(b)},
 		Invalidate:   b.invalidate,

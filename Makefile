@@ -8,7 +8,7 @@ BIN := bin
 PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
 EMULATOR := $(BIN)/navercommerce-emulator
 
-.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench fmt vet clean
+.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench release lint fmt vet clean
 
 all: build
 
@@ -43,6 +43,16 @@ demo-stop:
 
 bench: build
 	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/bench.sh
+
+# Go micro-benchmarks alone (benchstat-friendly): make go-bench > new.txt; benchstat old.txt new.txt
+go-bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
+
+release:
+	@VERSION=$(VERSION) scripts/release.sh
+
+lint:
+	@scripts/lint.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	//lint:ignore SA1019 bcrypt is built from Blowfish, and Naver's signature is bcrypt.
 	"golang.org/x/crypto/blowfish"
 )
 

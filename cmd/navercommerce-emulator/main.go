@@ -1,0 +1,240 @@
+// Command navercommerce-emulator serves the Naver Commerce token API
+// emulator (package navercommercetest) on a loopback address, for demos and
+// for tests that drive a separate process through its /_emulator/ admin
+// endpoints.
+//
+// Every flag has an environment fallback (flag > environment > default):
+//
+//	-listen           NAVER_EMULATOR_LISTEN           127.0.0.1:9443 (loopback only; port 0 picks one)
+//	-client-id        NAVER_EMULATOR_CLIENT_ID        demo-client-id
+//	-client-secret    NAVER_EMULATOR_CLIENT_SECRET    $2a$04$QKLnou1D2cSH19Pia30bcu
+//	-account-ids      NAVER_EMULATOR_ACCOUNT_IDS      comma list; empty = any seller
+//	-token-lifetime   NAVER_EMULATOR_TOKEN_LIFETIME   3h
+//	-reuse-threshold  NAVER_EMULATOR_REUSE_THRESHOLD  30m
+//	-timestamp-window NAVER_EMULATOR_TIMESTAMP_WINDOW 5m
+//	-base-path        NAVER_EMULATOR_BASE_PATH        /external (/partner for agencies)
+//	-url-file         NAVER_EMULATOR_URL_FILE         write the base URL here once listening (removed on exit)
+//
+// When ready it prints one line to stdout:
+//
+//	navercommerce-emulator: listening on http://127.0.0.1:PORT/external
+//
+// Each token request is logged to stderr without secrets, signatures or
+// tokens. SIGINT or SIGTERM shuts it down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
+)
+
+// defaultSecret is Naver's documented example secret, so the documented test
+// vector works against a default emulator.
+const defaultSecret = "$2a$04$QKLnou1D2cSH19Pia30bcu"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "navercommerce-emulator: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	listen          string
+	clientID        string
+	clientSecret    string
+	accountIDs      string
+	tokenLifetime   time.Duration
+	reuseThreshold  time.Duration
+	timestampWindow time.Duration
+	basePath        string
+	urlFile         string
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("navercommerce-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var envErr error
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envErr = errors.Join(envErr, fmt.Errorf("%s: %w", name, err))
+			return def
+		}
+		return d
+	}
+
+	var o options
+	fs.StringVar(&o.listen, "listen", env("NAVER_EMULATOR_LISTEN", "127.0.0.1:9443"), "loopback `host:port` to listen on (port 0 picks a free one)")
+	fs.StringVar(&o.clientID, "client-id", env("NAVER_EMULATOR_CLIENT_ID", "demo-client-id"), "application client ID")
+	fs.StringVar(&o.clientSecret, "client-secret", env("NAVER_EMULATOR_CLIENT_SECRET", defaultSecret), "application client secret (a bcrypt salt like $2a$04$...)")
+	fs.StringVar(&o.accountIDs, "account-ids", env("NAVER_EMULATOR_ACCOUNT_IDS", ""), "comma-separated seller account IDs that authorised the application (empty = any)")
+	fs.DurationVar(&o.tokenLifetime, "token-lifetime", envDuration("NAVER_EMULATOR_TOKEN_LIFETIME", navercommercetest.DefaultTokenLifetime), "lifetime of minted tokens")
+	fs.DurationVar(&o.reuseThreshold, "reuse-threshold", envDuration("NAVER_EMULATOR_REUSE_THRESHOLD", navercommercetest.DefaultReuseThreshold), "a token with at least this much left is returned again")
+	fs.DurationVar(&o.timestampWindow, "timestamp-window", envDuration("NAVER_EMULATOR_TIMESTAMP_WINDOW", navercommercetest.DefaultTimestampWindow), "how old a request timestamp may be")
+	fs.StringVar(&o.basePath, "base-path", env("NAVER_EMULATOR_BASE_PATH", navercommercetest.DefaultBasePath), "API base path")
+	fs.StringVar(&o.urlFile, "url-file", env("NAVER_EMULATOR_URL_FILE", ""), "write the base URL to this `path` once listening")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if envErr != nil {
+		return options{}, envErr
+	}
+	if o.clientID == "" {
+		return options{}, errors.New("-client-id must not be empty")
+	}
+	// Naver's secrets are often pasted with stray white space.
+	o.clientSecret = strings.TrimSpace(o.clientSecret)
+	if err := navercommercetest.CheckClientSecret(o.clientSecret); err != nil {
+		return options{}, fmt.Errorf("-client-secret: %w", err)
+	}
+	for name, d := range map[string]time.Duration{"-token-lifetime": o.tokenLifetime, "-reuse-threshold": o.reuseThreshold, "-timestamp-window": o.timestampWindow} {
+		if d <= 0 {
+			return options{}, fmt.Errorf("%s must be positive, got %v", name, d)
+		}
+	}
+	return o, nil
+}
+
+// checkLoopback refuses anything but a loopback host: the emulator accepts
+// any token request it can verify and must not be reachable from outside.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("-listen %q: refusing a non-loopback host; use 127.0.0.1, ::1 or localhost", addr)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := checkLoopback(o.listen); err != nil {
+		return err
+	}
+	var accounts []string
+	for _, id := range strings.Split(o.accountIDs, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			accounts = append(accounts, id)
+		}
+	}
+
+	logger := log.New(stderr, "navercommerce-emulator: ", log.LstdFlags|log.Lmicroseconds)
+	emu := navercommercetest.New(navercommercetest.Config{
+		Applications:    []navercommercetest.Application{{ClientID: o.clientID, ClientSecret: o.clientSecret, AccountIDs: accounts}},
+		TokenLifetime:   o.tokenLifetime,
+		ReuseThreshold:  o.reuseThreshold,
+		TimestampWindow: o.timestampWindow,
+		BasePath:        o.basePath,
+		Logger:          logger,
+	})
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.listen, err)
+	}
+	// "localhost" could resolve to something else on an odd system.
+	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		ln.Close()
+		return fmt.Errorf("listening on %s: got non-loopback address %s", o.listen, ln.Addr())
+	}
+	baseURL := "http://" + ln.Addr().String() + emu.BasePath()
+
+	srv := &http.Server{
+		Handler:           emu,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          logger,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	if o.urlFile != "" {
+		if err := writeFileAtomic(o.urlFile, baseURL+"\n"); err != nil {
+			srv.Close()
+			return fmt.Errorf("writing -url-file: %w", err)
+		}
+		// A stale file would point scripts at a dead emulator.
+		defer os.Remove(o.urlFile)
+	}
+	fmt.Fprintf(stdout, "navercommerce-emulator: listening on %s\n", baseURL)
+	logger.Printf("client_id=%q account_ids=%q token_lifetime=%v reuse_threshold=%v timestamp_window=%v admin=http://%s/_emulator/",
+		o.clientID, accounts, o.tokenLifetime, o.reuseThreshold, o.timestampWindow, ln.Addr())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Printf("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Requests held by fault delays: closing their connections cancels
+		// their contexts, which ends the delays.
+		logger.Printf("graceful shutdown incomplete (%v); closing connections", err)
+		srv.Close()
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path via a temporary file and a rename, so
+// a script polling for path never reads a partial URL.
+func writeFileAtomic(path, data string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

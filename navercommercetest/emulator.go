@@ -1,0 +1,547 @@
+// Package navercommercetest emulates the Naver Commerce API gateway's token
+// endpoint, in the style of net/http/httptest, so the secrets engine can be
+// tested without the internet.
+//
+// The emulator is deliberately at least as strict as the real gateway: it
+// verifies the bcrypt client_secret_sign independently of any signer, enforces
+// the 5-minute timestamp window, rejects malformed or non-compliant requests,
+// applies Naver's token lifetime rule (the same token is returned while it has
+// 30 minutes or more left) and records non-compliant behaviour (parameters in
+// the query string, account_id with type=SELF, concurrent or needless token
+// requests) in Violations, because Naver penalises such applications.
+//
+// Use New for an http.Handler, or NewServer for a running loopback server.
+// Besides the token endpoint it serves a protected API
+// (GET {BasePath}/v1/seller/account) to prove that a token works, and admin
+// endpoints under /_emulator/ for tests that drive a separate process.
+package navercommercetest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTokenLifetime   = 3 * time.Hour
+	DefaultReuseThreshold  = 30 * time.Minute
+	DefaultTimestampWindow = 5 * time.Minute
+	DefaultBasePath        = "/external"
+)
+
+// Application is an application registered with the emulated gateway.
+type Application struct {
+	ClientID string
+	// ClientSecret is a bcrypt salt such as "$2a$04$QKLnou1D2cSH19Pia30bcu".
+	ClientSecret string
+	// AccountIDs lists the sellers that authorised this application; empty
+	// means any account_id is accepted for type=SELLER.
+	AccountIDs []string
+}
+
+// Config configures an Emulator. Zero values select the defaults.
+type Config struct {
+	Applications    []Application
+	Now             func() time.Time // emulator clock; nil = time.Now
+	TokenLifetime   time.Duration    // default 3h
+	ReuseThreshold  time.Duration    // default 30m: a token with >= this left is returned again
+	TimestampWindow time.Duration    // default 5m
+	BasePath        string           // default "/external"
+	Logger          *log.Logger      // nil = silent; secrets, signatures and tokens are never logged
+}
+
+// Fault replaces the normal answer of upcoming token requests. Faults are
+// queued and consumed in order, one per token request, before the request is
+// validated.
+type Fault struct {
+	Count      int    // how many upcoming token requests it applies to (0 = 1)
+	Status     int    // HTTP status, e.g. 500, 429, 503
+	Code       string // Naver error code; default depends on Status
+	Message    string // Naver error message; default depends on Status
+	RetryAfter string // Retry-After header value, if set
+	// Delay is slept before answering; it ends early when the client goes
+	// away. A fault with only a Delay (no Status, Body or DropConnection)
+	// delays the request and then answers it normally, which is how tests
+	// hold requests in flight.
+	Delay time.Duration
+	// Body is sent raw instead of Naver's error JSON (garbage, HTML); the
+	// status is Status, or 200 when Status is 0.
+	Body string
+	// DropConnection hijacks the connection and closes it without an answer.
+	// It needs a real server (NewServer), not an httptest.ResponseRecorder.
+	DropConnection bool
+}
+
+// Emulator is the emulated gateway, an http.Handler. All methods are safe for
+// concurrent use.
+type Emulator struct {
+	now      func() time.Time
+	reuse    time.Duration
+	window   time.Duration
+	basePath string
+	logger   *log.Logger
+
+	// closing aborts fault delays when a Server shuts down, so Close does
+	// not wait for them.
+	closing   chan struct{}
+	closeOnce sync.Once
+
+	mu            sync.Mutex
+	apps          map[string]*application
+	lifetime      time.Duration
+	tokenRequests int
+	issued        int
+	keys          map[tokenKey]*keyStats
+	current       map[tokenKey]*issuedToken // newest token per key
+	tokens        map[string]*issuedToken   // every unexpired token, by value
+	faults        []Fault
+	violations    []string
+}
+
+type application struct {
+	secret clientSecret
+	// generation changes on every rotation so a signature verified against
+	// the old secret cannot slip through while the secret is being replaced.
+	generation int
+	accounts   map[string]bool // nil = any account
+}
+
+type tokenKey struct{ clientID, typ, accountID string }
+
+func (k tokenKey) String() string { return k.clientID + "|" + k.typ + "|" + k.accountID }
+
+type keyStats struct {
+	requests    int
+	inFlight    int
+	maxInFlight int
+}
+
+type issuedToken struct {
+	value   string
+	key     tokenKey
+	expires time.Time
+}
+
+// New returns an Emulator for cfg. It panics if an application has an empty
+// or duplicate client ID or a malformed client secret (see CheckClientSecret):
+// such a fixture is a bug in the test, not a condition to emulate.
+func New(cfg Config) *Emulator {
+	e := &Emulator{
+		now:      cfg.Now,
+		reuse:    cfg.ReuseThreshold,
+		window:   cfg.TimestampWindow,
+		basePath: normaliseBasePath(cfg.BasePath),
+		logger:   cfg.Logger,
+		closing:  make(chan struct{}),
+		apps:     make(map[string]*application),
+		lifetime: cfg.TokenLifetime,
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.reuse <= 0 {
+		e.reuse = DefaultReuseThreshold
+	}
+	if e.window <= 0 {
+		e.window = DefaultTimestampWindow
+	}
+	if e.lifetime <= 0 {
+		e.lifetime = DefaultTokenLifetime
+	}
+	for _, a := range cfg.Applications {
+		if a.ClientID == "" {
+			panic("navercommercetest: application with an empty ClientID")
+		}
+		if _, dup := e.apps[a.ClientID]; dup {
+			panic(fmt.Sprintf("navercommercetest: duplicate application %q", a.ClientID))
+		}
+		sec, err := parseClientSecret(a.ClientSecret)
+		if err != nil {
+			panic(fmt.Sprintf("navercommercetest: application %q: %v", a.ClientID, err))
+		}
+		app := &application{secret: sec}
+		if len(a.AccountIDs) > 0 {
+			app.accounts = make(map[string]bool, len(a.AccountIDs))
+			for _, id := range a.AccountIDs {
+				app.accounts[id] = true
+			}
+		}
+		e.apps[a.ClientID] = app
+	}
+	e.resetLocked()
+	return e
+}
+
+func normaliseBasePath(p string) string {
+	if p == "" {
+		return DefaultBasePath
+	}
+	p = strings.TrimRight(p, "/")
+	if p != "" && !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
+}
+
+// BasePath returns the normalised base path the API is served under.
+func (e *Emulator) BasePath() string { return e.basePath }
+
+// TokenRequests returns the number of requests to the token endpoint,
+// accepted or not.
+func (e *Emulator) TokenRequests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tokenRequests
+}
+
+// TokenRequestsFor returns the number of token requests for one key, as sent
+// by the client; accountID is "" for SELF.
+func (e *Emulator) TokenRequestsFor(clientID, typ, accountID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.keys[tokenKey{clientID, typ, accountID}]; s != nil {
+		return s.requests
+	}
+	return 0
+}
+
+// IssuedTokens returns the number of newly minted tokens (reused tokens are
+// not counted).
+func (e *Emulator) IssuedTokens() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.issued
+}
+
+// MaxInFlight returns the most token requests seen in flight at once for one
+// key, fault delays included.
+func (e *Emulator) MaxInFlight(clientID, typ, accountID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.keys[tokenKey{clientID, typ, accountID}]; s != nil {
+		return s.maxInFlight
+	}
+	return 0
+}
+
+// Violations returns descriptions of non-compliant token requests, oldest
+// first. Each starts with its kind: "parameters in query string",
+// "account_id with type=SELF", "concurrent token requests" or "needless token
+// request".
+func (e *Emulator) Violations() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.violations...)
+}
+
+// TokenValid reports whether token was issued by this emulator and has not
+// expired at the emulator's clock (and was not revoked by a secret rotation).
+func (e *Emulator) TokenValid(token string) bool {
+	_, ok := e.lookupToken(token)
+	return ok
+}
+
+func (e *Emulator) lookupToken(token string) (tokenKey, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.tokens[token]
+	if t == nil || !e.now().Before(t.expires) {
+		return tokenKey{}, false
+	}
+	return t.key, true
+}
+
+// InjectFault queues f for the next token requests. It panics on a fault
+// that could have no effect or has an impossible status.
+func (e *Emulator) InjectFault(f Fault) {
+	if err := checkFault(f); err != nil {
+		panic("navercommercetest: " + err.Error())
+	}
+	if f.Count <= 0 {
+		f.Count = 1
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, f)
+}
+
+func checkFault(f Fault) error {
+	switch {
+	case f.Count < 0:
+		return fmt.Errorf("fault count %d is negative", f.Count)
+	case f.Status != 0 && (f.Status < 200 || f.Status > 599):
+		return fmt.Errorf("fault status %d is not in 200..599", f.Status)
+	case f.Delay < 0:
+		return fmt.Errorf("fault delay %v is negative", f.Delay)
+	case f.Status == 0 && f.Body == "" && !f.DropConnection && f.Delay == 0:
+		return fmt.Errorf("fault has no effect: set Status, Body, Delay or DropConnection")
+	}
+	return nil
+}
+
+// nextFault consumes one use of the oldest queued fault.
+func (e *Emulator) nextFault() (Fault, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.faults) == 0 {
+		return Fault{}, false
+	}
+	f := e.faults[0]
+	e.faults[0].Count--
+	if e.faults[0].Count <= 0 {
+		e.faults = e.faults[1:]
+	}
+	f.Count = 1
+	return f, true
+}
+
+// SetTokenLifetime changes the lifetime of tokens minted from now on.
+func (e *Emulator) SetTokenLifetime(d time.Duration) {
+	if d <= 0 {
+		panic(fmt.Sprintf("navercommercetest: token lifetime %v is not positive", d))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lifetime = d
+}
+
+// SetClientSecret rotates an application's secret, as re-issuing it in the
+// API center does: the old secret stops verifying at once. Tokens issued to
+// the application are revoked too, which is stricter than anything Naver
+// documents: it makes a cache that keeps serving tokens minted under the old
+// credentials visible to TokenValid. It panics for an unknown client or a
+// malformed secret.
+func (e *Emulator) SetClientSecret(clientID, secret string) {
+	if err := e.setClientSecret(clientID, secret); err != nil {
+		panic("navercommercetest: " + err.Error())
+	}
+}
+
+func (e *Emulator) setClientSecret(clientID, secret string) error {
+	sec, err := parseClientSecret(secret)
+	if err != nil {
+		return fmt.Errorf("rotating the secret of %q: %w", clientID, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	app := e.apps[clientID]
+	if app == nil {
+		return fmt.Errorf("rotating the secret of %q: unknown client", clientID)
+	}
+	app.secret = sec
+	app.generation++
+	for v, t := range e.tokens {
+		if t.key.clientID == clientID {
+			delete(e.tokens, v)
+		}
+	}
+	for k := range e.current {
+		if k.clientID == clientID {
+			delete(e.current, k)
+		}
+	}
+	return nil
+}
+
+// Reset clears counters, violations, tokens and queued faults. The token
+// lifetime and the applications' secrets are kept.
+func (e *Emulator) Reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resetLocked()
+}
+
+func (e *Emulator) resetLocked() {
+	e.tokenRequests = 0
+	e.issued = 0
+	e.faults = nil
+	e.violations = nil
+	e.current = make(map[tokenKey]*issuedToken)
+	e.tokens = make(map[string]*issuedToken)
+	// Requests still in flight must keep balancing their counters, so keep
+	// those keys with their live in-flight count.
+	keys := make(map[tokenKey]*keyStats)
+	for k, s := range e.keys {
+		if s.inFlight > 0 {
+			keys[k] = &keyStats{inFlight: s.inFlight, maxInFlight: s.inFlight}
+		}
+	}
+	e.keys = keys
+}
+
+// close aborts pending fault delays; used when a Server shuts down.
+func (e *Emulator) close() {
+	e.closeOnce.Do(func() { close(e.closing) })
+}
+
+func (e *Emulator) violationLocked(format string, args ...any) {
+	v := fmt.Sprintf(format, args...)
+	e.violations = append(e.violations, v)
+	e.logf("VIOLATION: %s", v)
+}
+
+func (e *Emulator) logf(format string, args ...any) {
+	if e.logger != nil {
+		e.logger.Printf(format, args...)
+	}
+}
+
+// arrive counts a token request for key and marks it in flight. It returns
+// the number of requests in flight for key, this one included.
+func (e *Emulator) arrive(key tokenKey) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tokenRequests++
+	s := e.keys[key]
+	if s == nil {
+		s = &keyStats{}
+		e.keys[key] = s
+	}
+	s.requests++
+	s.inFlight++
+	if s.inFlight > s.maxInFlight {
+		s.maxInFlight = s.inFlight
+	}
+	return s.inFlight
+}
+
+func (e *Emulator) leave(key tokenKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.keys[key]; s != nil && s.inFlight > 0 {
+		s.inFlight--
+	}
+}
+
+// keyCounters returns the counters of key for the request log.
+func (e *Emulator) keyCounters(key tokenKey) (requests, maxInFlight int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.keys[key]; s != nil {
+		return s.requests, s.maxInFlight
+	}
+	return 0, 0
+}
+
+// Stats is the body of GET /_emulator/stats.
+type Stats struct {
+	TokenRequests int                 `json:"token_requests"`
+	IssuedTokens  int                 `json:"issued_tokens"`
+	Violations    []string            `json:"violations"`
+	Keys          map[string]KeyStats `json:"keys"`
+}
+
+// KeyStats are the counters of one key ("<client_id>|<TYPE>|<account_id>").
+type KeyStats struct {
+	Requests    int `json:"requests"`
+	MaxInFlight int `json:"max_in_flight"`
+	InFlight    int `json:"in_flight"`
+}
+
+// Stats returns a snapshot of all counters.
+func (e *Emulator) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Stats{
+		TokenRequests: e.tokenRequests,
+		IssuedTokens:  e.issued,
+		Violations:    append([]string{}, e.violations...),
+		Keys:          make(map[string]KeyStats, len(e.keys)),
+	}
+	for k, s := range e.keys {
+		st.Keys[k.String()] = KeyStats{Requests: s.requests, MaxInFlight: s.maxInFlight, InFlight: s.inFlight}
+	}
+	return st
+}
+
+// issue applies Naver's lifetime rule for key: the current token is returned
+// again while it has at least the reuse threshold left, otherwise a new one
+// is minted and the old one stays valid until its own expiry. It fails if the
+// application's secret was rotated after the signature was verified.
+func (e *Emulator) issue(key tokenKey, generation int) (token string, expiresIn int64, reused bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	app := e.apps[key.clientID]
+	if app == nil || app.generation != generation {
+		return "", 0, false, errSecretRotated
+	}
+	now := e.now()
+	if cur := e.current[key]; cur != nil {
+		if left := cur.expires.Sub(now); left >= e.reuse {
+			// Naver penalises excessive token requests; asking again while
+			// the token has this much left buys the client nothing.
+			e.violationLocked("needless token request: %s asked again while its token had %v left (>= %v)",
+				key, left.Truncate(time.Second), e.reuse)
+			return cur.value, int64(left / time.Second), true, nil
+		}
+	}
+	for v, t := range e.tokens {
+		if !now.Before(t.expires) {
+			delete(e.tokens, v)
+		}
+	}
+	value, err := randomString(32)
+	if err != nil {
+		return "", 0, false, fmt.Errorf("minting a token: %w", err)
+	}
+	t := &issuedToken{value: value, key: key, expires: now.Add(e.lifetime)}
+	e.tokens[value] = t
+	e.current[key] = t
+	e.issued++
+	return value, int64(e.lifetime / time.Second), false, nil
+}
+
+// randomString returns n random bytes as unpadded base64url.
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func newTraceID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand does not fail on supported platforms; a fixed ID
+		// still lets the response be answered.
+		return "00000000000000000000000000000000"
+	}
+	return hex.EncodeToString(b)
+}
+
+// ServeHTTP routes the API under the base path and the admin endpoints under
+// /_emulator/. Every response carries a GNCP-GW-Trace-ID header.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	traceID := newTraceID()
+	w.Header().Set(traceHeader, traceID)
+	switch p := r.URL.Path; {
+	case p == e.basePath+"/v1/oauth2/token":
+		e.serveToken(w, r, traceID)
+	case p == e.basePath+"/v1/seller/account":
+		e.serveAccount(w, r, traceID)
+	case strings.HasPrefix(p, adminPrefix):
+		e.serveAdmin(w, r)
+	default:
+		e.writeError(w, traceID, http.StatusNotFound, "GW.NOT_FOUND", "no API at "+p, nil)
+	}
+}
+
+// sortedKeys returns the keys of a url.Values-like map in order, for stable
+// error messages.
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

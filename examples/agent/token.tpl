@@ -1,0 +1,1 @@
+{{ with secret "navercommerce/token/my-store" }}{{ .Data.access_token }}{{ end }}

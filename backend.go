@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -38,10 +39,10 @@ type backend struct {
 	now       func() time.Time
 	transport http.RoundTripper // nil: the real network
 
-	// mu guards config and client, loaded from storage on first use.
-	mu     sync.RWMutex
-	config *naverConfig
-	client *naverClient
+	// current is the config and its client, loaded from storage on first use; nil until
+	// then or after an invalidation. Reads take no lock; loadMu keeps loads single.
+	current atomic.Pointer[configState]
+	loadMu  sync.Mutex
 
 	// roles caches role entries by name so the token path reads no storage when warm.
 	roles  sync.Map
@@ -110,9 +111,7 @@ func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error 
 func (b *backend) invalidate(ctx context.Context, key string) {
 	switch {
 	case key == configStorageKey:
-		b.mu.Lock()
-		b.config, b.client = nil, nil
-		b.mu.Unlock()
+		b.current.Store(nil)
 		// The node that changed the config purged storage; only memory is left to drop.
 		_ = b.tokens.purge(ctx, nil)
 	case strings.HasPrefix(key, roleStoragePrefix):

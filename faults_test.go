@@ -124,9 +124,7 @@ func TestConcurrentReadsDuringFaults(t *testing.T) {
 	env.assertCompliant()
 
 	// Idle HTTP connections are the only goroutines allowed to linger.
-	env.b.mu.RLock()
-	env.b.client.http.HTTPClient.CloseIdleConnections()
-	env.b.mu.RUnlock()
+	env.b.current.Load().client.http.HTTPClient.CloseIdleConnections()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

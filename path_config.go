@@ -183,29 +183,31 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 }
 
+// configState is a config with the client made from it; never modified once published.
+type configState struct {
+	config *naverConfig
+	client *naverClient
+}
+
 // getConfig returns the mount's config and a client for it, or nils when unconfigured.
 func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*naverConfig, *naverClient, error) {
-	b.mu.RLock()
-	cfg, client := b.config, b.client
-	b.mu.RUnlock()
-	if cfg != nil {
-		return cfg, client, nil
+	if st := b.current.Load(); st != nil {
+		return st.config, st.client, nil
 	}
-
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.config != nil {
-		return b.config, b.client, nil
+	b.loadMu.Lock()
+	defer b.loadMu.Unlock()
+	if st := b.current.Load(); st != nil {
+		return st.config, st.client, nil
 	}
 	cfg, err := readConfig(ctx, s)
 	if err != nil || cfg == nil {
 		return nil, nil, err
 	}
-	client, err = b.newClient(cfg)
+	client, err := b.newClient(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	b.config, b.client = cfg, client
+	b.current.Store(&configState{config: cfg, client: client})
 	return cfg, client, nil
 }
 
@@ -299,9 +301,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
-	b.mu.Lock()
-	b.config, b.client = cfg, client
-	b.mu.Unlock()
+	b.current.Store(&configState{config: cfg, client: client})
 
 	if credentialsChanged {
 		// A failure leaves stale entries behind, but their credentials fingerprint no longer
@@ -484,9 +484,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 	if err := req.Storage.Delete(ctx, configStorageKey); err != nil {
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
-	b.mu.Lock()
-	b.config, b.client = nil, nil
-	b.mu.Unlock()
+	b.current.Store(nil)
 	if err := b.tokens.purge(ctx, req.Storage); err != nil {
 		return nil, fmt.Errorf("config deleted, but dropping cached tokens failed: %w", err)
 	}

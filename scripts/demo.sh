@@ -131,7 +131,7 @@ EOF
 
 start() {
   if running vault "vault server" && running emulator navercommerce-emulator && running agent "vault agent"; then
-    say "the demo is already running"
+    say "the demo is already running (make demo-stop first to restart it with a new build)"
     summary
     exit 0
   fi

@@ -1,0 +1,968 @@
+//go:build acceptance
+
+// Package acceptance runs the plugin inside a real Vault server (and Vault Agent) against the
+// Naver emulator running as a separate process. See README.md in this directory.
+package acceptance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+const pluginName = "vault-plugin-secrets-navercommerce"
+
+// env is what `make acceptance-test` passes in.
+type env struct {
+	vaultBin, pluginBin, pluginVersion, emulatorBin string
+}
+
+// requireEnv skips the test unless the binaries it needs are named in the environment.
+func requireEnv(t *testing.T) env {
+	t.Helper()
+	e := env{
+		vaultBin:      os.Getenv("VAULT_BIN"),
+		pluginBin:     os.Getenv("PLUGIN_BIN"),
+		pluginVersion: os.Getenv("PLUGIN_VERSION"),
+		emulatorBin:   os.Getenv("EMULATOR_BIN"),
+	}
+	var missing []string
+	for name, v := range map[string]string{"VAULT_BIN": e.vaultBin, "PLUGIN_BIN": e.pluginBin, "PLUGIN_VERSION": e.pluginVersion, "EMULATOR_BIN": e.emulatorBin} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("acceptance tests need %s; run them with `make acceptance-test`", strings.Join(missing, ", "))
+	}
+	return e
+}
+
+// testDir is where a test's processes keep their files and logs: a fresh temporary
+// directory, or a directory under $ACCEPTANCE_LOG_DIR that outlives the run.
+func testDir(t *testing.T, name string) string {
+	t.Helper()
+	base := os.Getenv("ACCEPTANCE_LOG_DIR")
+	if base == "" {
+		return filepath.Join(t.TempDir(), name)
+	}
+	dir := filepath.Join(base, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), name)
+	_ = os.RemoveAll(dir)
+	return dir
+}
+
+func mkdir(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets hygiene: every test records the log files its Vault servers and agents write
+// and every secret it handled; when the test ends (after its processes stopped), no log
+// may contain any of them.
+
+type hygieneRun struct {
+	mu   sync.Mutex
+	logs []string
+}
+
+var (
+	hygieneRuns sync.Map // *testing.T → *hygieneRun
+	// secrets holds every secret any test handled (value → what it is, never printed), so
+	// a log is checked also for the secrets its test's subtests handled.
+	secrets sync.Map
+)
+
+func init() {
+	// base64 of "$2a$04$": the start of any client_secret_sign made with a cost-4 secret.
+	noteSecret("JDJhJDA0J", "a client_secret_sign (base64 of $2a$04$)")
+}
+
+// noteSecret adds a value no log may contain.
+func noteSecret(value, what string) {
+	if value != "" {
+		secrets.Store(value, what)
+	}
+}
+
+// noteClientSecret records a client secret, the salt inside it, and the base64 prefix every
+// signature made with it starts with (the first 27 bytes of the 60-byte bcrypt string are
+// the secret's first 27 characters).
+func noteClientSecret(secret string) {
+	noteSecret(secret, "a client secret")
+	if len(secret) == 29 {
+		noteSecret(secret[7:], "a client secret's salt")
+		noteSecret(base64.StdEncoding.EncodeToString([]byte(secret[:27])), "a client_secret_sign")
+	}
+}
+
+// hygiene returns the test's record of log files, registering the final scan on first
+// use. Every helper that starts a process calls it before registering its own cleanup, so
+// the scan runs after every process of the test has stopped and flushed its log.
+func hygiene(t *testing.T) *hygieneRun {
+	t.Helper()
+	if h, ok := hygieneRuns.Load(t); ok {
+		return h.(*hygieneRun)
+	}
+	h := &hygieneRun{}
+	hygieneRuns.Store(t, h)
+	// The test's temporary directory holds the logs: create it now, so that its removal
+	// (a cleanup of its own) runs after the scan.
+	_ = t.TempDir()
+	t.Cleanup(func() {
+		hygieneRuns.Delete(t)
+		h.check(t)
+	})
+	return h
+}
+
+func (h *hygieneRun) addLog(path string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.logs = append(h.logs, path)
+}
+
+func (h *hygieneRun) check(t *testing.T) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	checked, known := 0, 0
+	secrets.Range(func(any, any) bool { known++; return true })
+	for _, path := range h.logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("secrets hygiene: %v", err)
+			continue
+		}
+		checked++
+		secrets.Range(func(value, what any) bool {
+			if n := bytes.Count(data, []byte(value.(string))); n > 0 {
+				t.Errorf("secrets hygiene: %s contains %s (%d times)", filepath.Base(path), what, n)
+			}
+			return true
+		})
+	}
+	if checked > 0 {
+		t.Logf("secrets hygiene: %d log files free of %d known secrets", checked, known)
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes.
+
+// proc is a child process whose output goes to a log file. It runs in its own process
+// group, so stopping it also stops what it started (Vault's plugin processes).
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+}
+
+func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = env
+	// Pdeathsig: if the test binary dies (timeout panic), the child is told to stop too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits for a clean exit, and kills the process group if it hangs.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Errorf("%s did not stop within 20s of SIGTERM; killing it", p.name)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	// Whatever the process group still holds (an orphaned plugin process) goes too. A
+	// process group's id is not reused while the group has members, so this reaches only
+	// processes this test started.
+	if syscall.Kill(-p.cmd.Process.Pid, 0) == nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// tail returns the last n lines of the process's log, for failure messages.
+func (p *proc) tail(n int) string {
+	data, _ := os.ReadFile(p.logPath)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cleanupProc stops p when the test ends and prints its log tail if the test failed.
+func cleanupProc(t *testing.T, p *proc) {
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("last lines of %s (%s):\n%s", p.name, p.logPath, p.tail(40))
+		}
+	})
+}
+
+// childEnv is the environment of child processes: ours without VAULT_* settings (a user's
+// VAULT_ADDR or VAULT_TOKEN must not leak into the test) plus extra.
+func childEnv(extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VAULT_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
+// freePort returns a loopback port that is free, and whose successor is free as well
+// (Vault's cluster listener takes port+1 in dev mode).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port
+		}
+	}
+	t.Fatal("no free pair of loopback ports")
+	return 0
+}
+
+// waitFor polls cond every interval until it returns true or the deadline passes.
+func waitFor(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// newClientSecret returns a random bcrypt salt of cost 4, as Naver issues them. The last
+// character is one whose unused low bits are zero, so every bcrypt implementation reads
+// the salt the same way.
+func newClientSecret() string {
+	const alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 22)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	b[21] = ".Oeu"[int(b[21])%4]
+	secret := "$2a$04$" + string(b)
+	noteClientSecret(secret)
+	return secret
+}
+
+// ---------------------------------------------------------------------------------------
+// The Naver emulator, as a separate process.
+
+type emulatorOpts struct {
+	ClientID       string // default: a random one
+	ClientSecret   string // default: a random cost-4 salt
+	AccountIDs     []string
+	TokenLifetime  time.Duration // default: the emulator's (3h)
+	ReuseThreshold time.Duration // default: the emulator's (30m)
+}
+
+type emulator struct {
+	ClientID, ClientSecret string
+	URL                    string // base URL the plugin is configured with (…/external)
+	Root                   string // where /_emulator/ lives
+	proc                   *proc
+}
+
+func startEmulator(t *testing.T, opts emulatorOpts) *emulator {
+	t.Helper()
+	e := requireEnv(t)
+	hygiene(t)
+	if opts.ClientID == "" {
+		opts.ClientID = "acc" + randomHex(8)
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = newClientSecret()
+	}
+	noteClientSecret(opts.ClientSecret)
+
+	dir := mkdir(t, testDir(t, "emulator-"+randomHex(3)))
+	urlFile := filepath.Join(dir, "url")
+	args := []string{
+		"-listen", "127.0.0.1:0",
+		"-client-id", opts.ClientID,
+		"-client-secret", opts.ClientSecret,
+		"-url-file", urlFile,
+	}
+	if len(opts.AccountIDs) > 0 {
+		args = append(args, "-account-ids", strings.Join(opts.AccountIDs, ","))
+	}
+	if opts.TokenLifetime > 0 {
+		args = append(args, "-token-lifetime", opts.TokenLifetime.String())
+	}
+	if opts.ReuseThreshold > 0 {
+		args = append(args, "-reuse-threshold", opts.ReuseThreshold.String())
+	}
+	p := startProc(t, "emulator", filepath.Join(dir, "emulator.log"), childEnv(), e.emulatorBin, args...)
+	cleanupProc(t, p)
+
+	em := &emulator{ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, proc: p}
+	waitFor(t, 15*time.Second, 20*time.Millisecond, "the emulator's URL file", func() (bool, error) {
+		if p.exited() {
+			t.Fatalf("the emulator exited: %v\n%s", p.err, p.tail(20))
+		}
+		data, err := os.ReadFile(urlFile)
+		if err != nil {
+			return false, err
+		}
+		em.URL = strings.TrimSpace(string(data))
+		return strings.HasPrefix(em.URL, "http://127.0.0.1:") && strings.Contains(em.URL[len("http://127.0.0.1:"):], "/"), nil
+	})
+	u, err := url.Parse(em.URL)
+	if err != nil || u.Host == "" {
+		t.Fatalf("the emulator wrote a bad URL %q", em.URL)
+	}
+	em.Root = u.Scheme + "://" + u.Host
+	return em
+}
+
+// emuStats is GET /_emulator/stats.
+type emuStats struct {
+	TokenRequests int                 `json:"token_requests"`
+	IssuedTokens  int                 `json:"issued_tokens"`
+	Violations    []string            `json:"violations"`
+	Keys          map[string]keyStats `json:"keys"`
+}
+
+type keyStats struct {
+	Requests    int `json:"requests"`
+	MaxInFlight int `json:"max_in_flight"`
+}
+
+// key names a token key the way the emulator's stats do.
+func (em *emulator) key(typ, accountID string) string {
+	return em.ClientID + "|" + typ + "|" + accountID
+}
+
+func (em *emulator) stats(t *testing.T) emuStats {
+	t.Helper()
+	var st emuStats
+	em.admin(t, http.MethodGet, "stats", "", nil, &st)
+	return st
+}
+
+func (em *emulator) reset(t *testing.T) {
+	t.Helper()
+	em.admin(t, http.MethodPost, "reset", "", nil, nil)
+}
+
+func (em *emulator) setTokenLifetime(t *testing.T, d time.Duration) {
+	t.Helper()
+	em.admin(t, http.MethodPost, "token-lifetime", "application/json", strings.NewReader(fmt.Sprintf(`{"token_lifetime":%q}`, d.String())), nil)
+}
+
+// fault queues a fault for the next token requests (see navercommercetest.Fault).
+func (em *emulator) fault(t *testing.T, f map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(f)
+	em.admin(t, http.MethodPost, "faults", "application/json", bytes.NewReader(body), nil)
+}
+
+// valid asks the emulator whether it accepts token right now.
+func (em *emulator) valid(t *testing.T, token string) bool {
+	t.Helper()
+	var out struct {
+		Valid bool `json:"valid"`
+	}
+	em.admin(t, http.MethodPost, "verify", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"token": {token}}.Encode()), &out)
+	return out.Valid
+}
+
+// callAPI calls the emulator's protected API with token, as an application would, and
+// returns the status and the account the token belongs to.
+func (em *emulator) callAPI(t *testing.T, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, em.URL+"/v1/seller/account", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("calling the emulator's API: %v", err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+func (em *emulator) admin(t *testing.T, method, path, contentType string, body io.Reader, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, em.Root+"/_emulator/"+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("emulator %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("emulator %s %s: HTTP %d: %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("emulator %s %s: %v: %s", method, path, err, data)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// Vault servers.
+
+type vaultProc struct {
+	env       env
+	h         *hygieneRun
+	dev       bool
+	dir       string
+	addr      string // http://127.0.0.1:PORT
+	port      int
+	token     string
+	unsealKey string
+	pluginDir string
+	pluginSHA string // SHA-256 of the plugin copy in pluginDir
+	config    string // path of the server's config file
+	proc      *proc
+	starts    int
+	api       *api.Client
+}
+
+// newVault prepares a server's directory with a copy of the plugin binary in its plugin
+// directory (Vault runs only binaries directly inside plugin_directory).
+func newVault(t *testing.T, dev bool) *vaultProc {
+	t.Helper()
+	e := requireEnv(t)
+	v := &vaultProc{env: e, h: hygiene(t), dev: dev}
+	v.dir = mkdir(t, testDir(t, "vault-"+randomHex(3)))
+	v.pluginDir = mkdir(t, filepath.Join(v.dir, "plugins"))
+	bin, err := os.ReadFile(e.pluginBin)
+	if err != nil {
+		t.Fatalf("reading PLUGIN_BIN: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(v.pluginDir, pluginName), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bin)
+	v.pluginSHA = hex.EncodeToString(sum[:])
+	v.port = freePort(t)
+	v.addr = fmt.Sprintf("http://127.0.0.1:%d", v.port)
+	v.config = filepath.Join(v.dir, "server.hcl")
+	t.Cleanup(func() {
+		if v.proc != nil {
+			v.proc.stop(t)
+			if t.Failed() {
+				t.Logf("last lines of %s:\n%s", v.proc.logPath, v.proc.tail(60))
+			}
+		}
+	})
+	return v
+}
+
+// startDevVault starts `vault server -dev` on a free loopback port, with the plugin in its
+// plugin directory but not registered (see registerPlugin).
+func startDevVault(t *testing.T) *vaultProc {
+	t.Helper()
+	v := newVault(t, true)
+	v.token = "root-" + randomHex(8)
+	writeFile(t, v.config, fmt.Sprintf("plugin_directory = %q\n", v.pluginDir))
+	v.start(t)
+	return v
+}
+
+// startFileVault starts a non-dev server with file storage, then initialises and unseals it.
+func startFileVault(t *testing.T) *vaultProc {
+	t.Helper()
+	v := newVault(t, false)
+	data := mkdir(t, filepath.Join(v.dir, "data"))
+	writeFile(t, v.config, fmt.Sprintf(`
+storage "file" {
+  path = %q
+}
+listener "tcp" {
+  address         = "127.0.0.1:%d"
+  cluster_address = "127.0.0.1:%d"
+  tls_disable     = true
+}
+api_addr         = %q
+cluster_addr     = "https://127.0.0.1:%d"
+disable_mlock    = true
+plugin_directory = %q
+`, data, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+	v.start(t)
+
+	out := v.cli(t, "operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")
+	var init struct {
+		Keys      []string `json:"unseal_keys_b64"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &init); err != nil || len(init.Keys) != 1 || init.RootToken == "" {
+		t.Fatalf("vault operator init: %v: %s", err, out)
+	}
+	v.unsealKey, v.token = init.Keys[0], init.RootToken
+	v.api.SetToken(v.token)
+	v.unseal(t)
+	return v
+}
+
+// start runs the server (again) and waits until it answers sys/health; a dev server also
+// until it is unsealed and active. Each start logs to its own file.
+func (v *vaultProc) start(t *testing.T) {
+	t.Helper()
+	v.starts++
+	logPath := filepath.Join(v.dir, fmt.Sprintf("vault-%d.log", v.starts))
+	v.h.addLog(logPath)
+	// HOME: a dev server writes its root token to ~/.vault-token; keep the user's alone.
+	home := mkdir(t, filepath.Join(v.dir, "home"))
+	args := []string{"server", "-config=" + v.config, "-log-level=debug"}
+	if v.dev {
+		args = append(args, "-dev", "-dev-root-token-id="+v.token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.port))
+	}
+	v.proc = startProc(t, "vault server", logPath, childEnv("HOME="+home), v.env.vaultBin, args...)
+
+	cfg := api.DefaultConfig()
+	cfg.Address = v.addr
+	cfg.Timeout = 60 * time.Second
+	cfg.MaxRetries = 0
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken(v.token)
+	v.api = client
+	waitFor(t, 30*time.Second, 50*time.Millisecond, "Vault to answer sys/health", func() (bool, error) {
+		if v.proc.exited() {
+			t.Fatalf("vault server exited: %v\n%s", v.proc.err, v.proc.tail(30))
+		}
+		h, err := v.api.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		return !v.dev || (h.Initialized && !h.Sealed && !h.Standby), nil
+	})
+}
+
+func (v *vaultProc) unseal(t *testing.T) {
+	t.Helper()
+	v.cli(t, "operator", "unseal", v.unsealKey)
+	waitFor(t, 30*time.Second, 50*time.Millisecond, "Vault to become active after unsealing", func() (bool, error) {
+		h, err := v.api.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		return h.Initialized && !h.Sealed && !h.Standby, nil
+	})
+}
+
+// stop stops the server with SIGTERM and waits for it to exit.
+func (v *vaultProc) stop(t *testing.T) {
+	t.Helper()
+	v.proc.stop(t)
+	if v.proc.err != nil && !strings.Contains(v.proc.err.Error(), "signal") {
+		t.Errorf("vault server exited with %v", v.proc.err)
+	}
+}
+
+// logPath is the log of the server's current run.
+func (v *vaultProc) logPath() string { return v.proc.logPath }
+
+// cli runs the vault CLI against this server and returns its standard output; the test
+// fails if the command does.
+func (v *vaultProc) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := v.cliErr(args...)
+	if err != nil {
+		t.Fatalf("vault %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// cliErr runs the vault CLI and returns its standard output, or an error with its
+// standard error.
+func (v *vaultProc) cliErr(args ...string) (string, error) {
+	cmd := exec.Command(v.env.vaultBin, args...)
+	cmd.Env = childEnv("VAULT_ADDR="+v.addr, "VAULT_TOKEN="+v.token, "HOME="+filepath.Join(v.dir, "home"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return stdout.String(), fmt.Errorf("%w: %s%s", err, stderr.String(), stdout.String())
+		}
+		return stdout.String(), nil
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return stdout.String(), fmt.Errorf("timed out: %s", stderr.String())
+	}
+}
+
+// registerPlugin registers the plugin copy by its SHA-256 under PLUGIN_VERSION.
+func (v *vaultProc) registerPlugin(t *testing.T) {
+	t.Helper()
+	v.cli(t, "plugin", "register", "-sha256="+v.pluginSHA, "-version="+v.env.pluginVersion, "secret", pluginName)
+}
+
+// enable mounts the registered plugin version at path.
+func (v *vaultProc) enable(t *testing.T, path string) {
+	t.Helper()
+	v.cli(t, "secrets", "enable", "-path="+path, "-plugin-version="+v.env.pluginVersion, pluginName)
+}
+
+// startDevVaultWithEngine is the usual start: a dev server with the plugin registered and
+// enabled at navercommerce/.
+func startDevVaultWithEngine(t *testing.T) *vaultProc {
+	t.Helper()
+	v := startDevVault(t)
+	v.registerPlugin(t)
+	v.enable(t, "navercommerce")
+	return v
+}
+
+// enableAudit writes an audit log into the test's directory; it is part of the secrets
+// hygiene scan.
+func (v *vaultProc) enableAudit(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(v.dir, "audit.log")
+	v.cli(t, "audit", "enable", "file", "file_path="+path)
+	v.h.addLog(path)
+	return path
+}
+
+// configure writes navercommerce-style config at mount for em's application.
+func (v *vaultProc) configure(t *testing.T, mount string, em *emulator, extra ...string) {
+	t.Helper()
+	v.write(t, mount+"/config", append([]string{
+		"client_id=" + em.ClientID, "client_secret=" + em.ClientSecret, "base_url=" + em.URL,
+	}, extra...)...)
+}
+
+// write writes key=value pairs to path through the HTTP API; the test fails on an error.
+func (v *vaultProc) write(t *testing.T, path string, kv ...string) *api.Secret {
+	t.Helper()
+	s, err := v.api.Logical().Write(path, kvMap(kv))
+	if err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return s
+}
+
+func kvMap(kv []string) map[string]any {
+	data := make(map[string]any, len(kv))
+	for _, p := range kv {
+		k, val, _ := strings.Cut(p, "=")
+		data[k] = val
+	}
+	return data
+}
+
+// token is a token response as the tests look at it.
+type token struct {
+	AccessToken   string
+	TokenType     string
+	ExpiresAt     time.Time
+	ExpiresIn     int64
+	Type          string
+	AccountID     string
+	LeaseID       string
+	LeaseDuration int
+	Renewable     bool
+	Warnings      []string
+}
+
+// readToken reads mount/token/role through the HTTP API.
+func (v *vaultProc) readToken(t *testing.T, mount, role string) token {
+	t.Helper()
+	tok, err := v.readTokenErr(mount, role)
+	if err != nil {
+		t.Fatalf("read %s/token/%s: %v", mount, role, err)
+	}
+	return tok
+}
+
+func (v *vaultProc) readTokenErr(mount, role string) (token, error) {
+	s, err := v.api.Logical().Read(mount + "/token/" + role)
+	if err != nil {
+		return token{}, err
+	}
+	if s == nil {
+		return token{}, fmt.Errorf("read %s/token/%s: no response", mount, role)
+	}
+	return v.parseToken(s)
+}
+
+func (v *vaultProc) parseToken(s *api.Secret) (token, error) {
+	tok := token{LeaseID: s.LeaseID, LeaseDuration: s.LeaseDuration, Renewable: s.Renewable, Warnings: s.Warnings}
+	str := func(k string) string { x, _ := s.Data[k].(string); return x }
+	tok.AccessToken = str("access_token")
+	noteSecret(tok.AccessToken, "an access token")
+	tok.TokenType, tok.Type, tok.AccountID = str("token_type"), str("type"), str("account_id")
+	var err error
+	if tok.ExpiresAt, err = time.Parse(time.RFC3339, str("expires_at")); err != nil {
+		return tok, fmt.Errorf("expires_at %q: %v", str("expires_at"), err)
+	}
+	switch n := s.Data["expires_in"].(type) {
+	case json.Number:
+		tok.ExpiresIn, err = n.Int64()
+	default:
+		err = fmt.Errorf("expires_in is %T %v", n, n)
+	}
+	if tok.AccessToken == "" {
+		return tok, fmt.Errorf("no access_token in %v", keys(s.Data))
+	}
+	return tok, err
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// requireStatus asserts that err is Vault answering status, with every want in its message.
+func requireStatus(t *testing.T, err error, status int, want ...string) {
+	t.Helper()
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		t.Fatalf("want HTTP %d from Vault, got %v", status, err)
+	}
+	msg := strings.Join(re.Errors, "; ")
+	if re.StatusCode != status {
+		t.Fatalf("want HTTP %d, got %d: %s", status, re.StatusCode, msg)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Fatalf("HTTP %d message %q does not mention %q", status, msg, w)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logSince returns what a log file got after offset (see logSize).
+func logSince(t *testing.T, path string, offset int64) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset > int64(len(data)) {
+		offset = 0
+	}
+	return string(data[offset:])
+}
+
+func logSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+var errorLine = regexp.MustCompile(`(?m)^.*\[ERROR\].*$`)
+
+// errorLines returns the [ERROR] lines of a Vault log excerpt.
+func errorLines(log string) []string { return errorLine.FindAllString(log, -1) }
+
+// ---------------------------------------------------------------------------------------
+// Vault Agent.
+
+type agentTemplate struct {
+	Contents    string // the template itself, or
+	Source      string // a template file
+	Destination string
+}
+
+type agentProc struct {
+	proc *proc
+	dir  string
+}
+
+// startAgent runs `vault agent` against v, authenticating with v's token from a file
+// (token_file auto-auth) and rendering templates; exit_on_retry_failure makes a failing
+// read end the agent instead of leaving a stale file.
+func startAgent(t *testing.T, v *vaultProc, templates ...agentTemplate) *agentProc {
+	t.Helper()
+	// The agent's files live with the server's, and its log is scanned with the server's
+	// logs for every secret the server's test saw, even when a subtest starts the agent.
+	h := v.h
+	dir := mkdir(t, filepath.Join(v.dir, "agent-"+randomHex(3)))
+	tokenFile := filepath.Join(dir, "vault-token")
+	writeFile(t, tokenFile, v.token)
+	var b strings.Builder
+	fmt.Fprintf(&b, "pid_file = %q\n", filepath.Join(dir, "agent.pid"))
+	fmt.Fprintf(&b, "vault {\n  address = %q\n}\n", v.addr)
+	fmt.Fprintf(&b, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
+	b.WriteString("template_config {\n  exit_on_retry_failure = true\n}\n")
+	for _, tpl := range templates {
+		src := fmt.Sprintf("contents    = %q", tpl.Contents)
+		if tpl.Source != "" {
+			src = fmt.Sprintf("source      = %q", tpl.Source)
+		}
+		fmt.Fprintf(&b, "template {\n  %s\n  destination = %q\n  perms       = \"0600\"\n}\n", src, tpl.Destination)
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	writeFile(t, cfg, b.String())
+	logPath := filepath.Join(dir, "agent.log")
+	h.addLog(logPath)
+	p := startProc(t, "vault agent", logPath, childEnv("HOME="+dir), v.env.vaultBin, "agent", "-config="+cfg, "-log-level=debug")
+	cleanupProc(t, p)
+	return &agentProc{proc: p, dir: dir}
+}
+
+// waitFile polls path until it holds a value other than the ones in not, failing at the
+// deadline or if the agent exits.
+func (a *agentProc) waitFile(t *testing.T, path string, timeout time.Duration, not ...string) string {
+	t.Helper()
+	var got string
+	waitFor(t, timeout, 50*time.Millisecond, "the agent to render "+filepath.Base(path), func() (bool, error) {
+		if a.proc.exited() {
+			t.Fatalf("vault agent exited: %v", a.proc.err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false, err
+		}
+		got = strings.TrimSpace(string(data))
+		if got == "" {
+			return false, errors.New("empty file")
+		}
+		for _, n := range not {
+			if got == n {
+				return false, errors.New("still the old content")
+			}
+		}
+		return true, nil
+	})
+	return got
+}
+
+// atoi parses a JSON number or string field of CLI output.
+func atoi(t *testing.T, v any) int64 {
+	t.Helper()
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case json.Number:
+		i, err := n.Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	t.Fatalf("not a number: %T %v", v, v)
+	return 0
+}

@@ -1,0 +1,350 @@
+//go:build acceptance
+
+package acceptance
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRaftClusterFailover runs the plugin in a 3-node Vault cluster with integrated storage
+// (Raft) on loopback. A token read through a standby is forwarded to the active node and is
+// the cached token; after the active node stops and another is elected, reads through the new
+// active node and through the remaining standby get the same token with no new request to
+// Naver, and config and role are intact. A config write with a rotated client secret through
+// a standby drops the cached tokens cluster-wide: the next read, through the other node, asks
+// Naver for a new token that Naver accepts.
+func TestRaftClusterFailover(t *testing.T) {
+	em := startEmulator(t, emulatorOpts{})
+
+	// Each node is started before the next one picks its ports, so no two nodes share one.
+	nodes := make([]*vaultProc, 3)
+	for i := range nodes {
+		nodes[i] = startRaftNode(t, fmt.Sprintf("node%d", i+1))
+	}
+	n1 := nodes[0]
+
+	// Node 1: init, unseal, active leader of a one-node cluster.
+	out := n1.cli(t, "operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")
+	var init struct {
+		Keys      []string `json:"unseal_keys_b64"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &init); err != nil || len(init.Keys) != 1 || init.RootToken == "" {
+		t.Fatalf("vault operator init: %v: %s", err, out)
+	}
+	noteSecret(init.Keys[0], "the unseal key")
+	for _, n := range nodes {
+		n.unsealKey, n.token = init.Keys[0], init.RootToken
+		n.api.SetToken(n.token)
+	}
+	n1.unseal(t)
+	// New voters are promoted after the stabilization time (10 s by default).
+	n1.cli(t, "operator", "raft", "autopilot", "set-config", "-server-stabilization-time=1s")
+
+	// Nodes 2 and 3 join node 1 and are unsealed with the same key.
+	for _, n := range nodes[1:] {
+		n.cli(t, "operator", "raft", "join", n1.addr)
+		n.cli(t, "operator", "unseal", n.unsealKey)
+		waitHealth(t, n, "standby", func(initialized, sealed, standby bool) bool { return initialized && !sealed && standby })
+	}
+	waitFor(t, 60*time.Second, 200*time.Millisecond, "3 voters in the Raft configuration", func() (bool, error) {
+		servers, err := raftPeers(n1)
+		if err != nil {
+			return false, err
+		}
+		voters := 0
+		for _, s := range servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		return voters == 3, fmt.Errorf("peers: %+v", servers)
+	})
+	active, standbys := activeNode(t, nodes)
+	if active != n1 {
+		t.Fatalf("the active node is %s, want node1 (the one initialised)", active.addr)
+	}
+	for _, s := range standbys {
+		waitLeaderKnown(t, s, active)
+	}
+
+	// The engine on the active node; the audit log joins the hygiene scan (whichever node is
+	// active writes to it: they share this machine).
+	active.enableAudit(t)
+	active.registerPlugin(t)
+	active.enable(t, "navercommerce")
+	active.configure(t, "navercommerce", em)
+	active.write(t, "navercommerce/roles/seller", "type=SELLER", "account_id=ncp_raft", "ttl=2h")
+	sellerKey := em.key("SELLER", "ncp_raft")
+
+	first := active.readToken(t, "navercommerce", "seller")
+	base := em.stats(t)
+	if base.TokenRequests != 2 || base.Keys[sellerKey].Requests != 1 {
+		t.Fatalf("after configuring and one read the emulator counted %d token requests (%d for the seller), want 2 (config verification, seller) and 1", base.TokenRequests, base.Keys[sellerKey].Requests)
+	}
+	cfgBefore := cliData(t, active, "navercommerce/config")
+	roleBefore := cliData(t, active, "navercommerce/roles/seller")
+
+	// Through a standby: forwarded to the active node, the cached token, no request to Naver.
+	viaStandby := readTokenRetry(t, standbys[0], "navercommerce", "seller")
+	if viaStandby.AccessToken != first.AccessToken {
+		t.Errorf("a read through the standby got another token than the active node's cached one")
+	}
+	if st := em.stats(t); st.TokenRequests != base.TokenRequests {
+		t.Errorf("a read through the standby asked Naver: %d token requests, was %d", st.TokenRequests, base.TokenRequests)
+	}
+
+	// Fail over: the active node stops; one of the others takes over.
+	active.stop(t)
+	survivors := standbys
+	var newActive, standby *vaultProc
+	waitFor(t, 60*time.Second, 100*time.Millisecond, "a new active node among the survivors", func() (bool, error) {
+		newActive, standby = nil, nil
+		for i, n := range survivors {
+			l, err := n.api.Sys().Leader()
+			if err != nil {
+				return false, err
+			}
+			if l.IsSelf {
+				newActive, standby = n, survivors[1-i]
+			}
+		}
+		if newActive == nil {
+			return false, errors.New("no survivor says it is the leader")
+		}
+		h, err := newActive.api.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		if h.Sealed || h.Standby {
+			return false, fmt.Errorf("the new leader %s: sealed %v, standby %v", newActive.addr, h.Sealed, h.Standby)
+		}
+		l, err := standby.api.Sys().Leader()
+		if err != nil {
+			return false, err
+		}
+		return l.LeaderAddress == newActive.addr, fmt.Errorf("the standby %s names leader %q", standby.addr, l.LeaderAddress)
+	})
+	t.Logf("failover: %s stopped; %s is active, %s standby", active.addr, newActive.addr, standby.addr)
+
+	afterActive := readTokenRetry(t, newActive, "navercommerce", "seller")
+	afterStandby := readTokenRetry(t, standby, "navercommerce", "seller")
+	if afterActive.AccessToken != first.AccessToken || afterStandby.AccessToken != first.AccessToken {
+		t.Errorf("after the failover the engine served another token than the cached one (new active: same %v; standby: same %v)",
+			afterActive.AccessToken == first.AccessToken, afterStandby.AccessToken == first.AccessToken)
+	}
+	if afterActive.LeaseDuration > 2*3600 || afterActive.LeaseDuration <= 0 {
+		t.Errorf("role ttl=2h: lease_duration after the failover = %d", afterActive.LeaseDuration)
+	}
+	if st := em.stats(t); st.TokenRequests != base.TokenRequests {
+		t.Errorf("after the failover the plugin asked Naver again: %d token requests, was %d", st.TokenRequests, base.TokenRequests)
+	}
+	if !em.valid(t, afterActive.AccessToken) {
+		t.Errorf("the token served after the failover is not valid at the emulator")
+	}
+	for _, n := range survivors {
+		if got := cliData(t, n, "navercommerce/config"); !reflect.DeepEqual(got, cfgBefore) {
+			t.Errorf("config read through %s after the failover = %v, before = %v", n.addr, got, cfgBefore)
+		}
+		if got := cliData(t, n, "navercommerce/roles/seller"); !reflect.DeepEqual(got, roleBefore) {
+			t.Errorf("role read through %s after the failover = %v, before = %v", n.addr, got, roleBefore)
+		}
+	}
+	// A lease issued by the old active node is known to the new one.
+	if _, err := newActive.api.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": first.LeaseID}); err != nil {
+		t.Errorf("a lease issued before the failover is gone: %v", err)
+	}
+
+	// The secret is re-issued at Naver (old tokens revoked there) and written through the
+	// standby; the write is forwarded to the active node and verified with the new secret.
+	newSecret := newClientSecret()
+	body, _ := json.Marshal(map[string]string{"client_id": em.ClientID, "client_secret": newSecret})
+	em.admin(t, "POST", "client-secret", "application/json", strings.NewReader(string(body)), nil)
+	if em.valid(t, first.AccessToken) {
+		t.Fatalf("the emulator still accepts the token of the old secret after the rotation")
+	}
+	beforeWrite := em.stats(t)
+	standby.write(t, "navercommerce/config", "client_secret="+newSecret)
+	afterWrite := em.stats(t)
+	if afterWrite.TokenRequests != beforeWrite.TokenRequests+1 {
+		t.Errorf("the config write through the standby made %d token requests, want 1 (the verification)", afterWrite.TokenRequests-beforeWrite.TokenRequests)
+	}
+
+	// The other node: the cache was dropped, so Naver is asked for a new seller token.
+	rotated := readTokenRetry(t, newActive, "navercommerce", "seller")
+	afterRead := em.stats(t)
+	if afterRead.TokenRequests != afterWrite.TokenRequests+1 || afterRead.Keys[sellerKey].Requests != afterWrite.Keys[sellerKey].Requests+1 {
+		t.Errorf("the read after the secret change made %d token requests (%d for the seller), want 1 and 1: the cached token of the old secret was served",
+			afterRead.TokenRequests-afterWrite.TokenRequests, afterRead.Keys[sellerKey].Requests-afterWrite.Keys[sellerKey].Requests)
+	}
+	if rotated.AccessToken == first.AccessToken {
+		t.Errorf("after the secret change the engine served the token of the old secret")
+	}
+	if !em.valid(t, rotated.AccessToken) {
+		t.Errorf("the token read after the secret change is not valid at the emulator")
+	}
+	if status, _ := em.callAPI(t, rotated.AccessToken); status != 200 {
+		t.Errorf("the emulator's API answered %d to the token read after the secret change", status)
+	}
+	// And through the standby: the new token from the cache, no further request.
+	again := readTokenRetry(t, standby, "navercommerce", "seller")
+	if again.AccessToken != rotated.AccessToken {
+		t.Errorf("a read through the standby after the secret change got another token than the new cached one")
+	}
+	final := em.stats(t)
+	if final.TokenRequests != afterRead.TokenRequests {
+		t.Errorf("a read through the standby after the secret change asked Naver: %d token requests, was %d", final.TokenRequests, afterRead.TokenRequests)
+	}
+	if len(final.Violations) > 0 {
+		t.Errorf("the emulator saw violations of Naver's rules: %v", final.Violations)
+	}
+	for k, s := range final.Keys {
+		if s.MaxInFlight > 1 {
+			t.Errorf("key %s had %d requests in flight at once", k, s.MaxInFlight)
+		}
+	}
+}
+
+// startRaftNode starts a non-dev Vault server with integrated storage, sealed and not yet
+// initialised, with its own plugin directory (a copy of the plugin binary).
+func startRaftNode(t *testing.T, nodeID string) *vaultProc {
+	t.Helper()
+	v := newVault(t, false)
+	data := mkdir(t, filepath.Join(v.dir, "raft"))
+	// performance_multiplier = 1 and short autopilot intervals: elections and voter
+	// promotion in about a second instead of ten.
+	writeFile(t, v.config, fmt.Sprintf(`
+storage "raft" {
+  path                         = %q
+  node_id                      = %q
+  performance_multiplier       = 1
+  autopilot_reconcile_interval = "1s"
+  autopilot_update_interval    = "500ms"
+}
+listener "tcp" {
+  address         = "127.0.0.1:%d"
+  cluster_address = "127.0.0.1:%d"
+  tls_disable     = true
+}
+api_addr         = %q
+cluster_addr     = "https://127.0.0.1:%d"
+disable_mlock    = true
+plugin_directory = %q
+`, data, nodeID, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+	v.start(t)
+	return v
+}
+
+// waitHealth waits until v's sys/health satisfies ok.
+func waitHealth(t *testing.T, v *vaultProc, what string, ok func(initialized, sealed, standby bool) bool) {
+	t.Helper()
+	waitFor(t, 30*time.Second, 50*time.Millisecond, v.addr+" to be "+what, func() (bool, error) {
+		if v.proc.exited() {
+			t.Fatalf("vault server %s exited: %v\n%s", v.addr, v.proc.err, v.proc.tail(30))
+		}
+		h, err := v.api.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		return ok(h.Initialized, h.Sealed, h.Standby), fmt.Errorf("initialized %v, sealed %v, standby %v", h.Initialized, h.Sealed, h.Standby)
+	})
+}
+
+// raftServer is a server of `vault operator raft list-peers -format=json`.
+type raftServer struct {
+	NodeID string `json:"node_id"`
+	Leader bool   `json:"leader"`
+	Voter  bool   `json:"voter"`
+}
+
+func raftPeers(v *vaultProc) ([]raftServer, error) {
+	out, err := v.cliErr("operator", "raft", "list-peers", "-format=json")
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Data struct {
+			Config struct {
+				Servers []raftServer `json:"servers"`
+			} `json:"config"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		return nil, fmt.Errorf("list-peers: %w: %s", err, out)
+	}
+	return resp.Data.Config.Servers, nil
+}
+
+// activeNode returns the node that is active and the others, which must be standbys.
+func activeNode(t *testing.T, nodes []*vaultProc) (*vaultProc, []*vaultProc) {
+	t.Helper()
+	var active *vaultProc
+	var standbys []*vaultProc
+	for _, n := range nodes {
+		h, err := n.api.Sys().Health()
+		if err != nil {
+			t.Fatalf("sys/health of %s: %v", n.addr, err)
+		}
+		switch {
+		case h.Sealed:
+			t.Fatalf("%s is sealed", n.addr)
+		case h.Standby:
+			standbys = append(standbys, n)
+		case active != nil:
+			t.Fatalf("two active nodes: %s and %s", active.addr, n.addr)
+		default:
+			active = n
+		}
+	}
+	if active == nil {
+		t.Fatal("no active node")
+	}
+	return active, standbys
+}
+
+// waitLeaderKnown waits until standby s names leader as the active node, so that it can
+// forward requests.
+func waitLeaderKnown(t *testing.T, s, leader *vaultProc) {
+	t.Helper()
+	waitFor(t, 30*time.Second, 50*time.Millisecond, s.addr+" to know the active node", func() (bool, error) {
+		l, err := s.api.Sys().Leader()
+		if err != nil {
+			return false, err
+		}
+		return !l.IsSelf && l.LeaderAddress == leader.addr, fmt.Errorf("leader %q, is_self %v", l.LeaderAddress, l.IsSelf)
+	})
+}
+
+// readTokenRetry reads a token, retrying for a few seconds while a node that just took
+// over (or a standby that just learnt of it) cannot serve or forward the request yet. A
+// retried read costs no request to Naver unless the cache is cold, which the callers check.
+func readTokenRetry(t *testing.T, v *vaultProc, mount, role string) token {
+	t.Helper()
+	var tok token
+	waitFor(t, 15*time.Second, 100*time.Millisecond, "a token read through "+v.addr, func() (bool, error) {
+		var err error
+		tok, err = v.readTokenErr(mount, role)
+		return err == nil, err
+	})
+	return tok
+}
+
+// cliData is `vault read -format=json path` through v: the response's data.
+func cliData(t *testing.T, v *vaultProc, path string) map[string]any {
+	t.Helper()
+	out := v.cli(t, "read", "-format=json", path)
+	var resp struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Data == nil {
+		t.Fatalf("vault read %s through %s: %v: %s", path, v.addr, err, out)
+	}
+	return resp.Data
+}

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 const pluginName = "vault-plugin-secrets-navercommerce"
@@ -407,17 +409,7 @@ func startEmulator(t *testing.T, opts emulatorOpts) *emulator {
 }
 
 // emuStats is GET /_emulator/stats.
-type emuStats struct {
-	TokenRequests int                 `json:"token_requests"`
-	IssuedTokens  int                 `json:"issued_tokens"`
-	Violations    []string            `json:"violations"`
-	Keys          map[string]keyStats `json:"keys"`
-}
-
-type keyStats struct {
-	Requests    int `json:"requests"`
-	MaxInFlight int `json:"max_in_flight"`
-}
+type emuStats = navercommercetest.Stats
 
 // key names a token key the way the emulator's stats do.
 func (em *emulator) key(typ, accountID string) string {

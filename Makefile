@@ -20,11 +20,10 @@ build:
 vault:
 	@scripts/install-vault.sh
 
-# Everything: unit tests with the race detector, short fuzz runs, then the real-Vault tests.
-test: unit-test fuzz acceptance-test
+# Everything: lint, unit tests with the race detector, short fuzz runs, the real-Vault tests.
+test: lint unit-test fuzz acceptance-test
 
 unit-test:
-	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
 FUZZTIME ?= 10s

@@ -44,9 +44,11 @@ type backend struct {
 	current atomic.Pointer[configState]
 	loadMu  sync.Mutex
 
-	// roles caches role entries by name so the token path reads no storage when warm.
-	roles  sync.Map
-	tokens *tokenCache
+	// roles caches, by name, the roles tokens are read through, so a warm read touches no
+	// storage; rolesMu orders cache fills against role writes.
+	roles   sync.Map
+	rolesMu sync.Mutex
+	tokens  *tokenCache
 }
 
 // backendOptions are what tests inject; zero values mean production behaviour.
@@ -115,7 +117,9 @@ func (b *backend) invalidate(ctx context.Context, key string) {
 		// The node that changed the config purged storage; only memory is left to drop.
 		_ = b.tokens.purge(ctx, nil)
 	case strings.HasPrefix(key, roleStoragePrefix):
+		b.rolesMu.Lock()
 		b.roles.Delete(strings.TrimPrefix(key, roleStoragePrefix))
+		b.rolesMu.Unlock()
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		b.tokens.forget(key)
 	}

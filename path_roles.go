@@ -133,8 +133,15 @@ var roleResponseFields = map[string]*framework.FieldSchema{
 	fieldTTL:       {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
 }
 
-// role returns the named role, from memory when it was read before.
+// role returns the named role, from memory when it was read before. Only roles that tokens
+// are read through are cached: an engine with many roles keeps few in memory.
 func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if v, ok := b.roles.Load(name); ok {
+		return v.(*roleEntry), nil
+	}
+	// Under rolesMu no write can land between reading storage and caching what was read.
+	b.rolesMu.Lock()
+	defer b.rolesMu.Unlock()
 	if v, ok := b.roles.Load(name); ok {
 		return v.(*roleEntry), nil
 	}
@@ -207,10 +214,12 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
+	b.rolesMu.Lock()
+	defer b.rolesMu.Unlock()
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
-	b.roles.Store(name, r)
+	b.roles.Delete(name) // the next token read loads it
 	return nil, nil
 }
 
@@ -274,6 +283,8 @@ func validateAccountID(id string) error {
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
+	b.rolesMu.Lock()
+	defer b.rolesMu.Unlock()
 	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}

@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -100,5 +101,20 @@ func TestInvalidateRoleDropsMemory(t *testing.T) {
 	r, err := env.request(other, logical.ReadOperation, "token/app", nil)
 	if errorText(r, err) != "" || r.Data["type"] != "SELLER" {
 		t.Fatalf("other node still used the old role: %v %v", errorText(r, err), r)
+	}
+}
+
+// Only roles that tokens are read through stay in memory: engines with thousands of roles.
+func TestOnlyRolesInUseAreCached(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	for i := range 100 {
+		env.mustWrite(fmt.Sprintf("roles/r%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_%d", i)})
+	}
+	env.readToken("r7")
+	cached := 0
+	env.b.roles.Range(func(any, any) bool { cached++; return true })
+	if cached != 1 {
+		t.Errorf("%d roles cached after writing 100 and reading one, want 1", cached)
 	}
 }

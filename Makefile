@@ -40,7 +40,8 @@ demo: build
 demo-stop:
 	@scripts/demo.sh stop
 
-bench: build
+bench:
+	@$(MAKE) -s build
 	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/bench.sh
 
 # Go micro-benchmarks alone (benchstat-friendly): make go-bench > new.txt; benchstat old.txt new.txt

@@ -1,0 +1,644 @@
+// Command vaultbench is the orchestrator and load generator behind `make bench`
+// (scripts/bench.sh builds and runs it). It starts the Naver emulator and a dev Vault on free
+// loopback ports, registers the navercommerce plugin and a do-nothing plugin
+// (bench/noop-plugin) by SHA-256 and version, and measures:
+//
+//   - warm token reads against the no-op plugin's leased reads and kv-v2 reads, interleaved in
+//     short rounds with one vault/api client, at concurrency 1, 8 and 64;
+//   - cold reads (a new key each, so signing plus one request to the emulator), beside the raw
+//     upstream round trip to the emulator, timed from here;
+//   - 10,000 roles over 10,000 accounts: creating them, LIST, a warm read, the plugin's RSS;
+//   - reads while a token is renewed and Naver is slow, with background refresh on and off.
+//
+// It prints one table to stdout and writes the report (docs/benchmarks.md), folding in the Go
+// micro-benchmark output that scripts/bench.sh collected (-gobench). Every child process runs
+// in its own process group and is stopped on exit, on SIGINT/SIGTERM, and (Pdeathsig) if this
+// process dies.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+const (
+	pluginName = "vault-plugin-secrets-navercommerce"
+	noopName   = "vault-plugin-secrets-benchnoop"
+	noopVer    = "v0.0.1"
+	warmRole   = "warm"
+	warmAcct   = "bench-warm-account" // the no-op plugin returns this account_id: same size
+)
+
+type options struct {
+	vaultBin, pluginBin, pluginVersion, noopBin, emulatorBin string
+	workDir, out, goBench, goVersion                         string
+	concurrency                                              []int
+	rounds                                                   int
+	roundDur, warmupDur                                      time.Duration
+	maxPerRound                                              int64
+	coldN, scaleRoles, scaleWarm, scaleWorkers               int
+	naverDelay                                               time.Duration
+	skipRefresh                                              bool
+	t0                                                       time.Time // when scripts/bench.sh started
+}
+
+func main() {
+	o := options{}
+	var conc string
+	flag.StringVar(&o.vaultBin, "vault", os.Getenv("VAULT_BIN"), "vault binary")
+	flag.StringVar(&o.pluginBin, "plugin", "bin/"+pluginName, "navercommerce plugin binary")
+	flag.StringVar(&o.pluginVersion, "plugin-version", os.Getenv("PLUGIN_VERSION"), "version the plugin reports")
+	flag.StringVar(&o.noopBin, "noop", "", "no-op plugin binary (bench/noop-plugin)")
+	flag.StringVar(&o.emulatorBin, "emulator", "bin/navercommerce-emulator", "emulator binary")
+	flag.StringVar(&o.workDir, "work", "", "directory for Vault's and the emulator's files and logs")
+	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "report to write (empty: none)")
+	flag.StringVar(&o.goBench, "gobench", "", "raw `go test -bench` output to fold into the report")
+	flag.StringVar(&o.goVersion, "go-version", runtime.Version(), "Go version to report")
+	flag.StringVar(&conc, "concurrency", "1,8,64", "concurrency levels")
+	flag.IntVar(&o.rounds, "rounds", 9, "measured rounds per target and concurrency (interleaved)")
+	flag.DurationVar(&o.roundDur, "round", 1200*time.Millisecond, "length of one round")
+	flag.DurationVar(&o.warmupDur, "warmup", 500*time.Millisecond, "unmeasured round per target before each concurrency")
+	flag.Int64Var(&o.maxPerRound, "max-per-round", 100000, "cap on reads in one round")
+	flag.IntVar(&o.coldN, "cold", 200, "cold reads (and raw upstream requests)")
+	flag.IntVar(&o.scaleRoles, "roles", 10000, "roles (over as many accounts) for the scale test")
+	flag.IntVar(&o.scaleWarm, "scale-warm", 100, "roles whose tokens are read before measuring RSS")
+	flag.IntVar(&o.scaleWorkers, "scale-workers", 16, "concurrent role writes")
+	flag.DurationVar(&o.naverDelay, "naver-delay", 2*time.Second, "how slow Naver is during the refresh test")
+	flag.BoolVar(&o.skipRefresh, "skip-refresh", false, "skip the refresh test (about 35s)")
+	t0 := flag.Int64("t0", 0, "Unix time scripts/bench.sh started (for the report)")
+	flag.Parse()
+	if *t0 > 0 {
+		o.t0 = time.Unix(*t0, 0)
+	}
+	for _, f := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 256 {
+			fatalf("bad -concurrency %q", conc)
+		}
+		o.concurrency = append(o.concurrency, n)
+	}
+	if o.vaultBin == "" || o.pluginVersion == "" || o.noopBin == "" || o.workDir == "" {
+		fatalf("need -vault, -plugin-version, -noop and -work")
+	}
+	// A user's VAULT_ADDR, VAULT_TOKEN or VAULT_RATE_LIMIT must not reach our client.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "VAULT_") {
+			os.Unsetenv(k)
+		}
+	}
+	pidFile = filepath.Join(o.workDir, "pids")
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigs
+		logf("%v: stopping Vault and the emulator", s)
+		stopAll()
+		os.Exit(130)
+	}()
+
+	err := run(o)
+	stopAll()
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "vaultbench: "+format+"\n", args...)
+}
+
+func fatalf(format string, args ...any) {
+	stopAll()
+	fmt.Fprintf(os.Stderr, "vaultbench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// env is everything running.
+type env struct {
+	o                  options
+	em                 *emulator
+	v                  *vault
+	c                  *api.Client
+	ours               *plugin
+	noop               *plugin
+	ctx                context.Context
+	pluginPID, noopPID int
+}
+
+func run(o options) error {
+	r := &report{start: time.Now(), o: o}
+	r.machine.cores = runtime.NumCPU()
+	r.machine.cpu = cpuModel()
+	r.machine.goVersion = o.goVersion
+	r.machine.vaultVersion = vaultVersion(o.vaultBin)
+	r.machine.kernel = kernel()
+	r.loadStart = loadAvg()
+	if o.goBench != "" {
+		data, err := os.ReadFile(o.goBench)
+		if err != nil {
+			return err
+		}
+		r.goBenchRaw = string(data)
+		r.goBench = parseGoBench(r.goBenchRaw)
+	}
+
+	e := &env{o: o, ctx: context.Background()}
+	var err error
+	logf("starting the emulator and a dev Vault")
+	if e.em, err = startEmulator(o.emulatorBin, o.workDir); err != nil {
+		return err
+	}
+	e.ours = &plugin{name: pluginName, bin: o.pluginBin, version: o.pluginVersion}
+	e.noop = &plugin{name: noopName, bin: o.noopBin, version: noopVer}
+	if e.v, err = startDevVault(o.vaultBin, filepath.Join(o.workDir, "vault"), []*plugin{e.ours, e.noop}); err != nil {
+		return err
+	}
+	e.c = e.v.api
+	if err := e.setup(); err != nil {
+		return fmt.Errorf("setup: %w (Vault log: %s)", err, e.v.proc.log)
+	}
+	if e.pluginPID, err = childPID(e.v.proc.cmd.Process.Pid, pluginName, ""); err != nil {
+		return err
+	}
+	if e.noopPID, err = childPID(e.v.proc.cmd.Process.Pid, noopName, ""); err != nil {
+		return err
+	}
+
+	if err := e.warm(r); err != nil {
+		return fmt.Errorf("warm reads: %w", err)
+	}
+	if err := e.cold(r); err != nil {
+		return fmt.Errorf("cold reads: %w", err)
+	}
+	if err := e.scale(r); err != nil {
+		return fmt.Errorf("scale: %w", err)
+	}
+	if !o.skipRefresh {
+		for _, bg := range []bool{true, false} {
+			rr, err := e.refresh(bg)
+			if err != nil {
+				return fmt.Errorf("refresh test (background_refresh=%v): %w", bg, err)
+			}
+			r.refresh = append(r.refresh, rr)
+		}
+	}
+	// The same process some time later: the Go runtime returns freed memory gradually.
+	if rss, err := statusKiB(e.pluginPID, "VmRSS"); err == nil {
+		r.scale.rssLater, r.scale.laterAfter = rss, time.Since(r.scale.measuredAt)
+	}
+	var st struct {
+		TokenRequests int      `json:"token_requests"`
+		Violations    []string `json:"violations"`
+	}
+	if err := e.emuStats(&st); err == nil {
+		r.violations = st.Violations
+	}
+	r.loadEnd = loadAvg()
+	r.end = time.Now()
+
+	table := r.summaryTable()
+	fmt.Println(table)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(r.markdown()), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", o.out)
+	}
+	return nil
+}
+
+func kernel() string {
+	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return runtime.GOOS
+	}
+	return runtime.GOOS + " " + strings.TrimSpace(string(data))
+}
+
+// setup registers and mounts both plugins and kv-v2, configures our engine and reads once.
+func (e *env) setup() error {
+	ctx := e.ctx
+	for _, p := range []*plugin{e.ours, e.noop} {
+		if err := e.c.Sys().RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
+			Name: p.name, Type: api.PluginTypeSecrets, Command: p.name, SHA256: p.sha, Version: p.version,
+		}); err != nil {
+			return fmt.Errorf("registering %s %s: %w", p.name, p.version, err)
+		}
+	}
+	mounts := map[string]*api.MountInput{
+		"navercommerce": {Type: pluginName, Config: api.MountConfigInput{PluginVersion: e.ours.version}},
+		"noop":          {Type: noopName, Config: api.MountConfigInput{PluginVersion: e.noop.version}},
+		"kv":            {Type: "kv", Options: map[string]string{"version": "2"}},
+	}
+	for _, path := range []string{"navercommerce", "noop", "kv"} {
+		if err := e.c.Sys().MountWithContext(ctx, path, mounts[path]); err != nil {
+			return fmt.Errorf("mounting %s/: %w", path, err)
+		}
+	}
+	// kv-v2 upgrades its storage in the background after mounting: retry the first write.
+	kvSecret := map[string]any{"data": map[string]any{
+		"access_token": "kvkvKvkvKvkvKvkvKvkvKvkvKvkvKvkvKvkvKvkvKvk",
+		"token_type":   "Bearer",
+		"expires_at":   time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339),
+		"expires_in":   10800,
+		"type":         "SELLER",
+		"account_id":   warmAcct,
+	}}
+	if err := waitFor(30*time.Second, 100*time.Millisecond, "kv-v2 to accept a write", func() (bool, error) {
+		_, err := e.c.Logical().WriteWithContext(ctx, "kv/data/bench", kvSecret)
+		return err == nil, err
+	}); err != nil {
+		return err
+	}
+	if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/config", map[string]any{
+		"client_id": e.em.clientID, "client_secret": e.em.clientSecret, "base_url": e.em.url,
+	}); err != nil {
+		return fmt.Errorf("configuring navercommerce/: %w", err)
+	}
+	if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/roles/"+warmRole, map[string]any{
+		"type": "SELLER", "account_id": warmAcct,
+	}); err != nil {
+		return err
+	}
+	info, err := e.c.Logical().ReadWithContext(ctx, "navercommerce/info")
+	if err != nil {
+		return err
+	}
+	if v, _ := info.Data["version"].(string); v != e.ours.version {
+		return fmt.Errorf("navercommerce/info says version %q, want %q", v, e.ours.version)
+	}
+	for _, t := range e.targets() {
+		s, err := e.c.Logical().ReadWithContext(ctx, t.path)
+		if err == nil {
+			err = t.check(s)
+		}
+		if err != nil {
+			return fmt.Errorf("first read of %s: %w", t.path, err)
+		}
+	}
+	return nil
+}
+
+func (e *env) targets() []target {
+	return []target{
+		{name: "token", path: "navercommerce/token/" + warmRole, check: leased},
+		{name: "no-op", path: "noop/token/" + warmRole, check: leased},
+		{name: "kv-v2", path: "kv/data/bench", check: kvData},
+	}
+}
+
+// ourPIDs are the processes of the bench (for telling our CPU use from other load).
+func (e *env) ourPIDs() []int {
+	return []int{os.Getpid(), e.v.proc.cmd.Process.Pid, e.pluginPID, e.noopPID, e.em.proc.cmd.Process.Pid}
+}
+
+func (e *env) ourTicks() int64 {
+	var n int64
+	for _, pid := range e.ourPIDs() {
+		n += cpuTicks(pid)
+	}
+	return n
+}
+
+// warm measures the three targets, interleaved: for each concurrency, an unmeasured round of
+// each, then rounds in rotating order so drift and other load hit all three alike.
+func (e *env) warm(r *report) error {
+	ts := e.targets()
+	r.warm = map[int]map[string]stats{}
+	busy0, total0 := systemTicks()
+	ours0 := e.ourTicks()
+	for _, c := range e.o.concurrency {
+		logf("warm reads at concurrency %d: %d rounds of %s per target, interleaved", c, e.o.rounds, e.o.roundDur)
+		for _, t := range ts {
+			if rd := runRound(e.ctx, e.c, t, c, e.o.warmupDur, e.o.maxPerRound); rd.err != nil {
+				return rd.err
+			}
+		}
+		lat := map[string][]time.Duration{}
+		elapsed := map[string]time.Duration{}
+		for i := range e.o.rounds {
+			for j := range ts {
+				t := ts[(i+j)%len(ts)]
+				rd := runRound(e.ctx, e.c, t, c, e.o.roundDur, e.o.maxPerRound)
+				if rd.err != nil {
+					return rd.err
+				}
+				lat[t.name] = append(lat[t.name], rd.lat...)
+				elapsed[t.name] += rd.elapsed
+			}
+		}
+		r.warm[c] = map[string]stats{}
+		for _, t := range ts {
+			r.warm[c][t.name] = summarise(lat[t.name], elapsed[t.name], 0)
+		}
+		r.leases += r.warm[c]["token"].N + r.warm[c]["no-op"].N
+		w := r.warm[c]
+		logf("  c=%d p50 token %s, no-op %s, kv-v2 %s: token/no-op %.2fx", c,
+			ms(w["token"].P50), ms(w["no-op"].P50), ms(w["kv-v2"].P50), ratio(w["token"].P50, w["no-op"].P50))
+	}
+	busy1, total1 := systemTicks()
+	ours1 := e.ourTicks()
+	if total1 > total0 {
+		// /proc/stat counts all CPUs; a process's ticks are in the same unit.
+		r.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
+		r.cpuOthers = float64((busy1-busy0)-(ours1-ours0)) / float64(total1-total0)
+		if r.cpuOthers < 0 {
+			r.cpuOthers = 0
+		}
+	}
+	return nil
+}
+
+// emuStats reads GET /_emulator/stats.
+func (e *env) emuStats(out any) error {
+	var data []byte
+	if err := e.em.admin(http.MethodGet, "stats", "", &data); err != nil {
+		return err
+	}
+	return jsonUnmarshal(data, out)
+}
+
+// cold alternates a cold read (a role over an account never read before: the plugin signs
+// and asks the emulator once) with a raw signed request to the emulator for another new
+// account, timed from here: the upstream round trip the cold read contains.
+func (e *env) cold(r *report) error {
+	n := e.o.coldN
+	logf("cold reads: %d, each beside a raw upstream request", n)
+	if err := parallel(n, 8, func(i int) error {
+		_, err := e.c.Logical().WriteWithContext(e.ctx, fmt.Sprintf("navercommerce/roles/cold-%04d", i),
+			map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("cold-account-%04d", i)})
+		return err
+	}); err != nil {
+		return err
+	}
+	// One request first, so the raw requests reuse a kept-alive connection as the plugin does.
+	if _, err := e.rawToken("rtt-warmup"); err != nil {
+		return err
+	}
+	if err := e.em.admin(http.MethodPost, "reset", "", nil); err != nil {
+		return err
+	}
+	var coldLat, rttLat, signLat []time.Duration
+	start := time.Now()
+	for i := range n {
+		t0 := time.Now()
+		s, err := e.c.Logical().ReadWithContext(e.ctx, fmt.Sprintf("navercommerce/token/cold-%04d", i))
+		d := time.Since(t0)
+		if err == nil {
+			err = leased(s)
+		}
+		if err != nil {
+			return err
+		}
+		coldLat = append(coldLat, d)
+		rt, err := e.rawToken(fmt.Sprintf("rtt-account-%04d", i))
+		if err != nil {
+			return err
+		}
+		signLat = append(signLat, rt.sign)
+		rttLat = append(rttLat, rt.rtt)
+	}
+	elapsed := time.Since(start)
+	r.cold = summarise(coldLat, 0, 0)
+	r.rtt = summarise(rttLat, 0, 0)
+	r.benchSign = summarise(signLat, 0, 0)
+	var st struct {
+		TokenRequests int `json:"token_requests"`
+	}
+	if err := e.emuStats(&st); err != nil {
+		return err
+	}
+	r.coldUpstream = st.TokenRequests
+	logf("  cold p50 %s p99 %s; raw upstream p50 %s; %d requests at the emulator for %d cold reads + %d raw (%s)",
+		ms(r.cold.P50), ms(r.cold.P99), ms(r.rtt.P50), st.TokenRequests, n, n, elapsed.Round(time.Millisecond))
+	return nil
+}
+
+type rawResult struct{ sign, rtt time.Duration }
+
+// rawToken signs a token request for a SELLER account with our own signer, then times the
+// POST to the emulator alone.
+func (e *env) rawToken(account string) (rawResult, error) {
+	var out rawResult
+	ts := strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)
+	t0 := time.Now()
+	sig, err := sign(e.em.clientSecret, e.em.clientID, ts)
+	out.sign = time.Since(t0)
+	if err != nil {
+		return out, err
+	}
+	form := url.Values{
+		"client_id": {e.em.clientID}, "timestamp": {ts}, "grant_type": {"client_credentials"},
+		"client_secret_sign": {sig}, "type": {"SELLER"}, "account_id": {account},
+	}.Encode()
+	req, err := http.NewRequest(http.MethodPost, e.em.url+"/v1/oauth2/token", strings.NewReader(form))
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	t0 = time.Now()
+	resp, err := e.em.http.Do(req)
+	if err != nil {
+		return out, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	out.rtt = time.Since(t0)
+	if err != nil {
+		return out, err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || jsonUnmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		return out, fmt.Errorf("raw token request: HTTP %d: %.200s", resp.StatusCode, body)
+	}
+	return out, nil
+}
+
+// scale creates many roles over as many accounts, then times LIST and a warm read among
+// them and reads the plugin's RSS.
+func (e *env) scale(r *report) error {
+	n := e.o.scaleRoles
+	r.scale.roles = n
+	var err error
+	if r.scale.rssBefore, err = statusKiB(e.pluginPID, "VmRSS"); err != nil {
+		return err
+	}
+	logf("scale: creating %d roles over %d accounts (%d concurrent writes)", n, n, e.o.scaleWorkers)
+	t0 := time.Now()
+	if err := parallel(n, e.o.scaleWorkers, func(i int) error {
+		_, err := e.c.Logical().WriteWithContext(e.ctx, fmt.Sprintf("navercommerce/roles/scale-%05d", i),
+			map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("scale-account-%05d", i)})
+		return err
+	}); err != nil {
+		return err
+	}
+	r.scale.create = time.Since(t0)
+	var listed int
+	r.scale.list, err = timeN(7, func(int) error {
+		s, err := e.c.Logical().ListWithContext(e.ctx, "navercommerce/roles")
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return errors.New("LIST navercommerce/roles: no answer")
+		}
+		keys, _ := s.Data["keys"].([]any)
+		listed = len(keys)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.scale.listed = listed
+	warmN := min(e.o.scaleWarm, n)
+	if r.scale.warmFirst, err = timeN(warmN, func(i int) error {
+		s, err := e.c.Logical().ReadWithContext(e.ctx, fmt.Sprintf("navercommerce/token/scale-%05d", i))
+		if err == nil {
+			err = leased(s)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	one := fmt.Sprintf("navercommerce/token/scale-%05d", warmN/2)
+	if r.scale.warmOne, err = timeN(500, func(int) error {
+		s, err := e.c.Logical().ReadWithContext(e.ctx, one)
+		if err == nil {
+			err = leased(s)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if r.scale.rssAfter, err = statusKiB(e.pluginPID, "VmRSS"); err != nil {
+		return err
+	}
+	r.scale.measuredAt = time.Now()
+	r.scale.hwm, _ = statusKiB(e.pluginPID, "VmHWM")
+	r.scale.noopRSS, _ = statusKiB(e.noopPID, "VmRSS")
+	r.scale.vaultRSS, _ = statusKiB(e.v.proc.cmd.Process.Pid, "VmRSS")
+	logf("  %d roles in %s; LIST p50 %s (%d keys); warm read p50 %s; plugin RSS %.1f MiB",
+		n, r.scale.create.Round(time.Millisecond), ms(r.scale.list.P50), listed, ms(r.scale.warmOne.P50), mib(r.scale.rssAfter))
+	return nil
+}
+
+// refreshResult is one run of the refresh test.
+type refreshResult struct {
+	background   bool
+	reads        int
+	p50, max     time.Duration
+	slow         int           // reads slower than 100 ms
+	renewedAfter time.Duration // from the window's start to the first read that got the new token
+	renewed      bool
+	requests     int // token requests the emulator saw for the key
+}
+
+// refresh reads a token every 50 ms across the start of its renewal window while Naver
+// answers the renewal naverDelay late: with background refresh on, no read should wait.
+func (e *env) refresh(bg bool) (refreshResult, error) {
+	res := refreshResult{background: bg}
+	role := fmt.Sprintf("refresh-%v", bg)
+	account := "refresh-account-" + strconv.FormatBool(bg)
+	logf("refresh test, background_refresh=%v (Naver %s late; about 15s)", bg, e.o.naverDelay)
+	if _, err := e.c.Logical().WriteWithContext(e.ctx, "navercommerce/config", map[string]any{"background_refresh": bg}); err != nil {
+		return res, err
+	}
+	if _, err := e.c.Logical().WriteWithContext(e.ctx, "navercommerce/roles/"+role, map[string]any{"type": "SELLER", "account_id": account}); err != nil {
+		return res, err
+	}
+	// A token that enters Naver's 30-minute window 12 seconds after it is issued (the plugin
+	// asks a key at most every 10 seconds).
+	if err := e.em.admin(http.MethodPost, "token-lifetime", `{"token_lifetime":"30m12s"}`, nil); err != nil {
+		return res, err
+	}
+	s, err := e.c.Logical().ReadWithContext(e.ctx, "navercommerce/token/"+role)
+	if err == nil {
+		err = leased(s)
+	}
+	fetched := time.Now()
+	if err2 := e.em.admin(http.MethodPost, "token-lifetime", `{"token_lifetime":"3h"}`, nil); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return res, err
+	}
+	first, _ := s.Data["access_token"].(string)
+	expiresAt, err := time.Parse(time.RFC3339, fmt.Sprint(s.Data["expires_at"]))
+	if err != nil {
+		return res, err
+	}
+	window := expiresAt.Add(-30 * time.Minute)
+	if w := fetched.Add(10 * time.Second); window.Before(w) {
+		window = w
+	}
+	if err := e.em.admin(http.MethodPost, "faults", fmt.Sprintf(`{"count":1,"delay":%q}`, e.o.naverDelay.String()), nil); err != nil {
+		return res, err
+	}
+	time.Sleep(time.Until(window.Add(-time.Second)))
+	var lat []time.Duration
+	deadline := window.Add(e.o.naverDelay + 15*time.Second)
+	var renewedAt time.Time
+	for time.Now().Before(deadline) {
+		t0 := time.Now()
+		s, err := e.c.Logical().ReadWithContext(e.ctx, "navercommerce/token/"+role)
+		d := time.Since(t0)
+		if err == nil {
+			err = leased(s)
+		}
+		if err != nil {
+			return res, err
+		}
+		lat = append(lat, d)
+		if d > 100*time.Millisecond {
+			res.slow++
+		}
+		if tok, _ := s.Data["access_token"].(string); tok != first && renewedAt.IsZero() {
+			renewedAt = time.Now()
+		}
+		// Read on for a second after the renewal, then stop.
+		if !renewedAt.IsZero() && time.Since(renewedAt) > time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := summarise(lat, 0, 0)
+	res.reads, res.p50, res.max = st.N, st.P50, st.Max
+	res.renewed = !renewedAt.IsZero()
+	if res.renewed {
+		res.renewedAfter = renewedAt.Sub(window)
+	}
+	var stats struct {
+		Keys map[string]struct {
+			Requests int `json:"requests"`
+		} `json:"keys"`
+	}
+	if err := e.emuStats(&stats); err != nil {
+		return res, err
+	}
+	res.requests = stats.Keys[e.em.clientID+"|SELLER|"+account].Requests
+	logf("  %d reads, p50 %s, max %s, %d slower than 100ms; renewed %v (%s after the window opened); %d token requests",
+		res.reads, ms(res.p50), ms(res.max), res.slow, res.renewed, res.renewedAfter.Round(time.Millisecond), res.requests)
+	return res, nil
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The benchmark behind `make bench` (which runs `make build` first): Go micro-benchmarks, then
+# bench/cmd/vaultbench against the Naver emulator and a dev Vault with the plugin and a no-op
+# plugin, all on 127.0.0.1. Prints one table to stdout (progress goes to stderr) and writes
+# docs/benchmarks.md. About 5 minutes on 2 cores.
+#
+#   VAULT_BIN=... PLUGIN_VERSION=... scripts/bench.sh
+#   (PLUGIN_BIN, EMULATOR_BIN default to bin/ as built by `make build`; BENCH_OUT overrides
+#   docs/benchmarks.md; BENCH_ARGS passes flags to vaultbench, e.g. "-rounds 3 -roles 2000")
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+GO=${GO:-go}
+: "${VAULT_BIN:?set VAULT_BIN (make bench does: scripts/install-vault.sh prints it)}"
+PLUGIN_VERSION=${PLUGIN_VERSION:-$(scripts/version.sh)}
+plugin_bin=${PLUGIN_BIN:-$here/bin/vault-plugin-secrets-navercommerce}
+emulator_bin=${EMULATOR_BIN:-$here/bin/navercommerce-emulator}
+out=${BENCH_OUT:-$here/docs/benchmarks.md}
+for f in "$VAULT_BIN" "$plugin_bin" "$emulator_bin"; do
+  [ -x "$f" ] || { echo "bench: $f is missing or not executable (run make build)" >&2; exit 1; }
+done
+
+t0=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/navercommerce-bench.XXXXXX")
+bench_pid=""
+ok=0
+
+# ours: pids of processes whose command line mentions the work directory (Vault, the plugins,
+# the emulator, vaultbench), found without running anything whose own command line does.
+ours() {
+  local f pid args
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    [ "$pid" = "$$" ] && continue
+    mapfile -d '' -t args <"$f" 2>/dev/null || continue
+    [[ "${args[*]}" == *"$work"* ]] && echo "$pid"
+  done
+  return 0
+}
+
+cleanup() {
+  local pid i left
+  trap - EXIT INT TERM HUP
+  # vaultbench stops its children itself on SIGTERM.
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    for i in $(seq 1 200); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  # Whatever is left (vaultbench killed hard): the process groups it started, then stragglers.
+  if [ -f "$work/pids" ]; then
+    while read -r pid; do
+      [[ "$pid" =~ ^[0-9]+$ ]] && kill -TERM -- "-$pid" 2>/dev/null || true
+    done <"$work/pids"
+  fi
+  for i in $(seq 1 50); do
+    left=$(ours)
+    [ -z "$left" ] && break
+    sleep 0.2
+  done
+  for pid in $(ours); do kill -KILL "$pid" 2>/dev/null || true; done
+  if [ "$ok" = 1 ]; then
+    rm -rf "$work"
+  else
+    echo "bench: failed; logs kept in $work (vault/vault.log, emulator.log, gobench.txt)" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+echo "==> building the no-op plugin and the load generator" >&2
+mkdir -p "$work/bin"
+CGO_ENABLED=0 "$GO" build -trimpath -o "$work/bin/vault-plugin-secrets-benchnoop" ./bench/noop-plugin
+"$GO" build -o "$work/bin/vaultbench" ./bench/cmd/vaultbench
+
+echo "==> Go benchmarks: signer, in-process reads (count 5), Naver requests per simulated day" >&2
+{
+  "$GO" test -run '^$' -bench 'SignClientSecret|TokenRead' -benchmem -count 5 -timeout 10m .
+  "$GO" test -run '^$' -bench 'NaverRequestsPerDay' -benchtime 1x -count 1 -timeout 10m .
+} >"$work/gobench.txt"
+
+echo "==> Vault benchmarks (vaultbench)" >&2
+# In the background, so that the traps run while it works; vaultbench prints the table.
+# shellcheck disable=SC2086
+"$work/bin/vaultbench" -vault "$VAULT_BIN" -plugin "$plugin_bin" -plugin-version "$PLUGIN_VERSION" \
+  -noop "$work/bin/vault-plugin-secrets-benchnoop" -emulator "$emulator_bin" -work "$work" \
+  -gobench "$work/gobench.txt" -go-version "$("$GO" env GOVERSION)" -t0 "$t0" -out "$out" ${BENCH_ARGS:-} &
+bench_pid=$!
+wait "$bench_pid"
+bench_pid=""
+ok=1

@@ -50,7 +50,7 @@ func TestStorageFaults(t *testing.T) {
 	if resp, err := env.write("config", map[string]any{"max_retries": 5}); err == nil {
 		t.Fatalf("config write with failing storage succeeded: %v", resp)
 	}
-	if cfg, _, _ := env.b.getConfig(context.Background(), env.storage); cfg.MaxRetries != defaultMaxRetries {
+	if st, _ := env.b.getConfig(context.Background(), env.storage); st.config.MaxRetries != defaultMaxRetries {
 		t.Error("a config write that failed to store changed the config in memory")
 	}
 	if resp, err := env.write("roles/store", map[string]any{"ttl": "5m"}); err == nil {

@@ -183,32 +183,50 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 }
 
-// configState is a config with the client made from it; never modified once published.
+// configState is a config with what every token read derives from it, made once; never
+// modified once published.
 type configState struct {
-	config *naverConfig
-	client *naverClient
+	config      *naverConfig
+	client      *naverClient
+	credentials string    // credentialsID of config
+	fetch       fetchFunc // asks Naver with client, within config's time limit
 }
 
-// getConfig returns the mount's config and a client for it, or nils when unconfigured.
-func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*naverConfig, *naverClient, error) {
+func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
+	client, err := b.newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &configState{
+		config:      cfg,
+		client:      client,
+		credentials: cfg.credentialsID(),
+		fetch: func(ctx context.Context, key tokenKey) (accessToken, error) {
+			return b.fetchToken(ctx, client, cfg, key)
+		},
+	}, nil
+}
+
+// getConfig returns the mount's config and what derives from it, or nil when unconfigured.
+func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configState, error) {
 	if st := b.current.Load(); st != nil {
-		return st.config, st.client, nil
+		return st, nil
 	}
 	b.loadMu.Lock()
 	defer b.loadMu.Unlock()
 	if st := b.current.Load(); st != nil {
-		return st.config, st.client, nil
+		return st, nil
 	}
 	cfg, err := readConfig(ctx, s)
 	if err != nil || cfg == nil {
-		return nil, nil, err
+		return nil, err
 	}
-	client, err := b.newClient(cfg)
+	st, err := b.newConfigState(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	b.current.Store(&configState{config: cfg, client: client})
-	return cfg, client, nil
+	b.current.Store(st)
+	return st, nil
 }
 
 func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {
@@ -251,10 +269,11 @@ func (b *backend) pathConfigExistenceCheck(ctx context.Context, req *logical.Req
 }
 
 func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	cfg, _, err := b.getConfig(ctx, req.Storage)
-	if err != nil || cfg == nil {
+	st, err := b.getConfig(ctx, req.Storage)
+	if err != nil || st == nil {
 		return nil, err
 	}
+	cfg := st.config
 	return &logical.Response{Data: map[string]any{
 		fieldClientID:          cfg.ClientID,
 		fieldBaseURL:           cfg.BaseURL,
@@ -280,18 +299,19 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	credentialsChanged := old == nil || old.credentialsID() != cfg.credentialsID()
 	connectionChanged := credentialsChanged || old.ProxyURL != cfg.ProxyURL
 
-	client, err := b.newClient(cfg)
+	st, err := b.newConfigState(cfg)
 	if err != nil {
 		return logical.ErrorResponse("%s: %s", fieldProxyURL, err), nil
 	}
 	var verified *cachedToken
 	if d.Get(fieldVerifyConnection).(bool) && connectionChanged {
 		key := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
-		tok, err := b.fetchToken(ctx, client, cfg, key)
+		fetchedAt := b.now()
+		tok, err := st.fetch(ctx, key)
 		if err != nil {
 			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
 		}
-		verified = &cachedToken{accessToken: tok, Key: key, Credentials: cfg.credentialsID(), FetchedAt: b.now()}
+		verified = &cachedToken{accessToken: tok, Key: key, Credentials: st.credentials, FetchedAt: fetchedAt}
 	}
 
 	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
@@ -301,7 +321,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
-	b.current.Store(&configState{config: cfg, client: client})
+	b.current.Store(st)
 
 	if credentialsChanged {
 		// A failure leaves stale entries behind, but their credentials fingerprint no longer

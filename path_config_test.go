@@ -231,8 +231,8 @@ func TestInvalidateConfigDropsMemory(t *testing.T) {
 	env.naver.SetClientSecret(testClientID, otherSecret)
 	env.mustWrite("config", map[string]any{"client_secret": otherSecret})
 	other.invalidate(context.Background(), configStorageKey)
-	cfg, _, err := other.getConfig(context.Background(), env.storage)
-	if err != nil || cfg.ClientSecret != otherSecret {
+	st, err := other.getConfig(context.Background(), env.storage)
+	if err != nil || st.config.ClientSecret != otherSecret {
 		t.Fatalf("the other node kept the old config: %v", err)
 	}
 	if _, ok := other.tokens.entries.Load(tokenKey{ClientID: testClientID, Type: "SELF"}); ok {

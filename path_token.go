@@ -98,15 +98,15 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	if role == nil {
 		return logical.ErrorResponse("role %q does not exist; create it with a write to %sroles/%s", name, req.MountPoint, name), nil
 	}
-	cfg, client, err := b.getConfig(ctx, req.Storage)
+	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	if cfg == nil {
+	if st == nil {
 		return logical.ErrorResponse("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint), nil
 	}
-	key := role.tokenKey(cfg.ClientID)
-	res, err := b.tokens.get(ctx, req.Storage, key, cfg.credentialsID(), !cfg.NoBackgroundRefresh, b.fetcher(client, cfg))
+	key := role.tokenKey(st.config.ClientID)
+	res, err := b.tokens.get(ctx, req.Storage, key, st.credentials, !st.config.NoBackgroundRefresh, st.fetch)
 	if err != nil {
 		return nil, tokenRequestError(fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key)), err)
 	}
@@ -135,20 +135,14 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	return resp, nil
 }
 
-func (b *backend) fetcher(client *naverClient, cfg *naverConfig) fetchFunc {
-	return func(ctx context.Context, key tokenKey) (accessToken, error) {
-		return b.fetchToken(ctx, client, cfg, key)
-	}
-}
-
 // renewTokensInUse is the backend's periodic function (Vault calls it about once a minute):
 // it renews tokens that are in use before reads need them.
 func (b *backend) renewTokensInUse(ctx context.Context, req *logical.Request) error {
-	cfg, client, err := b.getConfig(ctx, req.Storage)
-	if err != nil || cfg == nil || cfg.NoBackgroundRefresh {
+	st, err := b.getConfig(ctx, req.Storage)
+	if err != nil || st == nil || st.config.NoBackgroundRefresh {
 		return err
 	}
-	if n := b.tokens.renewReadTokens(ctx, req.Storage, cfg.credentialsID(), b.fetcher(client, cfg)); n > 0 {
+	if n := b.tokens.renewReadTokens(ctx, req.Storage, st.credentials, st.fetch); n > 0 {
 		b.Logger().Debug("renewed tokens in use", "count", n)
 	}
 	return nil

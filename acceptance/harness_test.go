@@ -428,11 +428,6 @@ func (em *emulator) reset(t *testing.T) {
 	em.admin(t, http.MethodPost, "reset", "", nil, nil)
 }
 
-func (em *emulator) setTokenLifetime(t *testing.T, d time.Duration) {
-	t.Helper()
-	em.admin(t, http.MethodPost, "token-lifetime", "application/json", strings.NewReader(fmt.Sprintf(`{"token_lifetime":%q}`, d.String())), nil)
-}
-
 // fault queues a fault for the next token requests (see navercommercetest.Fault).
 func (em *emulator) fault(t *testing.T, f map[string]any) {
 	t.Helper()

@@ -90,6 +90,9 @@ func secretToken(b *backend) *framework.Secret {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := rejectUnknownFields(d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
 	name := d.Get(fieldRoleName).(string)
 	role, err := b.role(ctx, req.Storage, name)
 	if err != nil {

@@ -67,6 +67,10 @@ func TestTokenReadErrors(t *testing.T) {
 		t.Errorf("unconfigured: %d %q", httpStatus(resp, err), errorText(resp, err))
 	}
 	env.configure()
+	resp, err = env.request(env.b, logical.ReadOperation, "token/app", map[string]any{"ttl": "5m"})
+	if httpStatus(resp, err) != http.StatusBadRequest || !strings.Contains(errorText(resp, err), "ttl") {
+		t.Errorf("unknown field on a token read: %d %q", httpStatus(resp, err), errorText(resp, err))
+	}
 	resp, err = env.read("token/nope")
 	if httpStatus(resp, err) != http.StatusBadRequest || !strings.Contains(errorText(resp, err), `role "nope" does not exist`) {
 		t.Errorf("unknown role: %d %q", httpStatus(resp, err), errorText(resp, err))

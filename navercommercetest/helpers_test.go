@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +35,9 @@ const (
 var testStart = time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC)
 
 // fakeClock is the emulator clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock struct{ *navercommercetest.Clock }
 
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{navercommercetest.NewClock(t)} }
 
 func (c *fakeClock) Millis() string { return strconv.FormatInt(c.Now().UnixMilli(), 10) }
 

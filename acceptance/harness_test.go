@@ -549,15 +549,11 @@ func startDevVault(t *testing.T) *vaultProc {
 	return v
 }
 
-// startFileVault starts a non-dev server with file storage, then initialises and unseals it.
-func startFileVault(t *testing.T) *vaultProc {
+// writeServerConfig writes a non-dev server's config: the given storage stanza, a plain-HTTP
+// loopback listener on v.port (cluster port v.port+1) and v's plugin directory.
+func (v *vaultProc) writeServerConfig(t *testing.T, storage string) {
 	t.Helper()
-	v := newVault(t, false)
-	data := mkdir(t, filepath.Join(v.dir, "data"))
-	writeFile(t, v.config, fmt.Sprintf(`
-storage "file" {
-  path = %q
-}
+	writeFile(t, v.config, fmt.Sprintf(`%s
 listener "tcp" {
   address         = "127.0.0.1:%d"
   cluster_address = "127.0.0.1:%d"
@@ -567,7 +563,17 @@ api_addr         = %q
 cluster_addr     = "https://127.0.0.1:%d"
 disable_mlock    = true
 plugin_directory = %q
-`, data, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+`, storage, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+}
+
+// startFileVault starts a non-dev server with file storage, then initialises and unseals it.
+func startFileVault(t *testing.T) *vaultProc {
+	t.Helper()
+	v := newVault(t, false)
+	data := mkdir(t, filepath.Join(v.dir, "data"))
+	v.writeServerConfig(t, fmt.Sprintf(`storage "file" {
+  path = %q
+}`, data))
 	v.start(t)
 
 	out := v.cli(t, "operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")

@@ -220,24 +220,13 @@ func startRaftNode(t *testing.T, nodeID string) *vaultProc {
 	data := mkdir(t, filepath.Join(v.dir, "raft"))
 	// performance_multiplier = 1 and short autopilot intervals: elections and voter
 	// promotion in about a second instead of ten.
-	writeFile(t, v.config, fmt.Sprintf(`
-storage "raft" {
+	v.writeServerConfig(t, fmt.Sprintf(`storage "raft" {
   path                         = %q
   node_id                      = %q
   performance_multiplier       = 1
   autopilot_reconcile_interval = "1s"
   autopilot_update_interval    = "500ms"
-}
-listener "tcp" {
-  address         = "127.0.0.1:%d"
-  cluster_address = "127.0.0.1:%d"
-  tls_disable     = true
-}
-api_addr         = %q
-cluster_addr     = "https://127.0.0.1:%d"
-disable_mlock    = true
-plugin_directory = %q
-`, data, nodeID, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+}`, data, nodeID))
 	v.start(t)
 	return v
 }

@@ -43,12 +43,18 @@ type backend struct {
 	// then or after an invalidation. Reads take no lock; loadMu keeps loads single.
 	current atomic.Pointer[configState]
 	loadMu  sync.Mutex
+	// configGen counts config writes, deletes and invalidations; a load publishes only if
+	// none came since it read storage (publishMu makes the check and the store one step).
+	configGen     atomic.Uint64
+	publishMu     sync.Mutex
+	configWriteMu sync.Mutex
 
 	// roles caches, by name, the roles tokens are read through, so a warm read touches no
 	// storage; rolesMu orders cache fills against role writes.
 	roles   sync.Map
 	rolesMu sync.Mutex
 	tokens  *tokenCache
+	metrics *metrics
 }
 
 // backendOptions are what tests inject; zero values mean production behaviour.
@@ -85,12 +91,18 @@ func newBackend(opts backendOptions) *backend {
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
 			[]*framework.Path{pathToken(b), pathInfo(b)},
+			pathStatus(b),
+			[]*framework.Path{pathMetrics(b)},
 		),
 		Secrets:      []*framework.Secret{secretToken(b)},
 		Invalidate:   b.invalidate,
-		PeriodicFunc: b.renewTokensInUse,
+		PeriodicFunc: b.periodic,
+		// An unmount or reload stops requests to Naver in flight and background renewals.
+		Clean: func(context.Context) { b.tokens.close() },
 	}
+	b.metrics = newMetrics()
 	b.tokens = newTokenCache(b.now, nil)
+	b.tokens.metrics = b.metrics
 	return b
 }
 
@@ -113,13 +125,15 @@ func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error 
 func (b *backend) invalidate(ctx context.Context, key string) {
 	switch {
 	case key == configStorageKey:
-		b.current.Store(nil)
+		b.replaceConfig(nil)
 		// The node that changed the config purged storage; only memory is left to drop.
 		_ = b.tokens.purge(ctx, nil)
 	case strings.HasPrefix(key, roleStoragePrefix):
+		name := strings.TrimPrefix(key, roleStoragePrefix)
 		b.rolesMu.Lock()
-		b.roles.Delete(strings.TrimPrefix(key, roleStoragePrefix))
+		b.roles.Delete(name)
 		b.rolesMu.Unlock()
+		b.tokens.roleChanged(name)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		b.tokens.forget(key)
 	}

@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,12 +40,16 @@ const (
 	tokenTypeSeller = "SELLER"
 )
 
-// accessToken is a token as cached and served. ExpiresAt is reckoned from the moment the
-// request was sent, so it is never later than Naver's own expiry.
+// accessToken is a token as cached and served. Naver's expiry lies somewhere between
+// ExpiresAt, reckoned from the moment the request was sent (so never later than Naver's),
+// and LatestExpiry, reckoned from the moment the answer arrived (never earlier). Tokens are
+// served by the first; the 30-minute rule is judged by the second, so that the plugin asks
+// only when Naver must issue a new token, however slow the request was.
 type accessToken struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	LatestExpiry time.Time `json:"latest_expiry,omitzero"`
 }
 
 // naverClient asks Naver's token endpoint for tokens of one application.
@@ -93,6 +98,12 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 	rc.CheckRetry = checkRetry
 	rc.Backoff = retryBackoff
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	// Every attempt, retries included, counts against the key's hourly budget.
+	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, _ int) {
+		if rb := requestBudgetFrom(req.Context()); rb != nil {
+			rb.record()
+		}
+	}
 	rc.Logger = nil
 	if cfg.logger != nil {
 		rc.Logger = cfg.logger.Named("http")
@@ -116,6 +127,7 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 	if err != nil {
 		return accessToken{}, err
 	}
+	secrets := signatureSecrets(sign)
 	form := url.Values{
 		"client_id":          {c.clientID},
 		"timestamp":          {timestamp},
@@ -137,25 +149,26 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 	req.Header.Set("Accept", "application/json")
 
 	resp, err := c.http.Do(req)
+	receivedAt := c.now()
 	if err != nil {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return accessToken{}, &upstreamError{Err: redactError(err, sign)}
+		return accessToken{}, &upstreamError{Err: redactError(err, secrets...)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("reading response: %w", redactError(err, sign))}
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("reading response: %w", redactError(err, secrets...))}
 	}
 	if len(body) > maxResponseBytes {
 		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("response larger than %d bytes", maxResponseBytes)}
 	}
 	c.logRateLimits(resp, typ)
 	if resp.StatusCode != http.StatusOK {
-		return accessToken{}, decodeErrorResponse(resp, body, sign)
+		return accessToken{}, decodeErrorResponse(resp, body, secrets)
 	}
-	tok, err := decodeTokenResponse(body, sentAt)
+	tok, err := decodeTokenResponse(body, sentAt, receivedAt)
 	if err != nil {
 		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: err}
 	}
@@ -186,7 +199,7 @@ type tokenResponse struct {
 }
 
 // decodeTokenResponse checks a 200 body: anything odd is an error, never a cached token.
-func decodeTokenResponse(body []byte, sentAt time.Time) (accessToken, error) {
+func decodeTokenResponse(body []byte, sentAt, receivedAt time.Time) (accessToken, error) {
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
 		return accessToken{}, fmt.Errorf("response is not the expected JSON (%s)", describeBody(body))
@@ -210,11 +223,50 @@ func decodeTokenResponse(body []byte, sentAt time.Time) (accessToken, error) {
 		return accessToken{}, fmt.Errorf("response has expires_in %s, want a whole number of seconds from 1 to %d",
 			truncate(string(tr.ExpiresIn), 20), int64(maxTokenLifetime/time.Second))
 	}
-	return accessToken{
-		AccessToken: tr.AccessToken,
-		TokenType:   tr.TokenType,
-		ExpiresAt:   sentAt.Add(time.Duration(seconds) * time.Second),
-	}, nil
+	lifetime := time.Duration(seconds) * time.Second
+	tok := accessToken{
+		AccessToken:  tr.AccessToken,
+		TokenType:    tr.TokenType,
+		ExpiresAt:    sentAt.Add(lifetime),
+		LatestExpiry: receivedAt.Add(lifetime),
+	}
+	// expires_in is an upper bound (Naver's docs do not say what a handed-back token
+	// reports); a JWT's own exp is the token's real expiry.
+	if exp, ok := jwtExpiry(tr.AccessToken); ok {
+		if exp.Before(tok.ExpiresAt) {
+			tok.ExpiresAt = exp
+		}
+		if exp.Before(tok.LatestExpiry) {
+			tok.LatestExpiry = exp
+		}
+	}
+	if tok.LatestExpiry.Before(tok.ExpiresAt) {
+		tok.LatestExpiry = tok.ExpiresAt
+	}
+	return tok, nil
+}
+
+// jwtExpiry returns the exp claim of a token that is a JWT; Naver's tokens need not be.
+func jwtExpiry(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 4096 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == "" {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 || exp > 1e11 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(exp), 0), true
 }
 
 // naverError is the JSON body of Naver's gateway errors.
@@ -229,20 +281,21 @@ type naverError struct {
 	} `json:"invalidInputs"`
 }
 
-func decodeErrorResponse(resp *http.Response, body []byte, sign string) *upstreamError {
+func decodeErrorResponse(resp *http.Response, body []byte, secrets []string) *upstreamError {
 	e := &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp)}
 	var ne naverError
 	if err := json.Unmarshal(body, &ne); err != nil || (ne.Code == "" && ne.Message == "") {
 		e.Message = describeBody(body)
 	} else {
-		e.Code = truncate(ne.Code, 60)
+		// Redact before cutting: a cut could leave a fragment too short to be recognised.
+		e.Code = truncate(redact(ne.Code, secrets...), 60)
 		msg := ne.Message
 		for _, in := range ne.InvalidInputs {
 			msg += fmt.Sprintf("; %s: %s", in.Name, in.Message)
 		}
-		e.Message = redact(truncate(msg, maxErrorMessage), sign)
+		e.Message = truncate(redact(msg, secrets...), maxErrorMessage)
 		if ne.TraceID != "" {
-			e.TraceID = truncate(ne.TraceID, 100)
+			e.TraceID = truncate(redact(ne.TraceID, secrets...), 100)
 		}
 	}
 	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
@@ -318,6 +371,10 @@ func (e *upstreamError) hint() string {
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
+	}
+	if rb := requestBudgetFrom(ctx); rb != nil && rb.check() != nil {
+		// Another attempt would go over the key's hourly budget: stop with what we have.
+		return false, nil
 	}
 	if err != nil {
 		return true, nil
@@ -401,14 +458,62 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// redact removes secrets from text that came from elsewhere (a gateway could echo input).
+// minSecretFragment is the shortest run of a secret's characters that is redacted. The
+// first 40 characters of a signature decode to the client secret itself, so any fragment of
+// a signature could carry part of it; 8 characters never occur by chance in Naver's text.
+const minSecretFragment = 8
+
+// signatureSecrets are the forms in which a request's secret material could come back: the
+// signature as sent and the bcrypt string it encodes (which starts with the client secret).
+func signatureSecrets(sign string) []string {
+	secrets := []string{sign}
+	if raw, err := base64.StdEncoding.DecodeString(sign); err == nil {
+		secrets = append(secrets, string(raw))
+	}
+	return secrets
+}
+
+// redact removes secrets, and every fragment of them of minSecretFragment characters or
+// more, from text that came from elsewhere (a gateway could echo input, whole or in part).
 func redact(s string, secrets ...string) string {
+	var hidden []bool
 	for _, secret := range secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
+		if len(secret) < minSecretFragment {
+			continue
+		}
+		for i := 0; i+minSecretFragment <= len(secret); i++ {
+			frag := secret[i : i+minSecretFragment]
+			for from := 0; ; {
+				j := strings.Index(s[from:], frag)
+				if j < 0 {
+					break
+				}
+				if hidden == nil {
+					hidden = make([]bool, len(s))
+				}
+				for k := from + j; k < from+j+minSecretFragment; k++ {
+					hidden[k] = true
+				}
+				from += j + 1
+			}
 		}
 	}
-	return s
+	if hidden == nil {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if !hidden[i] {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		b.WriteString("[redacted]")
+		for i < len(s) && hidden[i] {
+			i++
+		}
+	}
+	return b.String()
 }
 
 func redactError(err error, secrets ...string) error {

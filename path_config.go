@@ -25,12 +25,17 @@ const (
 	fieldProxyURL          = "proxy_url"
 	fieldVerifyConnection  = "verify_connection"
 	fieldBackgroundRefresh = "background_refresh"
+	fieldMaxRequestsHour   = "max_token_requests_per_hour"
 
 	defaultBaseURL        = "https://api.commerce.naver.com/external"
 	defaultRequestTimeout = 10 * time.Second
 	maxRequestTimeout     = 60 * time.Second // well inside Vault's 90-second request limit
 	defaultMaxRetries     = 2
 	maxMaxRetries         = 5
+	// defaultMaxRequestsHour leaves room for a renewal, its retries and a restart or two,
+	// far below anything that earns Naver's penalty; a healthy key asks once in 2.5 hours.
+	defaultMaxRequestsHour = 6
+	maxMaxRequestsHour     = 60
 	// The password Naver signs is client_id + "_" + a 13-digit timestamp, and bcrypt reads
 	// at most 71 bytes of it (plus a NUL).
 	maxClientIDLength = bcryptMaxPassword - 1 - len("_") - 13
@@ -47,6 +52,15 @@ type naverConfig struct {
 	// BackgroundRefresh is stored negated so configs written before the field existed keep
 	// the default (on).
 	NoBackgroundRefresh bool `json:"no_background_refresh,omitempty"`
+	// MaxRequestsPerHour is 0 in configs written before the field existed: the default.
+	MaxRequestsPerHour int `json:"max_token_requests_per_hour,omitempty"`
+}
+
+func (c *naverConfig) maxRequestsPerHour() int {
+	if c.MaxRequestsPerHour <= 0 {
+		return defaultMaxRequestsHour
+	}
+	return c.MaxRequestsPerHour
 }
 
 // credentialsID fingerprints what cached tokens depend on.
@@ -116,6 +130,14 @@ func pathConfig(b *backend) *framework.Path {
 					Name: "Background refresh",
 				},
 			},
+			fieldMaxRequestsHour: {
+				Type:        framework.TypeInt,
+				Default:     defaultMaxRequestsHour,
+				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty.", maxMaxRequestsHour),
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Max token requests per hour",
+				},
+			},
 			fieldVerifyConnection: {
 				Type:        framework.TypeBool,
 				Default:     true,
@@ -181,15 +203,15 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	fieldMaxRetries:        {Type: framework.TypeInt, Description: "Retries after a network error, 429 or 5xx."},
 	fieldProxyURL:          {Type: framework.TypeString, Description: "Proxy for requests to Naver, password redacted."},
 	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
+	fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "Most token requests per token per hour."},
 }
 
 // configState is a config with what every token read derives from it, made once; never
 // modified once published.
 type configState struct {
-	config      *naverConfig
-	client      *naverClient
-	credentials string    // credentialsID of config
-	fetch       fetchFunc // asks Naver with client, within config's time limit
+	config *naverConfig
+	client *naverClient
+	policy cachePolicy // credentials, background refresh, budget and fetch, for the cache
 }
 
 func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
@@ -198,11 +220,15 @@ func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
 		return nil, err
 	}
 	return &configState{
-		config:      cfg,
-		client:      client,
-		credentials: cfg.credentialsID(),
-		fetch: func(ctx context.Context, key tokenKey) (accessToken, error) {
-			return b.fetchToken(ctx, client, cfg, key)
+		config: cfg,
+		client: client,
+		policy: cachePolicy{
+			credentials: cfg.credentialsID(),
+			ahead:       !cfg.NoBackgroundRefresh,
+			perHour:     cfg.maxRequestsPerHour(),
+			fetch: func(ctx context.Context, key tokenKey) (accessToken, error) {
+				return b.fetchToken(ctx, client, cfg, key)
+			},
 		},
 	}, nil
 }
@@ -217,6 +243,7 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configStat
 	if st := b.current.Load(); st != nil {
 		return st, nil
 	}
+	gen := b.configGen.Load()
 	cfg, err := readConfig(ctx, s)
 	if err != nil || cfg == nil {
 		return nil, err
@@ -225,8 +252,28 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configStat
 	if err != nil {
 		return nil, err
 	}
-	b.current.Store(st)
+	b.publishConfig(gen, st)
 	return st, nil
+}
+
+// publishConfig makes st current unless a write, delete or invalidation came after gen was
+// read: what a load read may already be stale, and must never replace a newer config.
+func (b *backend) publishConfig(gen uint64, st *configState) bool {
+	b.publishMu.Lock()
+	defer b.publishMu.Unlock()
+	if b.configGen.Load() != gen {
+		return false
+	}
+	b.current.Store(st)
+	return true
+}
+
+// replaceConfig makes st (nil: unconfigured) current and outdates every load in progress.
+func (b *backend) replaceConfig(st *configState) {
+	b.publishMu.Lock()
+	defer b.publishMu.Unlock()
+	b.configGen.Add(1)
+	b.current.Store(st)
 }
 
 func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {
@@ -281,6 +328,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		fieldMaxRetries:        cfg.MaxRetries,
 		fieldProxyURL:          redactedURL(cfg.ProxyURL),
 		fieldBackgroundRefresh: !cfg.NoBackgroundRefresh,
+		fieldMaxRequestsHour:   cfg.maxRequestsPerHour(),
 	}}, nil
 }
 
@@ -288,6 +336,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := rejectUnknownFields(d); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
+	// One config write at a time, so none merges into a config another is replacing.
+	b.configWriteMu.Lock()
+	defer b.configWriteMu.Unlock()
 	old, err := readConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -307,11 +358,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if d.Get(fieldVerifyConnection).(bool) && connectionChanged {
 		key := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
 		fetchedAt := b.now()
-		tok, err := st.fetch(ctx, key)
+		tok, err := b.tokens.fetch(ctx, key, &st.policy)
 		if err != nil {
 			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
 		}
-		verified = &cachedToken{accessToken: tok, Key: key, Credentials: st.credentials, FetchedAt: fetchedAt}
+		verified = &cachedToken{accessToken: tok, Key: key, Credentials: st.policy.credentials, FetchedAt: fetchedAt}
 	}
 
 	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
@@ -321,15 +372,15 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
-	b.current.Store(st)
-
 	if credentialsChanged {
+		// Before the new config is current, so no token of the new credentials is dropped.
 		// A failure leaves stale entries behind, but their credentials fingerprint no longer
 		// matches, so they are never served.
 		if err := b.tokens.purge(ctx, req.Storage); err != nil {
 			b.Logger().Warn("dropping cached tokens of the old credentials", "error", err)
 		}
 	}
+	b.replaceConfig(st)
 	if verified != nil {
 		if err := b.tokens.seed(ctx, req.Storage, verified); err != nil {
 			b.Logger().Warn("caching the verification token", "error", err)
@@ -420,6 +471,16 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 		cfg.NoBackgroundRefresh = !v.(bool)
 	}
 
+	if v, ok, err := d.GetOkErr(fieldMaxRequestsHour); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldMaxRequestsHour, err)
+	} else if ok {
+		n := v.(int)
+		if n < 1 || n > maxMaxRequestsHour {
+			return nil, fmt.Errorf("%s: must be from 1 to %d", fieldMaxRequestsHour, maxMaxRequestsHour)
+		}
+		cfg.MaxRequestsPerHour = n
+	}
+
 	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldVerifyConnection, err)
 	}
@@ -449,7 +510,7 @@ func validateBaseURL(raw string) (string, error) {
 		return "", errors.New("must be an absolute URL such as " + defaultBaseURL)
 	case u.User != nil:
 		return "", errors.New("must not contain user information")
-	case u.RawQuery != "" || u.Fragment != "":
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
 		return "", errors.New("must not have a query or fragment")
 	case u.Scheme == "https":
 	case u.Scheme == "http" && isLoopback(u.Hostname()):
@@ -501,10 +562,12 @@ func redactedURL(raw string) string {
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.configWriteMu.Lock()
+	defer b.configWriteMu.Unlock()
 	if err := req.Storage.Delete(ctx, configStorageKey); err != nil {
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
-	b.current.Store(nil)
+	b.replaceConfig(nil)
 	if err := b.tokens.purge(ctx, req.Storage); err != nil {
 		return nil, fmt.Errorf("config deleted, but dropping cached tokens failed: %w", err)
 	}

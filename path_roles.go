@@ -19,6 +19,7 @@ const (
 	fieldType      = "type"
 	fieldAccountID = "account_id"
 	fieldTTL       = "ttl"
+	fieldLease     = "lease"
 
 	maxAccountIDLength = 128
 )
@@ -28,6 +29,8 @@ type roleEntry struct {
 	Type      string        `json:"type"`
 	AccountID string        `json:"account_id,omitempty"`
 	TTL       time.Duration `json:"ttl"`
+	// NoLease is stored negated so roles written before the field existed keep leases.
+	NoLease bool `json:"no_lease,omitempty"`
 }
 
 func (r *roleEntry) tokenKey(clientID string) tokenKey {
@@ -88,6 +91,14 @@ func pathRoles(b *backend) []*framework.Path {
 						Name: "TTL",
 					},
 				},
+				fieldLease: {
+					Type:        framework.TypeBool,
+					Default:     true,
+					Description: "Whether token reads through this role return a lease. false: the same data with no lease (a read writes nothing to storage and costs what a plain read costs); clients read again by expires_in.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Lease",
+					},
+				},
 			},
 			ExistenceCheck: b.pathRoleExistenceCheck,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -131,6 +142,7 @@ var roleResponseFields = map[string]*framework.FieldSchema{
 	fieldType:      {Type: framework.TypeString, Description: "SELF or SELLER."},
 	fieldAccountID: {Type: framework.TypeString, Description: "Seller account ID (SELLER only)."},
 	fieldTTL:       {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
+	fieldLease:     {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
 }
 
 // role returns the named role, from memory when it was read before. Only roles that tokens
@@ -194,6 +206,7 @@ func roleResponseData(r *roleEntry) map[string]any {
 		fieldType:      r.Type,
 		fieldAccountID: r.AccountID,
 		fieldTTL:       int64(r.TTL / time.Second),
+		fieldLease:     !r.NoLease,
 	}
 }
 
@@ -220,6 +233,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
 	b.roles.Delete(name) // the next token read loads it
+	if old != nil && (old.Type != r.Type || old.AccountID != r.AccountID) {
+		b.tokens.roleChanged(name)
+	}
 	return nil, nil
 }
 
@@ -266,6 +282,12 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 		}
 		r.TTL = ttl
 	}
+
+	if v, ok, err := d.GetOkErr(fieldLease); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldLease, err)
+	} else if ok {
+		r.NoLease = !v.(bool)
+	}
 	return r, nil
 }
 
@@ -289,5 +311,36 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	b.roles.Delete(name)
+	b.tokens.roleChanged(name)
 	return nil, nil
+}
+
+// keyNamed reports whether any role still names key: first the roles known to read it,
+// then, only if none of those does, every role.
+func (b *backend) keyNamed(clientID string) keyNamedFunc {
+	return func(ctx context.Context, s logical.Storage, key tokenKey, hints []string) (bool, error) {
+		for _, name := range hints {
+			r, err := b.role(ctx, s, name)
+			if err != nil {
+				return false, err
+			}
+			if r != nil && r.tokenKey(clientID) == key {
+				return true, nil
+			}
+		}
+		names, err := s.List(ctx, roleStoragePrefix)
+		if err != nil {
+			return false, fmt.Errorf("listing roles: %w", err)
+		}
+		for _, name := range names {
+			r, err := readRole(ctx, s, name)
+			if err != nil {
+				return false, err
+			}
+			if r != nil && r.tokenKey(clientID) == key {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 }

@@ -50,6 +50,17 @@ func pathToken(b *backend) *framework.Path {
 					200: {{Description: "OK", Fields: tokenResponseFields}},
 				},
 			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                  b.pathTokenDelete,
+				ForwardPerformanceStandby: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "drop",
+					OperationSuffix: "cached-token",
+				},
+				Responses: map[int][]framework.Response{
+					204: {{Description: "The cached token was dropped."}},
+				},
+			},
 		},
 		HelpSynopsis:    "Read a Naver Commerce access token for a role.",
 		HelpDescription: strings.TrimSpace(pathTokenHelp),
@@ -64,8 +75,14 @@ token (the old one stays valid until it expires). Concurrent reads share one req
 
 The response is a lease whose duration is the time the token really has left (capped by the
 role's ttl and the mount's max lease TTL), so Vault Agent fetches a new token before the old
-one expires. Leases are not renewable: read again for a new token. Revoking a lease is local
-only: Naver has no way to revoke a token, and the token stays valid until it expires.
+one expires; a role with lease=false returns the same data without a lease. Leases are not
+renewable: read again for a new token. Revoking a lease is local only: Naver has no way to
+revoke a token, and the token stays valid until it expires. A token is never returned with
+less than 10 seconds left: the read fails (502) instead, saying why.
+
+Deleting token/<name> drops the cached token of the role's type and account, in memory and
+storage, so that the next read asks Naver: for when the token is dead at Naver while the cache
+still has hours (for example after the seller re-authorised the application).
 `
 
 var tokenResponseFields = map[string]*framework.FieldSchema{
@@ -94,58 +111,105 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	name := d.Get(fieldRoleName).(string)
-	role, err := b.role(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse("role %q does not exist; create it with a write to %sroles/%s", name, req.MountPoint, name), nil
-	}
-	st, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return logical.ErrorResponse("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint), nil
+	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
+	if errResp != nil || err != nil {
+		return errResp, err
 	}
 	key := role.tokenKey(st.config.ClientID)
-	res, err := b.tokens.get(ctx, req.Storage, key, st.credentials, !st.config.NoBackgroundRefresh, st.fetch)
+	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
+	res, err := b.tokens.get(ctx, req.Storage, key, name, &st.policy)
 	if err != nil {
-		return nil, tokenRequestError(fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key)), err)
+		b.metrics.tokenRead(readFailed)
+		return nil, tokenRequestError(what, err)
 	}
 
+	// Judged at the last moment: Vault turns a lease TTL of 0 or less into the mount's
+	// default (768 h), and a token with seconds left is of no use to anyone.
 	tok := res.token
-	now := b.now()
-	left := tok.ExpiresAt.Sub(now).Truncate(time.Second)
-	ttl := left
-	if role.TTL > 0 && role.TTL < ttl {
-		ttl = role.TTL
+	left := tok.life(b.now()).Truncate(time.Second)
+	if left < minServableLife {
+		b.metrics.tokenRead(readFailed)
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: the token has only %s left and no new one could be had", what, left))
 	}
-	resp := b.Secret(secretTypeToken).Response(map[string]any{
+	data := map[string]any{
 		fieldAccessToken: tok.AccessToken,
 		fieldTokenType:   tok.TokenType,
 		fieldExpiresAt:   tok.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldExpiresIn:   int64(left / time.Second),
 		fieldType:        role.Type,
 		fieldAccountID:   role.AccountID,
-	}, map[string]any{internalRole: name})
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = left
-	resp.Secret.Renewable = false
-	if res.warning != "" {
-		resp.AddWarning(res.warning)
+	}
+	var resp *logical.Response
+	if role.NoLease {
+		resp = &logical.Response{Data: data}
+	} else {
+		ttl := left
+		if role.TTL > 0 && role.TTL < ttl {
+			ttl = role.TTL
+		}
+		resp = b.Secret(secretTypeToken).Response(data, map[string]any{internalRole: name})
+		resp.Secret.TTL = ttl
+		resp.Secret.MaxTTL = left
+		resp.Secret.Renewable = false
+	}
+	switch {
+	case res.renewErr != nil:
+		b.metrics.tokenRead(readStale)
+		resp.AddWarning(res.warning())
+	case res.fetched:
+		b.metrics.tokenRead(readFetched)
+	default:
+		b.metrics.tokenRead(readCached)
 	}
 	return resp, nil
 }
 
-// renewTokensInUse is the backend's periodic function (Vault calls it about once a minute):
-// it renews tokens that are in use before reads need them.
-func (b *backend) renewTokensInUse(ctx context.Context, req *logical.Request) error {
+func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if err := rejectUnknownFields(d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	name := d.Get(fieldRoleName).(string)
+	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
+	if errResp != nil || err != nil {
+		return errResp, err
+	}
+	key := role.tokenKey(st.config.ClientID)
+	if err := b.tokens.drop(ctx, req.Storage, key); err != nil {
+		return nil, fmt.Errorf("dropping the cached %s token of role %q: %w", key.Type, name, err)
+	}
+	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type)
+	return nil, nil
+}
+
+// roleAndConfig returns the named role and the mount's config, or the error response that
+// says which is missing.
+func (b *backend) roleAndConfig(ctx context.Context, req *logical.Request, name string) (*roleEntry, *configState, *logical.Response, error) {
+	role, err := b.role(ctx, req.Storage, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if role == nil {
+		return nil, nil, logical.ErrorResponse("role %q does not exist; create it with a write to %sroles/%s", name, req.MountPoint, name), nil
+	}
 	st, err := b.getConfig(ctx, req.Storage)
-	if err != nil || st == nil || st.config.NoBackgroundRefresh {
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st == nil {
+		return nil, nil, logical.ErrorResponse("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint), nil
+	}
+	return role, st, nil, nil
+}
+
+// periodic is the backend's periodic function (Vault calls it about once a minute): it
+// renews tokens in use before reads need them and evicts tokens nobody can read, within
+// the deadline Vault gives it.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	st, err := b.getConfig(ctx, req.Storage)
+	if err != nil || st == nil {
 		return err
 	}
-	if n := b.tokens.renewReadTokens(ctx, req.Storage, st.credentials, st.fetch); n > 0 {
+	if n := b.tokens.maintain(ctx, req.Storage, &st.policy, b.keyNamed(st.config.ClientID)); n > 0 {
 		b.Logger().Debug("renewed tokens in use", "count", n)
 	}
 	return nil
@@ -172,6 +236,10 @@ func tokenRequestError(what string, err error) error {
 	var ue *upstreamError
 	if errors.As(err, &ue) && ue.callerFault() {
 		return logical.CodedError(http.StatusBadRequest, msg)
+	}
+	var be *budgetError
+	if errors.As(err, &be) {
+		return logical.CodedError(http.StatusTooManyRequests, msg)
 	}
 	return logical.CodedError(http.StatusBadGateway, msg)
 }

@@ -97,6 +97,74 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		e.SetTokenLifetime(d)
 		w.WriteHeader(http.StatusNoContent)
+	case adminPrefix + "latency":
+		if !allowMethod(w, r, http.MethodPost) {
+			return
+		}
+		var req struct {
+			Latency string `json:"latency"`
+			Jitter  string `json:"jitter"`
+		}
+		if err := decodeJSON(r, &req); err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		fixed, err := parseOptionalDuration("latency", req.Latency)
+		if err == nil {
+			var jitter time.Duration
+			if jitter, err = parseOptionalDuration("jitter", req.Jitter); err == nil {
+				err = e.setLatency(fixed, jitter)
+			}
+		}
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case adminPrefix + "reused-token-full-lifetime", adminPrefix + "jwt-tokens":
+		if !allowMethod(w, r, http.MethodPost) {
+			return
+		}
+		var req struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if err := decodeJSON(r, &req); err != nil {
+			adminError(w, http.StatusBadRequest, err)
+			return
+		}
+		if req.Enabled == nil {
+			adminError(w, http.StatusBadRequest, fmt.Errorf(`the field "enabled" (true or false) is required`))
+			return
+		}
+		if r.URL.Path == adminPrefix+"jwt-tokens" {
+			e.SetJWTTokens(*req.Enabled)
+		} else {
+			e.SetReusedTokenFullLifetime(*req.Enabled)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case adminPrefix + "penalty":
+		switch r.Method {
+		case http.MethodGet:
+			writeJSON(w, http.StatusOK, penaltyJSON(e.PenaltySettings()))
+		case http.MethodPost:
+			var req penaltyRequest
+			if err := decodeJSON(r, &req); err != nil {
+				adminError(w, http.StatusBadRequest, err)
+				return
+			}
+			p, err := req.config()
+			if err == nil {
+				err = e.setPenalty(p)
+			}
+			if err != nil {
+				adminError(w, http.StatusBadRequest, fmt.Errorf("invalid penalty: %w", err))
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			adminError(w, http.StatusMethodNotAllowed, fmt.Errorf("use GET or POST"))
+		}
 	case adminPrefix + "client-secret":
 		if !allowMethod(w, r, http.MethodPost) {
 			return
@@ -178,4 +246,50 @@ func adminError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, struct {
 		Error string `json:"error"`
 	}{err.Error()})
+}
+
+// parseOptionalDuration parses a Go duration; empty means 0.
+func parseOptionalDuration(name, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q must be a Go duration such as \"250ms\"", name, v)
+	}
+	return d, nil
+}
+
+// penaltyRequest is the JSON body of POST /_emulator/penalty and of its GET
+// answer. It replaces all settings: an omitted field takes its default.
+type penaltyRequest struct {
+	Disabled          bool   `json:"disabled"`
+	ViolationsAllowed int    `json:"violations_allowed"`
+	RequestsPerHour   int    `json:"requests_per_hour"`
+	Duration          string `json:"duration"` // a Go duration; empty = 1h
+	RetryAfter        bool   `json:"retry_after"`
+}
+
+func (pr penaltyRequest) config() (PenaltyConfig, error) {
+	d, err := parseOptionalDuration("duration", pr.Duration)
+	if err != nil {
+		return PenaltyConfig{}, err
+	}
+	return PenaltyConfig{
+		Disabled:          pr.Disabled,
+		ViolationsAllowed: pr.ViolationsAllowed,
+		RequestsPerHour:   pr.RequestsPerHour,
+		Duration:          d,
+		RetryAfter:        pr.RetryAfter,
+	}, nil
+}
+
+func penaltyJSON(p PenaltyConfig) penaltyRequest {
+	return penaltyRequest{
+		Disabled:          p.Disabled,
+		ViolationsAllowed: p.ViolationsAllowed,
+		RequestsPerHour:   p.RequestsPerHour,
+		Duration:          p.Duration.String(),
+		RetryAfter:        p.RetryAfter,
+	}
 }

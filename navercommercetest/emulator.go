@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,31 @@ type Config struct {
 	TimestampWindow time.Duration    // default 5m
 	BasePath        string           // default "/external"
 	Logger          *log.Logger      // nil = silent; secrets, signatures and tokens are never logged
+
+	// Latency holds every token request this long (real time) before it is
+	// judged, plus a uniformly random extra of 0..LatencyJitter: the
+	// network and gateway time of a real request. The request is judged
+	// (timestamp window, 30-minute rule, expiry, expires_in) at the
+	// emulator's clock after the hold, so a test that moves a shared Clock
+	// while a request is held sees the request answered at the new time.
+	Latency       time.Duration
+	LatencyJitter time.Duration
+
+	// ReusedTokenFullLifetime makes a token handed back again (30 minutes
+	// or more left) report expires_in as its full lifetime (10800) instead
+	// of its remaining life. Naver does not document which it does; the
+	// token still dies at its real expiry.
+	ReusedTokenFullLifetime bool
+
+	// JWTTokens mints JWT-shaped tokens,
+	// base64url(header).base64url({"exp":...,"iat":...,"jti":...}).base64url(random),
+	// whose exp (Unix seconds, rounded down) a client may use to cap the
+	// expiry. The default is opaque random strings.
+	JWTTokens bool
+
+	// Penalty models Naver's penalty for needless, concurrent,
+	// non-compliant or too many token requests. The zero value is on.
+	Penalty PenaltyConfig
 }
 
 // Fault replaces the normal answer of upcoming token requests. Faults are
@@ -88,22 +114,31 @@ type Emulator struct {
 	window   time.Duration
 	basePath string
 	logger   *log.Logger
+	// seq numbers token requests for the penalty's bookkeeping; it is
+	// never reset, so requests in flight across a Reset stay distinct.
+	seq atomic.Uint64
 
 	// closing aborts fault delays when a Server shuts down, so Close does
 	// not wait for them.
 	closing   chan struct{}
 	closeOnce sync.Once
 
-	mu            sync.Mutex
-	apps          map[string]*application
-	lifetime      time.Duration
-	tokenRequests int
-	issued        int
-	keys          map[tokenKey]*keyStats
-	current       map[tokenKey]*issuedToken // newest token per key
-	tokens        map[string]*issuedToken   // every unexpired token, by value
-	faults        []Fault
-	violations    []string
+	mu                 sync.Mutex
+	apps               map[string]*application
+	lifetime           time.Duration
+	latency            time.Duration
+	jitter             time.Duration
+	reusedFullLifetime bool
+	jwtTokens          bool
+	penalty            PenaltyConfig            // resolved: defaults filled in
+	penalties          map[string]*penaltyState // by client ID
+	tokenRequests      int
+	issued             int
+	keys               map[tokenKey]*keyStats
+	current            map[tokenKey]*issuedToken // newest token per key
+	tokens             map[string]*issuedToken   // every unexpired token, by value
+	faults             []Fault
+	violations         []string
 }
 
 type application struct {
@@ -125,24 +160,38 @@ type keyStats struct {
 }
 
 type issuedToken struct {
-	value   string
-	key     tokenKey
-	expires time.Time
+	value    string
+	key      tokenKey
+	expires  time.Time
+	lifetime time.Duration // as minted, for ReusedTokenFullLifetime
 }
 
 // New returns an Emulator for cfg. It panics if an application has an empty
-// or duplicate client ID or a malformed client secret (see CheckClientSecret):
-// such a fixture is a bug in the test, not a condition to emulate.
+// or duplicate client ID or a malformed client secret (see CheckClientSecret),
+// or on a negative latency or penalty duration: such a fixture is a bug in
+// the test, not a condition to emulate.
 func New(cfg Config) *Emulator {
+	if err := checkLatency(cfg.Latency, cfg.LatencyJitter); err != nil {
+		panic("navercommercetest: " + err.Error())
+	}
+	penalty, err := cfg.Penalty.resolved()
+	if err != nil {
+		panic("navercommercetest: " + err.Error())
+	}
 	e := &Emulator{
-		now:      cfg.Now,
-		reuse:    cfg.ReuseThreshold,
-		window:   cfg.TimestampWindow,
-		basePath: normaliseBasePath(cfg.BasePath),
-		logger:   cfg.Logger,
-		closing:  make(chan struct{}),
-		apps:     make(map[string]*application),
-		lifetime: cfg.TokenLifetime,
+		now:                cfg.Now,
+		reuse:              cfg.ReuseThreshold,
+		window:             cfg.TimestampWindow,
+		basePath:           normaliseBasePath(cfg.BasePath),
+		logger:             cfg.Logger,
+		closing:            make(chan struct{}),
+		apps:               make(map[string]*application),
+		lifetime:           cfg.TokenLifetime,
+		latency:            cfg.Latency,
+		jitter:             cfg.LatencyJitter,
+		reusedFullLifetime: cfg.ReusedTokenFullLifetime,
+		jwtTokens:          cfg.JWTTokens,
+		penalty:            penalty,
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -234,8 +283,8 @@ func (e *Emulator) MaxInFlight(clientID, typ, accountID string) int {
 
 // Violations returns descriptions of non-compliant token requests, oldest
 // first. Each starts with its kind: "parameters in query string",
-// "account_id with type=SELF", "concurrent token requests" or "needless token
-// request".
+// "account_id with type=SELF", "concurrent token requests", "needless token
+// request" or (while the penalty is enabled) "too many token requests".
 func (e *Emulator) Violations() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -351,8 +400,25 @@ func (e *Emulator) setClientSecret(clientID, secret string) error {
 	return nil
 }
 
-// Reset clears counters, violations, tokens and queued faults. The token
-// lifetime and the applications' secrets are kept.
+// SetReusedTokenFullLifetime switches the reused-token mode from now on (see
+// Config.ReusedTokenFullLifetime).
+func (e *Emulator) SetReusedTokenFullLifetime(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reusedFullLifetime = on
+}
+
+// SetJWTTokens switches JWT-shaped tokens on or off for tokens minted from
+// now on (see Config.JWTTokens).
+func (e *Emulator) SetJWTTokens(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.jwtTokens = on
+}
+
+// Reset clears counters, violations, penalties, tokens and queued faults.
+// The settings (token lifetime, latency, modes, penalty settings) and the
+// applications' secrets are kept.
 func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -364,6 +430,7 @@ func (e *Emulator) resetLocked() {
 	e.issued = 0
 	e.faults = nil
 	e.violations = nil
+	e.penalties = make(map[string]*penaltyState)
 	e.current = make(map[tokenKey]*issuedToken)
 	e.tokens = make(map[string]*issuedToken)
 	// Requests still in flight must keep balancing their counters, so keep
@@ -382,10 +449,19 @@ func (e *Emulator) close() {
 	e.closeOnce.Do(func() { close(e.closing) })
 }
 
-func (e *Emulator) violationLocked(format string, args ...any) {
+// recordViolationLocked records a violation in Violations and the log.
+func (e *Emulator) recordViolationLocked(format string, args ...any) string {
 	v := fmt.Sprintf(format, args...)
 	e.violations = append(e.violations, v)
 	e.logf("VIOLATION: %s", v)
+	return v
+}
+
+// violationLocked records a rule violation by request seq of key at now and
+// applies the penalty rules.
+func (e *Emulator) violationLocked(key tokenKey, seq uint64, now time.Time, format string, args ...any) {
+	v := e.recordViolationLocked(format, args...)
+	e.offenceLocked(key.clientID, seq, now, v)
 }
 
 func (e *Emulator) logf(format string, args ...any) {
@@ -395,8 +471,10 @@ func (e *Emulator) logf(format string, args ...any) {
 }
 
 // arrive counts a token request for key and marks it in flight. It returns
-// the number of requests in flight for key, this one included.
-func (e *Emulator) arrive(key tokenKey) int {
+// the request's sequence number and the number of requests in flight for
+// key, this one included.
+func (e *Emulator) arrive(key tokenKey) (seq uint64, inFlight int) {
+	seq = e.seq.Add(1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.tokenRequests++
@@ -410,7 +488,7 @@ func (e *Emulator) arrive(key tokenKey) int {
 	if s.inFlight > s.maxInFlight {
 		s.maxInFlight = s.inFlight
 	}
-	return s.inFlight
+	return seq, s.inFlight
 }
 
 func (e *Emulator) leave(key tokenKey) {
@@ -437,6 +515,14 @@ type Stats struct {
 	IssuedTokens  int                 `json:"issued_tokens"`
 	Violations    []string            `json:"violations"`
 	Keys          map[string]KeyStats `json:"keys"`
+	// Penalties holds the applications penalised since the last Reset, by
+	// client ID; empty when none was.
+	Penalties map[string]PenaltyStats `json:"penalties"`
+	// PenalisedUntil and PenaltyReason describe the penalty that ends last
+	// (it may be over; see Penalties for whether it is active), so a test
+	// that over-asked can fail with the reason. Zero when none.
+	PenalisedUntil time.Time `json:"penalised_until,omitzero"`
+	PenaltyReason  string    `json:"penalty_reason,omitempty"`
 }
 
 // KeyStats are the counters of one key ("<client_id>|<TYPE>|<account_id>").
@@ -459,14 +545,26 @@ func (e *Emulator) Stats() Stats {
 	for k, s := range e.keys {
 		st.Keys[k.String()] = KeyStats{Requests: s.requests, MaxInFlight: s.maxInFlight, InFlight: s.inFlight}
 	}
+	st.Penalties = make(map[string]PenaltyStats)
+	now := e.now()
+	for clientID, s := range e.penalties {
+		if !s.penalised {
+			continue
+		}
+		st.Penalties[clientID] = s.stats(now)
+		if s.until.After(st.PenalisedUntil) {
+			st.PenalisedUntil, st.PenaltyReason = s.until, s.reason
+		}
+	}
 	return st
 }
 
-// issue applies Naver's lifetime rule for key: the current token is returned
-// again while it has at least the reuse threshold left, otherwise a new one
-// is minted and the old one stays valid until its own expiry. It fails if the
-// application's secret was rotated after the signature was verified.
-func (e *Emulator) issue(key tokenKey, generation int) (token string, expiresIn int64, reused bool, err error) {
+// issue applies Naver's lifetime rule for key, at the emulator's clock now
+// (after any latency): the current token is returned again while it has at
+// least the reuse threshold left, otherwise a new one is minted and the old
+// one stays valid until its own expiry. It fails if the application's secret
+// was rotated after the signature was verified.
+func (e *Emulator) issue(key tokenKey, generation int, seq uint64) (token string, expiresIn int64, reused bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	app := e.apps[key.clientID]
@@ -478,9 +576,13 @@ func (e *Emulator) issue(key tokenKey, generation int) (token string, expiresIn 
 		if left := cur.expires.Sub(now); left >= e.reuse {
 			// Naver penalises excessive token requests; asking again while
 			// the token has this much left buys the client nothing.
-			e.violationLocked("needless token request: %s asked again while its token had %v left (>= %v)",
+			e.violationLocked(key, seq, now, "needless token request: %s asked again while its token had %v left (>= %v)",
 				key, left.Truncate(time.Second), e.reuse)
-			return cur.value, int64(left / time.Second), true, nil
+			expiresIn := int64(left / time.Second)
+			if e.reusedFullLifetime {
+				expiresIn = int64(cur.lifetime / time.Second)
+			}
+			return cur.value, expiresIn, true, nil
 		}
 	}
 	for v, t := range e.tokens {
@@ -488,11 +590,12 @@ func (e *Emulator) issue(key tokenKey, generation int) (token string, expiresIn 
 			delete(e.tokens, v)
 		}
 	}
-	value, err := randomString(32)
+	expires := now.Add(e.lifetime)
+	value, err := e.mintLocked(now, expires)
 	if err != nil {
 		return "", 0, false, fmt.Errorf("minting a token: %w", err)
 	}
-	t := &issuedToken{value: value, key: key, expires: now.Add(e.lifetime)}
+	t := &issuedToken{value: value, key: key, expires: expires, lifetime: e.lifetime}
 	e.tokens[value] = t
 	e.current[key] = t
 	e.issued++

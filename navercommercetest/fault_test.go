@@ -172,7 +172,8 @@ func TestCloseAbortsDelays(t *testing.T) {
 // same key keep the maximum at 1.
 func TestMaxInFlight(t *testing.T) {
 	clock := newFakeClock(testStart)
-	srv := newTestServer(t, clock)
+	// It asks needlessly and concurrently on purpose.
+	srv := newTestServer(t, clock, noPenalty)
 
 	for range 3 {
 		wantStatus(t, postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)), http.StatusOK)

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	//lint:ignore SA1019 bcrypt is built from Blowfish; the test signer rebuilds bcrypt.
-	"golang.org/x/crypto/blowfish"
-
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
@@ -41,50 +38,23 @@ func newFakeClock(t time.Time) *fakeClock { return &fakeClock{navercommercetest.
 
 func (c *fakeClock) Millis() string { return strconv.FormatInt(c.Now().UnixMilli(), 10) }
 
-// testB64 is bcrypt's base64 alphabet, unpadded, for the test signer.
-var testB64 = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
-
-// bcryptWithSalt computes bcrypt(password) with the given salt (a client
-// secret), as Python's bcrypt.hashpw and bcryptjs do, built on
-// x/crypto/blowfish the way x/crypto/bcrypt builds it internally. It is
-// deliberately separate from the emulator's verifier.
-func bcryptWithSalt(t testing.TB, password, salt string) string {
-	t.Helper()
-	if len(salt) != 29 {
-		t.Fatalf("salt %q is not 29 characters", salt)
-	}
-	cost, err := strconv.Atoi(salt[4:6])
-	if err != nil {
-		t.Fatalf("salt cost: %v", err)
-	}
-	csalt, err := testB64.DecodeString(salt[7:])
-	if err != nil {
-		t.Fatalf("decoding salt: %v", err)
-	}
-	// C bcrypt hashes the key with its terminating NUL.
-	ckey := append([]byte(password), 0)
-	c, err := blowfish.NewSaltedCipher(ckey, csalt)
-	if err != nil {
-		t.Fatalf("blowfish: %v", err)
-	}
-	for i := 0; i < 1<<cost; i++ {
-		blowfish.ExpandKey(ckey, c)
-		blowfish.ExpandKey(csalt, c)
-	}
-	data := []byte("OrpheanBeholderScryDoubt")
-	for i := 0; i < 24; i += 8 {
-		for j := 0; j < 64; j++ {
-			c.Encrypt(data[i:i+8], data[i:i+8])
-		}
-	}
-	// Only 23 of the 24 bytes are encoded, for compatibility with C bcrypt;
-	// re-encoding the decoded salt yields its canonical spelling.
-	return salt[:7] + testB64.EncodeToString(csalt) + testB64.EncodeToString(data[:23])
-}
-
 func sign(t testing.TB, clientID, ts, secret string) string {
 	t.Helper()
-	return base64.StdEncoding.EncodeToString([]byte(bcryptWithSalt(t, clientID+"_"+ts, secret)))
+	sig, err := navercommercetest.Sign(clientID, ts, secret)
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	return sig
+}
+
+// bcryptOf returns the bcrypt string inside a signature.
+func bcryptOf(t testing.TB, sig string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		t.Fatalf("signature is not base64: %v", err)
+	}
+	return string(raw)
 }
 
 // selfForm returns a correctly signed SELF request body.
@@ -180,6 +150,9 @@ func getAccount(t testing.TB, srv *navercommercetest.Server, token string) respo
 	}
 	return do(t, req)
 }
+
+// noPenalty turns Naver's penalty off, for tests that over-ask on purpose.
+func noPenalty(c *navercommercetest.Config) { c.Penalty.Disabled = true }
 
 // newTestServer starts an emulator with the standard applications on clock.
 func newTestServer(t testing.TB, clock *fakeClock, mutate ...func(*navercommercetest.Config)) *navercommercetest.Server {

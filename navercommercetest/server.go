@@ -1,6 +1,8 @@
 package navercommercetest
 
 import (
+	"crypto/x509"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 )
@@ -10,7 +12,8 @@ import (
 type Server struct {
 	*Emulator
 	// URL is the API base URL including the base path, e.g.
-	// http://127.0.0.1:PORT/external: what the plugin is configured with.
+	// http://127.0.0.1:PORT/external (https:// for NewTLSServer): what the
+	// plugin is configured with.
 	URL string
 	// RootURL is URL without the base path; the admin endpoints
 	// (/_emulator/...) live under it.
@@ -24,7 +27,19 @@ type Server struct {
 // Config. Close it when done.
 func NewServer(cfg Config) *Server {
 	e := New(cfg)
-	ts := httptest.NewServer(e)
+	return newServer(e, httptest.NewServer(e))
+}
+
+// NewTLSServer is NewServer over HTTPS, like httptest.NewTLSServer: the
+// certificate is httptest's self-signed one for 127.0.0.1, ::1 and
+// example.com. Use Client for an http.Client that trusts it, or Certificate
+// to build a pool or write a PEM file (SSL_CERT_FILE) for another process.
+func NewTLSServer(cfg Config) *Server {
+	e := New(cfg)
+	return newServer(e, httptest.NewTLSServer(e))
+}
+
+func newServer(e *Emulator, ts *httptest.Server) *Server {
 	return &Server{
 		Emulator: e,
 		URL:      ts.URL + e.basePath,
@@ -33,8 +48,17 @@ func NewServer(cfg Config) *Server {
 	}
 }
 
-// Close aborts requests held by fault delays, shuts the server down and
-// waits for outstanding requests to finish.
+// Client returns an HTTP client for the server, like httptest.Server.Client:
+// for a TLS server it trusts the server's certificate. Its connections are
+// closed by Close.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Certificate returns the TLS server's certificate, or nil for a plain HTTP
+// server.
+func (s *Server) Certificate() *x509.Certificate { return s.ts.Certificate() }
+
+// Close aborts requests held by latency or fault delays, shuts the server
+// down and waits for outstanding requests to finish.
 func (s *Server) Close() {
 	s.Emulator.close()
 	s.ts.Close()

@@ -19,8 +19,8 @@ const (
 	jsonMediaType = "application/json;charset=UTF-8"
 	maxBodyBytes  = 64 << 10
 
-	// Advertised on successful token responses. Rate limiting itself is only
-	// emulated through faults (Status 429), so the values are fixed.
+	// Advertised on successful token responses. Rate limiting is emulated
+	// through faults (Status 429) and the penalty, so the values are fixed.
 	rateReplenish = "5"
 	rateBurst     = "10"
 	rateRemaining = "9"
@@ -68,12 +68,23 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request, traceID st
 		return query.Get(name)
 	}
 	key := tokenKey{param("client_id"), param("type"), param("account_id")}
-	inFlight := e.arrive(key)
+	seq, inFlight := e.arrive(key)
 	defer e.leave(key)
 
-	e.recordCompliance(r, key, form, query, inFlight)
+	e.recordCompliance(r, key, seq, form, query, inFlight)
 
-	status, outcome := e.answerToken(w, r, traceID, key, body, bodyErr, isForm)
+	// Everything below is judged at the emulator's clock after the hold.
+	held, present := e.hold(r)
+	var status int
+	var outcome string
+	if present {
+		status, outcome = e.answerToken(w, r, traceID, key, seq, body, bodyErr, isForm)
+	} else {
+		outcome = "client went away during the latency"
+	}
+	if held > 0 {
+		outcome += fmt.Sprintf(" (held %v)", held)
+	}
 	requests, maxInFlight := e.keyCounters(key)
 	e.logf("token request: status=%d type=%q client_id=%q account_id=%q key_requests=%d key_max_in_flight=%d outcome=%s",
 		status, key.typ, key.clientID, key.accountID, requests, maxInFlight, outcome)
@@ -81,11 +92,12 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request, traceID st
 
 // recordCompliance records violations that Naver penalises whatever the
 // answer, so it runs before faults and validation.
-func (e *Emulator) recordCompliance(r *http.Request, key tokenKey, form, query url.Values, inFlight int) {
+func (e *Emulator) recordCompliance(r *http.Request, key tokenKey, seq uint64, form, query url.Values, inFlight int) {
+	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if r.URL.RawQuery != "" {
-		e.violationLocked("parameters in query string: %s sent %s in the URL instead of the form body",
+		e.violationLocked(key, seq, now, "parameters in query string: %s sent %s in the URL instead of the form body",
 			key, strings.Join(sortedKeys(query), ","))
 	}
 	typ := form.Get("type")
@@ -95,19 +107,30 @@ func (e *Emulator) recordCompliance(r *http.Request, key tokenKey, form, query u
 	_, inForm := form["account_id"]
 	_, inQuery := query["account_id"]
 	if typ == "SELF" && (inForm || inQuery) {
-		e.violationLocked("account_id with type=SELF: %s", key)
+		e.violationLocked(key, seq, now, "account_id with type=SELF: %s", key)
 	}
 	if inFlight > 1 {
-		e.violationLocked("concurrent token requests: %d in flight for %s", inFlight, key)
+		e.violationLocked(key, seq, now, "concurrent token requests: %d in flight for %s", inFlight, key)
 	}
 }
 
 // answerToken writes the answer and returns its status and a log note.
-func (e *Emulator) answerToken(w http.ResponseWriter, r *http.Request, traceID string, key tokenKey, body []byte, bodyErr error, isForm bool) (int, string) {
+func (e *Emulator) answerToken(w http.ResponseWriter, r *http.Request, traceID string, key tokenKey, seq uint64, body []byte, bodyErr error, isForm bool) (int, string) {
+	// The request has reached the gateway: it counts against the
+	// application's budget whatever the answer.
+	e.countRequest(key.clientID)
 	if f, ok := e.nextFault(); ok {
 		if status, note, done := e.applyFault(w, r, traceID, f); done {
 			return status, note
 		}
+	}
+	if v := e.judgePenalty(key.clientID, seq); v.refused {
+		if e.PenaltySettings().RetryAfter {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((v.retryAfter+time.Second-1)/time.Second), 10))
+		}
+		msg := fmt.Sprintf("token requests of this application are limited to about one per hour until %s: %s",
+			naverTimestamp(v.until), v.reason)
+		return e.writeError(w, traceID, http.StatusTooManyRequests, "GW.RATE_LIMIT", msg, nil), "penalised until " + naverTimestamp(v.until)
 	}
 
 	if r.Method != http.MethodPost {
@@ -176,7 +199,7 @@ func (e *Emulator) answerToken(w http.ResponseWriter, r *http.Request, traceID s
 			fmt.Sprintf("account_id %q has not authorised this application", key.accountID), nil), "account not authorised"
 	}
 
-	token, expiresIn, reused, err := e.issue(key, generation)
+	token, expiresIn, reused, err := e.issue(key, generation, seq)
 	if err != nil {
 		if errors.Is(err, errSecretRotated) {
 			return e.writeError(w, traceID, http.StatusForbidden, "GW.AUTHN", "client_secret_sign is invalid", nil), err.Error()

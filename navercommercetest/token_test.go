@@ -17,12 +17,36 @@ import (
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
-func TestTestSignerMatchesKnownVector(t *testing.T) {
-	if got := bcryptWithSalt(t, knownClientID+"_"+knownTS, knownSecret); got != knownBcrypt {
-		t.Fatalf("bcrypt = %s, want %s", got, knownBcrypt)
+func TestSignMatchesKnownVector(t *testing.T) {
+	got := sign(t, knownClientID, knownTS, knownSecret)
+	if got != knownSign {
+		t.Fatalf("Sign = %s, want %s", got, knownSign)
 	}
-	if got := sign(t, knownClientID, knownTS, knownSecret); got != knownSign {
-		t.Fatalf("sign = %s, want %s", got, knownSign)
+	if b := bcryptOf(t, got); b != knownBcrypt {
+		t.Fatalf("bcrypt = %s, want %s", b, knownBcrypt)
+	}
+}
+
+func TestSignRejects(t *testing.T) {
+	cases := []struct{ name, clientID, secret, want string }{
+		{"malformed secret", knownClientID, "hunter2", "29 characters"},
+		{"bad cost", knownClientID, "$2a$03$QKLnou1D2cSH19Pia30bcu", "cost"},
+		{"password over 72 bytes", strings.Repeat("x", 59), knownSecret, "at most 72"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, err := navercommercetest.Sign(tc.clientID, knownTS, tc.secret)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Sign = %q, %v; want an error containing %q", sig, err, tc.want)
+			}
+			if strings.Contains(err.Error(), tc.secret) {
+				t.Fatalf("error quotes the secret: %v", err)
+			}
+		})
+	}
+	// 58 characters of client ID + "_" + 13 digits is exactly 72 bytes.
+	if _, err := navercommercetest.Sign(strings.Repeat("x", 58), knownTS, knownSecret); err != nil {
+		t.Fatalf("72-byte password: %v", err)
 	}
 }
 
@@ -320,7 +344,8 @@ func checkErrorBody(t *testing.T, r response) {
 
 func TestLifetimeRule(t *testing.T) {
 	clock := newFakeClock(testStart)
-	srv := newTestServer(t, clock)
+	// It asks needlessly on purpose.
+	srv := newTestServer(t, clock, noPenalty)
 	request := func() response {
 		t.Helper()
 		r := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis()))
@@ -501,7 +526,7 @@ func TestNonCanonicalSaltInSignatureRejected(t *testing.T) {
 		c.Applications = []navercommercetest.Application{{ClientID: knownClientID, ClientSecret: nonCanonical}}
 	})
 	ts := clock.Millis()
-	good := bcryptWithSalt(t, knownClientID+"_"+ts, nonCanonical)
+	good := bcryptOf(t, sign(t, knownClientID, ts, nonCanonical))
 	if good[:29] != knownSecret {
 		t.Fatalf("test signer did not canonicalise the salt: %s", good[:29])
 	}
@@ -537,7 +562,7 @@ func TestBasePath(t *testing.T) {
 func TestLoggerNeverLogsSecrets(t *testing.T) {
 	var buf bytes.Buffer
 	clock := newFakeClock(testStart)
-	srv := newTestServer(t, clock, func(c *navercommercetest.Config) { c.Logger = log.New(&buf, "", 0) })
+	srv := newTestServer(t, clock, noPenalty, func(c *navercommercetest.Config) { c.Logger = log.New(&buf, "", 0) })
 	form := selfForm(t, clientID, secret, clock.Millis())
 	tok := postToken(t, srv, form).token.AccessToken
 	postToken(t, srv, form) // reused: a violation is logged too

@@ -59,7 +59,7 @@ class VaultToken {
     this.refreshAt = performance.now() + REFRESH_FRACTION * life * 1000;
     const kind = lease > 0 ? `lease ${lease}s` : 'no lease';
     console.log(`read token (${reason}): ${kind}, expires in ${data.expires_in}s, ` +
-      `next read in ${Math.round(REFRESH_FRACTION * life)}s`);
+      `next read in ${Math.floor(REFRESH_FRACTION * life)}s`);
   }
 }
 

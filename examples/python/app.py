@@ -63,7 +63,7 @@ class VaultToken:
         self.refresh_at = time.monotonic() + REFRESH_FRACTION * life
         kind = f"lease {lease}s" if lease > 0 else "no lease"
         print(f"read token ({reason}): {kind}, expires in {data['expires_in']}s, "
-              f"next read in {REFRESH_FRACTION * life:.0f}s", flush=True)
+              f"next read in {int(REFRESH_FRACTION * life)}s", flush=True)
 
 
 def call_api(api_url, access_token):

@@ -147,6 +147,14 @@ func (e *testEnv) requestsFor(typ, account string) int {
 	return e.naver.TokenRequestsFor(testClientID, typ, account)
 }
 
+// cachedToken is the token the backend holds in memory for a key of testClientID, or nil.
+func (e *testEnv) cachedToken(typ, account string) *cachedToken {
+	if v, ok := e.b.tokens.entries.Load(tokenKey{testClientID, typ, account}); ok {
+		return v.(*keyState).token.Load()
+	}
+	return nil
+}
+
 // assertCompliant fails the test if the emulator saw anything Naver would penalise.
 func (e *testEnv) assertCompliant() {
 	e.t.Helper()

@@ -134,7 +134,7 @@ func simulateDay(t testing.TB, background bool, readEvery time.Duration) int {
 // waitForFlights returns once no token request for the key is running (background renewals
 // included): Do joins a running flight and waits for it, or runs the no-op.
 func waitForFlights(be *backend) {
-	be.tokens.flights.Do(be.tokens.flightKey(tokenKey{testClientID, "SELLER", testAccount}), func() (any, error) {
+	be.tokens.flights.Do(be.tokens.flightKey(be.tokens.state(tokenKey{testClientID, "SELLER", testAccount})), func() (any, error) {
 		return nil, nil
 	})
 }

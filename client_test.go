@@ -34,7 +34,7 @@ func TestDecodeTokenResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := decodeTokenResponse([]byte(tt.body), sent)
+			tok, err := decodeTokenResponse([]byte(tt.body), sent, sent)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
@@ -122,7 +122,7 @@ func TestUpstreamFaults(t *testing.T) {
 				if tok := resp.Data["access_token"].(string); !env.naver.TokenValid(tok) {
 					t.Error("the token is not valid at the emulator")
 				}
-			} else if _, ok := env.b.tokens.entries.Load(tokenKey{testClientID, "SELLER", testAccount}); ok {
+			} else if env.cachedToken("SELLER", testAccount) != nil {
 				t.Error("a failed request left a cached token")
 			}
 		})

@@ -49,7 +49,7 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	}
 	sent := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		tok, err := decodeTokenResponse(body, sent)
+		tok, err := decodeTokenResponse(body, sent, sent)
 		if err != nil {
 			return
 		}
@@ -73,10 +73,15 @@ func FuzzDecodeErrorResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, status int, retryAfter string) {
 		resp := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {retryAfter}, "Gncp-Gw-Trace-Id": {"t"}}}
-		e := decodeErrorResponse(resp, body, sign)
+		secrets := signatureSecrets(sign)
+		e := decodeErrorResponse(resp, body, secrets)
 		msg := e.Error()
-		if strings.Contains(msg, sign) {
-			t.Fatalf("the signature leaked: %q", msg)
+		for _, secret := range secrets {
+			for i := 0; i+minSecretFragment <= len(secret); i++ {
+				if strings.Contains(msg, secret[i:i+minSecretFragment]) {
+					t.Fatalf("a fragment of the signature leaked: %q", msg)
+				}
+			}
 		}
 		if len(msg) > 2000 {
 			t.Fatalf("error of %d bytes", len(msg))

@@ -30,7 +30,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	want := []string{"/config", "/info", "/roles/", "/roles/{name}", "/token/{name}"}
+	want := []string{"/config", "/info", "/metrics", "/roles/", "/roles/{name}", "/token/{name}"}
 	if len(paths) != len(want) {
 		t.Fatalf("paths %v, want %v", paths, want)
 	}
@@ -42,7 +42,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 	wantOps := map[string]bool{
 		"navercommerce-read-configuration": true, "navercommerce-configure": true, "navercommerce-delete-configuration": true,
 		"navercommerce-list-roles": true, "navercommerce-read-role": true, "navercommerce-write-role": true, "navercommerce-delete-role": true,
-		"navercommerce-generate-token": true, "navercommerce-read-plugin-info": true,
+		"navercommerce-generate-token": true, "navercommerce-drop-cached-token": true, "navercommerce-read-plugin-info": true,
 	}
 	for p, item := range doc.Paths {
 		if item.Description == "" {

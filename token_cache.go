@@ -671,7 +671,8 @@ type keyNamedFunc func(ctx context.Context, s logical.Storage, key tokenKey, rol
 // that were read within their lifetime. A key whose renewals fail is retried across runs
 // with a doubling back-off of up to an hour. It returns how many tokens it renewed.
 func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePolicy, named keyNamedFunc) (renewed int) {
-	deadline := c.now().Add(periodicBudget)
+	// Deadlines are wall-clock time, whatever clock the cache reckons tokens by.
+	deadline := time.Now().Add(periodicBudget)
 	if d, ok := ctx.Deadline(); ok && d.Add(-periodicMargin).Before(deadline) {
 		deadline = d.Add(-periodicMargin)
 	}

@@ -1,11 +1,29 @@
 package navercommerce
 
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
 // metrics counts what the engine does for the Prometheus exposition at "metrics". One per
-// mount (no global registry). Every method is safe on a nil receiver.
+// mount (no global registry): a multiplexed plugin process serves many mounts. Every method
+// is safe on a nil receiver and is a few atomic adds: tokenRead runs on every token read.
 //
-// STUB: the status/metrics work (issue 11) replaces this file; the method set is the
-// contract the token cache and the token path call.
-type metrics struct{}
+// The exposition is written by hand rather than with client_golang: every series is known
+// in advance (bounded label values, no account IDs), and the current client_golang would
+// upgrade modules the Vault SDK shares with us. promtool checks the output in the tests.
+type metrics struct {
+	requests       [len(requestOutcomes)][len(requestCodes)]atomic.Uint64
+	reads          [len(readResults)]atomic.Uint64
+	renewals       [len(renewalOutcomes)]atomic.Uint64
+	budgetRefusals atomic.Uint64
+}
 
 func newMetrics() *metrics { return &metrics{} }
 
@@ -17,15 +35,216 @@ const (
 	readFailed  = "failed"  // no token served
 )
 
+var readResults = [...]string{readCached, readFetched, readStale, readFailed}
+
+// Outcomes of a request to Naver, the label "outcome" of navercommerce_token_requests_total.
+const (
+	outcomeSuccess     = iota // a token
+	outcomeRefused            // a 4xx other than 429: the request itself was refused
+	outcomeRateLimited        // 429
+	outcomeFailed             // 5xx, no answer, or an answer that was not a token
+)
+
+var requestOutcomes = [...]string{
+	outcomeSuccess:     "success",
+	outcomeRefused:     "refused",
+	outcomeRateLimited: "rate_limited",
+	outcomeFailed:      "failed",
+}
+
+// requestCodes are the values of the label "code": Naver's error codes that the gateway
+// documents, "" when the answer had none (success, no answer, a body that was not Naver's
+// JSON) and "other" for any other code, so the label's values stay a fixed, small set
+// whatever an upstream sends. Codes of a family (GW.PROXY.*, GW.BLOCK.*, GW.TIMEOUT.*)
+// count under the family's name.
+var requestCodes = [...]string{
+	"", "BadRequest", "GW.AUTHN", "GW.IP_NOT_ALLOWED", "GW.NOT_FOUND", "GW.RATE_LIMIT", "GW.QUOTA_LIMIT",
+	"GW.INTERNAL_SERVER_ERROR", "GW.PROXY", "GW.BLOCK", "GW.TIMEOUT", codeOther,
+}
+
+const codeOther = "other"
+
+// requestCodeFamilies are the codes that stand for every code starting with them and a dot.
+var requestCodeFamilies = []string{"GW.PROXY", "GW.BLOCK", "GW.TIMEOUT"}
+
+// Outcomes of a background renewal, the label "outcome" of navercommerce_background_renewals_total.
+var renewalOutcomes = [...]string{"success", "failure"}
+
+// requestCodeIndex maps one of Naver's codes to its label value's index in requestCodes.
+func requestCodeIndex(code string) int {
+	for i, c := range requestCodes {
+		if c == code && c != codeOther {
+			return i
+		}
+	}
+	for _, family := range requestCodeFamilies {
+		if strings.HasPrefix(code, family+".") {
+			return requestCodeIndex(family)
+		}
+	}
+	return len(requestCodes) - 1 // codeOther
+}
+
+// classifyRequest gives the outcome and code indexes of one request to Naver.
+func classifyRequest(err error) (outcome, code int) {
+	if err == nil {
+		return outcomeSuccess, 0
+	}
+	var ue *upstreamError
+	if !errors.As(err, &ue) {
+		return outcomeFailed, 0
+	}
+	code = requestCodeIndex(ue.Code)
+	switch {
+	case ue.StatusCode == http.StatusTooManyRequests:
+		return outcomeRateLimited, code
+	case ue.callerFault():
+		return outcomeRefused, code
+	default:
+		return outcomeFailed, code
+	}
+}
+
 // tokenRequested records one request to Naver for a token (one per fetch, retries inside it
 // included); err is nil on success, an *upstreamError or another error otherwise.
-func (m *metrics) tokenRequested(err error) {}
+func (m *metrics) tokenRequested(err error) {
+	if m == nil {
+		return
+	}
+	outcome, code := classifyRequest(err)
+	m.requests[outcome][code].Add(1)
+}
 
 // tokenRead records the result of one token read (readCached, ...).
-func (m *metrics) tokenRead(result string) {}
+func (m *metrics) tokenRead(result string) {
+	if m == nil {
+		return
+	}
+	for i, r := range readResults {
+		if r == result {
+			m.reads[i].Add(1)
+			return
+		}
+	}
+}
 
 // backgroundRenewal records one renewal by the periodic function or a refresh-ahead.
-func (m *metrics) backgroundRenewal(err error) {}
+func (m *metrics) backgroundRenewal(err error) {
+	if m == nil {
+		return
+	}
+	if err == nil {
+		m.renewals[0].Add(1)
+	} else {
+		m.renewals[1].Add(1)
+	}
+}
 
 // budgetRefused records a request not sent because the key's hourly budget was spent.
-func (m *metrics) budgetRefused() {}
+func (m *metrics) budgetRefused() {
+	if m == nil {
+		return
+	}
+	m.budgetRefusals.Add(1)
+}
+
+// metricsGauges are the values the exposition takes from the token cache at scrape time.
+type metricsGauges struct {
+	cachedKeys int
+	// soonestExpiry is how long the token that expires first has left; meaningful only
+	// when cachedKeys > 0.
+	soonestExpiry time.Duration
+	// maxRequestsLastHour is the most requests any key sent in the last hour, and
+	// budgetPerHour the most it may send (0: not configured).
+	maxRequestsLastHour int
+	budgetPerHour       int
+}
+
+// labelValueEscaper escapes a label value as the text format requires.
+var labelValueEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// metricsContentType is Prometheus's text exposition format, version 0.0.4.
+const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// exposition writes the counters and g in Prometheus's text format. Every counter series is
+// written, zeros included, so rate() sees a series from its first increment on; the
+// exception is navercommerce_token_requests_total, whose outcome×code pairs are mostly
+// impossible: there only the success series is always written, the others once counted.
+// navercommerce_token_expiry_seconds is left out when no key holds a token, so an alert on
+// a low value does not fire on an idle mount.
+func (m *metrics) exposition(g metricsGauges) []byte {
+	var buf bytes.Buffer
+	family := func(name, typ, help string) {
+		fmt.Fprintf(&buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	sample := func(name string, value float64, labels ...string) {
+		buf.WriteString(name)
+		if len(labels) > 0 {
+			buf.WriteByte('{')
+			for i := 0; i < len(labels); i += 2 {
+				if i > 0 {
+					buf.WriteByte(',')
+				}
+				buf.WriteString(labels[i])
+				buf.WriteString(`="`)
+				labelValueEscaper.WriteString(&buf, labels[i+1])
+				buf.WriteByte('"')
+			}
+			buf.WriteByte('}')
+		}
+		buf.WriteByte(' ')
+		buf.WriteString(strconv.FormatFloat(value, 'f', -1, 64))
+		buf.WriteByte('\n')
+	}
+	if m == nil {
+		m = &metrics{}
+	}
+
+	family("navercommerce_token_requests_total", "counter",
+		`Token requests sent to Naver, by outcome (success, refused: 4xx, rate_limited: 429, failed: 5xx or no answer) and Naver's error code ("" when none, "other" when not a documented one). Retries within one request are not counted apart.`)
+	for o := range requestOutcomes {
+		for c := range requestCodes {
+			n := m.requests[o][c].Load()
+			if n == 0 && !(o == outcomeSuccess && c == 0) {
+				continue
+			}
+			sample("navercommerce_token_requests_total", float64(n), "outcome", requestOutcomes[o], "code", requestCodes[c])
+		}
+	}
+
+	family("navercommerce_token_reads_total", "counter",
+		"Token reads, by result: cached (no request to Naver), fetched (after a request), stale (renewal failed, the cached token served with a warning), failed (no token served).")
+	for i, r := range readResults {
+		sample("navercommerce_token_reads_total", float64(m.reads[i].Load()), "result", r)
+	}
+
+	family("navercommerce_background_renewals_total", "counter",
+		"Tokens renewed ahead of reads (by the periodic function or behind a read), by outcome.")
+	for i, o := range renewalOutcomes {
+		sample("navercommerce_background_renewals_total", float64(m.renewals[i].Load()), "outcome", o)
+	}
+
+	family("navercommerce_budget_refusals_total", "counter",
+		"Token requests not sent because the token had spent its max_token_requests_per_hour.")
+	sample("navercommerce_budget_refusals_total", float64(m.budgetRefusals.Load()))
+
+	family("navercommerce_cached_keys", "gauge",
+		"Tokens (one per client ID, type and account) cached with life left.")
+	sample("navercommerce_cached_keys", float64(g.cachedKeys))
+
+	if g.cachedKeys > 0 {
+		family("navercommerce_token_expiry_seconds", "gauge",
+			"Seconds until the cached token that expires first expires; absent when no token is cached.")
+		sample("navercommerce_token_expiry_seconds", g.soonestExpiry.Seconds())
+	}
+
+	family("navercommerce_token_requests_last_hour_max", "gauge",
+		"The most token requests any one token sent to Naver in the last hour, retries included; compare with navercommerce_token_request_budget_per_hour.")
+	sample("navercommerce_token_requests_last_hour_max", float64(g.maxRequestsLastHour))
+
+	family("navercommerce_token_request_budget_per_hour", "gauge",
+		"max_token_requests_per_hour: the most token requests one token may send in an hour (0 when the mount is not configured).")
+	sample("navercommerce_token_request_budget_per_hour", float64(g.budgetPerHour))
+
+	return buf.Bytes()
+}

@@ -38,6 +38,8 @@ type testEnv struct {
 	naver   *navercommercetest.Server
 	b       *backend
 	storage logical.Storage
+	// transport, when set before newBackend, carries the backend's requests to Naver.
+	transport http.RoundTripper
 	// logs collects every backend's log; tokens collects every token read, so the test can
 	// check that no secret or token was logged.
 	logs   syncBuffer
@@ -84,7 +86,7 @@ func newTestEnv(t *testing.T) *testEnv {
 // newBackend is a fresh backend on the same storage: a restart or another node.
 func (e *testEnv) newBackend() *backend {
 	e.t.Helper()
-	b := newBackend(backendOptions{now: e.clock.Now})
+	b := newBackend(backendOptions{now: e.clock.Now, transport: e.transport})
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &e.logs, Level: hclog.Trace})

@@ -122,7 +122,7 @@ func simulateDay(t testing.TB, background bool, readEvery time.Duration) int {
 			nextPeriodic = nextPeriodic.Add(time.Minute)
 		}
 		// Let a renewal started behind a read land before simulated time moves on.
-		waitForFlights(be)
+		waitForDayFlights(be)
 		clock.Advance(readEvery)
 	}
 	if v := naver.Violations(); len(v) > 0 {
@@ -133,7 +133,7 @@ func simulateDay(t testing.TB, background bool, readEvery time.Duration) int {
 
 // waitForFlights returns once no token request for the key is running (background renewals
 // included): Do joins a running flight and waits for it, or runs the no-op.
-func waitForFlights(be *backend) {
+func waitForDayFlights(be *backend) {
 	be.tokens.flights.Do(be.tokens.flightKey(be.tokens.state(tokenKey{testClientID, "SELLER", testAccount})), func() (any, error) {
 		return nil, nil
 	})

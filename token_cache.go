@@ -120,6 +120,9 @@ type keyState struct {
 	gen uint64
 
 	token atomic.Pointer[cachedToken]
+	// dropped is the token an operator dropped: if Naver hands it back, its known life
+	// still bounds it.
+	dropped atomic.Pointer[cachedToken]
 	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
 	lastRead atomic.Int64
 	// roles are the names of the roles read through the key, copied on write.
@@ -450,6 +453,11 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 
 	fetched := &cachedToken{accessToken: tok, Key: key, Credentials: p.credentials, FetchedAt: now}
+	if current == nil {
+		if d := ks.dropped.Load(); d != nil && d.Credentials == p.credentials {
+			current = d
+		}
+	}
 	if current != nil && tok.AccessToken == current.AccessToken {
 		// Naver handed back the token we have: it thinks 30 minutes or more are left. Its
 		// answer never extends what we know of the token's life, and we do not ask again
@@ -611,7 +619,9 @@ func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey) 
 	defer c.mu.RUnlock()
 	if v, ok := c.entries.Load(key); ok {
 		ks := v.(*keyState)
-		ks.token.Store(nil)
+		if tok := ks.token.Swap(nil); tok != nil {
+			ks.dropped.Store(tok)
+		}
 		ks.mu.Lock()
 		ks.failures, ks.backoffUntil, ks.backoffErr, ks.nextBackground, ks.notBefore = 0, time.Time{}, nil, time.Time{}, time.Time{}
 		ks.mu.Unlock()

@@ -6,31 +6,25 @@ package acceptance
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
@@ -174,82 +168,49 @@ func (h *hygieneRun) check(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Processes.
+// Processes: thin t.Fatal wrappers over internal/harness, which the benchmark uses too.
 
 // proc is a child process whose output goes to a log file. It runs in its own process
 // group, so stopping it also stops what it started (Vault's plugin processes).
 type proc struct {
+	hp      *harness.Proc
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	done    chan struct{}
-	err     error
+	err     error // how it exited; set when exited or stop saw it exit
+}
+
+func wrapProc(hp *harness.Proc) *proc {
+	return &proc{hp: hp, name: hp.Name, logPath: hp.LogPath}
 }
 
 func startProc(t *testing.T, name, logPath string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	hp, err := harness.StartProc(name, logPath, env, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = env
-	// Pdeathsig: if the test binary dies (timeout panic), the child is told to stop too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p
+	return wrapProc(hp)
 }
 
 func (p *proc) exited() bool {
-	select {
-	case <-p.done:
+	if p.hp.Exited() {
+		p.err = p.hp.Err()
 		return true
-	default:
-		return false
 	}
+	return false
 }
 
 // stop sends SIGTERM, waits for a clean exit, and kills the process group if it hangs.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	if p.exited() {
-		return
+	if err := p.hp.Stop(harness.DefaultStopTimeout); err != nil {
+		t.Error(err)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop within 20s of SIGTERM; killing it", p.name)
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-	// Whatever the process group still holds (an orphaned plugin process) goes too. A
-	// process group's id is not reused while the group has members, so this reaches only
-	// processes this test started.
-	if syscall.Kill(-p.cmd.Process.Pid, 0) == nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
+	p.err = p.hp.Err()
 }
 
 // tail returns the last n lines of the process's log, for failure messages.
-func (p *proc) tail(n int) string {
-	data, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (p *proc) tail(n int) string { return p.hp.Tail(n) }
 
 // cleanupProc stops p when the test ends and prints its log tail if the test failed.
 func cleanupProc(t *testing.T, p *proc) {
@@ -263,77 +224,23 @@ func cleanupProc(t *testing.T, p *proc) {
 
 // childEnv is the environment of child processes: ours without VAULT_* settings (a user's
 // VAULT_ADDR or VAULT_TOKEN must not leak into the test) plus extra.
-func childEnv(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "VAULT_") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, extra...)
-}
+func childEnv(extra ...string) []string { return harness.ChildEnv(extra...) }
 
-// freePort returns a loopback port that is free, and whose successor is free as well
-// (Vault's cluster listener takes port+1 in dev mode).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return port
-		}
-	}
-	t.Fatal("no free pair of loopback ports")
-	return 0
-}
-
-// waitFor polls cond every interval until it returns true or the deadline passes.
+// waitFor polls cond every interval until it returns true or the deadline passes; cond may
+// give a reason beside false, which the failure names.
 func waitFor(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
-		}
-		time.Sleep(interval)
+	if err := harness.WaitFor(timeout, interval, what, cond); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
+func randomHex(n int) string { return harness.RandomHex(n) }
 
-// newClientSecret returns a random bcrypt salt of cost 4, as Naver issues them. The last
-// character is one whose unused low bits are zero, so every bcrypt implementation reads
-// the salt the same way.
+// newClientSecret returns a random bcrypt salt of cost 4, as Naver issues them, and
+// records it for the secrets hygiene scan.
 func newClientSecret() string {
-	const alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 22)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	b[21] = ".Oeu"[int(b[21])%4]
-	secret := "$2a$04$" + string(b)
+	secret := harness.NewClientSecret()
 	noteClientSecret(secret)
 	return secret
 }
@@ -354,72 +261,46 @@ type emulator struct {
 	URL                    string // base URL the plugin is configured with (…/external)
 	Root                   string // where /_emulator/ lives
 	proc                   *proc
+	he                     *harness.Emulator
 }
 
 func startEmulator(t *testing.T, opts emulatorOpts) *emulator {
 	t.Helper()
 	e := requireEnv(t)
 	hygiene(t)
-	if opts.ClientID == "" {
-		opts.ClientID = "acc" + randomHex(8)
-	}
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = newClientSecret()
 	}
 	noteClientSecret(opts.ClientSecret)
-
-	dir := mkdir(t, testDir(t, "emulator-"+randomHex(3)))
-	urlFile := filepath.Join(dir, "url")
-	args := []string{
-		"-listen", "127.0.0.1:0",
-		"-client-id", opts.ClientID,
-		"-client-secret", opts.ClientSecret,
-		"-url-file", urlFile,
-	}
-	if len(opts.AccountIDs) > 0 {
-		args = append(args, "-account-ids", strings.Join(opts.AccountIDs, ","))
-	}
-	if opts.TokenLifetime > 0 {
-		args = append(args, "-token-lifetime", opts.TokenLifetime.String())
-	}
-	if opts.ReuseThreshold > 0 {
-		args = append(args, "-reuse-threshold", opts.ReuseThreshold.String())
-	}
-	p := startProc(t, "emulator", filepath.Join(dir, "emulator.log"), childEnv(), e.emulatorBin, args...)
-	cleanupProc(t, p)
-
-	em := &emulator{ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, proc: p}
-	waitFor(t, 15*time.Second, 20*time.Millisecond, "the emulator's URL file", func() (bool, error) {
-		if p.exited() {
-			t.Fatalf("the emulator exited: %v\n%s", p.err, p.tail(20))
-		}
-		data, err := os.ReadFile(urlFile)
-		if err != nil {
-			return false, err
-		}
-		em.URL = strings.TrimSpace(string(data))
-		return strings.HasPrefix(em.URL, "http://127.0.0.1:") && strings.Contains(em.URL[len("http://127.0.0.1:"):], "/"), nil
+	he, err := harness.StartEmulator(nil, harness.EmulatorOptions{
+		Bin:            e.emulatorBin,
+		Dir:            testDir(t, "emulator-"+randomHex(3)),
+		ClientID:       opts.ClientID,
+		ClientSecret:   opts.ClientSecret,
+		AccountIDs:     opts.AccountIDs,
+		TokenLifetime:  opts.TokenLifetime,
+		ReuseThreshold: opts.ReuseThreshold,
 	})
-	u, err := url.Parse(em.URL)
-	if err != nil || u.Host == "" {
-		t.Fatalf("the emulator wrote a bad URL %q", em.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	em.Root = u.Scheme + "://" + u.Host
-	return em
+	p := wrapProc(he.Proc)
+	cleanupProc(t, p)
+	return &emulator{ClientID: he.ClientID, ClientSecret: he.ClientSecret, URL: he.URL, Root: he.Root, proc: p, he: he}
 }
 
 // emuStats is GET /_emulator/stats.
 type emuStats = navercommercetest.Stats
 
 // key names a token key the way the emulator's stats do.
-func (em *emulator) key(typ, accountID string) string {
-	return em.ClientID + "|" + typ + "|" + accountID
-}
+func (em *emulator) key(typ, accountID string) string { return em.he.Key(typ, accountID) }
 
 func (em *emulator) stats(t *testing.T) emuStats {
 	t.Helper()
-	var st emuStats
-	em.admin(t, http.MethodGet, "stats", "", nil, &st)
+	st, err := em.he.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return st
 }
 
@@ -431,8 +312,9 @@ func (em *emulator) reset(t *testing.T) {
 // fault queues a fault for the next token requests (see navercommercetest.Fault).
 func (em *emulator) fault(t *testing.T, f map[string]any) {
 	t.Helper()
-	body, _ := json.Marshal(f)
-	em.admin(t, http.MethodPost, "faults", "application/json", bytes.NewReader(body), nil)
+	if err := em.he.AdminJSON(http.MethodPost, "faults", f, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // valid asks the emulator whether it accepts token right now.
@@ -452,7 +334,7 @@ func (em *emulator) callAPI(t *testing.T, token string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, em.URL+"/v1/seller/account", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := em.he.HTTP.Do(req)
 	if err != nil {
 		t.Fatalf("calling the emulator's API: %v", err)
 	}
@@ -464,69 +346,52 @@ func (em *emulator) callAPI(t *testing.T, token string) (int, map[string]any) {
 
 func (em *emulator) admin(t *testing.T, method, path, contentType string, body io.Reader, out any) {
 	t.Helper()
-	req, err := http.NewRequest(method, em.Root+"/_emulator/"+path, body)
-	if err != nil {
+	if err := em.he.Admin(method, path, contentType, body, out); err != nil {
 		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("emulator %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("emulator %s %s: HTTP %d: %s", method, path, resp.StatusCode, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("emulator %s %s: %v: %s", method, path, err, data)
-		}
 	}
 }
 
 // ---------------------------------------------------------------------------------------
 // Vault servers.
 
+// vaultProc is a Vault server of a test (a harness.Vault). token and unsealKey are the
+// test's to set (the Raft test shares one cluster's across its nodes); every call into the
+// harness uses them.
 type vaultProc struct {
 	env       env
 	h         *hygieneRun
-	dev       bool
+	hv        *harness.Vault
+	plugin    *harness.Plugin // the plugin copy in pluginDir, registered under PLUGIN_VERSION
 	dir       string
 	addr      string // http://127.0.0.1:PORT
-	port      int
 	token     string
 	unsealKey string
 	pluginDir string
 	pluginSHA string // SHA-256 of the plugin copy in pluginDir
-	config    string // path of the server's config file
-	proc      *proc
-	starts    int
+	proc      *proc  // the current run
 	api       *api.Client
 }
 
 // newVault prepares a server's directory with a copy of the plugin binary in its plugin
-// directory (Vault runs only binaries directly inside plugin_directory).
+// directory and picks its ports; a dev server's config is written too.
 func newVault(t *testing.T, dev bool) *vaultProc {
 	t.Helper()
 	e := requireEnv(t)
-	v := &vaultProc{env: e, h: hygiene(t), dev: dev}
-	v.dir = mkdir(t, testDir(t, "vault-"+randomHex(3)))
-	v.pluginDir = mkdir(t, filepath.Join(v.dir, "plugins"))
-	bin, err := os.ReadFile(e.pluginBin)
+	v := &vaultProc{env: e, h: hygiene(t)}
+	v.plugin = &harness.Plugin{Name: pluginName, Bin: e.pluginBin, Version: e.pluginVersion}
+	hv, err := harness.NewVault(harness.VaultOptions{
+		Bin: e.vaultBin, Dir: testDir(t, "vault-"+randomHex(3)), Plugins: []*harness.Plugin{v.plugin}, LogLevel: "debug",
+	})
 	if err != nil {
-		t.Fatalf("reading PLUGIN_BIN: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(v.pluginDir, pluginName), bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(bin)
-	v.pluginSHA = hex.EncodeToString(sum[:])
-	v.port = freePort(t)
-	v.addr = fmt.Sprintf("http://127.0.0.1:%d", v.port)
-	v.config = filepath.Join(v.dir, "server.hcl")
+	if dev {
+		if err := hv.WriteDevConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.hv = hv
+	v.dir, v.addr, v.token, v.pluginDir, v.pluginSHA = hv.Dir, hv.Addr, hv.Token, hv.PluginDir, v.plugin.SHA256
 	t.Cleanup(func() {
 		if v.proc != nil {
 			v.proc.stop(t)
@@ -538,54 +403,41 @@ func newVault(t *testing.T, dev bool) *vaultProc {
 	return v
 }
 
+// server is the harness's server with the test's token and unseal key.
+func (v *vaultProc) server() *harness.Vault {
+	v.hv.Token, v.hv.UnsealKey = v.token, v.unsealKey
+	return v.hv
+}
+
 // startDevVault starts `vault server -dev` on a free loopback port, with the plugin in its
 // plugin directory but not registered (see registerPlugin).
 func startDevVault(t *testing.T) *vaultProc {
 	t.Helper()
 	v := newVault(t, true)
-	v.token = "root-" + randomHex(8)
-	writeFile(t, v.config, fmt.Sprintf("plugin_directory = %q\n", v.pluginDir))
 	v.start(t)
 	return v
 }
 
 // writeServerConfig writes a non-dev server's config: the given storage stanza, a plain-HTTP
-// loopback listener on v.port (cluster port v.port+1) and v's plugin directory.
+// loopback listener (and cluster listener on the next port) and v's plugin directory.
 func (v *vaultProc) writeServerConfig(t *testing.T, storage string) {
 	t.Helper()
-	writeFile(t, v.config, fmt.Sprintf(`%s
-listener "tcp" {
-  address         = "127.0.0.1:%d"
-  cluster_address = "127.0.0.1:%d"
-  tls_disable     = true
-}
-api_addr         = %q
-cluster_addr     = "https://127.0.0.1:%d"
-disable_mlock    = true
-plugin_directory = %q
-`, storage, v.port, v.port+1, v.addr, v.port+1, v.pluginDir))
+	if err := v.hv.WriteServerConfig(storage); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startFileVault starts a non-dev server with file storage, then initialises and unseals it.
 func startFileVault(t *testing.T) *vaultProc {
 	t.Helper()
 	v := newVault(t, false)
-	data := mkdir(t, filepath.Join(v.dir, "data"))
-	v.writeServerConfig(t, fmt.Sprintf(`storage "file" {
-  path = %q
-}`, data))
+	v.writeServerConfig(t, harness.FileStorage(mkdir(t, filepath.Join(v.dir, "data"))))
 	v.start(t)
-
-	out := v.cli(t, "operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")
-	var init struct {
-		Keys      []string `json:"unseal_keys_b64"`
-		RootToken string   `json:"root_token"`
+	if err := v.server().Init(); err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(out), &init); err != nil || len(init.Keys) != 1 || init.RootToken == "" {
-		t.Fatalf("vault operator init: %v: %s", err, out)
-	}
-	v.unsealKey, v.token = init.Keys[0], init.RootToken
-	v.api.SetToken(v.token)
+	v.token, v.unsealKey = v.hv.Token, v.hv.UnsealKey
+	noteSecret(v.unsealKey, "the unseal key")
 	v.unseal(t)
 	return v
 }
@@ -594,49 +446,24 @@ func startFileVault(t *testing.T) *vaultProc {
 // until it is unsealed and active. Each start logs to its own file.
 func (v *vaultProc) start(t *testing.T) {
 	t.Helper()
-	v.starts++
-	logPath := filepath.Join(v.dir, fmt.Sprintf("vault-%d.log", v.starts))
-	v.h.addLog(logPath)
-	// HOME: a dev server writes its root token to ~/.vault-token; keep the user's alone.
-	home := mkdir(t, filepath.Join(v.dir, "home"))
-	args := []string{"server", "-config=" + v.config, "-log-level=debug"}
-	if v.dev {
-		args = append(args, "-dev", "-dev-root-token-id="+v.token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.port))
+	hv := v.server()
+	err := hv.Start(nil)
+	v.h.addLog(hv.LogPath())
+	if hv.Proc != nil {
+		v.proc = wrapProc(hv.Proc)
 	}
-	v.proc = startProc(t, "vault server", logPath, childEnv("HOME="+home), v.env.vaultBin, args...)
-
-	cfg := api.DefaultConfig()
-	cfg.Address = v.addr
-	cfg.Timeout = 60 * time.Second
-	cfg.MaxRetries = 0
-	client, err := api.NewClient(cfg)
+	v.api = hv.API
 	if err != nil {
 		t.Fatal(err)
 	}
-	client.SetToken(v.token)
-	v.api = client
-	waitFor(t, 30*time.Second, 50*time.Millisecond, "Vault to answer sys/health", func() (bool, error) {
-		if v.proc.exited() {
-			t.Fatalf("vault server exited: %v\n%s", v.proc.err, v.proc.tail(30))
-		}
-		h, err := v.api.Sys().Health()
-		if err != nil {
-			return false, err
-		}
-		return !v.dev || (h.Initialized && !h.Sealed && !h.Standby), nil
-	})
 }
 
+// unseal unseals the server with v.unsealKey and waits until it is active.
 func (v *vaultProc) unseal(t *testing.T) {
 	t.Helper()
-	v.cli(t, "operator", "unseal", v.unsealKey)
-	waitFor(t, 30*time.Second, 50*time.Millisecond, "Vault to become active after unsealing", func() (bool, error) {
-		h, err := v.api.Sys().Health()
-		if err != nil {
-			return false, err
-		}
-		return h.Initialized && !h.Sealed && !h.Standby, nil
-	})
+	if err := v.server().Unseal(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // stop stops the server with SIGTERM and waits for it to exit.
@@ -664,41 +491,22 @@ func (v *vaultProc) cli(t *testing.T, args ...string) string {
 
 // cliErr runs the vault CLI and returns its standard output, or an error with its
 // standard error.
-func (v *vaultProc) cliErr(args ...string) (string, error) {
-	cmd := exec.Command(v.env.vaultBin, args...)
-	cmd.Env = childEnv("VAULT_ADDR="+v.addr, "VAULT_TOKEN="+v.token, "HOME="+filepath.Join(v.dir, "home"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return stdout.String(), fmt.Errorf("%w: %s%s", err, stderr.String(), stdout.String())
-		}
-		return stdout.String(), nil
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-done
-		return stdout.String(), fmt.Errorf("timed out: %s", stderr.String())
-	}
-}
+func (v *vaultProc) cliErr(args ...string) (string, error) { return v.server().CLI(args...) }
 
 // registerPlugin registers the plugin copy by its SHA-256 under PLUGIN_VERSION.
 func (v *vaultProc) registerPlugin(t *testing.T) {
 	t.Helper()
-	v.cli(t, "plugin", "register", "-sha256="+v.pluginSHA, "-version="+v.env.pluginVersion, "secret", pluginName)
+	if err := v.server().RegisterPlugin(v.plugin); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // enable mounts the registered plugin version at path.
 func (v *vaultProc) enable(t *testing.T, path string) {
 	t.Helper()
-	v.cli(t, "secrets", "enable", "-path="+path, "-plugin-version="+v.env.pluginVersion, pluginName)
+	if err := v.server().EnablePlugin(path, v.plugin); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startDevVaultWithEngine is the usual start: a dev server with the plugin registered and

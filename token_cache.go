@@ -347,6 +347,9 @@ type tokenResult struct {
 	// renewErr is set when renewing failed (or was not allowed) but the cached token still
 	// had life to serve.
 	renewErr error
+	// backingOff is set when renewErr is an earlier failure shared during its back-off:
+	// nothing was asked this time.
+	backingOff bool
 }
 
 func (r tokenResult) warning() string {
@@ -399,8 +402,16 @@ func (c *tokenCache) flightKey(ks *keyState) string {
 func (c *tokenCache) refresher(s logical.Storage, ks *keyState, p *cachePolicy, background bool) func() (any, error) {
 	return func() (any, error) {
 		res, err := c.refresh(c.ctx, s, ks, p)
-		if background && res.fetched || background && err != nil {
-			c.metrics.backgroundRenewal(err)
+		if background {
+			// A failure with the cached token still servable comes back as renewErr.
+			switch {
+			case res.fetched:
+				c.metrics.backgroundRenewal(nil)
+			case err != nil:
+				c.metrics.backgroundRenewal(err)
+			case res.renewErr != nil && !res.backingOff:
+				c.metrics.backgroundRenewal(res.renewErr)
+			}
 		}
 		return res, err
 	}
@@ -436,7 +447,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	if now.Before(backoffUntil) {
 		// Naver just failed for this key: do not ask again before it may succeed.
 		if servable {
-			return tokenResult{token: current, renewErr: backoffErr}, nil
+			return tokenResult{token: current, renewErr: backoffErr, backingOff: true}, nil
 		}
 		return tokenResult{}, backoffErr
 	}

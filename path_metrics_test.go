@@ -1,0 +1,363 @@
+package navercommerce
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
+)
+
+// scrapeMetrics reads "metrics" as Vault would serve it and returns the raw body.
+func (e *testEnv) scrapeMetrics() []byte {
+	e.t.Helper()
+	resp, err := e.read("metrics")
+	if err != nil || resp.IsError() {
+		e.t.Fatalf("read metrics: %v %v", err, resp.Error())
+	}
+	if resp.Data[logical.HTTPStatusCode] != http.StatusOK {
+		e.t.Errorf("status %v, want 200", resp.Data[logical.HTTPStatusCode])
+	}
+	if ct := resp.Data[logical.HTTPContentType]; ct != "text/plain; version=0.0.4; charset=utf-8" {
+		e.t.Errorf("content type %q", ct)
+	}
+	body, ok := resp.Data[logical.HTTPRawBody].([]byte)
+	if !ok {
+		e.t.Fatalf("raw body is %T, want []byte", resp.Data[logical.HTTPRawBody])
+	}
+	if len(resp.Data) != 3 {
+		e.t.Errorf("response data has more than the raw response fields: %v", resp.Data)
+	}
+	return body
+}
+
+// parseExposition maps each sample line's series (name and labels as written) to its value.
+func parseExposition(t *testing.T, body []byte) map[string]float64 {
+	t.Helper()
+	samples := make(map[string]float64)
+	for _, line := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("malformed sample line %q", line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample line %q: %v", line, err)
+		}
+		if _, dup := samples[line[:i]]; dup {
+			t.Fatalf("series %s written twice", line[:i])
+		}
+		samples[line[:i]] = v
+	}
+	return samples
+}
+
+// checkWithPromtool validates an exposition with Prometheus's own checker when it is
+// installed (scripts/install-prometheus.sh; the acceptance tests always require it).
+func checkWithPromtool(t *testing.T, body []byte) {
+	t.Helper()
+	promtool := os.Getenv("PROMTOOL")
+	if promtool == "" {
+		var err error
+		if promtool, err = exec.LookPath("promtool"); err != nil {
+			t.Log("promtool not installed (scripts/install-prometheus.sh installs it): exposition not checked by promtool")
+			return
+		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
+	}
+}
+
+func TestMetricsExpositionIsValid(t *testing.T) {
+	env := newTestEnv(t)
+	unconfigured := env.scrapeMetrics()
+	checkWithPromtool(t, unconfigured)
+	samples := parseExposition(t, unconfigured)
+	if samples["navercommerce_cached_keys"] != 0 || samples["navercommerce_token_request_budget_per_hour"] != 0 {
+		t.Errorf("unconfigured mount: %v", samples)
+	}
+	if _, ok := samples["navercommerce_token_expiry_seconds"]; ok {
+		t.Error("token expiry given with no token cached")
+	}
+
+	env.configure()
+	env.mustWrite("config", map[string]any{"max_retries": 0})
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.mustWrite("roles/odd", map[string]any{"type": "SELLER", "account_id": "ncp_odd"})
+	env.readToken("store")
+	env.naver.InjectFault(navercommercetest.Fault{Status: 502, Code: `GW.PROXY.odd "code"` + "\n"})
+	if _, err := env.read("token/odd"); err == nil {
+		t.Fatal("the injected fault did not fail the read")
+	}
+	body := env.scrapeMetrics()
+	checkWithPromtool(t, body)
+	text := string(body)
+	for _, name := range []string{
+		"navercommerce_token_requests_total", "navercommerce_token_reads_total", "navercommerce_background_renewals_total",
+		"navercommerce_budget_refusals_total", "navercommerce_cached_keys", "navercommerce_token_expiry_seconds",
+	} {
+		if !strings.Contains(text, "# HELP "+name+" ") || !strings.Contains(text, "# TYPE "+name+" ") {
+			t.Errorf("%s has no HELP or TYPE line", name)
+		}
+	}
+	// Account IDs and odd codes never become label values.
+	for _, s := range []string{testAccount, "ncp_odd", "odd"} {
+		if strings.Contains(text, s) {
+			t.Errorf("%q appears in the exposition", s)
+		}
+	}
+	if samples := parseExposition(t, body); samples[`navercommerce_token_requests_total{outcome="failed",code="GW.PROXY"}`] != 1 {
+		t.Errorf("a GW.PROXY.* code is not counted under GW.PROXY:\n%s", body)
+	}
+	assertNoSecrets(t, text, env.tokens...)
+}
+
+func TestMetricsCountRequestsAndReads(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure() // verifies the credentials: one successful SELF request
+	env.mustWrite("config", map[string]any{"max_retries": 0, "background_refresh": false})
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+
+	before := parseExposition(t, env.scrapeMetrics())
+	moved := func(want map[string]float64) {
+		t.Helper()
+		after := parseExposition(t, env.scrapeMetrics())
+		for series, delta := range want {
+			if got := after[series] - before[series]; got != delta {
+				t.Errorf("%s moved by %v, want %v", series, got, delta)
+			}
+		}
+		for series, v := range after {
+			if _, checked := want[series]; !checked && v != before[series] && strings.HasSuffix(strings.SplitN(series, "{", 2)[0], "_total") {
+				t.Errorf("%s moved by %v unexpectedly", series, v-before[series])
+			}
+		}
+		before = after
+	}
+	if before[`navercommerce_token_requests_total{outcome="success",code=""}`] != 1 {
+		t.Errorf("the verification request is not counted: %v", before)
+	}
+
+	env.readToken("store")
+	env.readToken("store")
+	moved(map[string]float64{
+		`navercommerce_token_requests_total{outcome="success",code=""}`: 1,
+		`navercommerce_token_reads_total{result="fetched"}`:             1,
+		`navercommerce_token_reads_total{result="cached"}`:              1,
+	})
+
+	// Refused, rate limited and failed requests, each for a fresh account (a failed key
+	// backs off, and its next read would share the error without asking).
+	faults := []struct {
+		fault  navercommercetest.Fault
+		series string
+	}{
+		{navercommercetest.Fault{Status: 403, Code: "GW.AUTHN"}, `navercommerce_token_requests_total{outcome="refused",code="GW.AUTHN"}`},
+		{navercommercetest.Fault{Status: 403, Code: "GW.IP_NOT_ALLOWED"}, `navercommerce_token_requests_total{outcome="refused",code="GW.IP_NOT_ALLOWED"}`},
+		{navercommercetest.Fault{Status: 400, Code: "SomethingNew"}, `navercommerce_token_requests_total{outcome="refused",code="other"}`},
+		{navercommercetest.Fault{Status: 429}, `navercommerce_token_requests_total{outcome="rate_limited",code="GW.RATE_LIMIT"}`},
+		{navercommercetest.Fault{Status: 429, Code: "GW.QUOTA_LIMIT"}, `navercommerce_token_requests_total{outcome="rate_limited",code="GW.QUOTA_LIMIT"}`},
+		{navercommercetest.Fault{Status: 500}, `navercommerce_token_requests_total{outcome="failed",code="GW.INTERNAL_SERVER_ERROR"}`},
+		{navercommercetest.Fault{Status: 504, Code: "GW.TIMEOUT.UPSTREAM"}, `navercommerce_token_requests_total{outcome="failed",code="GW.TIMEOUT"}`},
+		{navercommercetest.Fault{DropConnection: true}, `navercommerce_token_requests_total{outcome="failed",code=""}`},
+		{navercommercetest.Fault{Body: "<html>bad gateway</html>", Status: 502}, `navercommerce_token_requests_total{outcome="failed",code=""}`},
+	}
+	for i, f := range faults {
+		role := "r" + strconv.Itoa(i)
+		env.mustWrite("roles/"+role, map[string]any{"type": "SELLER", "account_id": "ncp_" + role})
+		env.naver.InjectFault(f.fault)
+		if _, err := env.read("token/" + role); err == nil {
+			t.Fatalf("fault %+v did not fail the read", f.fault)
+		}
+		moved(map[string]float64{f.series: 1, `navercommerce_token_reads_total{result="failed"}`: 1})
+	}
+
+	// Renewal fails while the cached token has life left: the read is served stale.
+	env.clock.Advance(2*time.Hour + 31*time.Minute)
+	env.naver.InjectFault(navercommercetest.Fault{Status: 503})
+	if resp := env.readToken("store"); len(resp.Warnings) == 0 {
+		t.Error("a stale read has no warning")
+	}
+	moved(map[string]float64{
+		`navercommerce_token_requests_total{outcome="failed",code="GW.BLOCK"}`: 1,
+		`navercommerce_token_reads_total{result="stale"}`:                      1,
+	})
+	env.assertCompliant()
+}
+
+func TestMetricsCountBackgroundRenewalsAndBudget(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("config", map[string]any{"max_retries": 0})
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.readToken("store")
+	before := parseExposition(t, env.scrapeMetrics())
+	if before[`navercommerce_background_renewals_total{outcome="success"}`] != 0 {
+		t.Fatalf("renewals before any: %v", before)
+	}
+
+	// 29 minutes left: the read is served at once and the token renewed behind it.
+	env.clock.Advance(2*time.Hour + 31*time.Minute)
+	env.readToken("store")
+	waitFor(t, func() bool {
+		return parseExposition(t, env.scrapeMetrics())[`navercommerce_background_renewals_total{outcome="success"}`] == 1
+	})
+
+	// The periodic function's renewal fails; the cached token still has 29 minutes.
+	env.clock.Advance(2*time.Hour + 31*time.Minute)
+	env.naver.InjectFault(navercommercetest.Fault{Status: 500})
+	periodic(t, env)
+	after := parseExposition(t, env.scrapeMetrics())
+	if after[`navercommerce_background_renewals_total{outcome="failure"}`] != 1 {
+		t.Errorf("failed periodic renewal not counted:\n%s", env.scrapeMetrics())
+	}
+	// Reads during the back-off share the failure without asking: no renewal is counted.
+	env.readToken("store")
+	env.readToken("store")
+	after = parseExposition(t, env.scrapeMetrics())
+	if after[`navercommerce_background_renewals_total{outcome="failure"}`] != 1 || after[`navercommerce_background_renewals_total{outcome="success"}`] != 1 {
+		t.Errorf("reads during a back-off counted as renewals:\n%s", env.scrapeMetrics())
+	}
+
+	// With a budget of one request an hour, a key whose one request failed may not ask again.
+	env.mustWrite("config", map[string]any{"max_token_requests_per_hour": 1})
+	env.mustWrite("roles/spent", map[string]any{"type": "SELLER", "account_id": "ncp_spent"})
+	env.naver.InjectFault(navercommercetest.Fault{Status: 500})
+	if _, err := env.read("token/spent"); err == nil {
+		t.Fatal("the injected fault did not fail the read")
+	}
+	env.clock.Advance(time.Minute) // past the back-off
+	resp, err := env.read("token/spent")
+	if httpStatus(resp, err) != http.StatusTooManyRequests {
+		t.Fatalf("read over the budget: %d %s", httpStatus(resp, err), errorText(resp, err))
+	}
+	after = parseExposition(t, env.scrapeMetrics())
+	if after["navercommerce_budget_refusals_total"] != 1 {
+		t.Errorf("budget refusal not counted: %v", after["navercommerce_budget_refusals_total"])
+	}
+	if after["navercommerce_token_requests_last_hour_max"] != 1 || after["navercommerce_token_request_budget_per_hour"] != 1 {
+		t.Errorf("budget gauges: %v %v", after["navercommerce_token_requests_last_hour_max"], after["navercommerce_token_request_budget_per_hour"])
+	}
+}
+
+func periodic(t *testing.T, env *testEnv) {
+	t.Helper()
+	if _, err := env.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RollbackOperation, Storage: env.storage}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsGauges(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure() // caches the SELF token that verified the credentials
+	gauges := func() (keys float64, expiry float64, hasExpiry bool) {
+		s := parseExposition(t, env.scrapeMetrics())
+		expiry, hasExpiry = s["navercommerce_token_expiry_seconds"]
+		return s["navercommerce_cached_keys"], expiry, hasExpiry
+	}
+	if keys, expiry, _ := gauges(); keys != 1 || expiry != 3*60*60 {
+		t.Errorf("after configuring: cached_keys %v, expiry %v; want 1, 10800", keys, expiry)
+	}
+	env.clock.Advance(time.Hour)
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.readToken("store")
+	if keys, expiry, _ := gauges(); keys != 2 || expiry != 2*60*60 {
+		t.Errorf("two tokens: cached_keys %v, soonest expiry %v; want 2, 7200", keys, expiry)
+	}
+	env.clock.Advance(2*time.Hour + 30*time.Minute) // the SELF token has expired
+	if keys, expiry, _ := gauges(); keys != 1 || expiry != 30*60 {
+		t.Errorf("one expired: cached_keys %v, expiry %v; want 1, 1800", keys, expiry)
+	}
+	env.clock.Advance(time.Hour)
+	if keys, _, has := gauges(); keys != 0 || has {
+		t.Errorf("all expired: cached_keys %v, expiry given: %v", keys, has)
+	}
+}
+
+func TestMetricsRejectsUnknownFields(t *testing.T) {
+	env := newTestEnv(t)
+	resp, err := env.request(env.b, logical.ReadOperation, "metrics", map[string]any{"format": "json"})
+	if httpStatus(resp, err) != http.StatusBadRequest || !strings.Contains(errorText(resp, err), "format") {
+		t.Errorf("unknown field: %d %q", httpStatus(resp, err), errorText(resp, err))
+	}
+}
+
+func TestRequestClassification(t *testing.T) {
+	tests := []struct {
+		err         error
+		wantOutcome string
+		wantCode    string
+	}{
+		{nil, "success", ""},
+		{&upstreamError{StatusCode: 403, Code: "GW.AUTHN"}, "refused", "GW.AUTHN"},
+		{&upstreamError{StatusCode: 401, Code: "GW.AUTHN"}, "refused", "GW.AUTHN"},
+		{&upstreamError{StatusCode: 400, Code: "BadRequest"}, "refused", "BadRequest"},
+		{&upstreamError{StatusCode: 403}, "refused", ""},
+		{&upstreamError{StatusCode: 429, Code: "GW.RATE_LIMIT"}, "rate_limited", "GW.RATE_LIMIT"},
+		{&upstreamError{StatusCode: 429, Code: "GW.QUOTA_LIMIT"}, "rate_limited", "GW.QUOTA_LIMIT"},
+		{&upstreamError{StatusCode: 500, Code: "GW.PROXY.CONNECT"}, "failed", "GW.PROXY"},
+		{&upstreamError{StatusCode: 503, Code: "GW.BLOCK.X"}, "failed", "GW.BLOCK"},
+		{&upstreamError{StatusCode: 504, Code: "GW.TIMEOUT"}, "failed", "GW.TIMEOUT"},
+		{&upstreamError{StatusCode: 502, Code: "GW.PROXYX"}, "failed", "other"},
+		{&upstreamError{StatusCode: 500, Code: "other"}, "failed", "other"},
+		{&upstreamError{StatusCode: 200}, "failed", ""},
+		{&upstreamError{Err: context.DeadlineExceeded}, "failed", ""},
+		{errors.New("signing failed"), "failed", ""},
+		{&budgetError{Limit: 1}, "failed", ""},
+	}
+	for _, tt := range tests {
+		o, c := classifyRequest(tt.err)
+		if requestOutcomes[o] != tt.wantOutcome || requestCodes[c] != tt.wantCode {
+			t.Errorf("%v: %s/%q, want %s/%q", tt.err, requestOutcomes[o], requestCodes[c], tt.wantOutcome, tt.wantCode)
+		}
+	}
+}
+
+func TestMetricsNilAndHotPath(t *testing.T) {
+	var none *metrics
+	none.tokenRead(readCached)
+	none.tokenRequested(errors.New("x"))
+	none.backgroundRenewal(nil)
+	none.budgetRefused()
+	if s := parseExposition(t, none.exposition(metricsGauges{})); s[`navercommerce_token_reads_total{result="cached"}`] != 0 {
+		t.Errorf("nil metrics: %v", s)
+	}
+
+	m := newMetrics()
+	if allocs := testing.AllocsPerRun(100, func() { m.tokenRead(readCached) }); allocs != 0 {
+		t.Errorf("tokenRead allocates %v times", allocs)
+	}
+	m.tokenRead("no such result") // ignored, not a new label value
+	s := parseExposition(t, m.exposition(metricsGauges{}))
+	if s[`navercommerce_token_reads_total{result="cached"}`] != 101 { // AllocsPerRun runs once more to warm up
+		t.Errorf("cached reads %v, want 101", s[`navercommerce_token_reads_total{result="cached"}`])
+	}
+	if len(s) != 11 {
+		t.Errorf("%d series, want 11 (request success, 4 reads, 2 renewals, refusals, 3 gauges; no expiry):\n%s", len(s), m.exposition(metricsGauges{}))
+	}
+}
+
+func BenchmarkMetricsTokenRead(b *testing.B) {
+	m := newMetrics()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.tokenRead(readCached)
+		}
+	})
+}

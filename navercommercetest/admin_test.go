@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
@@ -136,6 +137,18 @@ func TestAdminRejectsBadInput(t *testing.T) {
 		{"verify no token", http.MethodPost, "/_emulator/verify", "application/x-www-form-urlencoded", "", 400},
 		{"verify GET", http.MethodGet, "/_emulator/verify", "", "", 405},
 		{"reset GET", http.MethodGet, "/_emulator/reset", "", "", 405},
+		{"latency GET", http.MethodGet, "/_emulator/latency", "", "", 405},
+		{"latency bad", http.MethodPost, "/_emulator/latency", "application/json", `{"latency": "soon"}`, 400},
+		{"latency negative", http.MethodPost, "/_emulator/latency", "application/json", `{"latency": "-1s"}`, 400},
+		{"jitter negative", http.MethodPost, "/_emulator/latency", "application/json", `{"jitter": "-1s"}`, 400},
+		{"latency unknown field", http.MethodPost, "/_emulator/latency", "application/json", `{"delay": "1s"}`, 400},
+		{"jwt missing enabled", http.MethodPost, "/_emulator/jwt-tokens", "application/json", `{}`, 400},
+		{"jwt not bool", http.MethodPost, "/_emulator/jwt-tokens", "application/json", `{"enabled": "yes"}`, 400},
+		{"reused missing enabled", http.MethodPost, "/_emulator/reused-token-full-lifetime", "application/json", `{}`, 400},
+		{"reused GET", http.MethodGet, "/_emulator/reused-token-full-lifetime", "", "", 405},
+		{"penalty bad duration", http.MethodPost, "/_emulator/penalty", "application/json", `{"duration": "-1h"}`, 400},
+		{"penalty unknown field", http.MethodPost, "/_emulator/penalty", "application/json", `{"enabled": true}`, 400},
+		{"penalty DELETE", http.MethodDelete, "/_emulator/penalty", "", "", 405},
 		{"unknown", http.MethodGet, "/_emulator/nope", "", "", 404},
 	}
 	for _, tc := range cases {
@@ -150,5 +163,94 @@ func TestAdminRejectsBadInput(t *testing.T) {
 	}
 	if srv.TokenRequests() != 0 {
 		t.Fatal("admin requests counted as token requests")
+	}
+}
+
+// TestAdminSettings drives latency, the token modes and the penalty through
+// the admin endpoints, as a test of a separate emulator process does.
+func TestAdminSettings(t *testing.T) {
+	clock := newFakeClock(testStart)
+	srv := newTestServer(t, clock)
+	getJSON := func(path string, v any) {
+		t.Helper()
+		res, err := http.Get(srv.RootURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, res.StatusCode)
+		}
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Latency.
+	wantStatus(t, adminPost(t, srv, "/_emulator/latency", "application/json", `{"latency": "250ms", "jitter": "10ms"}`), http.StatusNoContent)
+	if fixed, jitter := srv.Latency(); fixed != 250*time.Millisecond || jitter != 10*time.Millisecond {
+		t.Fatalf("latency %v jitter %v", fixed, jitter)
+	}
+	wantStatus(t, adminPost(t, srv, "/_emulator/latency", "application/json", `{}`), http.StatusNoContent)
+	if fixed, jitter := srv.Latency(); fixed != 0 || jitter != 0 {
+		t.Fatalf("latency %v jitter %v after {}", fixed, jitter)
+	}
+
+	// JWT tokens.
+	wantStatus(t, adminPost(t, srv, "/_emulator/jwt-tokens", "application/json", `{"enabled": true}`), http.StatusNoContent)
+	first := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())).token
+	decodeJWT(t, first.AccessToken)
+
+	// Reused-token mode (with the penalty off: asking again is needless).
+	wantStatus(t, adminPost(t, srv, "/_emulator/penalty", "application/json", `{"disabled": true}`), http.StatusNoContent)
+	wantStatus(t, adminPost(t, srv, "/_emulator/reused-token-full-lifetime", "application/json", `{"enabled": true}`), http.StatusNoContent)
+	clock.Advance(time.Hour)
+	if again := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())).token; again.AccessToken != first.AccessToken || again.ExpiresIn != 10800 {
+		t.Fatalf("reused token %+v", again)
+	}
+	wantStatus(t, adminPost(t, srv, "/_emulator/reused-token-full-lifetime", "application/json", `{"enabled": false}`), http.StatusNoContent)
+	if again := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())).token; again.ExpiresIn != 7200 {
+		t.Fatalf("reused token after turning the mode off %+v", again)
+	}
+
+	// Penalty settings: GET shows them, POST replaces them (omitted = default).
+	var p map[string]any
+	getJSON("/_emulator/penalty", &p)
+	if p["disabled"] != true || p["requests_per_hour"] != float64(60) || p["duration"] != "1h0m0s" {
+		t.Fatalf("penalty settings %v", p)
+	}
+	wantStatus(t, adminPost(t, srv, "/_emulator/penalty", "application/json",
+		`{"violations_allowed": 1, "requests_per_hour": -5, "duration": "2h", "retry_after": true}`), http.StatusNoContent)
+	if got := srv.PenaltySettings(); got != (navercommercetest.PenaltyConfig{ViolationsAllowed: 1, RequestsPerHour: -1, Duration: 2 * time.Hour, RetryAfter: true}) {
+		t.Fatalf("PenaltySettings %+v", got)
+	}
+	wantStatus(t, adminPost(t, srv, "/_emulator/penalty", "application/json", `{}`), http.StatusNoContent)
+	srv.Reset()
+
+	// The penalty state in the stats.
+	postToken(t, srv, selfForm(t, clientID, secret, clock.Millis()))
+	postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())) // needless: penalised
+	var st struct {
+		Penalties map[string]struct {
+			Active bool      `json:"active"`
+			Until  time.Time `json:"until"`
+			Reason string    `json:"reason"`
+		} `json:"penalties"`
+		PenalisedUntil time.Time `json:"penalised_until"`
+		PenaltyReason  string    `json:"penalty_reason"`
+	}
+	getJSON("/_emulator/stats", &st)
+	want := clock.Now().Add(time.Hour)
+	p0 := st.Penalties[clientID]
+	if !p0.Active || !p0.Until.Equal(want) || !st.PenalisedUntil.Equal(want) ||
+		!strings.HasPrefix(p0.Reason, "needless token request") || st.PenaltyReason != p0.Reason {
+		t.Fatalf("stats penalty %+v", st)
+	}
+	// With no penalty on record the fields are absent, the map empty.
+	wantStatus(t, adminPost(t, srv, "/_emulator/reset", "", ""), http.StatusNoContent)
+	var raw map[string]any
+	getJSON("/_emulator/stats", &raw)
+	if _, ok := raw["penalised_until"]; ok || raw["penalties"] == nil || len(raw["penalties"].(map[string]any)) != 0 {
+		t.Fatalf("stats after reset %v", raw)
 	}
 }

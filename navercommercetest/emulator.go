@@ -10,10 +10,49 @@
 // the query string, account_id with type=SELF, concurrent or needless token
 // requests) in Violations, because Naver penalises such applications.
 //
-// Use New for an http.Handler, or NewServer for a running loopback server.
-// Besides the token endpoint it serves a protected API
+// # Naver's penalty
+//
+// The penalty is modelled and on by default (PenaltyConfig): after the first
+// violation, or more than 60 token requests of an application within a
+// sliding hour, the application is limited for an hour of emulator time to
+// about one token request per hour; every other token request gets 429 with
+// Naver's error JSON, code GW.RATE_LIMIT, naming the offence. Stats records
+// the penalty (Penalties, PenalisedUntil, PenaltyReason) so a test that
+// over-asks fails loudly; Reset clears it. Tests that over-ask on purpose set
+// Config.Penalty.Disabled.
+//
+// # Upstream behaviour that cannot be seen
+//
+// Config.Latency and Config.LatencyJitter hold every token request (real
+// time) before it is judged; the request is judged at the emulator's clock
+// after the hold, so a test that moves a shared Clock while a request is held
+// tests a client's send-time versus receive-time reckoning.
+// Config.ReusedTokenFullLifetime makes a handed-back token report expires_in
+// 10800 instead of its remaining life, as Naver may. Config.JWTTokens mints
+// JWT-shaped tokens with an exp claim. Each has a setter for run time.
+//
+// # Use
+//
+// Use New for an http.Handler, or NewServer (NewTLSServer for HTTPS, with
+// Server.Client and Server.Certificate) for a running loopback server, and
+// NewTokenRequest (or Sign, TokenForm) to build a correctly signed token
+// request. Besides the token endpoint it serves a protected API
 // (GET {BasePath}/v1/seller/account) to prove that a token works, and admin
-// endpoints under /_emulator/ for tests that drive a separate process.
+// endpoints under /_emulator/ for tests that drive a separate process
+// (cmd/navercommerce-emulator):
+//
+//	GET  /_emulator/stats                      counters, violations, penalties (Stats)
+//	POST /_emulator/reset                      Reset
+//	POST /_emulator/faults                     {"status":503,"retry_after":"30","count":1,"delay":"2s","body":"...","drop_connection":false}
+//	POST /_emulator/token-lifetime             {"token_lifetime":"31m"}
+//	POST /_emulator/client-secret              {"client_id":"...","client_secret":"$2a$04$..."}
+//	POST /_emulator/verify                     form token=... -> {"valid":true}
+//	POST /_emulator/latency                    {"latency":"250ms","jitter":"50ms"} (omitted = 0)
+//	POST /_emulator/reused-token-full-lifetime {"enabled":true}
+//	POST /_emulator/jwt-tokens                 {"enabled":true}
+//	GET  /_emulator/penalty                    the penalty settings in effect
+//	POST /_emulator/penalty                    {"disabled":false,"violations_allowed":0,"requests_per_hour":60,"duration":"1h","retry_after":false}
+//	                                           (replaces all settings; omitted = default)
 package navercommercetest
 
 import (

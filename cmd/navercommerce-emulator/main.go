@@ -14,10 +14,39 @@
 //	-timestamp-window NAVER_EMULATOR_TIMESTAMP_WINDOW 5m
 //	-base-path        NAVER_EMULATOR_BASE_PATH        /external (/partner for agencies)
 //	-url-file         NAVER_EMULATOR_URL_FILE         write the base URL here once listening (removed on exit)
+//	-tls              NAVER_EMULATOR_TLS              false: serve HTTPS with a fresh self-signed certificate
+//	                                                  for 127.0.0.1, ::1 and localhost
+//	-tls-cert-file    NAVER_EMULATOR_TLS_CERT_FILE    write that certificate's PEM here (needs -tls; written
+//	                                                  before -url-file, removed on exit), e.g. for another
+//	                                                  process's SSL_CERT_FILE
+//	-latency          NAVER_EMULATOR_LATENCY          0: hold every token request this long before judging it
+//	-latency-jitter   NAVER_EMULATOR_LATENCY_JITTER   0: plus a uniformly random 0..jitter
+//	-reused-token-full-lifetime
+//	                  NAVER_EMULATOR_REUSED_TOKEN_FULL_LIFETIME
+//	                                                  false: a token handed back again reports expires_in as its
+//	                                                  full lifetime instead of its remaining life
+//	-jwt-tokens       NAVER_EMULATOR_JWT_TOKENS       false: mint JWT-shaped tokens carrying exp
+//	-penalty          NAVER_EMULATOR_PENALTY          true: model Naver's penalty (429 GW.RATE_LIMIT, about one
+//	                                                  token request per hour) for violations and over-asking
+//	-penalty-violations-allowed
+//	                  NAVER_EMULATOR_PENALTY_VIOLATIONS_ALLOWED
+//	                                                  0: violations tolerated per sliding hour (negative: any)
+//	-penalty-requests-per-hour
+//	                  NAVER_EMULATOR_PENALTY_REQUESTS_PER_HOUR
+//	                                                  60: token requests per application per sliding hour
+//	                                                  (negative: no budget)
+//	-penalty-duration NAVER_EMULATOR_PENALTY_DURATION 1h: how long a penalty lasts after the last offence
+//
+// Boolean environment values are those of strconv.ParseBool (1, true, 0,
+// false, ...). The settings can be changed at run time through the admin
+// endpoints (see package navercommercetest); the penalty state is in
+// GET /_emulator/stats.
 //
 // When ready it prints one line to stdout:
 //
 //	navercommerce-emulator: listening on http://127.0.0.1:PORT/external
+//
+// (https:// with -tls).
 //
 // Each token request is logged to stderr without secrets, signatures or
 // tokens. SIGINT or SIGTERM shuts it down gracefully.
@@ -25,6 +54,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +65,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +97,29 @@ type options struct {
 	timestampWindow time.Duration
 	basePath        string
 	urlFile         string
+
+	tls         bool
+	tlsCertFile string
+
+	latency                 time.Duration
+	latencyJitter           time.Duration
+	reusedTokenFullLifetime bool
+	jwtTokens               bool
+
+	penalty                  bool
+	penaltyViolationsAllowed int
+	penaltyRequestsPerHour   int
+	penaltyDuration          time.Duration
+}
+
+// penaltyConfig is the emulator's penalty configuration for o.
+func (o options) penaltyConfig() navercommercetest.PenaltyConfig {
+	return navercommercetest.PenaltyConfig{
+		Disabled:          !o.penalty,
+		ViolationsAllowed: o.penaltyViolationsAllowed,
+		RequestsPerHour:   o.penaltyRequestsPerHour,
+		Duration:          o.penaltyDuration,
+	}
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -90,6 +144,30 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		return d
 	}
+	envBool := func(name string, def bool) bool {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = errors.Join(envErr, fmt.Errorf("%s: %q is not a boolean", name, v))
+			return def
+		}
+		return b
+	}
+	envInt := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			envErr = errors.Join(envErr, fmt.Errorf("%s: %q is not an integer", name, v))
+			return def
+		}
+		return n
+	}
 
 	var o options
 	fs.StringVar(&o.listen, "listen", env("NAVER_EMULATOR_LISTEN", "127.0.0.1:9443"), "loopback `host:port` to listen on (port 0 picks a free one)")
@@ -101,6 +179,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.timestampWindow, "timestamp-window", envDuration("NAVER_EMULATOR_TIMESTAMP_WINDOW", navercommercetest.DefaultTimestampWindow), "how old a request timestamp may be")
 	fs.StringVar(&o.basePath, "base-path", env("NAVER_EMULATOR_BASE_PATH", navercommercetest.DefaultBasePath), "API base path")
 	fs.StringVar(&o.urlFile, "url-file", env("NAVER_EMULATOR_URL_FILE", ""), "write the base URL to this `path` once listening")
+	fs.BoolVar(&o.tls, "tls", envBool("NAVER_EMULATOR_TLS", false), "serve HTTPS with a fresh self-signed certificate for 127.0.0.1, ::1 and localhost")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", env("NAVER_EMULATOR_TLS_CERT_FILE", ""), "write the certificate's PEM to this `path` (needs -tls), e.g. for SSL_CERT_FILE")
+	fs.DurationVar(&o.latency, "latency", envDuration("NAVER_EMULATOR_LATENCY", 0), "hold every token request this long before judging it")
+	fs.DurationVar(&o.latencyJitter, "latency-jitter", envDuration("NAVER_EMULATOR_LATENCY_JITTER", 0), "add a uniformly random 0..this to the latency")
+	fs.BoolVar(&o.reusedTokenFullLifetime, "reused-token-full-lifetime", envBool("NAVER_EMULATOR_REUSED_TOKEN_FULL_LIFETIME", false), "a token handed back again reports expires_in as its full lifetime")
+	fs.BoolVar(&o.jwtTokens, "jwt-tokens", envBool("NAVER_EMULATOR_JWT_TOKENS", false), "mint JWT-shaped tokens carrying exp")
+	fs.BoolVar(&o.penalty, "penalty", envBool("NAVER_EMULATOR_PENALTY", true), "model Naver's penalty for violations and over-asking (-penalty=false turns it off)")
+	fs.IntVar(&o.penaltyViolationsAllowed, "penalty-violations-allowed", envInt("NAVER_EMULATOR_PENALTY_VIOLATIONS_ALLOWED", 0), "violations tolerated per application per sliding hour before the penalty (negative: any)")
+	fs.IntVar(&o.penaltyRequestsPerHour, "penalty-requests-per-hour", envInt("NAVER_EMULATOR_PENALTY_REQUESTS_PER_HOUR", navercommercetest.DefaultPenaltyRequestsPerHour), "token requests per application per sliding hour before the penalty (negative: no budget)")
+	fs.DurationVar(&o.penaltyDuration, "penalty-duration", envDuration("NAVER_EMULATOR_PENALTY_DURATION", navercommercetest.DefaultPenaltyDuration), "how long a penalty lasts after the last offence")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -118,10 +206,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if err := navercommercetest.CheckClientSecret(o.clientSecret); err != nil {
 		return options{}, fmt.Errorf("-client-secret: %w", err)
 	}
-	for name, d := range map[string]time.Duration{"-token-lifetime": o.tokenLifetime, "-reuse-threshold": o.reuseThreshold, "-timestamp-window": o.timestampWindow} {
+	for name, d := range map[string]time.Duration{"-token-lifetime": o.tokenLifetime, "-reuse-threshold": o.reuseThreshold, "-timestamp-window": o.timestampWindow, "-penalty-duration": o.penaltyDuration} {
 		if d <= 0 {
 			return options{}, fmt.Errorf("%s must be positive, got %v", name, d)
 		}
+	}
+	for name, d := range map[string]time.Duration{"-latency": o.latency, "-latency-jitter": o.latencyJitter} {
+		if d < 0 {
+			return options{}, fmt.Errorf("%s must not be negative, got %v", name, d)
+		}
+	}
+	if o.penaltyRequestsPerHour == 0 {
+		return options{}, errors.New("-penalty-requests-per-hour must not be 0 (negative: no budget; -penalty=false turns the penalty off)")
+	}
+	if o.tlsCertFile != "" && !o.tls {
+		return options{}, errors.New("-tls-cert-file needs -tls")
 	}
 	return o, nil
 }
@@ -159,12 +258,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	logger := log.New(stderr, "navercommerce-emulator: ", log.LstdFlags|log.Lmicroseconds)
 	emu := navercommercetest.New(navercommercetest.Config{
-		Applications:    []navercommercetest.Application{{ClientID: o.clientID, ClientSecret: o.clientSecret, AccountIDs: accounts}},
-		TokenLifetime:   o.tokenLifetime,
-		ReuseThreshold:  o.reuseThreshold,
-		TimestampWindow: o.timestampWindow,
-		BasePath:        o.basePath,
-		Logger:          logger,
+		Applications:            []navercommercetest.Application{{ClientID: o.clientID, ClientSecret: o.clientSecret, AccountIDs: accounts}},
+		TokenLifetime:           o.tokenLifetime,
+		ReuseThreshold:          o.reuseThreshold,
+		TimestampWindow:         o.timestampWindow,
+		BasePath:                o.basePath,
+		Logger:                  logger,
+		Latency:                 o.latency,
+		LatencyJitter:           o.latencyJitter,
+		ReusedTokenFullLifetime: o.reusedTokenFullLifetime,
+		JWTTokens:               o.jwtTokens,
+		Penalty:                 o.penaltyConfig(),
 	})
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -176,7 +280,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln.Close()
 		return fmt.Errorf("listening on %s: got non-loopback address %s", o.listen, ln.Addr())
 	}
-	baseURL := "http://" + ln.Addr().String() + emu.BasePath()
+	scheme := "http"
+	var certPEM []byte
+	if o.tls {
+		var listenIP net.IP
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+			listenIP = tcp.IP
+		}
+		cert, pemBytes, err := selfSignedCertificate(time.Now(), listenIP)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		// HTTP/1.1 only, like httptest's TLS server: the DropConnection
+		// fault needs to hijack the connection.
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		scheme, certPEM = "https", pemBytes
+	}
+	baseURL := scheme + "://" + ln.Addr().String() + emu.BasePath()
 
 	srv := &http.Server{
 		Handler:           emu,
@@ -185,6 +306,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+
+	if o.tlsCertFile != "" {
+		if err := writeFileAtomic(o.tlsCertFile, string(certPEM)); err != nil {
+			srv.Close()
+			return fmt.Errorf("writing -tls-cert-file: %w", err)
+		}
+		// A stale certificate would make clients trust a dead emulator's key.
+		defer os.Remove(o.tlsCertFile)
+	}
 
 	if o.urlFile != "" {
 		if err := writeFileAtomic(o.urlFile, baseURL+"\n"); err != nil {
@@ -195,8 +325,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer os.Remove(o.urlFile)
 	}
 	fmt.Fprintf(stdout, "navercommerce-emulator: listening on %s\n", baseURL)
-	logger.Printf("client_id=%q account_ids=%q token_lifetime=%v reuse_threshold=%v timestamp_window=%v admin=http://%s/_emulator/",
-		o.clientID, accounts, o.tokenLifetime, o.reuseThreshold, o.timestampWindow, ln.Addr())
+	logger.Printf("client_id=%q account_ids=%q token_lifetime=%v reuse_threshold=%v timestamp_window=%v latency=%v latency_jitter=%v reused_token_full_lifetime=%v jwt_tokens=%v admin=%s://%s/_emulator/",
+		o.clientID, accounts, o.tokenLifetime, o.reuseThreshold, o.timestampWindow, o.latency, o.latencyJitter, o.reusedTokenFullLifetime, o.jwtTokens, scheme, ln.Addr())
+	if p := emu.PenaltySettings(); p.Disabled {
+		logger.Printf("penalty: off")
+	} else {
+		logger.Printf("penalty: on: violations_allowed=%d requests_per_hour=%d duration=%v (-1 = unlimited)", p.ViolationsAllowed, p.RequestsPerHour, p.Duration)
+	}
 
 	select {
 	case err := <-serveErr:

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -125,6 +129,53 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					t.Errorf("client id %q", o.clientID)
 				}
 			}},
+		{name: "new settings default", check: func(t *testing.T, o options) {
+			p := o.penaltyConfig()
+			if o.tls || o.tlsCertFile != "" || o.latency != 0 || o.latencyJitter != 0 || o.reusedTokenFullLifetime || o.jwtTokens ||
+				p != (navercommercetest.PenaltyConfig{RequestsPerHour: 60, Duration: time.Hour}) {
+				t.Errorf("defaults %+v, penalty %+v", o, p)
+			}
+		}},
+		{name: "new settings by flag", args: []string{
+			"-tls", "-tls-cert-file", "/tmp/x.pem", "-latency", "250ms", "-latency-jitter", "50ms",
+			"-reused-token-full-lifetime", "-jwt-tokens", "-penalty=false", "-penalty-violations-allowed", "2",
+			"-penalty-requests-per-hour", "-1", "-penalty-duration", "2h",
+		}, check: func(t *testing.T, o options) {
+			p := o.penaltyConfig()
+			if !o.tls || o.tlsCertFile != "/tmp/x.pem" || o.latency != 250*time.Millisecond || o.latencyJitter != 50*time.Millisecond ||
+				!o.reusedTokenFullLifetime || !o.jwtTokens ||
+				p != (navercommercetest.PenaltyConfig{Disabled: true, ViolationsAllowed: 2, RequestsPerHour: -1, Duration: 2 * time.Hour}) {
+				t.Errorf("flags %+v, penalty %+v", o, p)
+			}
+		}},
+		{name: "new settings by environment", env: map[string]string{
+			"NAVER_EMULATOR_TLS": "1", "NAVER_EMULATOR_TLS_CERT_FILE": "/tmp/y.pem", "NAVER_EMULATOR_LATENCY": "1s",
+			"NAVER_EMULATOR_LATENCY_JITTER": "2s", "NAVER_EMULATOR_REUSED_TOKEN_FULL_LIFETIME": "true",
+			"NAVER_EMULATOR_JWT_TOKENS": "true", "NAVER_EMULATOR_PENALTY": "false",
+			"NAVER_EMULATOR_PENALTY_VIOLATIONS_ALLOWED": "3", "NAVER_EMULATOR_PENALTY_REQUESTS_PER_HOUR": "10",
+			"NAVER_EMULATOR_PENALTY_DURATION": "90m",
+		}, check: func(t *testing.T, o options) {
+			p := o.penaltyConfig()
+			if !o.tls || o.tlsCertFile != "/tmp/y.pem" || o.latency != time.Second || o.latencyJitter != 2*time.Second ||
+				!o.reusedTokenFullLifetime || !o.jwtTokens ||
+				p != (navercommercetest.PenaltyConfig{Disabled: true, ViolationsAllowed: 3, RequestsPerHour: 10, Duration: 90 * time.Minute}) {
+				t.Errorf("env %+v, penalty %+v", o, p)
+			}
+		}},
+		{name: "flag beats environment for booleans", args: []string{"-penalty=true", "-jwt-tokens=false"},
+			env: map[string]string{"NAVER_EMULATOR_PENALTY": "false", "NAVER_EMULATOR_JWT_TOKENS": "true"},
+			check: func(t *testing.T, o options) {
+				if !o.penalty || o.jwtTokens {
+					t.Errorf("penalty %v jwt %v", o.penalty, o.jwtTokens)
+				}
+			}},
+		{name: "bad env bool", env: map[string]string{"NAVER_EMULATOR_PENALTY": "maybe"}, wantErr: "NAVER_EMULATOR_PENALTY"},
+		{name: "bad env int", env: map[string]string{"NAVER_EMULATOR_PENALTY_REQUESTS_PER_HOUR": "lots"}, wantErr: "NAVER_EMULATOR_PENALTY_REQUESTS_PER_HOUR"},
+		{name: "negative latency", args: []string{"-latency", "-1s"}, wantErr: "-latency"},
+		{name: "negative jitter", args: []string{"-latency-jitter", "-1s"}, wantErr: "-latency-jitter"},
+		{name: "zero penalty duration", args: []string{"-penalty-duration", "0s"}, wantErr: "-penalty-duration"},
+		{name: "zero budget", args: []string{"-penalty-requests-per-hour", "0"}, wantErr: "-penalty-requests-per-hour"},
+		{name: "cert file without tls", args: []string{"-tls-cert-file", "/tmp/z.pem"}, wantErr: "needs -tls"},
 		{name: "bad secret", args: []string{"-client-secret", "hunter2"}, wantErr: "-client-secret"},
 		{name: "bad env duration", env: map[string]string{"NAVER_EMULATOR_REUSE_THRESHOLD": "soon"}, wantErr: "NAVER_EMULATOR_REUSE_THRESHOLD"},
 		{name: "zero lifetime", args: []string{"-token-lifetime", "0s"}, wantErr: "-token-lifetime"},
@@ -160,5 +211,141 @@ func TestRefusesNonLoopback(t *testing.T) {
 	err := run(context.Background(), []string{"-listen", "0.0.0.0:0"}, noEnv, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "non-loopback") {
 		t.Fatalf("run with 0.0.0.0: %v", err)
+	}
+}
+
+// startRun runs the command with args until the test ends and returns its
+// base URL (from -url-file) and its stderr.
+func startRun(t *testing.T, args ...string) (base string, stderr *syncBuffer) {
+	t.Helper()
+	urlFile := filepath.Join(t.TempDir(), "url")
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-url-file", urlFile}, args...), noEnv, &syncBuffer{}, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after cancellation")
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(urlFile); err == nil {
+			return strings.TrimSpace(string(b)), stderr
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("url file never appeared; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunTLS serves HTTPS with a fresh certificate written to -tls-cert-file
+// (before the URL file), which is all a client needs to trust it.
+func TestRunTLS(t *testing.T) {
+	certFile := filepath.Join(t.TempDir(), "emulator.pem")
+	base, stderr := startRun(t, "-tls", "-tls-cert-file", certFile)
+	if !strings.HasPrefix(base, "https://127.0.0.1:") {
+		t.Fatalf("base URL %q", base)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatalf("the certificate file is not there once the URL is: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("-tls-cert-file is not a PEM certificate:\n%s", pemBytes)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+
+	app := navercommercetest.Application{ClientID: "demo-client-id", ClientSecret: defaultSecret}
+	res, err := client.Do(navercommercetest.NewTokenRequest(base, app, "SELF", "", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.TLS == nil {
+		t.Fatalf("token request over TLS: status %d", res.StatusCode)
+	}
+	// Without the certificate, a client refuses the server.
+	if _, err := http.Get(strings.TrimSuffix(base, "/external") + "/_emulator/stats"); err == nil {
+		t.Fatal("a client without the certificate trusted the emulator")
+	}
+	if !strings.Contains(stderr.String(), "status=200") {
+		t.Fatalf("token request not logged:\n%s", stderr.String())
+	}
+}
+
+// TestRunSettings starts the command with the new settings and checks them
+// through the admin endpoints and the answers.
+func TestRunSettings(t *testing.T) {
+	base, stderr := startRun(t, "-latency", "200ms", "-jwt-tokens", "-reused-token-full-lifetime",
+		"-penalty-requests-per-hour", "2", "-penalty-duration", "2h")
+	root := strings.TrimSuffix(base, "/external")
+	app := navercommercetest.Application{ClientID: "demo-client-id", ClientSecret: defaultSecret}
+	ask := func(typ, account string) (int, string) {
+		t.Helper()
+		start := time.Now()
+		res, err := http.DefaultClient.Do(navercommercetest.NewTokenRequest(base, app, typ, account, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Errorf("answered in %v, under -latency", d)
+		}
+		var body struct {
+			AccessToken string `json:"access_token"`
+			Code        string `json:"code"`
+		}
+		json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, body.AccessToken + body.Code
+	}
+	if status, tok := ask("SELF", ""); status != 200 || strings.Count(tok, ".") != 2 {
+		t.Fatalf("first request: %d, token %q (want JWT-shaped)", status, tok)
+	}
+	ask("SELLER", "a")
+	if status, code := ask("SELLER", "b"); status != http.StatusTooManyRequests || code != "GW.RATE_LIMIT" {
+		t.Fatalf("third request with a budget of 2: %d %s", status, code)
+	}
+
+	res, err := http.Get(root + "/_emulator/penalty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p map[string]any
+	json.NewDecoder(res.Body).Decode(&p)
+	res.Body.Close()
+	if p["requests_per_hour"] != float64(2) || p["duration"] != "2h0m0s" || p["disabled"] != false {
+		t.Fatalf("penalty settings %v", p)
+	}
+	res, err = http.Get(root + "/_emulator/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st navercommercetest.Stats
+	json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if !st.Penalties["demo-client-id"].Active || !strings.Contains(st.PenaltyReason, "too many token requests") {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, want := range []string{"latency=200ms", "jwt_tokens=true", "reused_token_full_lifetime=true", "penalty: on", "PENALTY:"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }

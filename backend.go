@@ -100,6 +100,7 @@ func newBackend(opts backendOptions) *backend {
 		// An unmount or reload stops requests to Naver in flight and background renewals.
 		Clean: func(context.Context) { b.tokens.close() },
 	}
+	rejectUnknownFieldsEverywhere(b.Backend.Paths)
 	b.metrics = newMetrics()
 	b.tokens = newTokenCache(b.now, nil)
 	b.tokens.metrics = b.metrics
@@ -136,6 +137,32 @@ func (b *backend) invalidate(ctx context.Context, key string) {
 		b.tokens.roleChanged(name)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		b.tokens.forget(key)
+	}
+}
+
+// noContent declares the 204 answer of a write or delete.
+func noContent(description string) map[int][]framework.Response {
+	return map[int][]framework.Response{http.StatusNoContent: {{Description: description}}}
+}
+
+// rejectUnknownFieldsEverywhere wraps every operation of paths so that a request naming a
+// field its path does not declare is refused (400, naming the field) before the handler
+// runs: no handler can forget the check.
+func rejectUnknownFieldsEverywhere(paths []*framework.Path) {
+	for _, p := range paths {
+		for _, op := range p.Operations {
+			po, ok := op.(*framework.PathOperation)
+			if !ok || po.Callback == nil {
+				continue
+			}
+			next := po.Callback
+			po.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+				if err := rejectUnknownFields(d); err != nil {
+					return logical.ErrorResponse(err.Error()), nil
+				}
+				return next(ctx, req, d)
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
+	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
@@ -109,7 +110,13 @@ func (e *testEnv) request(b *backend, op logical.Operation, path string, data ma
 			req.Operation = logical.CreateOperation
 		}
 	}
-	return b.HandleRequest(context.Background(), req)
+	resp, err := b.HandleRequest(context.Background(), req)
+	if err == nil && !resp.IsError() && op != logical.HelpOperation {
+		// Every answer matches the schema its operation declares (OpenAPI, vault path-help).
+		route := b.Route(path)
+		schema.ValidateResponse(e.t, schema.GetResponseSchema(e.t, route, req.Operation), resp, true)
+	}
+	return resp, err
 }
 
 func (e *testEnv) write(path string, data map[string]any) (*logical.Response, error) {

@@ -30,7 +30,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	want := []string{"/config", "/info", "/metrics", "/roles/", "/roles/{name}", "/token/{name}"}
+	want := []string{"/config", "/info", "/metrics", "/roles/", "/roles/{name}", "/status", "/status/{name}", "/token/{name}"}
 	if len(paths) != len(want) {
 		t.Fatalf("paths %v, want %v", paths, want)
 	}
@@ -43,6 +43,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		"navercommerce-read-configuration": true, "navercommerce-configure": true, "navercommerce-delete-configuration": true,
 		"navercommerce-list-roles": true, "navercommerce-read-role": true, "navercommerce-write-role": true, "navercommerce-delete-role": true,
 		"navercommerce-generate-token": true, "navercommerce-drop-cached-token": true, "navercommerce-read-plugin-info": true,
+		"navercommerce-read-status": true, "navercommerce-read-role-status": true, "navercommerce-read-metrics": true,
 	}
 	for p, item := range doc.Paths {
 		if item.Description == "" {
@@ -56,6 +57,9 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 				t.Errorf("%s: unexpected operation ID %q", p, op.OperationID)
 			}
 			delete(wantOps, op.OperationID)
+			if op.Summary == "" {
+				t.Errorf("%s %s has no summary", p, op.OperationID)
+			}
 			if op.RequestBody != nil {
 				for _, mt := range op.RequestBody.Content {
 					for name, prop := range mt.Schema.Properties {
@@ -76,6 +80,28 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		}
 	} else {
 		t.Errorf("no configure request schema; have %v", keys(doc.Components.Schemas))
+	}
+}
+
+// Every operation declares what it answers: the unit tests validate each response against it.
+func TestEveryOperationDeclaresItsResponses(t *testing.T) {
+	b := newBackend(backendOptions{})
+	for _, p := range b.Paths {
+		for op, handler := range p.Operations {
+			props := handler.Properties()
+			if props.Summary == "" {
+				t.Errorf("%s %s: no summary", p.Pattern, op)
+			}
+			if len(props.Responses) == 0 && op != logical.ListOperation {
+				t.Errorf("%s %s: no responses declared", p.Pattern, op)
+			}
+			switch op {
+			case logical.CreateOperation, logical.UpdateOperation, logical.DeleteOperation:
+				if _, ok := props.Responses[204]; !ok {
+					t.Errorf("%s %s: the 204 answer is not declared", p.Pattern, op)
+				}
+			}
+		}
 	}
 }
 

@@ -151,6 +151,7 @@ func pathConfig(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathConfigRead,
+				Summary:  "Read the configuration; the client secret is never returned.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationSuffix: "configuration",
 				},
@@ -160,6 +161,8 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigWrite,
+				Summary:                     "Configure the application's credentials and how to reach Naver.",
+				Responses:                   noContent("The configuration was stored."),
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 				DisplayAttrs: &framework.DisplayAttributes{
@@ -168,6 +171,8 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigWrite,
+				Summary:                     "Configure the application's credentials and how to reach Naver.",
+				Responses:                   noContent("The configuration was stored."),
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 				DisplayAttrs: &framework.DisplayAttributes{
@@ -176,6 +181,8 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigDelete,
+				Summary:                     "Delete the configuration and every cached token.",
+				Responses:                   noContent("The configuration and cached tokens were deleted."),
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 				DisplayAttrs: &framework.DisplayAttributes{
@@ -333,9 +340,6 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	// One config write at a time, so none merges into a config another is replacing.
 	b.configWriteMu.Lock()
 	defer b.configWriteMu.Unlock()

@@ -17,6 +17,7 @@ func pathInfo(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathInfoRead,
+				Summary:  "Show the running plugin's version.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationSuffix: "plugin-info",
 				},

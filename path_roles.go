@@ -48,6 +48,7 @@ func pathRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback: b.pathRolesList,
+					Summary:  "List the roles.",
 					Responses: map[int][]framework.Response{
 						200: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 							"keys": {Type: framework.TypeStringSlice, Description: "Role names."},
@@ -104,22 +105,29 @@ func pathRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathRoleRead,
+					Summary:  "Read a role.",
 					Responses: map[int][]framework.Response{
 						200: {{Description: "OK", Fields: roleResponseFields}},
 					},
 				},
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleWrite,
+					Summary:                     "Create or update a role.",
+					Responses:                   noContent("The role was stored."),
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleWrite,
+					Summary:                     "Create or update a role.",
+					Responses:                   noContent("The role was stored."),
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:                    b.pathRoleDelete,
+					Summary:                     "Delete a role; tokens already issued stay valid.",
+					Responses:                   noContent("The role was deleted."),
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
@@ -211,9 +219,6 @@ func roleResponseData(r *roleEntry) map[string]any {
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	name := d.Get(fieldRoleName).(string)
 	old, err := readRole(ctx, req.Storage, name)
 	if err != nil {

@@ -39,6 +39,7 @@ func pathToken(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathTokenRead,
+				Summary:  "Read an access token for a role.",
 				// A read may store a new token: on a performance standby that write would fail.
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: false,
@@ -52,14 +53,13 @@ func pathToken(b *backend) *framework.Path {
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:                  b.pathTokenDelete,
+				Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
 				ForwardPerformanceStandby: true,
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationVerb:   "drop",
 					OperationSuffix: "cached-token",
 				},
-				Responses: map[int][]framework.Response{
-					204: {{Description: "The cached token was dropped."}},
-				},
+				Responses: noContent("The cached token was dropped."),
 			},
 		},
 		HelpSynopsis:    "Read a Naver Commerce access token for a role.",
@@ -107,9 +107,6 @@ func secretToken(b *backend) *framework.Secret {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	name := d.Get(fieldRoleName).(string)
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
@@ -165,9 +162,6 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	name := d.Get(fieldRoleName).(string)
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {

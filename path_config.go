@@ -43,6 +43,7 @@ const (
 
 // naverConfig is the stored configuration of the mount (seal-wrapped).
 type naverConfig struct {
+	Format         int           `json:"format,omitempty"` // see storage_format.go
 	ClientID       string        `json:"client_id"`
 	ClientSecret   string        `json:"client_secret"`
 	BaseURL        string        `json:"base_url"`
@@ -292,8 +293,8 @@ func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {
 		return nil, nil
 	}
 	cfg := new(naverConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %w", err)
+	if err := decodeEntry(entry, "config", cfg); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -404,6 +405,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	if old != nil {
 		*cfg = *old
 	}
+	cfg.Format = configFormat
 
 	if v, ok, err := d.GetOkErr(fieldClientID); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldClientID, err)

@@ -26,6 +26,7 @@ const (
 
 // roleEntry is a stored role: which kind of token it reads.
 type roleEntry struct {
+	Format    int           `json:"format,omitempty"` // see storage_format.go
 	Type      string        `json:"type"`
 	AccountID string        `json:"account_id,omitempty"`
 	TTL       time.Duration `json:"ttl"`
@@ -182,8 +183,8 @@ func readRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, 
 		return nil, nil
 	}
 	r := new(roleEntry)
-	if err := entry.DecodeJSON(r); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	if err := decodeEntry(entry, fmt.Sprintf("role %q", name), r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -246,7 +247,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 
 // roleFromRequest merges the request into old (nil on create) and validates the result.
 func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error) {
-	r := new(roleEntry)
+	r := &roleEntry{Format: roleFormat}
 	if old != nil {
 		*r = *old
 	}

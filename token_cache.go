@@ -76,6 +76,7 @@ func (k tokenKey) storageKey() string {
 // cachedToken is a token with what the cache needs to know about it. Values are immutable
 // once published, so readers need no lock.
 type cachedToken struct {
+	Format int `json:"format,omitempty"` // see storage_format.go
 	accessToken
 	Key tokenKey `json:"key"`
 	// Credentials ties the token to the config it was fetched with (see credentialsID).
@@ -579,7 +580,9 @@ func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyStat
 		return nil
 	}
 	ks.token.Store(tok)
-	entry, err := logical.StorageEntryJSON(tok.Key.storageKey(), tok)
+	stored := *tok
+	stored.Format = tokenFormat
+	entry, err := logical.StorageEntryJSON(tok.Key.storageKey(), &stored)
 	if err != nil {
 		return err
 	}
@@ -592,8 +595,8 @@ func (c *tokenCache) load(ctx context.Context, s logical.Storage, key tokenKey) 
 		return nil, err
 	}
 	var tok cachedToken
-	if err := entry.DecodeJSON(&tok); err != nil {
-		return nil, fmt.Errorf("decoding cached token: %w", err)
+	if err := decodeEntry(entry, "cached token", &tok); err != nil {
+		return nil, err
 	}
 	if tok.Key != key {
 		return nil, nil

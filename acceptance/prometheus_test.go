@@ -1,0 +1,263 @@
+//go:build acceptance
+
+package acceptance
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
+)
+
+// TestPrometheusScrapesMetrics: navercommerce/metrics is Prometheus text that promtool
+// accepts, read over plain HTTP with a Vault token as a bearer token; a real Prometheus
+// server scrapes it from the dev Vault, and its query API shows the counters moving after
+// token reads and after a request Naver refused. `vault read navercommerce/status` shows the
+// failing key with Naver's code and trace ID.
+func TestPrometheusScrapesMetrics(t *testing.T) {
+	promDir := installPrometheus(t)
+	em := startEmulator(t, emulatorOpts{AccountIDs: []string{"ncp_prom_store", "ncp_prom_bad"}})
+	v := startDevVaultWithEngine(t)
+	v.enableAudit(t)
+	v.configure(t, "navercommerce", em, "max_retries=0")
+	v.write(t, "navercommerce/roles/store", "type=SELLER", "account_id=ncp_prom_store")
+	v.write(t, "navercommerce/roles/bad", "type=SELLER", "account_id=ncp_prom_bad")
+
+	body := scrapeVault(t, v)
+	cmd := exec.Command(filepath.Join(promDir, "promtool"), "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
+	}
+
+	prom := startPrometheus(t, promDir, v)
+	prom.waitValue(t, `up{job="navercommerce"}`, 1)
+	// The config write verified the credentials with one successful request.
+	prom.waitValue(t, `navercommerce_token_requests_total{outcome="success",code=""}`, 1)
+	prom.waitValue(t, `navercommerce_token_reads_total{result="fetched"}`, 0)
+
+	v.readToken(t, "navercommerce", "store")
+	v.readToken(t, "navercommerce", "store")
+	prom.waitValue(t, `navercommerce_token_requests_total{outcome="success",code=""}`, 2)
+	prom.waitValue(t, `navercommerce_token_reads_total{result="fetched"}`, 1)
+	prom.waitValue(t, `navercommerce_token_reads_total{result="cached"}`, 1)
+	prom.waitValue(t, `navercommerce_cached_keys`, 2)
+
+	em.fault(t, map[string]any{"status": 403, "code": "GW.AUTHN", "message": "client_secret_sign is invalid"})
+	_, err := v.readTokenErr("navercommerce", "bad")
+	requireStatus(t, err, http.StatusBadRequest, "GW.AUTHN")
+	var re *api.ResponseError
+	errors.As(err, &re)
+	m := regexp.MustCompile(`trace ID ([0-9a-f]+)`).FindStringSubmatch(strings.Join(re.Errors, " "))
+	if m == nil {
+		t.Fatalf("no trace ID in %q", re.Errors)
+	}
+	traceID := m[1]
+	prom.waitValue(t, `navercommerce_token_requests_total{outcome="refused",code="GW.AUTHN"}`, 1)
+	prom.waitValue(t, `navercommerce_token_reads_total{result="failed"}`, 1)
+	prom.waitValue(t, `sum(navercommerce_token_requests_total)`, 3)
+
+	// What an operator sees at 3 a.m.
+	table := v.cli(t, "read", "navercommerce/status")
+	for _, want := range []string{`(?m)^configured\s+true$`, `(?m)^cached_keys\s+2$`, "ncp_prom_bad", "GW.AUTHN", traceID} {
+		if !regexp.MustCompile(want).MatchString(table) {
+			t.Errorf("vault read navercommerce/status has no %s:\n%s", want, table)
+		}
+	}
+	var status struct {
+		Data struct {
+			Cached    bool   `json:"cached"`
+			AccountID string `json:"account_id"`
+			LastError struct {
+				Status  int    `json:"status"`
+				Code    string `json:"code"`
+				TraceID string `json:"trace_id"`
+			} `json:"last_error"`
+			ConsecutiveFailures int `json:"consecutive_failures"`
+		} `json:"data"`
+		Warnings []string `json:"warnings"`
+	}
+	out := v.cli(t, "read", "-format=json", "navercommerce/status/bad")
+	if err := json.Unmarshal([]byte(out), &status); err != nil {
+		t.Fatalf("vault read -format=json navercommerce/status/bad: %v\n%s", err, out)
+	}
+	if d := status.Data; d.Cached || d.AccountID != "ncp_prom_bad" || d.LastError.Status != 403 || d.LastError.Code != "GW.AUTHN" ||
+		d.LastError.TraceID != traceID || d.ConsecutiveFailures != 1 || len(status.Warnings) != 1 {
+		t.Errorf("status/bad: %s", out)
+	}
+	assertNoKnownSecret(t, "vault read navercommerce/status", table+out+string(scrapeVault(t, v)))
+}
+
+// installPrometheus returns the directory of prometheus and promtool, installing Debian's
+// package on first use (scripts/install-prometheus.sh).
+func installPrometheus(t *testing.T) string {
+	t.Helper()
+	requireEnv(t)
+	cmd := exec.Command(filepath.Join("..", "scripts", "install-prometheus.sh"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/install-prometheus.sh: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// scrapeVault reads navercommerce/metrics the way Prometheus does: plain HTTP, the Vault
+// token as a bearer token, text back.
+func scrapeVault(t *testing.T, v *vaultProc) []byte {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, v.addr+"/v1/navercommerce/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+v.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET navercommerce/metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET navercommerce/metrics: HTTP %d: %s", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	return body
+}
+
+// assertNoKnownSecret fails if text holds any secret a test has handled (client secrets,
+// signatures, access tokens).
+func assertNoKnownSecret(t *testing.T, what, text string) {
+	t.Helper()
+	secrets.Range(func(value, kind any) bool {
+		if strings.Contains(text, value.(string)) {
+			t.Errorf("%s shows %s", what, kind)
+		}
+		return true
+	})
+}
+
+type prometheus struct {
+	url  string // http://127.0.0.1:PORT
+	proc *proc
+}
+
+// startPrometheus runs a Prometheus server on loopback that scrapes v's navercommerce/metrics
+// every second with v's token, and waits until it is ready.
+func startPrometheus(t *testing.T, dir string, v *vaultProc) *prometheus {
+	t.Helper()
+	work := mkdir(t, testDir(t, "prometheus-"+randomHex(3)))
+	port, err := harness.FreePortPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := strings.TrimPrefix(v.addr, "http://")
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: navercommerce
+    metrics_path: /v1/navercommerce/metrics
+    authorization:
+      credentials: %q
+    static_configs:
+      - targets: [%q]
+`, v.token, target)
+	cfgPath := filepath.Join(work, "prometheus.yml")
+	writeFile(t, cfgPath, config)
+	logPath := filepath.Join(work, "prometheus.log")
+	v.h.addLog(logPath)
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	p := startProc(t, "prometheus", logPath, childEnv("HOME="+work), filepath.Join(dir, "prometheus"),
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(work, "data"),
+		"--web.listen-address="+listen,
+		"--log.level=info",
+	)
+	cleanupProc(t, p)
+	prom := &prometheus{url: "http://" + listen, proc: p}
+	waitFor(t, 60*time.Second, 100*time.Millisecond, "Prometheus to be ready", func() (bool, error) {
+		if p.exited() {
+			t.Fatalf("prometheus exited: %v\n%s", p.err, p.tail(30))
+		}
+		resp, err := http.Get(prom.url + "/-/ready")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("HTTP %d", resp.StatusCode)
+	})
+	return prom
+}
+
+// query runs an instant query and returns the value of its single sample; ok is false when
+// the result is empty.
+func (p *prometheus) query(expr string) (value float64, ok bool, err error) {
+	resp, err := http.Get(p.url + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, false, fmt.Errorf("decoding the query result: %w", err)
+	}
+	if out.Status != "success" {
+		return 0, false, harness.Permanent(fmt.Errorf("query %s: %s", expr, out.Error))
+	}
+	switch len(out.Data.Result) {
+	case 0:
+		return 0, false, nil
+	case 1:
+	default:
+		return 0, false, harness.Permanent(fmt.Errorf("query %s: %d series, want one", expr, len(out.Data.Result)))
+	}
+	s, _ := out.Data.Result[0].Value[1].(string)
+	value, err = strconv.ParseFloat(s, 64)
+	return value, true, err
+}
+
+// waitValue waits until Prometheus has scraped expr's value as want.
+func (p *prometheus) waitValue(t *testing.T, expr string, want float64) {
+	t.Helper()
+	waitFor(t, 30*time.Second, 200*time.Millisecond, fmt.Sprintf("Prometheus to see %s = %v", expr, want), func() (bool, error) {
+		got, ok, err := p.query(expr)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return false, errors.New("no sample yet")
+		case got != want:
+			return false, fmt.Errorf("value %v", got)
+		}
+		return true, nil
+	})
+}

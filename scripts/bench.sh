@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark behind `make bench` (which runs `make build` first): Go micro-benchmarks, then
-# bench/cmd/vaultbench against the Naver emulator and a dev Vault with the plugin and a no-op
-# plugin, all on 127.0.0.1. Prints one table to stdout (progress goes to stderr) and writes
-# docs/benchmarks.md. About 5 minutes on 2 cores.
+# bench/cmd/vaultbench against the Naver emulator and Vault with the plugin and a no-op plugin,
+# all on 127.0.0.1: a dev server phase, then a Raft phase (a single-node server with integrated
+# storage in the work folder). Prints one table to stdout (progress goes to stderr) and writes
+# docs/benchmarks.md. About 6 minutes on 2 cores.
 #
 #   VAULT_BIN=... PLUGIN_VERSION=... scripts/bench.sh
 #   (PLUGIN_BIN, EMULATOR_BIN default to bin/ as built by `make build`; BENCH_OUT overrides
-#   docs/benchmarks.md; BENCH_ARGS passes flags to vaultbench, e.g. "-rounds 3 -roles 2000")
+#   docs/benchmarks.md; BENCH_ARGS passes flags to vaultbench, e.g. "-rounds 3 -roles 2000 -raft=false")
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,7 +64,7 @@ cleanup() {
   if [ "$ok" = 1 ]; then
     rm -rf "$work"
   else
-    echo "bench: failed; logs kept in $work (vault/vault.log, emulator.log, gobench.txt)" >&2
+    echo "bench: failed; logs kept in $work ({dev,raft}/vault/vault-1.log, {dev,raft}/emulator/emulator.log, gobench.txt)" >&2
   fi
 }
 trap cleanup EXIT

@@ -30,18 +30,23 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 const (
-	pluginName = "vault-plugin-secrets-navercommerce"
-	noopName   = "vault-plugin-secrets-benchnoop"
-	noopVer    = "v0.0.1"
-	warmRole   = "warm"
-	warmAcct   = "bench-warm-account" // the no-op plugin returns this account_id: same size
+	pluginName   = "vault-plugin-secrets-navercommerce"
+	noopName     = "vault-plugin-secrets-benchnoop"
+	noopVer      = "v0.0.1"
+	warmRole     = "warm"               // a role with a lease (the default)
+	warmFreeRole = "warm-free"          // the same account, lease=false
+	warmAcct     = "bench-warm-account" // the no-op plugin returns this account_id: same size
 )
 
 type options struct {
@@ -54,6 +59,11 @@ type options struct {
 	coldN, scaleRoles, scaleWarm, scaleWorkers               int
 	naverDelay                                               time.Duration
 	skipRefresh                                              bool
+	raft                                                     bool
+	raftConcurrency                                          []int
+	raftRounds                                               int
+	raftRoundDur                                             time.Duration
+	storageReads                                             int
 	t0                                                       time.Time // when scripts/bench.sh started
 }
 
@@ -80,17 +90,25 @@ func main() {
 	flag.IntVar(&o.scaleWorkers, "scale-workers", 16, "concurrent role writes")
 	flag.DurationVar(&o.naverDelay, "naver-delay", 2*time.Second, "how slow Naver is during the refresh test")
 	flag.BoolVar(&o.skipRefresh, "skip-refresh", false, "skip the refresh test (about 35s)")
+	flag.BoolVar(&o.raft, "raft", true, "run the Raft phase (a single-node Vault with integrated storage; about 2 minutes)")
+	raftConc := flag.String("raft-concurrency", "1,8", "concurrency levels of the Raft phase")
+	flag.IntVar(&o.raftRounds, "raft-rounds", 7, "measured rounds per target and concurrency in the Raft phase")
+	flag.DurationVar(&o.raftRoundDur, "raft-round", time.Second, "length of one round in the Raft phase")
+	flag.IntVar(&o.storageReads, "storage-reads", 1000, "sequential reads per target for counting Raft writes and leases")
 	t0 := flag.Int64("t0", 0, "Unix time scripts/bench.sh started (for the report)")
 	flag.Parse()
 	if *t0 > 0 {
 		o.t0 = time.Unix(*t0, 0)
 	}
-	for _, f := range strings.Split(conc, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 256 {
-			fatalf("bad -concurrency %q", conc)
-		}
-		o.concurrency = append(o.concurrency, n)
+	var err error
+	if o.concurrency, err = parseConcurrency(conc); err != nil {
+		fatalf("-concurrency: %v", err)
+	}
+	if o.raftConcurrency, err = parseConcurrency(*raftConc); err != nil {
+		fatalf("-raft-concurrency: %v", err)
+	}
+	if o.storageReads < 1 || o.raftRounds < 1 {
+		fatalf("-storage-reads and -raft-rounds must be at least 1")
 	}
 	if o.vaultBin == "" || o.pluginVersion == "" || o.noopBin == "" || o.workDir == "" {
 		fatalf("need -vault, -plugin-version, -noop and -work")
@@ -101,7 +119,14 @@ func main() {
 			os.Unsetenv(k)
 		}
 	}
-	pidFile = filepath.Join(o.workDir, "pids")
+	// The pid file lists the process groups started, for scripts/bench.sh to clean up after
+	// a crash of this process.
+	group := &harness.Group{PIDFile: filepath.Join(o.workDir, "pids")}
+	stopAll := sync.OnceFunc(func() {
+		if err := group.StopAll(15 * time.Second); err != nil {
+			logf("%v", err)
+		}
+	})
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -112,11 +137,24 @@ func main() {
 		os.Exit(130)
 	}()
 
-	err := run(o)
+	err = run(o, group)
 	stopAll()
 	if err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// parseConcurrency reads a comma-separated list of concurrency levels (1 to 256).
+func parseConcurrency(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 256 {
+			return nil, fmt.Errorf("bad concurrency %q in %q", f, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func logf(format string, args ...any) {
@@ -124,29 +162,31 @@ func logf(format string, args ...any) {
 }
 
 func fatalf(format string, args ...any) {
-	stopAll()
 	fmt.Fprintf(os.Stderr, "vaultbench: "+format+"\n", args...)
 	os.Exit(1)
 }
 
-// env is everything running.
+// env is everything running in one phase: the emulator, a Vault server and its plugins.
 type env struct {
 	o                  options
-	em                 *emulator
-	v                  *vault
+	em                 *harness.Emulator
+	v                  *harness.Vault
 	c                  *api.Client
-	ours               *plugin
-	noop               *plugin
+	ours               *harness.Plugin
+	noop               *harness.Plugin
 	ctx                context.Context
 	pluginPID, noopPID int
 }
 
-func run(o options) error {
+func run(o options, g *harness.Group) error {
 	r := &report{start: time.Now(), o: o}
+	var err error
 	r.machine.cores = runtime.NumCPU()
 	r.machine.cpu = cpuModel()
 	r.machine.goVersion = o.goVersion
-	r.machine.vaultVersion = vaultVersion(o.vaultBin)
+	if r.machine.vaultVersion, err = harness.Version(o.vaultBin); err != nil {
+		r.machine.vaultVersion = "unknown (" + err.Error() + ")"
+	}
 	r.machine.kernel = kernel()
 	r.loadStart = loadAvg()
 	if o.goBench != "" {
@@ -158,25 +198,11 @@ func run(o options) error {
 		r.goBench = parseGoBench(r.goBenchRaw)
 	}
 
-	e := &env{o: o, ctx: context.Background()}
-	var err error
 	logf("starting the emulator and a dev Vault")
-	if e.em, err = startEmulator(o.emulatorBin, o.workDir); err != nil {
-		return err
-	}
-	e.ours = &plugin{name: pluginName, bin: o.pluginBin, version: o.pluginVersion}
-	e.noop = &plugin{name: noopName, bin: o.noopBin, version: noopVer}
-	if e.v, err = startDevVault(o.vaultBin, filepath.Join(o.workDir, "vault"), []*plugin{e.ours, e.noop}); err != nil {
-		return err
-	}
-	e.c = e.v.api
-	if err := e.setup(); err != nil {
-		return fmt.Errorf("setup: %w (Vault log: %s)", err, e.v.proc.log)
-	}
-	if e.pluginPID, err = childPID(e.v.proc.cmd.Process.Pid, pluginName, ""); err != nil {
-		return err
-	}
-	if e.noopPID, err = childPID(e.v.proc.cmd.Process.Pid, noopName, ""); err != nil {
+	e, err := startEnv(o, g, "dev", func(opts harness.VaultOptions) (*harness.Vault, error) {
+		return harness.StartDevVault(g, opts)
+	})
+	if err != nil {
 		return err
 	}
 
@@ -202,12 +228,18 @@ func run(o options) error {
 	if rss, err := statusKiB(e.pluginPID, "VmRSS"); err == nil {
 		r.scale.rssLater, r.scale.laterAfter = rss, time.Since(r.scale.measuredAt)
 	}
-	var st struct {
-		TokenRequests int      `json:"token_requests"`
-		Violations    []string `json:"violations"`
-	}
-	if err := e.emuStats(&st); err == nil {
+	if st, err := e.em.Stats(); err == nil {
 		r.violations = st.Violations
+	}
+	// The dev server goes before the Raft phase: it holds every lease the warm reads made.
+	e.stop()
+	if o.raft {
+		if r.raft, err = raftPhase(o, g); err != nil {
+			return fmt.Errorf("Raft phase: %w", err)
+		}
+		for _, v := range r.raft.violations {
+			r.violations = append(r.violations, "Raft phase: "+v)
+		}
 	}
 	r.loadEnd = loadAvg()
 	r.end = time.Now()
@@ -226,6 +258,66 @@ func run(o options) error {
 	return nil
 }
 
+// startEnv starts a phase's emulator and Vault server (by start, with both plugins in its
+// plugin directory, log level warn) in the work directory's folder phase, sets them up and
+// finds the plugin processes. On an error what it started is stopped again.
+func startEnv(o options, g *harness.Group, phase string, start func(harness.VaultOptions) (*harness.Vault, error)) (*env, error) {
+	dir := filepath.Join(o.workDir, phase)
+	e := &env{o: o, ctx: context.Background(),
+		ours: &harness.Plugin{Name: pluginName, Bin: o.pluginBin, Version: o.pluginVersion},
+		noop: &harness.Plugin{Name: noopName, Bin: o.noopBin, Version: noopVer},
+	}
+	var err error
+	if e.em, err = harness.StartEmulator(g, harness.EmulatorOptions{Bin: o.emulatorBin, Dir: filepath.Join(dir, "emulator"), ClientID: "benchClient" + harness.RandomHex(6)}); err != nil {
+		return nil, err
+	}
+	// Log level warn: the bench measures requests, not logging.
+	if e.v, err = start(harness.VaultOptions{Bin: o.vaultBin, Dir: filepath.Join(dir, "vault"), Plugins: []*harness.Plugin{e.ours, e.noop}, LogLevel: "warn"}); err != nil {
+		e.stop()
+		return nil, err
+	}
+	e.c = e.v.API
+	if err = e.setup(); err != nil {
+		err = fmt.Errorf("setup: %w (Vault log: %s)", err, e.v.LogPath())
+	}
+	if err == nil {
+		e.pluginPID, err = childPID(e.v.Proc.Pid(), pluginName, "")
+	}
+	if err == nil {
+		e.noopPID, err = childPID(e.v.Proc.Pid(), noopName, "")
+	}
+	if err != nil {
+		e.stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// stop stops the phase's Vault server and emulator.
+func (e *env) stop() {
+	for _, p := range []*harness.Proc{vaultProc(e.v), emulatorProc(e.em)} {
+		if p != nil {
+			if err := p.Stop(15 * time.Second); err != nil {
+				logf("%v", err)
+			}
+		}
+	}
+}
+
+func vaultProc(v *harness.Vault) *harness.Proc {
+	if v == nil {
+		return nil
+	}
+	return v.Proc
+}
+
+func emulatorProc(em *harness.Emulator) *harness.Proc {
+	if em == nil {
+		return nil
+	}
+	return em.Proc
+}
+
 func kernel() string {
 	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
 	if err != nil {
@@ -237,22 +329,16 @@ func kernel() string {
 // setup registers and mounts both plugins and kv-v2, configures our engine and reads once.
 func (e *env) setup() error {
 	ctx := e.ctx
-	for _, p := range []*plugin{e.ours, e.noop} {
-		if err := e.c.Sys().RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
-			Name: p.name, Type: api.PluginTypeSecrets, Command: p.name, SHA256: p.sha, Version: p.version,
-		}); err != nil {
-			return fmt.Errorf("registering %s %s: %w", p.name, p.version, err)
+	for path, p := range map[string]*harness.Plugin{"navercommerce": e.ours, "noop": e.noop} {
+		if err := e.v.RegisterPlugin(p); err != nil {
+			return err
+		}
+		if err := e.v.EnablePlugin(path, p); err != nil {
+			return err
 		}
 	}
-	mounts := map[string]*api.MountInput{
-		"navercommerce": {Type: pluginName, Config: api.MountConfigInput{PluginVersion: e.ours.version}},
-		"noop":          {Type: noopName, Config: api.MountConfigInput{PluginVersion: e.noop.version}},
-		"kv":            {Type: "kv", Options: map[string]string{"version": "2"}},
-	}
-	for _, path := range []string{"navercommerce", "noop", "kv"} {
-		if err := e.c.Sys().MountWithContext(ctx, path, mounts[path]); err != nil {
-			return fmt.Errorf("mounting %s/: %w", path, err)
-		}
+	if err := e.c.Sys().MountWithContext(ctx, "kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		return fmt.Errorf("mounting kv/: %w", err)
 	}
 	// kv-v2 upgrades its storage in the background after mounting: retry the first write.
 	kvSecret := map[string]any{"data": map[string]any{
@@ -263,30 +349,33 @@ func (e *env) setup() error {
 		"type":         "SELLER",
 		"account_id":   warmAcct,
 	}}
-	if err := waitFor(30*time.Second, 100*time.Millisecond, "kv-v2 to accept a write", func() (bool, error) {
+	if err := harness.WaitFor(30*time.Second, 100*time.Millisecond, "kv-v2 to accept a write", func() (bool, error) {
 		_, err := e.c.Logical().WriteWithContext(ctx, "kv/data/bench", kvSecret)
 		return err == nil, err
 	}); err != nil {
 		return err
 	}
 	if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/config", map[string]any{
-		"client_id": e.em.clientID, "client_secret": e.em.clientSecret, "base_url": e.em.url,
+		"client_id": e.em.ClientID, "client_secret": e.em.ClientSecret, "base_url": e.em.URL,
 	}); err != nil {
 		return fmt.Errorf("configuring navercommerce/: %w", err)
 	}
-	if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/roles/"+warmRole, map[string]any{
-		"type": "SELLER", "account_id": warmAcct,
-	}); err != nil {
-		return err
+	// Two roles over the same account: one token, read with and without a lease.
+	for role, lease := range map[string]bool{warmRole: true, warmFreeRole: false} {
+		if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/roles/"+role, map[string]any{
+			"type": "SELLER", "account_id": warmAcct, "lease": lease,
+		}); err != nil {
+			return fmt.Errorf("writing the role %s: %w", role, err)
+		}
 	}
 	info, err := e.c.Logical().ReadWithContext(ctx, "navercommerce/info")
 	if err != nil {
 		return err
 	}
-	if v, _ := info.Data["version"].(string); v != e.ours.version {
-		return fmt.Errorf("navercommerce/info says version %q, want %q", v, e.ours.version)
+	if v, _ := info.Data["version"].(string); v != e.ours.Version {
+		return fmt.Errorf("navercommerce/info says version %q, want %q", v, e.ours.Version)
 	}
-	for _, t := range e.targets() {
+	for _, t := range raftTargets() {
 		s, err := e.c.Logical().ReadWithContext(ctx, t.path)
 		if err == nil {
 			err = t.check(s)
@@ -308,7 +397,7 @@ func (e *env) targets() []target {
 
 // ourPIDs are the processes of the bench (for telling our CPU use from other load).
 func (e *env) ourPIDs() []int {
-	return []int{os.Getpid(), e.v.proc.cmd.Process.Pid, e.pluginPID, e.noopPID, e.em.proc.cmd.Process.Pid}
+	return []int{os.Getpid(), e.v.Proc.Pid(), e.pluginPID, e.noopPID, e.em.Proc.Pid()}
 }
 
 func (e *env) ourTicks() int64 {
@@ -319,62 +408,67 @@ func (e *env) ourTicks() int64 {
 	return n
 }
 
-// warm measures the three targets, interleaved: for each concurrency, an unmeasured round of
-// each, then rounds in rotating order so drift and other load hit all three alike.
+// warm measures the dev server's three targets.
 func (e *env) warm(r *report) error {
-	ts := e.targets()
-	r.warm = map[int]map[string]stats{}
+	w, err := e.measureWarm(e.targets(), e.o.concurrency, e.o.rounds, e.o.roundDur)
+	if err != nil {
+		return err
+	}
+	r.warm, r.cpuBusy, r.cpuOthers = w.stats, w.cpuBusy, w.cpuOthers
+	for _, c := range e.o.concurrency {
+		r.leases += r.warm[c]["token"].N + r.warm[c]["no-op"].N
+	}
+	return nil
+}
+
+// warmResult is the warm reads of some targets at some concurrencies.
+type warmResult struct {
+	stats              map[int]map[string]stats // concurrency → target → stats
+	cpuBusy, cpuOthers float64                  // shares of all CPUs, see report
+}
+
+// measureWarm measures targets interleaved: for each concurrency, an unmeasured round of
+// each, then rounds in rotating order so that drift and other load hit all alike.
+func (e *env) measureWarm(ts []target, concurrency []int, rounds int, roundDur time.Duration) (warmResult, error) {
+	w := warmResult{stats: map[int]map[string]stats{}}
 	busy0, total0 := systemTicks()
 	ours0 := e.ourTicks()
-	for _, c := range e.o.concurrency {
-		logf("warm reads at concurrency %d: %d rounds of %s per target, interleaved", c, e.o.rounds, e.o.roundDur)
+	for _, c := range concurrency {
+		logf("warm reads at concurrency %d: %d rounds of %s per target, interleaved", c, rounds, roundDur)
 		for _, t := range ts {
 			if rd := runRound(e.ctx, e.c, t, c, e.o.warmupDur, e.o.maxPerRound); rd.err != nil {
-				return rd.err
+				return w, rd.err
 			}
 		}
 		lat := map[string][]time.Duration{}
 		elapsed := map[string]time.Duration{}
-		for i := range e.o.rounds {
+		for i := range rounds {
 			for j := range ts {
 				t := ts[(i+j)%len(ts)]
-				rd := runRound(e.ctx, e.c, t, c, e.o.roundDur, e.o.maxPerRound)
+				rd := runRound(e.ctx, e.c, t, c, roundDur, e.o.maxPerRound)
 				if rd.err != nil {
-					return rd.err
+					return w, rd.err
 				}
 				lat[t.name] = append(lat[t.name], rd.lat...)
 				elapsed[t.name] += rd.elapsed
 			}
 		}
-		r.warm[c] = map[string]stats{}
+		w.stats[c] = map[string]stats{}
+		var line []string
 		for _, t := range ts {
-			r.warm[c][t.name] = summarise(lat[t.name], elapsed[t.name], 0)
+			w.stats[c][t.name] = summarise(lat[t.name], elapsed[t.name], 0)
+			line = append(line, fmt.Sprintf("%s %s", t.name, ms(w.stats[c][t.name].P50)))
 		}
-		r.leases += r.warm[c]["token"].N + r.warm[c]["no-op"].N
-		w := r.warm[c]
-		logf("  c=%d p50 token %s, no-op %s, kv-v2 %s: token/no-op %.2fx", c,
-			ms(w["token"].P50), ms(w["no-op"].P50), ms(w["kv-v2"].P50), ratio(w["token"].P50, w["no-op"].P50))
+		logf("  c=%d p50 %s", c, strings.Join(line, ", "))
 	}
 	busy1, total1 := systemTicks()
 	ours1 := e.ourTicks()
 	if total1 > total0 {
 		// /proc/stat counts all CPUs; a process's ticks are in the same unit.
-		r.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
-		r.cpuOthers = float64((busy1-busy0)-(ours1-ours0)) / float64(total1-total0)
-		if r.cpuOthers < 0 {
-			r.cpuOthers = 0
-		}
+		w.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
+		w.cpuOthers = max(0, float64((busy1-busy0)-(ours1-ours0))/float64(total1-total0))
 	}
-	return nil
-}
-
-// emuStats reads GET /_emulator/stats.
-func (e *env) emuStats(out any) error {
-	var data []byte
-	if err := e.em.admin(http.MethodGet, "stats", "", &data); err != nil {
-		return err
-	}
-	return jsonUnmarshal(data, out)
+	return w, nil
 }
 
 // cold alternates a cold read (a role over an account never read before: the plugin signs
@@ -394,7 +488,7 @@ func (e *env) cold(r *report) error {
 	if _, err := e.rawToken("rtt-warmup"); err != nil {
 		return err
 	}
-	if err := e.em.admin(http.MethodPost, "reset", "", nil); err != nil {
+	if err := e.em.Admin(http.MethodPost, "reset", "", nil, nil); err != nil {
 		return err
 	}
 	var coldLat, rttLat, signLat []time.Duration
@@ -421,10 +515,8 @@ func (e *env) cold(r *report) error {
 	r.cold = summarise(coldLat, 0, 0)
 	r.rtt = summarise(rttLat, 0, 0)
 	r.benchSign = summarise(signLat, 0, 0)
-	var st struct {
-		TokenRequests int `json:"token_requests"`
-	}
-	if err := e.emuStats(&st); err != nil {
+	st, err := e.em.Stats()
+	if err != nil {
 		return err
 	}
 	r.coldUpstream = st.TokenRequests
@@ -435,29 +527,30 @@ func (e *env) cold(r *report) error {
 
 type rawResult struct{ sign, rtt time.Duration }
 
-// rawToken signs a token request for a SELLER account with our own signer, then times the
-// POST to the emulator alone.
+// rawToken signs a token request for a SELLER account with the emulator's signer
+// (navercommercetest.Sign, independent of the plugin's), then times the POST to the emulator
+// alone.
 func (e *env) rawToken(account string) (rawResult, error) {
 	var out rawResult
 	ts := strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)
 	t0 := time.Now()
-	sig, err := sign(e.em.clientSecret, e.em.clientID, ts)
+	sig, err := navercommercetest.Sign(e.em.ClientID, ts, e.em.ClientSecret)
 	out.sign = time.Since(t0)
 	if err != nil {
 		return out, err
 	}
 	form := url.Values{
-		"client_id": {e.em.clientID}, "timestamp": {ts}, "grant_type": {"client_credentials"},
+		"client_id": {e.em.ClientID}, "timestamp": {ts}, "grant_type": {"client_credentials"},
 		"client_secret_sign": {sig}, "type": {"SELLER"}, "account_id": {account},
 	}.Encode()
-	req, err := http.NewRequest(http.MethodPost, e.em.url+"/v1/oauth2/token", strings.NewReader(form))
+	req, err := http.NewRequest(http.MethodPost, e.em.URL+"/v1/oauth2/token", strings.NewReader(form))
 	if err != nil {
 		return out, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	t0 = time.Now()
-	resp, err := e.em.http.Do(req)
+	resp, err := e.em.HTTP.Do(req)
 	if err != nil {
 		return out, err
 	}
@@ -538,7 +631,7 @@ func (e *env) scale(r *report) error {
 	r.scale.measuredAt = time.Now()
 	r.scale.hwm, _ = statusKiB(e.pluginPID, "VmHWM")
 	r.scale.noopRSS, _ = statusKiB(e.noopPID, "VmRSS")
-	r.scale.vaultRSS, _ = statusKiB(e.v.proc.cmd.Process.Pid, "VmRSS")
+	r.scale.vaultRSS, _ = statusKiB(e.v.Proc.Pid(), "VmRSS")
 	logf("  %d roles in %s; LIST p50 %s (%d keys); warm read p50 %s; plugin RSS %.1f MiB",
 		n, r.scale.create.Round(time.Millisecond), ms(r.scale.list.P50), listed, ms(r.scale.warmOne.P50), mib(r.scale.rssAfter))
 	return nil
@@ -570,7 +663,7 @@ func (e *env) refresh(bg bool) (refreshResult, error) {
 	}
 	// A token that enters Naver's 30-minute window 12 seconds after it is issued (the plugin
 	// asks a key at most every 10 seconds).
-	if err := e.em.admin(http.MethodPost, "token-lifetime", `{"token_lifetime":"30m12s"}`, nil); err != nil {
+	if err := e.em.AdminJSON(http.MethodPost, "token-lifetime", map[string]string{"token_lifetime": "30m12s"}, nil); err != nil {
 		return res, err
 	}
 	s, err := e.c.Logical().ReadWithContext(e.ctx, "navercommerce/token/"+role)
@@ -578,7 +671,7 @@ func (e *env) refresh(bg bool) (refreshResult, error) {
 		err = leased(s)
 	}
 	fetched := time.Now()
-	if err2 := e.em.admin(http.MethodPost, "token-lifetime", `{"token_lifetime":"3h"}`, nil); err == nil {
+	if err2 := e.em.AdminJSON(http.MethodPost, "token-lifetime", map[string]string{"token_lifetime": "3h"}, nil); err == nil {
 		err = err2
 	}
 	if err != nil {
@@ -593,7 +686,7 @@ func (e *env) refresh(bg bool) (refreshResult, error) {
 	if w := fetched.Add(10 * time.Second); window.Before(w) {
 		window = w
 	}
-	if err := e.em.admin(http.MethodPost, "faults", fmt.Sprintf(`{"count":1,"delay":%q}`, e.o.naverDelay.String()), nil); err != nil {
+	if err := e.em.AdminJSON(http.MethodPost, "faults", map[string]any{"count": 1, "delay": e.o.naverDelay.String()}, nil); err != nil {
 		return res, err
 	}
 	time.Sleep(time.Until(window.Add(-time.Second)))
@@ -629,15 +722,11 @@ func (e *env) refresh(bg bool) (refreshResult, error) {
 	if res.renewed {
 		res.renewedAfter = renewedAt.Sub(window)
 	}
-	var stats struct {
-		Keys map[string]struct {
-			Requests int `json:"requests"`
-		} `json:"keys"`
-	}
-	if err := e.emuStats(&stats); err != nil {
+	stats, err := e.em.Stats()
+	if err != nil {
 		return res, err
 	}
-	res.requests = stats.Keys[e.em.clientID+"|SELLER|"+account].Requests
+	res.requests = stats.Keys[e.em.Key("SELLER", account)].Requests
 	logf("  %d reads, p50 %s, max %s, %d slower than 100ms; renewed %v (%s after the window opened); %d token requests",
 		res.reads, ms(res.p50), ms(res.max), res.slow, res.renewed, res.renewedAfter.Round(time.Millisecond), res.requests)
 	return res, nil

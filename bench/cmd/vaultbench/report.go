@@ -35,6 +35,8 @@ type report struct {
 	}
 	leases int // leases the warm phase registered (token and no-op reads)
 
+	raft *raftResult // nil when the Raft phase did not run
+
 	refresh    []refreshResult
 	violations []string
 
@@ -168,14 +170,15 @@ func (r *report) summaryTable() string {
 			case "kv-v2":
 				note = "built in, no lease"
 			}
-			name := map[string]string{"token": "warm `navercommerce/token/<role>`", "no-op": "no-op external plugin, leased", "kv-v2": "kv-v2 read"}[t]
+			name := map[string]string{"token": "dev: warm `navercommerce/token/<role>`", "no-op": "dev: no-op external plugin, leased", "kv-v2": "dev: kv-v2 read"}[t]
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %.0f req/s | %s |\n", name, c, ms(w[t].P50), ms(w[t].P99), w[t].RPS, note)
 		}
 	}
-	sign, _ := r.signing()
+	r.raftSummaryRows(&b)
+	sign, signSrc := r.signing()
 	_, budget, x := r.coldGoal()
 	fmt.Fprintf(&b, "| cold token read (new key) | 1 | %s | %s | | %.2fx of signing + upstream round trip (%s) |\n", ms(r.cold.P50), ms(r.cold.P99), x, ms(budget))
-	fmt.Fprintf(&b, "| signing, cost 4 | 1 | %s | | | plugin signer (Go benchmark) |\n", ms(sign))
+	fmt.Fprintf(&b, "| signing, cost 4 | 1 | %s | | | %s |\n", ms(sign), signSrc)
 	fmt.Fprintf(&b, "| upstream round trip (raw POST to the emulator) | 1 | %s | %s | | includes the emulator's bcrypt check |\n", ms(r.rtt.P50), ms(r.rtt.P99))
 	fmt.Fprintf(&b, "| `LIST navercommerce/roles` (%d roles) | 1 | %s | %s | | %d keys |\n", r.scale.roles, ms(r.scale.list.P50), ms(r.scale.list.P99), r.scale.listed)
 	fmt.Fprintf(&b, "| warm read among %d roles | 1 | %s | %s | %.0f req/s | |\n", r.scale.roles, ms(r.scale.warmOne.P50), ms(r.scale.warmOne.P99), r.scale.warmOne.RPS)
@@ -223,7 +226,11 @@ func (r *report) markdown() string {
 	p("| CPU | %s |\n", r.machine.cpu)
 	p("| OS | %s |\n", r.machine.kernel)
 	p("| Go | %s |\n", r.machine.goVersion)
-	p("| Vault | %s (dev server, in-memory storage, log level warn, no audit device) |\n", r.machine.vaultVersion)
+	vaultSetup := "dev server, in-memory storage"
+	if r.raft != nil {
+		vaultSetup += "; in the Raft phase a single-node server with integrated storage in a temporary folder on " + r.raft.fileSystem
+	}
+	p("| Vault | %s (%s; log level warn, no audit device) |\n", r.machine.vaultVersion, vaultSetup)
 	p("| plugin | %s %s; no-op plugin %s (`bench/noop-plugin`) |\n", pluginName, r.o.pluginVersion, noopVer)
 	p("| load average (1/5/15 min) | %s at the start, %s at the end |\n", r.loadStart, r.loadEnd)
 	p("| CPU during the warm-read phase | %.0f%% of all cores busy, of which %.0f%% by processes other than the bench (Vault, the plugins, the emulator, the load generator) |\n\n",
@@ -240,12 +247,13 @@ func (r *report) markdown() string {
 
 	p("## Goals\n\n")
 	ok, detail := r.warmGoal()
-	p("- **Warm read p50 within 1.05x of the do-nothing external plugin** (same Vault, client and run, interleaved): %s — token/no-op p50 %s.",
+	p("- **Dev server: warm read p50 within 1.05x of the do-nothing external plugin** (same Vault, client and run, interleaved): %s — token/no-op p50 %s.",
 		yesNo(ok), detail)
 	if !ok {
 		p(" %s", r.warmReason())
 	}
 	p("\n")
+	r.raftGoals(p)
 	cok, budget, x := r.coldGoal()
 	sign, signSrc := r.signing()
 	overhead := r.cold.P50 - budget
@@ -288,13 +296,13 @@ func (r *report) markdown() string {
 	p("- Naver requests per key per day (not a pass/fail goal; the issue names 8 as the ideal): **%.0f**. ", off1)
 	p("A key is renewed when its token enters Naver's 30-minute window (Naver returns the same token before that), so each 3-hour token serves 2.5 hours: 24 h / 2.5 h = 9.6, i.e. 10 requests counting the first. 8 a day would need each token served to within minutes of its expiry, which would hand Vault Agent and applications tokens with almost no life left; the plugin renews at the start of the window instead.\n")
 	if len(r.violations) > 0 {
-		p("- The emulator recorded %d rule violations over the whole run (includes the deliberate ones of the refresh test, if any): %s\n", len(r.violations), strings.Join(r.violations, "; "))
+		p("- The emulators recorded %d rule violations over the whole run (includes the deliberate ones of the refresh test, if any): %s\n", len(r.violations), strings.Join(r.violations, "; "))
 	} else {
-		p("- The emulator recorded no violation of Naver's rules (needless, concurrent or malformed token requests) over the whole run.\n")
+		p("- The emulators (one per phase) recorded no violation of Naver's rules (needless, concurrent or malformed token requests) over the whole run.\n")
 	}
 	p("\n")
 
-	p("## Warm reads\n\n")
+	p("## Warm reads (dev server)\n\n")
 	p("One `vault/api` client (HTTP/1.1 keep-alive, 256 idle connections per host, no retries) reads three paths\n")
 	p("of the same dev Vault: `navercommerce/token/%s` (cached token), `noop/token/%s` (the no-op\n", warmRole, warmRole)
 	p("external plugin: a non-renewable lease with the same fields and size, no storage, no call back to Vault)\n")
@@ -311,6 +319,8 @@ func (r *report) markdown() string {
 		}
 	}
 	p("\n")
+
+	r.raftSection(p)
 
 	p("## Cold reads\n\n")
 	p("%d roles over %d accounts never read before; each is read once (the plugin signs with the cost-4 secret,\n", r.o.coldN, r.o.coldN)

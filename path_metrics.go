@@ -18,6 +18,7 @@ func pathMetrics(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathMetricsRead,
+				Summary:  "Prometheus metrics of token requests, reads and the cache (text exposition format).",
 				// The counters live in the memory of the node that serves token reads: the
 				// active one, to which performance standbys forward those reads.
 				ForwardPerformanceStandby: true,

@@ -67,6 +67,7 @@ func pathStatus(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathStatusRead,
+					Summary:  "Show every cached token's times, request counts and last error; never a token.",
 					// The cache's state is in the memory of the node that serves token reads.
 					ForwardPerformanceStandby: true,
 					DisplayAttrs: &framework.DisplayAttributes{
@@ -103,6 +104,7 @@ func pathStatus(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:                  b.pathRoleStatusRead,
+					Summary:                   "Show the cached token of a role's type and account: times, request counts, last error.",
 					ForwardPerformanceStandby: true,
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb:   "read",

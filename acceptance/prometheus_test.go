@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -37,15 +38,28 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	v.write(t, "navercommerce/roles/store", "type=SELLER", "account_id=ncp_prom_store")
 	v.write(t, "navercommerce/roles/bad", "type=SELLER", "account_id=ncp_prom_bad")
 
-	body := scrapeVault(t, v)
+	// Prometheus and the operator use a token with examples/policy-operator.hcl only.
+	v.cli(t, "policy", "write", "navercommerce-operator", filepath.Join("..", "examples", "policy-operator.hcl"))
+	opToken := strings.TrimSpace(v.cli(t, "token", "create", "-policy=navercommerce-operator", "-field=token"))
+	operator, err := harness.NewClient(v.addr, opToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operator.Logical().Read("navercommerce/token/store"); err == nil {
+		t.Fatal("the operator policy lets its holder read tokens")
+	} else {
+		requireStatus(t, err, http.StatusForbidden)
+	}
+
+	body := scrapeVault(t, v, opToken)
 	cmd := exec.Command(filepath.Join(promDir, "promtool"), "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
 	}
 
-	prom := startPrometheus(t, promDir, v)
-	prom.waitValue(t, `up{job="navercommerce"}`, 1)
+	prom := startPrometheus(t, promDir, v, opToken)
+	prom.waitValue(t, `up{job="vault-navercommerce"}`, 1)
 	// The config write verified the credentials with one successful request.
 	prom.waitValue(t, `navercommerce_token_requests_total{outcome="success",code=""}`, 1)
 	prom.waitValue(t, `navercommerce_token_reads_total{result="fetched"}`, 0)
@@ -58,7 +72,7 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	prom.waitValue(t, `navercommerce_cached_keys`, 2)
 
 	em.fault(t, map[string]any{"status": 403, "code": "GW.AUTHN", "message": "client_secret_sign is invalid"})
-	_, err := v.readTokenErr("navercommerce", "bad")
+	_, err = v.readTokenErr("navercommerce", "bad")
 	requireStatus(t, err, http.StatusBadRequest, "GW.AUTHN")
 	var re *api.ResponseError
 	errors.As(err, &re)
@@ -91,15 +105,23 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		} `json:"data"`
 		Warnings []string `json:"warnings"`
 	}
-	out := v.cli(t, "read", "-format=json", "navercommerce/status/bad")
-	if err := json.Unmarshal([]byte(out), &status); err != nil {
-		t.Fatalf("vault read -format=json navercommerce/status/bad: %v\n%s", err, out)
+	secret, err := operator.Logical().Read("navercommerce/status/bad")
+	if err != nil {
+		t.Fatalf("read navercommerce/status/bad with the operator's token: %v", err)
+	}
+	outBytes, err := json.Marshal(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(outBytes)
+	if err := json.Unmarshal(outBytes, &status); err != nil {
+		t.Fatalf("navercommerce/status/bad: %v\n%s", err, out)
 	}
 	if d := status.Data; d.Cached || d.AccountID != "ncp_prom_bad" || d.LastError.Status != 403 || d.LastError.Code != "GW.AUTHN" ||
 		d.LastError.TraceID != traceID || d.ConsecutiveFailures != 1 || len(status.Warnings) != 1 {
 		t.Errorf("status/bad: %s", out)
 	}
-	assertNoKnownSecret(t, "vault read navercommerce/status", table+out+string(scrapeVault(t, v)))
+	assertNoKnownSecret(t, "vault read navercommerce/status", table+out+string(scrapeVault(t, v, opToken)))
 }
 
 // installPrometheus returns the directory of prometheus and promtool, installing Debian's
@@ -117,15 +139,15 @@ func installPrometheus(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// scrapeVault reads navercommerce/metrics the way Prometheus does: plain HTTP, the Vault
+// scrapeVault reads navercommerce/metrics the way Prometheus does: plain HTTP, a Vault
 // token as a bearer token, text back.
-func scrapeVault(t *testing.T, v *vaultProc) []byte {
+func scrapeVault(t *testing.T, v *vaultProc, vaultToken string) []byte {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, v.addr+"/v1/navercommerce/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+v.token)
+	req.Header.Set("Authorization", "Bearer "+vaultToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET navercommerce/metrics: %v", err)
@@ -162,27 +184,34 @@ type prometheus struct {
 }
 
 // startPrometheus runs a Prometheus server on loopback that scrapes v's navercommerce/metrics
-// every second with v's token, and waits until it is ready.
-func startPrometheus(t *testing.T, dir string, v *vaultProc) *prometheus {
+// every second with vaultToken, and waits until it is ready.
+func startPrometheus(t *testing.T, dir string, v *vaultProc, vaultToken string) *prometheus {
 	t.Helper()
 	work := mkdir(t, testDir(t, "prometheus-"+randomHex(3)))
 	port, err := harness.FreePortPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := strings.TrimPrefix(v.addr, "http://")
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: navercommerce
-    metrics_path: /v1/navercommerce/metrics
-    authorization:
-      credentials: %q
-    static_configs:
-      - targets: [%q]
-`, v.token, target)
+	// examples/prometheus/prometheus.yml, pointed at this Vault over plain HTTP, scraping
+	// every second with the given token.
+	example, err := os.ReadFile(filepath.Join("..", "examples", "prometheus", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(work, "vault-token")
+	writeFile(t, tokenFile, vaultToken)
+	config := string(example)
+	for _, r := range [][2]string{
+		{"scrape_interval: 30s", "scrape_interval: 1s\n    scrape_timeout: 1s"},
+		{"scheme: https", "scheme: http"},
+		{"/etc/prometheus/vault-token", tokenFile},
+		{"vault.example.com:8200", strings.TrimPrefix(v.addr, "http://")},
+	} {
+		if !strings.Contains(config, r[0]) {
+			t.Fatalf("examples/prometheus/prometheus.yml no longer has %q", r[0])
+		}
+		config = strings.ReplaceAll(config, r[0], r[1])
+	}
 	cfgPath := filepath.Join(work, "prometheus.yml")
 	writeFile(t, cfgPath, config)
 	logPath := filepath.Join(work, "prometheus.log")

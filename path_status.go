@@ -135,8 +135,9 @@ and, after repeated failures, the next background renewal attempt. Times are RFC
 a time that does not apply is left out.
 
 The cache's memory is per plugin process: after a restart or reload, keys appear once read,
-except that tokens kept in storage are listed with cached=true from the start. Never shows a
-token, a signature or the client secret. Grant it to operators, not to applications (see
+except that the stored tokens of keys that roles name are listed with cached=true from the
+start. Request counts and errors are kept in memory only. Never shows a token, a signature or
+the client secret. Grant it to operators, not to applications (see
 examples/policy-operator.hcl).
 `
 
@@ -156,11 +157,11 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		}}, nil
 	}
 	now := b.now()
-	statuses, err := b.keyStatuses(ctx, req.Storage, now, st.policy.credentials)
+	roles, err := rolesByKey(ctx, req.Storage, st.config.ClientID)
 	if err != nil {
 		return nil, err
 	}
-	roles, err := rolesByKey(ctx, req.Storage, st.config.ClientID)
+	statuses, err := b.keyStatuses(ctx, req.Storage, now, st.policy.credentials, roles)
 	if err != nil {
 		return nil, err
 	}
@@ -232,30 +233,26 @@ func (b *backend) pathRoleStatusRead(ctx context.Context, req *logical.Request, 
 	return resp, nil
 }
 
-// keyStatuses is the status of every key the cache has in memory, and of every token kept in
-// storage that is not in memory yet (after a restart, before its first read).
-func (b *backend) keyStatuses(ctx context.Context, s logical.Storage, now time.Time, credentials string) ([]keyStatus, error) {
+// keyStatuses is the status of every key the cache has in memory, and of every stored token
+// of a key that roles name but memory does not hold yet (after a restart, before its first
+// read). A stored token no role names is evicted by the periodic function; it is not shown.
+func (b *backend) keyStatuses(ctx context.Context, s logical.Storage, now time.Time, credentials string, roles map[tokenKey][]string) ([]keyStatus, error) {
 	out := b.tokens.status(now, credentials)
-	inMemory := make(map[string]bool, len(out))
+	inMemory := make(map[tokenKey]bool, len(out))
 	for _, ks := range out {
-		inMemory[ks.Key.storageKey()] = true
+		inMemory[ks.Key] = true
 	}
-	names, err := s.List(ctx, tokenStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing cached tokens: %w", err)
-	}
-	for _, name := range names {
-		if inMemory[tokenStoragePrefix+name] {
+	for key := range roles {
+		if inMemory[key] {
 			continue
 		}
-		tok, err := readStoredToken(ctx, s, tokenStoragePrefix+name)
+		ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
 		if err != nil {
 			return nil, err
 		}
-		if tok == nil || tok.Credentials != credentials || tok.life(now) <= 0 {
-			continue
+		if ok {
+			out = append(out, ks)
 		}
-		out = append(out, b.storedKeyStatus(now, tok))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
 	return out, nil
@@ -269,22 +266,28 @@ func (b *backend) keyStatus(ctx context.Context, s logical.Storage, now time.Tim
 			return ks, nil
 		}
 	}
-	tok, err := readStoredToken(ctx, s, key.storageKey())
-	if err != nil {
-		return keyStatus{}, err
+	ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
+	if err != nil || ok {
+		return ks, err
 	}
-	if tok != nil && tok.Key == key && tok.Credentials == credentials && tok.life(now) > 0 {
-		return b.storedKeyStatus(now, tok), nil
-	}
-	ks := keyStatus{Key: key}
+	ks = keyStatus{Key: key}
 	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
 	return ks, nil
 }
 
-func (b *backend) storedKeyStatus(now time.Time, tok *cachedToken) keyStatus {
-	ks := keyStatus{Key: tok.Key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt()}
-	ks.Requests1h, ks.Requests24h = b.requestCounts(now, tok.Key)
-	return ks
+// storedKeyStatus is the status of the key's token in storage; ok is false when there is
+// none of these credentials with life left.
+func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now time.Time, credentials string, key tokenKey) (ks keyStatus, ok bool, err error) {
+	tok, err := b.tokens.load(ctx, s, key)
+	if err != nil {
+		return keyStatus{}, false, fmt.Errorf("reading the cached %s token: %w", key.Type, err)
+	}
+	if tok == nil || tok.Credentials != credentials || tok.life(now) <= 0 {
+		return keyStatus{}, false, nil
+	}
+	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt()}
+	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
+	return ks, true, nil
 }
 
 // requestCounts reads the key's request log without creating one.
@@ -297,21 +300,6 @@ func (b *backend) requestCounts(now time.Time, key tokenKey) (lastHour, last24h 
 	lastHour, _ = log.since(now, time.Hour)
 	last24h, _ = log.since(now, 24*time.Hour)
 	return lastHour, last24h
-}
-
-func readStoredToken(ctx context.Context, s logical.Storage, storageKey string) (*cachedToken, error) {
-	entry, err := s.Get(ctx, storageKey)
-	if err != nil {
-		return nil, fmt.Errorf("reading cached token: %w", err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	var tok cachedToken
-	if err := entry.DecodeJSON(&tok); err != nil {
-		return nil, fmt.Errorf("decoding cached token: %w", err)
-	}
-	return &tok, nil
 }
 
 // rolesByKey maps every key of clientID to the roles that name it, sorted. Status is for

@@ -319,7 +319,8 @@ func StartInitialisedVault(g *Group, opts VaultOptions, stanzas string) (*Vault,
 	if err := v.Start(g); err != nil {
 		return nil, err
 	}
-	if err := v.Init(); err == nil {
+	err = v.Init()
+	if err == nil {
 		err = v.Unseal()
 	}
 	if err != nil {

@@ -235,7 +235,7 @@ func run(o options, g *harness.Group) error {
 	e.stop()
 	if o.raft {
 		if r.raft, err = raftPhase(o, g); err != nil {
-			return fmt.Errorf("Raft phase: %w", err)
+			return fmt.Errorf("the Raft phase: %w", err)
 		}
 		for _, v := range r.raft.violations {
 			r.violations = append(r.violations, "Raft phase: "+v)

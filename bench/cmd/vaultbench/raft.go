@@ -208,7 +208,7 @@ func promValues(r io.Reader, names ...string) (map[string]float64, error) {
 	}
 	for _, n := range names {
 		if _, ok := out[n]; !ok {
-			return nil, fmt.Errorf("Vault's metrics have no %s", n)
+			return nil, fmt.Errorf("no %s in Vault's metrics", n)
 		}
 	}
 	return out, nil

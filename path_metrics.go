@@ -62,10 +62,7 @@ Counters start at zero when the plugin starts (or reloads). No label carries an 
 token or a secret.
 `
 
-func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
+func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err

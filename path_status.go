@@ -141,10 +141,7 @@ the client secret. Grant it to operators, not to applications (see
 examples/policy-operator.hcl).
 `
 
-func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
+func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -186,9 +183,6 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathRoleStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if err := rejectUnknownFields(d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	name := d.Get(fieldRoleName).(string)
 	role, err := readRole(ctx, req.Storage, name)
 	if err != nil {

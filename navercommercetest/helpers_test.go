@@ -3,6 +3,7 @@ package navercommercetest_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -103,14 +104,24 @@ type response struct {
 
 func do(t testing.TB, req *http.Request) response {
 	t.Helper()
+	r, err := send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// send is do for goroutines other than the test's, which must not call
+// t.Fatal.
+func send(req *http.Request) (response, error) {
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+		return response{}, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("reading response: %v", err)
+		return response{}, fmt.Errorf("reading response: %w", err)
 	}
 	r := response{status: res.StatusCode, header: res.Header, body: string(b)}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") && len(b) > 0 {
@@ -123,19 +134,24 @@ func do(t testing.TB, req *http.Request) response {
 		// a token or an error body find the fields empty.
 		r.jsonErr = err
 	}
-	return r
+	return r, nil
+}
+
+// tokenRequest is the request postToken sends.
+func tokenRequest(srv *navercommercetest.Server, form url.Values) *http.Request {
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/oauth2/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		panic(err) // srv.URL is always a valid URL
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	return req
 }
 
 // postToken sends form the way a compliant client does.
 func postToken(t testing.TB, srv *navercommercetest.Server, form url.Values) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/oauth2/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	return do(t, req)
+	return do(t, tokenRequest(srv, form))
 }
 
 // getAccount calls the protected API with token.

@@ -48,13 +48,24 @@ func TestLatencyJudgesAtAnswerTime(t *testing.T) {
 			clock.Advance(tc.before)
 			srv.SetLatency(holdLatency, 0)
 
-			form := selfForm(t, clientID, secret, clock.Millis())
-			answer := make(chan response, 1)
+			req := tokenRequest(srv, selfForm(t, clientID, secret, clock.Millis()))
+			type answer struct {
+				r   response
+				err error
+			}
+			answers := make(chan answer, 1)
 			start := time.Now()
-			go func() { answer <- postToken(t, srv, form) }()
+			go func() {
+				r, err := send(req)
+				answers <- answer{r, err}
+			}()
 			waitFor(t, func() bool { return srv.Stats().Keys[clientID+"|SELF|"].InFlight == 1 })
 			clock.Advance(tc.during)
-			r := <-answer
+			a := <-answers
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			r := a.r
 			if held := time.Since(start); held < holdLatency {
 				t.Fatalf("answered after %v, before the latency of %v", held, holdLatency)
 			}

@@ -277,6 +277,19 @@ func TestPenaltySettings(t *testing.T) {
 		}()
 		srv.SetPenalty(navercommercetest.PenaltyConfig{Duration: -time.Second})
 	})
+	t.Run("a queued fault comes before the penalty", func(t *testing.T) {
+		clock := newFakeClock(testStart)
+		srv := newTestServer(t, clock)
+		wantStatus(t, needless(t, srv, clock), http.StatusOK)
+		wantStatus(t, needless(t, srv, clock), http.StatusOK)
+		srv.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable})
+		wantStatus(t, freshSeller(t, srv, clock), http.StatusServiceUnavailable)
+		issued := srv.IssuedTokens()
+		wantPenalised(t, freshSeller(t, srv, clock), "needless")
+		if srv.IssuedTokens() != issued {
+			t.Fatal("a refused request minted a token")
+		}
+	})
 	t.Run("unknown client is not penalised", func(t *testing.T) {
 		clock := newFakeClock(testStart)
 		srv := newTestServer(t, clock, func(c *navercommercetest.Config) { c.Penalty.RequestsPerHour = 1 })

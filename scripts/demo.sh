@@ -220,6 +220,9 @@ EOF
   HOME="$demo/home" background agent "$demo/agent.log" "$vault" agent -config="$demo/agent.hcl"
   wait_until 30 agent "$demo/agent.log" test -s "$demo/token.txt"
   say "the agent rendered .demo/token.txt: $(cat "$demo/token.txt")"
+
+  say "vault read navercommerce/status   (what operators see: cached keys, requests, last errors)"
+  "$vault" read navercommerce/status || fail_start "reading the status failed" "$demo/vault.log"
   summary
 }
 

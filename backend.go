@@ -5,6 +5,7 @@ package navercommerce
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"sort"
@@ -38,6 +39,7 @@ type backend struct {
 
 	now       func() time.Time
 	transport http.RoundTripper // nil: the real network
+	tlsConfig *tls.Config       // nil: the system's roots
 
 	// current is the config and its client, loaded from storage on first use; nil until
 	// then or after an invalidation. Reads take no lock; loadMu keeps loads single.
@@ -61,6 +63,9 @@ type backend struct {
 type backendOptions struct {
 	now       func() time.Time
 	transport http.RoundTripper
+	// tlsConfig is used by the real network transport (with proxy_url or HTTPS_PROXY), so
+	// a test can trust an HTTPS emulator without replacing the transport.
+	tlsConfig *tls.Config
 }
 
 // Factory creates a mount of the secrets engine; Vault calls it once per mount.
@@ -73,7 +78,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend(opts backendOptions) *backend {
-	b := &backend{now: opts.now, transport: opts.transport}
+	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig}
 	if b.now == nil {
 		b.now = time.Now
 	}

@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,7 @@ type naverClientConfig struct {
 	maxRetries int
 	proxyURL   string            // empty: HTTP(S)_PROXY from the environment
 	transport  http.RoundTripper // tests; nil: a pooled transport from go-cleanhttp
+	tlsConfig  *tls.Config       // tests: trust a test server; nil: the system's roots
 	now        func() time.Time
 	logger     hclog.Logger
 }
@@ -77,6 +79,9 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 	transport := cfg.transport
 	if transport == nil {
 		t := cleanhttp.DefaultPooledTransport() // honours HTTP_PROXY/HTTPS_PROXY/NO_PROXY
+		if cfg.tlsConfig != nil {
+			t.TLSClientConfig = cfg.tlsConfig.Clone()
+		}
 		if cfg.proxyURL != "" {
 			u, err := url.Parse(cfg.proxyURL)
 			if err != nil {

@@ -313,6 +313,7 @@ func (b *backend) newClient(cfg *naverConfig) (*naverClient, error) {
 		maxRetries: cfg.MaxRetries,
 		proxyURL:   cfg.ProxyURL,
 		transport:  b.transport,
+		tlsConfig:  b.tlsConfig,
 		now:        b.now,
 		logger:     logger.Named("naver"),
 	})

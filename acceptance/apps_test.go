@@ -17,11 +17,11 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// The apps' token lifetime: short enough that an app re-reads within the test, long enough
-// that the re-read (at 90% of the remaining life, so with 3 s left) comes before expiry even
-// on a busy machine. The plugin's own window is fixed at 30 minutes, so it asks the emulator
-// at every read that is 10 s or more after its last request; the emulator mints a new token
-// once the current one has less than appReuse left.
+// The apps' tokens live appTokenLifetime. The plugin hands out a cached token while it has
+// 10 s or more left (its 30-minute window is fixed, so these tokens are always inside it), and
+// the emulator mints a new token once the current one has less than appReuse left. An app
+// reads again at 90% of the token's remaining life, with 3 s left: the plugin then asks the
+// emulator and the app gets a new token before the old one expires.
 const (
 	appTokenLifetime = 30 * time.Second
 	appReuse         = 20 * time.Second
@@ -34,91 +34,77 @@ const (
 var accessTokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{40,}`)
 
 // TestApps runs examples/python (hvac) and examples/node (node-vault) against a real Vault
-// and the emulator, each on a leased and a lease-free role: the app gets a token with an
-// application token that may read only its role's token, the protected API answers 200
-// with it at every call, the app reads again when the lease (or, lease-free, expires_in)
-// says so and before the token expires (no 401 ever forces it), and neither the client
-// secret nor any token is in the app's output. The app's environment is built from
+// and the emulator, each on a leased and a lease-free role, all four at once: the app gets a
+// token with an application token that may read only its role's token, the protected API
+// answers 200 with it at every call, the app reads again when the lease (or, lease-free,
+// expires_in) says so and before the token expires (no 401 ever forces it), and neither the
+// client secret nor any token is in the app's output. The app's environment is built from
 // nothing: Vault's address and token, the role, the API URL, PATH and HOME.
 func TestApps(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
+	// Install first: on a fresh machine apt-get and npm take a while.
+	python := runScript(t, root, "scripts/install-python-hvac.sh")
+	nodeDir := runScript(t, root, "scripts/install-node-vault.sh")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not on PATH: %v", err)
+	}
+
 	em := startEmulator(t, emulatorOpts{TokenLifetime: appTokenLifetime, ReuseThreshold: appReuse})
 	v := startDevVaultWithEngine(t)
 	v.configure(t, "navercommerce", em)
-	// After every app has run (the subtests are parallel): no needless request reached Naver.
+	// After every app has run: no needless request reached Naver.
 	t.Cleanup(func() {
 		if st := em.stats(t); len(st.Violations) > 0 {
 			t.Errorf("the emulator recorded violations: %v", st.Violations)
 		}
 	})
 
-	apps := []struct {
+	var runs []*appRun
+	for _, app := range []struct {
 		name    string
-		install func(t *testing.T) []string // returns the command that runs the app
+		command []string
 	}{
-		{"python", func(t *testing.T) []string {
-			python := runScript(t, root, "scripts/install-python-hvac.sh")
-			return []string{python, filepath.Join(root, "examples", "python", "app.py")}
-		}},
-		{"node", func(t *testing.T) []string {
-			dir := runScript(t, root, "scripts/install-node-vault.sh")
-			node, err := exec.LookPath("node")
-			if err != nil {
-				t.Fatalf("node is not on PATH: %v", err)
-			}
-			return []string{node, filepath.Join(dir, "app.js")}
-		}},
+		{"python", []string{python, filepath.Join(root, "examples", "python", "app.py")}},
+		{"node", []string{node, filepath.Join(nodeDir, "app.js")}},
+	} {
+		for _, leased := range []bool{true, false} {
+			runs = append(runs, startApp(t, v, em, app.name, app.command, leased))
+		}
 	}
-	for _, app := range apps {
-		t.Run(app.name, func(t *testing.T) {
-			t.Parallel()
-			command := app.install(t)
-			for _, leased := range []bool{true, false} {
-				mode := map[bool]string{true: "leased", false: "lease-free"}[leased]
-				t.Run(mode, func(t *testing.T) {
-					t.Parallel()
-					// One account per run: runs do not share a cached token.
-					role := app.name + "-" + mode
-					account := "ncp_app_" + strings.ReplaceAll(role, "-", "_")
-					fields := []string{"type=SELLER", "account_id=" + account}
-					if !leased {
-						fields = append(fields, "lease=false") // leased is the default
-					}
-					v.write(t, "navercommerce/roles/"+role, fields...)
-					out := runApp(t, v, em, command, role)
-
-					if n := strings.Count(out, "API 200: account "+account+" (SELLER)"); n != appIterations {
-						t.Errorf("%d of %d API calls answered 200 for %s:\n%s", n, appIterations, account, out)
-					}
-					wantKind := "lease "
-					if !leased {
-						wantKind = "no lease"
-					}
-					if first := firstLine(out, "read token (first read): "); !strings.Contains(first, wantKind) {
-						t.Errorf("the first read says %q, want %q", first, wantKind)
-					}
-					if n := strings.Count(out, "read token (due)"); n < 1 {
-						t.Errorf("the app never read again when its token was due:\n%s", out)
-					}
-					if strings.Contains(out, "refused") {
-						t.Errorf("a token was refused by the API: the app read again too late:\n%s", out)
-					}
-					if n := em.stats(t).Keys[em.key("SELLER", account)].Requests; n < 2 {
-						t.Errorf("the emulator counted %d token requests for %s, want a new token within the run", n, account)
-					}
-				})
-			}
-		})
+	for _, r := range runs {
+		t.Run(r.role, r.check)
 	}
 }
 
-// runApp runs an example app until it has made appIterations API calls, with a token that
-// may read only role's token, and returns its output.
-func runApp(t *testing.T, v *vaultProc, em *emulator, command []string, role string) string {
+// appRun is one example app running on one role.
+type appRun struct {
+	em            *emulator
+	role, account string
+	leased        bool
+	dir           string
+	started       time.Time
+	output        bytes.Buffer
+	done          chan error
+}
+
+// startApp creates a role (one account per run, so runs do not share a cached token) and a
+// Vault token that may read only that role's token, and starts the app on it.
+func startApp(t *testing.T, v *vaultProc, em *emulator, name string, command []string, leased bool) *appRun {
 	t.Helper()
-	policy := "app-" + role
-	if err := v.api.Sys().PutPolicy(policy, fmt.Sprintf(`path "navercommerce/token/%s" { capabilities = ["read"] }`, role)); err != nil {
+	r := &appRun{em: em, role: name + "-lease-free", leased: leased, done: make(chan error, 1)}
+	fields := []string{"type=SELLER"}
+	if leased {
+		r.role = name + "-leased" // leased is the default: no lease field
+	} else {
+		fields = append(fields, "lease=false")
+	}
+	r.account = "ncp_app_" + strings.ReplaceAll(r.role, "-", "_")
+	v.write(t, "navercommerce/roles/"+r.role, append(fields, "account_id="+r.account)...)
+
+	policy := "app-" + r.role
+	if err := v.api.Sys().PutPolicy(policy, fmt.Sprintf(`path "navercommerce/token/%s" { capabilities = ["read"] }`, r.role)); err != nil {
 		t.Fatalf("writing policy %s: %v", policy, err)
 	}
 	created, err := v.api.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{policy}, NoDefaultPolicy: true, TTL: "10m"})
@@ -126,43 +112,66 @@ func runApp(t *testing.T, v *vaultProc, em *emulator, command []string, role str
 		t.Fatalf("creating the app's Vault token: %v", err)
 	}
 
-	dir := mkdir(t, testDir(t, "app-"+role))
-	// The app's whole environment: Vault's address and token, where to find the role and
-	// the API, how long to run. PATH and HOME only besides.
-	env := []string{
+	r.dir = mkdir(t, testDir(t, "app-"+r.role))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
+	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + dir,
+		"HOME=" + r.dir,
 		"VAULT_ADDR=" + v.addr,
 		"VAULT_TOKEN=" + created.Auth.ClientToken,
-		"NAVER_COMMERCE_ROLE=" + role,
+		"NAVER_COMMERCE_ROLE=" + r.role,
 		"NAVER_COMMERCE_API_URL=" + em.URL,
 		fmt.Sprintf("APP_ITERATIONS=%d", appIterations),
 		"APP_INTERVAL=1",
 	}
+	cmd.Dir = r.dir
+	cmd.Stdout, cmd.Stderr = &r.output, &r.output
+	r.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", strings.Join(command, " "), err)
+	}
+	go func() { r.done <- cmd.Wait() }()
+	return r
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
-	cmd.Env = env
-	cmd.Dir = dir
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	started := time.Now()
-	err = cmd.Run()
-	out := output.String()
+// check waits for the app to finish and checks what it did.
+func (r *appRun) check(t *testing.T) {
+	err := <-r.done
+	out := r.output.String()
 	// The output is scanned with the test's logs for every secret any test knows: the
 	// client secret, its salt, signatures, the tokens the tests read.
-	logPath := filepath.Join(dir, "app.log")
+	logPath := filepath.Join(r.dir, "app.log")
 	writeFile(t, logPath, out)
 	hygiene(t).addLog(logPath)
 	if err != nil {
-		t.Fatalf("%s (role %s) failed after %s: %v\n%s", filepath.Base(command[1]), role, time.Since(started).Round(time.Second), err, out)
+		t.Fatalf("the app failed after %s: %v\n%s", time.Since(r.started).Round(time.Second), err, out)
 	}
+	t.Logf("%d API calls in %s", appIterations, time.Since(r.started).Round(time.Second))
+
 	if m := accessTokenLike.FindString(out); m != "" {
 		t.Errorf("the app's output holds something token-like (%d characters)", len(m))
 	}
-	t.Logf("%s on role %s: %d API calls in %s", filepath.Base(command[1]), role, appIterations, time.Since(started).Round(time.Second))
-	return out
+	if n := strings.Count(out, "API 200: account "+r.account+" (SELLER)"); n != appIterations {
+		t.Errorf("%d of %d API calls answered 200 for %s:\n%s", n, appIterations, r.account, out)
+	}
+	wantKind := "no lease"
+	if r.leased {
+		wantKind = "lease "
+	}
+	if first := firstLine(out, "read token (first read): "); !strings.Contains(first, wantKind) {
+		t.Errorf("the first read says %q, want %q", first, wantKind)
+	}
+	if n := strings.Count(out, "read token (due)"); n < 1 {
+		t.Errorf("the app never read again when its token was due:\n%s", out)
+	}
+	if strings.Contains(out, "refused") {
+		t.Errorf("a token was refused by the API: the app read again too late:\n%s", out)
+	}
+	if n := r.em.stats(t).Keys[r.em.key("SELLER", r.account)].Requests; n < 2 {
+		t.Errorf("the emulator counted %d token requests for %s, want a new token within the run", n, r.account)
+	}
 }
 
 // runScript runs one of the project's install scripts and returns what it prints: a path.

@@ -112,9 +112,10 @@ func TestLeaseFreeRoles(t *testing.T) {
 // TestLeaseFreeAgent: Vault Agent on a lease-free role re-reads it every
 // static_secret_render_interval and renders a new token before the old one expires. With
 // 40-second tokens the emulator reissues once less than 30 s are left (Naver's 30 minutes,
-// scaled down); the plugin's window is fixed at 30 minutes, so a read 10 s or more after its
-// last request asks the emulator, and the agent reading every ~5 s gets the new token some
-// 10-15 s into the old one's 40.
+// scaled down). The plugin's window is fixed at 30 minutes, so these tokens are always in it;
+// it hands out the cached token while it has 10 s or more left (or for a minute after
+// fetching it) and asks the emulator at the next read after that. The agent, reading every
+// ~5 s (0.85-0.95 of the interval), renders the new token within the old one's last 10 s.
 func TestLeaseFreeAgent(t *testing.T) {
 	t.Parallel()
 	em := startEmulator(t, emulatorOpts{TokenLifetime: 40 * time.Second, ReuseThreshold: 30 * time.Second})

@@ -3,10 +3,11 @@
 # prints the Python interpreter that sees it: /usr/bin/python3. Idempotent; apt-get runs only
 # when hvac does not import. A `python3` first on PATH (pyenv, a venv) does not see Debian's
 # dist-packages, which is why the example is run with /usr/bin/python3 explicitly.
+# Without apt-get (macOS): `pip install hvac` for some interpreter and set PYTHON to it.
 # Progress goes to stderr; only the interpreter's path goes to stdout.
 set -euo pipefail
 
-PYTHON=/usr/bin/python3
+PYTHON="${PYTHON:-/usr/bin/python3}"
 log() { printf 'install-python-hvac: %s\n' "$*" >&2; }
 has_hvac() { [ -x "$PYTHON" ] && "$PYTHON" -c 'import hvac' 2>/dev/null; }
 
@@ -14,7 +15,7 @@ if has_hvac; then
   echo "$PYTHON"; exit 0
 fi
 
-command -v apt-get >/dev/null || { log "no apt-get here: install hvac for $PYTHON yourself (pip install hvac)"; exit 1; }
+command -v apt-get >/dev/null || { log "$PYTHON cannot import hvac and there is no apt-get: pip install hvac, and set PYTHON to that interpreter"; exit 1; }
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { log "not root and no sudo: run apt-get install -y python3-hvac as root"; exit 1; }

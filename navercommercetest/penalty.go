@@ -45,7 +45,11 @@ type PenaltyConfig struct {
 	ViolationsAllowed int
 	// RequestsPerHour is the hard budget of token requests per application
 	// per sliding hour, whatever their answer: 0 means
-	// DefaultPenaltyRequestsPerHour, negative means no budget.
+	// DefaultPenaltyRequestsPerHour, negative means no budget. A request
+	// counts when it reaches the gateway, after any latency (one whose
+	// client gave up during the latency does not). With a shortened
+	// TokenLifetime a compliant client asks more often (once per key every
+	// TokenLifetime - ReuseThreshold): raise the budget to match.
 	RequestsPerHour int
 	// Duration is how long a penalty lasts after the last offence, on the
 	// emulator's clock: 0 means DefaultPenaltyDuration.

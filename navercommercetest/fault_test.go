@@ -138,32 +138,38 @@ func TestDelayHonoursClientCancellation(t *testing.T) {
 	}
 }
 
-func TestCloseAbortsDelays(t *testing.T) {
-	clock := newFakeClock(testStart)
-	srv := navercommercetest.NewServer(navercommercetest.Config{
-		Applications: []navercommercetest.Application{{ClientID: clientID, ClientSecret: secret}},
-		Now:          clock.Now,
-	})
-	srv.InjectFault(navercommercetest.Fault{Delay: time.Hour})
-	form := selfForm(t, clientID, secret, clock.Millis())
-	done := make(chan error, 1)
-	go func() {
-		res, err := http.Post(srv.URL+"/v1/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-		if err == nil {
-			res.Body.Close()
-		}
-		done <- err
-	}()
-	waitFor(t, func() bool { return srv.MaxInFlight(clientID, "SELF", "") == 1 })
-	closed := make(chan struct{})
-	go func() { srv.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waited for the fault delay")
-	}
-	if err := <-done; err == nil {
-		t.Fatal("the held request was answered")
+// TestCloseAbortsHolds: Close does not wait for requests held by a fault
+// delay or the latency, and they get no answer.
+func TestCloseAbortsHolds(t *testing.T) {
+	for name, hold := range map[string]func(*navercommercetest.Server){
+		"fault delay": func(s *navercommercetest.Server) { s.InjectFault(navercommercetest.Fault{Delay: time.Hour}) },
+		"latency":     func(s *navercommercetest.Server) { s.SetLatency(time.Hour, 0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock(testStart)
+			srv := navercommercetest.NewServer(navercommercetest.Config{
+				Applications: []navercommercetest.Application{{ClientID: clientID, ClientSecret: secret}},
+				Now:          clock.Now,
+			})
+			hold(srv)
+			req := tokenRequest(srv, selfForm(t, clientID, secret, clock.Millis()))
+			done := make(chan error, 1)
+			go func() {
+				_, err := send(req)
+				done <- err
+			}()
+			waitFor(t, func() bool { return srv.MaxInFlight(clientID, "SELF", "") == 1 })
+			closed := make(chan struct{})
+			go func() { srv.Close(); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close waited for the held request")
+			}
+			if err := <-done; err == nil {
+				t.Fatal("the held request was answered")
+			}
+		})
 	}
 }
 

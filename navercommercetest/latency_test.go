@@ -151,32 +151,3 @@ func TestLatencyEndsWhenClientLeaves(t *testing.T) {
 		t.Fatalf("issued %d, requests %d", srv.IssuedTokens(), srv.TokenRequests())
 	}
 }
-
-func TestCloseAbortsLatency(t *testing.T) {
-	clock := newFakeClock(testStart)
-	srv := navercommercetest.NewServer(navercommercetest.Config{
-		Applications: []navercommercetest.Application{{ClientID: clientID, ClientSecret: secret}},
-		Now:          clock.Now,
-		Latency:      time.Hour,
-	})
-	form := selfForm(t, clientID, secret, clock.Millis())
-	done := make(chan error, 1)
-	go func() {
-		res, err := http.Post(srv.URL+"/v1/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
-		if err == nil {
-			res.Body.Close()
-		}
-		done <- err
-	}()
-	waitFor(t, func() bool { return srv.MaxInFlight(clientID, "SELF", "") == 1 })
-	closed := make(chan struct{})
-	go func() { srv.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waited for the latency")
-	}
-	if err := <-done; err == nil {
-		t.Fatal("the held request was answered")
-	}
-}

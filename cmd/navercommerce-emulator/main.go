@@ -131,42 +131,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		return def
 	}
+	// A malformed environment value is an error, not a silent default.
 	var envErr error
 	envDuration := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			envErr = errors.Join(envErr, fmt.Errorf("%s: %w", name, err))
-			return def
-		}
-		return d
+		return envValue(getenv, name, def, time.ParseDuration, &envErr)
 	}
 	envBool := func(name string, def bool) bool {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			envErr = errors.Join(envErr, fmt.Errorf("%s: %q is not a boolean", name, v))
-			return def
-		}
-		return b
+		return envValue(getenv, name, def, strconv.ParseBool, &envErr)
 	}
 	envInt := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			envErr = errors.Join(envErr, fmt.Errorf("%s: %q is not an integer", name, v))
-			return def
-		}
-		return n
+		return envValue(getenv, name, def, strconv.Atoi, &envErr)
 	}
 
 	var o options
@@ -223,6 +197,22 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return options{}, errors.New("-tls-cert-file needs -tls")
 	}
 	return o, nil
+}
+
+// envValue parses the environment variable name, or returns def when it is
+// empty; a parse error is joined to *errs (naming the variable) and def
+// returned.
+func envValue[T any](getenv func(string) string, name string, def T, parse func(string) (T, error), errs *error) T {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil {
+		*errs = errors.Join(*errs, fmt.Errorf("%s: %w", name, err))
+		return def
+	}
+	return x
 }
 
 // checkLoopback refuses anything but a loopback host: the emulator accepts

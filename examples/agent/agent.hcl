@@ -32,10 +32,10 @@ template_config {
 
   # Lease-free roles (lease=false) have no lease to time the re-read by: Agent reads them
   # again every static_secret_render_interval (default 5m; staggered like the threshold, so
-  # at 0.85-0.95 of it). The plugin hands out a new token
-  # from the moment the old one has less than 30 minutes left, so any interval of a few
-  # minutes renders it long before the old one expires; a lease-free read costs Vault
-  # no storage write, so a shorter interval costs little.
+  # at 0.85-0.95 of it). The plugin hands out a new token from the moment the old one has
+  # less than 30 minutes left, so any interval of a few minutes renders it long before the
+  # old one expires; a lease-free read writes nothing to Vault's storage, so a shorter
+  # interval costs little.
   static_secret_render_interval = "2m"
 }
 

@@ -647,9 +647,14 @@ func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey) 
 }
 
 // evict forgets a key no role names, or whose token expired, in memory and storage.
-func (c *tokenCache) evict(ctx context.Context, s logical.Storage, ks *keyState) error {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+// seen is the token the decision was made on: if another has been published since (a read
+// renewed it meanwhile), nothing is evicted. The write lock orders this against publish.
+func (c *tokenCache) evict(ctx context.Context, s logical.Storage, ks *keyState, seen *cachedToken) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ks.token.Load() != seen {
+		return nil
+	}
 	c.entries.CompareAndDelete(ks.key, ks)
 	if c.generation.Load() != ks.gen {
 		return nil
@@ -718,7 +723,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 				c.entries.CompareAndDelete(ks.key, ks)
 			}
 		case tok.life(now) <= 0:
-			if err := c.evict(ctx, s, ks); err != nil {
+			if err := c.evict(ctx, s, ks, tok); err != nil {
 				c.logger.Warn("evicting an expired token failed", "type", ks.key.Type, "error", err)
 			}
 		case checkRoles:
@@ -743,7 +748,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		ks.checkRoles = false
 		ks.mu.Unlock()
 		if !ok {
-			if err := c.evict(ctx, s, ks); err != nil {
+			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
 				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
 			}
 		}
@@ -759,7 +764,7 @@ loop:
 			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
 			continue
 		} else if !ok {
-			if err := c.evict(ctx, s, ks); err != nil {
+			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
 				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
 			}
 			continue

@@ -89,6 +89,7 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 			}
 			t.Proxy = http.ProxyURL(u)
 		}
+		t.OnProxyConnectResponse = checkProxyConnect
 		transport = t
 	}
 	rc := retryablehttp.NewClient()
@@ -371,6 +372,31 @@ func (e *upstreamError) hint() string {
 	return ""
 }
 
+// proxyRefusalError is a proxy's refusal to open a tunnel to Naver: the proxy's answer, not
+// Naver's, so it names the proxy (its host, never its credentials) and its status.
+type proxyRefusalError struct {
+	Proxy      string
+	StatusCode int
+	Status     string
+}
+
+func (e *proxyRefusalError) Error() string {
+	msg := fmt.Sprintf("proxy %s refused the tunnel to Naver: HTTP %s", e.Proxy, e.Status)
+	if e.StatusCode == http.StatusProxyAuthRequired {
+		msg += "; check the user and password in proxy_url (or HTTPS_PROXY of the Vault server)"
+	}
+	return msg
+}
+
+// checkProxyConnect turns a proxy's non-200 answer to CONNECT into a proxyRefusalError
+// (net/http would report only the status text, without the proxy).
+func checkProxyConnect(_ context.Context, proxy *url.URL, _ *http.Request, resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	return &proxyRefusalError{Proxy: proxy.Host, StatusCode: resp.StatusCode, Status: truncate(resp.Status, 100)}
+}
+
 // checkRetry retries network errors, 429 and 5xx; never a refusal, which would only be
 // refused again and counts against the application.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
@@ -382,7 +408,10 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, nil
 	}
 	if err != nil {
-		return true, nil
+		// A proxy refusing our credentials refuses them again; an attempt would only spend
+		// the key's budget.
+		var refusal *proxyRefusalError
+		return !errors.As(err, &refusal) || refusal.StatusCode != http.StatusProxyAuthRequired, nil
 	}
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
 		return false, nil

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -19,14 +20,18 @@ import (
 const certLifetime = 30 * 24 * time.Hour
 
 // selfSignedCertificate makes a fresh key and a self-signed certificate for
-// localhost, 127.0.0.1, ::1 and listenIP (another loopback address the
-// emulator listens on, or nil), so a client can trust exactly this process
-// (unlike httptest's certificate, whose key is public). It returns the
-// certificate for the server and its PEM for clients.
-func selfSignedCertificate(now time.Time, listenIP net.IP) (tls.Certificate, []byte, error) {
+// localhost, 127.0.0.1, ::1, listenIP (another loopback address the emulator
+// listens on, or nil) and hostname (a DNS name, or empty), so a client can
+// trust exactly this process (unlike httptest's certificate, whose key is
+// public). It returns the certificate for the server and its PEM for clients.
+func selfSignedCertificate(now time.Time, listenIP net.IP, hostname string) (tls.Certificate, []byte, error) {
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if listenIP != nil && !listenIP.Equal(ips[0]) && !listenIP.Equal(ips[1]) {
 		ips = append(ips, listenIP)
+	}
+	dnsNames := []string{"localhost"}
+	if hostname != "" && hostname != "localhost" {
+		dnsNames = append(dnsNames, hostname)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -48,7 +53,7 @@ func selfSignedCertificate(now time.Time, listenIP net.IP) (tls.Certificate, []b
 		BasicConstraintsValid: true,
 		// It is its own root: a client trusts it by adding it to its pool.
 		IsCA:        true,
-		DNSNames:    []string{"localhost"},
+		DNSNames:    dnsNames,
 		IPAddresses: ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -61,4 +66,24 @@ func selfSignedCertificate(now time.Time, listenIP net.IP) (tls.Certificate, []b
 	}
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// checkDNSName accepts a host name a certificate can name and a client can put
+// in a URL: dot-separated labels of letters, digits and hyphens, no IP address
+// (those are the listen address's), no port.
+func checkDNSName(name string) error {
+	if len(name) > 253 || net.ParseIP(name) != nil {
+		return fmt.Errorf("%q is not a DNS name", name)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a DNS name", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not a DNS name", name)
+			}
+		}
+	}
+	return nil
 }

@@ -19,6 +19,9 @@
 //	-tls-cert-file    NAVER_EMULATOR_TLS_CERT_FILE    write that certificate's PEM here (needs -tls; written
 //	                                                  before -url-file, removed on exit), e.g. for another
 //	                                                  process's SSL_CERT_FILE
+//	-tls-hostname     NAVER_EMULATOR_TLS_HOSTNAME     empty: one more DNS name for the certificate (needs -tls),
+//	                                                  e.g. naver-emulator.test for a client that reaches the
+//	                                                  emulator through a proxy mapping that name to it
 //	-latency          NAVER_EMULATOR_LATENCY          0: hold every token request this long before judging it
 //	-latency-jitter   NAVER_EMULATOR_LATENCY_JITTER   0: plus a uniformly random 0..jitter
 //	-reused-token-full-lifetime
@@ -100,6 +103,7 @@ type options struct {
 
 	tls         bool
 	tlsCertFile string
+	tlsHostname string
 
 	latency                 time.Duration
 	latencyJitter           time.Duration
@@ -155,6 +159,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.urlFile, "url-file", env("NAVER_EMULATOR_URL_FILE", ""), "write the base URL to this `path` once listening")
 	fs.BoolVar(&o.tls, "tls", envBool("NAVER_EMULATOR_TLS", false), "serve HTTPS with a fresh self-signed certificate for 127.0.0.1, ::1 and localhost")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", env("NAVER_EMULATOR_TLS_CERT_FILE", ""), "write the certificate's PEM to this `path` (needs -tls), e.g. for SSL_CERT_FILE")
+	fs.StringVar(&o.tlsHostname, "tls-hostname", env("NAVER_EMULATOR_TLS_HOSTNAME", ""), "also name this DNS `name` in the certificate (needs -tls), e.g. for a client that reaches the emulator through a proxy")
 	fs.DurationVar(&o.latency, "latency", envDuration("NAVER_EMULATOR_LATENCY", 0), "hold every token request this long before judging it")
 	fs.DurationVar(&o.latencyJitter, "latency-jitter", envDuration("NAVER_EMULATOR_LATENCY_JITTER", 0), "add a uniformly random 0..this to the latency")
 	fs.BoolVar(&o.reusedTokenFullLifetime, "reused-token-full-lifetime", envBool("NAVER_EMULATOR_REUSED_TOKEN_FULL_LIFETIME", false), "a token handed back again reports expires_in as its full lifetime")
@@ -195,6 +200,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.tlsCertFile != "" && !o.tls {
 		return options{}, errors.New("-tls-cert-file needs -tls")
+	}
+	if o.tlsHostname != "" {
+		if !o.tls {
+			return options{}, errors.New("-tls-hostname needs -tls")
+		}
+		if err := checkDNSName(o.tlsHostname); err != nil {
+			return options{}, fmt.Errorf("-tls-hostname: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -277,7 +290,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
 			listenIP = tcp.IP
 		}
-		cert, pemBytes, err := selfSignedCertificate(time.Now(), listenIP)
+		cert, pemBytes, err := selfSignedCertificate(time.Now(), listenIP, o.tlsHostname)
 		if err != nil {
 			ln.Close()
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -157,7 +158,8 @@ func TestProxyWrongPassword(t *testing.T) {
 		name string
 		// run makes the request that must fail, with the proxy's wrong-password URL.
 		run func(env *testEnv, wrongURL string) (*logical.Response, error)
-		// stays is what config read must still show as proxy_url afterwards (redacted).
+		// staysGood: the good proxy_url is still stored afterwards (a refused verification
+		// stores nothing).
 		staysGood bool
 	}{
 		{
@@ -196,8 +198,9 @@ func TestProxyWrongPassword(t *testing.T) {
 					t.Errorf("error %q does not say %q", msg, want)
 				}
 			}
-			if status := httpStatus(resp, err); status < 400 {
-				t.Errorf("HTTP %d, want an error status", status)
+			// Naver was not reached: a gateway error, like any other failure on the way.
+			if status := httpStatus(resp, err); status != http.StatusBadGateway {
+				t.Errorf("HTTP %d, want 502", status)
 			}
 			for _, secret := range []string{wrongPassword, proxyPassword} {
 				if strings.Contains(msg, secret) {

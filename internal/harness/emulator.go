@@ -23,6 +23,7 @@ type EmulatorOptions struct {
 	AccountIDs     []string
 	TokenLifetime  time.Duration // default: the emulator's (3h)
 	ReuseThreshold time.Duration // default: the emulator's (30m)
+	ExtraArgs      []string      // more flags, e.g. "-penalty-requests-per-hour=-1"
 }
 
 // Emulator is a running Naver emulator process.
@@ -62,6 +63,7 @@ func StartEmulator(g *Group, opts EmulatorOptions) (*Emulator, error) {
 	if opts.ReuseThreshold > 0 {
 		args = append(args, "-reuse-threshold", opts.ReuseThreshold.String())
 	}
+	args = append(args, opts.ExtraArgs...)
 	p, err := g.Start("emulator", filepath.Join(opts.Dir, "emulator.log"), ChildEnv(), opts.Bin, args...)
 	if err != nil {
 		return nil, err

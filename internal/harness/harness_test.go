@@ -172,13 +172,16 @@ func TestStartEmulator(t *testing.T) {
 	dir := t.TempDir()
 	// Stand-ins for the emulator: one writes its URL file as the real one does (the value
 	// after -url-file), one exits at once.
-	good := script(t, dir, "good.sh", `while [ "$1" != "-url-file" ]; do shift; done
+	good := script(t, dir, "good.sh", `echo "$@" > "$(dirname "$0")/args"
+while [ "$1" != "-url-file" ]; do shift; done
 echo "http://127.0.0.1:43210/external" > "$2"
 exec sleep 30
 `)
 	bad := script(t, dir, "bad.sh", "echo 'no such flag' >&2; exit 2\n")
 
-	em, err := StartEmulator(nil, EmulatorOptions{Bin: good, Dir: filepath.Join(dir, "good"), AccountIDs: []string{"a", "b"}})
+	args := filepath.Join(dir, "args")
+	em, err := StartEmulator(nil, EmulatorOptions{Bin: good, Dir: filepath.Join(dir, "good"), AccountIDs: []string{"a", "b"},
+		TokenLifetime: time.Minute, ExtraArgs: []string{"-penalty=false"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +191,12 @@ exec sleep 30
 	}
 	if !strings.HasPrefix(em.ClientSecret, "$2a$04$") || em.ClientID == "" {
 		t.Fatalf("no random application: %q %q", em.ClientID, em.ClientSecret)
+	}
+	got, _ := os.ReadFile(args)
+	for _, want := range []string{"-listen 127.0.0.1:0 ", "-client-id " + em.ClientID + " ", "-account-ids a,b ", "-token-lifetime 1m0s ", " -penalty=false\n"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("the emulator's arguments %q lack %q", got, want)
+		}
 	}
 	if got := em.Key("SELLER", "a"); got != em.ClientID+"|SELLER|a" {
 		t.Fatalf("Key: %q", got)

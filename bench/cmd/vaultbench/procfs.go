@@ -156,3 +156,18 @@ func fileSystem(path string) string {
 	}
 	return fmt.Sprintf("a file system of type %#x", st.Type)
 }
+
+// ioWriteBytes is write_bytes of /proc/PID/io: the bytes the process caused to be sent to
+// storage (counted when it dirties pages, so at once for buffered writes).
+func ioWriteBytes(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no write_bytes in /proc/%d/io", pid)
+}

@@ -66,6 +66,9 @@ type storageCost struct {
 	applies  float64 // Raft log entries applied (storage writes) during the series
 	logBytes float64 // bytes of Raft log entries written during the series
 	leases   int     // leases under the target's path created during the series
+	// diskBytes is what the Vault process wrote to disk during the series (write_bytes of
+	// /proc/PID/io: whole pages, fsynced Raft log and state), -1 if unknown.
+	diskBytes int64
 }
 
 // per1000 scales a series' count to 1000 reads.
@@ -134,6 +137,7 @@ func (e *env) storageCost(t target, n int) (storageCost, error) {
 	if err != nil {
 		return sc, err
 	}
+	d0, diskErr := ioWriteBytes(e.v.Proc.Pid())
 	lat := make([]time.Duration, 0, n)
 	for range n {
 		t1 := time.Now()
@@ -147,6 +151,12 @@ func (e *env) storageCost(t target, n int) (storageCost, error) {
 		}
 		lat = append(lat, d)
 	}
+	d1, err := ioWriteBytes(e.v.Proc.Pid())
+	if diskErr == nil && err == nil {
+		sc.diskBytes = d1 - d0
+	} else {
+		sc.diskBytes = -1
+	}
 	m1, err := e.raftMetrics()
 	if err != nil {
 		return sc, err
@@ -159,8 +169,8 @@ func (e *env) storageCost(t target, n int) (storageCost, error) {
 	sc.applies = m1.applies - m0.applies
 	sc.logBytes = m1.logBytes - m0.logBytes
 	sc.leases = l1 - l0
-	logf("  %s: %d reads, p50 %s; per 1000 reads: %.0f Raft writes, %.0f KiB of Raft log, %.0f leases",
-		t.name, n, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, sc.per1000(float64(sc.leases)))
+	logf("  %s: %d reads, p50 %s; per 1000 reads: %.0f Raft writes, %.0f KiB of Raft log, %.0f KiB written to disk, %.0f leases",
+		t.name, n, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, sc.per1000(float64(sc.diskBytes))/1024, sc.per1000(float64(sc.leases)))
 	return sc, nil
 }
 

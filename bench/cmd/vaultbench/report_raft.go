@@ -51,8 +51,12 @@ func (r *report) raftSummaryRows(b *strings.Builder) {
 		}
 	}
 	for _, sc := range r.raft.storage {
-		fmt.Fprintf(b, "| Raft: storage per 1000 reads of %s | 1 | %s | | | %.0f Raft writes, %.1f KiB Raft log, %.0f leases |\n",
-			sc.target, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, sc.per1000(float64(sc.leases)))
+		disk := "unknown"
+		if sc.diskBytes >= 0 {
+			disk = byteSize(sc.per1000(float64(sc.diskBytes)))
+		}
+		fmt.Fprintf(b, "| Raft: storage per 1000 reads of %s | 1 | %s | | | %.0f Raft writes, %.1f KiB Raft log, %s to disk, %.0f leases |\n",
+			sc.target, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, disk, sc.per1000(float64(sc.leases)))
 	}
 }
 
@@ -93,6 +97,9 @@ func (r *report) raftGoals(p func(string, ...any)) {
 	free, control := r.storageOf("token lease-free"), r.storageOf("kv-v2")
 	p("- **0 storage writes per lease-free warm read**: %s — %d lease-free token reads: %.0f Raft writes, %.0f bytes of Raft log, %d leases",
 		yesNo(free.applies == 0 && free.leases == 0), free.reads, free.applies, free.logBytes, free.leases)
+	if free.diskBytes >= 0 {
+		p(", %d bytes written to disk by Vault", free.diskBytes)
+	}
 	leased := r.storageOf("token")
 	p(" (the leased token read: %.1f Raft writes, %.1f KiB of Raft log and %.1f leases per read).",
 		leased.applies/float64(leased.reads), leased.logBytes/float64(leased.reads)/1024, float64(leased.leases)/float64(leased.reads))
@@ -123,7 +130,7 @@ func (r *report) raftSection(p func(string, ...any)) {
 	rr := r.raft
 	p("## Raft phase: integrated storage on disk\n\n")
 	p("A second emulator and a single-node Vault server with integrated storage (Raft) in the bench's temporary\n")
-	p("folder (non-dev: initialised with one key share, unsealed; log level warn, no audit device; a Prometheus\n")
+	p("folder on %s (non-dev: initialised with one key share, unsealed; log level warn, no audit device; a Prometheus\n", rr.fileSystem)
 	p("telemetry sink for the counters below), both plugins registered by SHA-256 and version, kv-v2 mounted;\n")
 	p("%s from start to ready. The dev server is stopped first. Two roles over one account: `%s` (leased, the\n", rr.setup.Round(100*time.Millisecond), warmRole)
 	p("default) and `%s` (`lease=false`); the no-op plugin's `token/<name>` is leased, its `leasefree/<name>`\n", warmFreeRole)
@@ -145,10 +152,25 @@ func (r *report) raftSection(p func(string, ...any)) {
 	p("are the growth of `vault_raft_apply` (every storage write is one Raft log entry), Raft log bytes the growth\n")
 	p("of `vault_raft_boltdb_logSize_sum` (the size of the entries stored), both from `sys/metrics?format=prometheus`;\n")
 	p("leases are counted with `LIST sys/leases/lookup/<path>/`. The counters are Vault's, so anything Vault writes\n")
-	p("on its own meanwhile counts too: the kv-v2 series, whose reads write nothing, shows how much.\n\n")
-	p("| path | reads | p50 | Raft writes per 1000 reads | Raft log per 1000 reads | leases per 1000 reads |\n|---|---:|---:|---:|---:|---:|\n")
+	p("on its own meanwhile counts too: the kv-v2 series, whose reads write nothing, shows how much. Written to\n")
+	p("disk is `write_bytes` of the Vault process's `/proc/PID/io` (the data folder is on %s): BoltDB writes whole\n", rr.fileSystem)
+	p("pages (and its list of free pages) for the Raft log and for the state the log is applied to, and syncs\n")
+	p("them on every write, so this is many times the log's size.\n\n")
+	p("| path | reads | p50 | Raft writes per 1000 reads | Raft log per 1000 reads | written to disk per 1000 reads | leases per 1000 reads |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range rr.storage {
-		p("| %s | %d | %s | %.0f | %.1f KiB | %.0f |\n", sc.target, sc.reads, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, sc.per1000(float64(sc.leases)))
+		disk := "unknown"
+		if sc.diskBytes >= 0 {
+			disk = byteSize(sc.per1000(float64(sc.diskBytes)))
+		}
+		p("| %s | %d | %s | %.0f | %.1f KiB | %s | %.0f |\n", sc.target, sc.reads, ms(sc.p50), sc.per1000(sc.applies), sc.per1000(sc.logBytes)/1024, disk, sc.per1000(float64(sc.leases)))
 	}
 	p("\n")
+}
+
+// byteSize formats a byte count in KiB, or MiB from 10 MiB on.
+func byteSize(n float64) string {
+	if n >= 10<<20 {
+		return fmt.Sprintf("%.1f MiB", n/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", n/1024)
 }

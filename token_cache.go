@@ -22,10 +22,12 @@ const (
 	// refreshWindow mirrors Naver's rule: a token with this much life left is handed back
 	// unchanged by Naver, so asking earlier buys nothing; with less left Naver issues a new one.
 	refreshWindow = 30 * time.Minute
-	// minRefetchInterval stops a key from asking Naver again and again when Naver disagrees
-	// with us about the 30 minutes (it handed back the same token): while the cached token is
-	// still good, a key asks at most this often.
-	minRefetchInterval = time.Minute
+	// minRefetchInterval: while its cached token is still good, a key asks at most this
+	// often, whatever Naver's answers say of the token's life.
+	minRefetchInterval = 10 * time.Second
+	// sameTokenPause: when Naver hands back the token the cache already has, it thinks 30
+	// minutes or more are left (its clock and ours disagree); the key waits this long.
+	sameTokenPause = time.Minute
 	// minServableLife is the least life a token must have to be handed out at all; it also
 	// keeps every lease at 10 s or more (Vault turns a lease TTL of 0 into 768 h).
 	minServableLife = 10 * time.Second
@@ -480,9 +482,9 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		if !current.LatestExpiry.IsZero() && current.LatestExpiry.Before(fetched.LatestExpiry) {
 			fetched.LatestExpiry = current.LatestExpiry
 		}
-		c.logger.Warn("naver handed back the cached token; not asking again for a while", "type", key.Type, "retry_after", minRefetchInterval)
+		c.logger.Warn("naver handed back the cached token; not asking again for a while", "type", key.Type, "retry_after", sameTokenPause)
 		ks.mu.Lock()
-		ks.notBefore = c.now().Add(minRefetchInterval)
+		ks.notBefore = c.now().Add(sameTokenPause)
 		ks.mu.Unlock()
 	}
 	c.recordSuccess(ks)

@@ -17,7 +17,9 @@ import (
 func TestConfigRolesTokenRules(t *testing.T) {
 	em := startEmulator(t, emulatorOpts{})
 	v := startDevVaultWithEngine(t)
-	good := []string{"client_id=" + em.ClientID, "client_secret=" + em.ClientSecret, "base_url=" + em.URL}
+	// These rules are checked by sending Naver many refused and verification requests for one
+	// SELF key within minutes, on purpose: more than the default hourly budget allows.
+	good := []string{"client_id=" + em.ClientID, "client_secret=" + em.ClientSecret, "base_url=" + em.URL, "max_token_requests_per_hour=60"}
 
 	readConfig := func(t *testing.T) map[string]any {
 		t.Helper()

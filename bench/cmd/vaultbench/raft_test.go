@@ -119,3 +119,14 @@ func TestStorageCostPer1000AndByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestGoBenchFailures(t *testing.T) {
+	raw := "goos: linux\n--- FAIL: BenchmarkTokenReadCold\n    bench_test.go:77: refused\nBenchmarkTokenReadWarm-2 1 2 ns/op\nFAIL\n"
+	got := goBenchFailures(raw)
+	if len(got) != 1 || got[0] != "`BenchmarkTokenReadCold`" {
+		t.Fatalf("got %v", got)
+	}
+	if got := goBenchFailures("BenchmarkX-2 1 2 ns/op\nPASS\n"); len(got) != 0 {
+		t.Fatalf("a passing run has no failures, got %v", got)
+	}
+}

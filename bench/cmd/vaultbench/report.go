@@ -376,6 +376,9 @@ func (r *report) markdown() string {
 	p("(`BenchmarkTokenRead*`: no gRPC, no Vault core), the signer at cost 4 and 10 beside `x/crypto/bcrypt`\n")
 	p("(the reference for the same algorithm; it draws its own random salt), and Naver requests per key over\n")
 	p("24 simulated hours of reads every 5 s with Vault's periodic function every minute.\n\n")
+	if failed := goBenchFailures(r.goBenchRaw); len(failed) > 0 {
+		p("**Go benchmarks failed in this run** (their rows are missing or partial; see the raw output): %s.\n\n", strings.Join(failed, ", "))
+	}
 	p("| benchmark | ns/op (median) | B/op | allocs/op | other |\n|---|---:|---:|---:|---|\n")
 	names := make([]string, 0, len(r.goBench))
 	for name := range r.goBench {
@@ -409,4 +412,15 @@ func (r *report) warmReason() string {
 		}
 	}
 	return "Where it is missed: " + strings.Join(worst, "; ") + "."
+}
+
+// goBenchFailures names the benchmarks `go test -bench` reported as failed ("--- FAIL: Name").
+func goBenchFailures(raw string) []string {
+	var out []string
+	for _, line := range strings.Split(raw, "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
+			out = append(out, "`"+strings.Fields(name)[0]+"`")
+		}
+	}
+	return out
 }

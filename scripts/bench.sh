@@ -72,6 +72,12 @@ trap 'exit 130' INT TERM HUP
 
 echo "==> building the no-op plugin and the load generator" >&2
 mkdir -p "$work/bin"
+# The run uses copies: a rebuild of bin/ during the run (a checkout others work in) must not
+# hand the Raft phase another plugin version than the dev phase.
+cp "$plugin_bin" "$work/bin/vault-plugin-secrets-navercommerce"
+cp "$emulator_bin" "$work/bin/navercommerce-emulator"
+plugin_bin=$work/bin/vault-plugin-secrets-navercommerce
+emulator_bin=$work/bin/navercommerce-emulator
 CGO_ENABLED=0 "$GO" build -trimpath -o "$work/bin/vault-plugin-secrets-benchnoop" ./bench/noop-plugin
 "$GO" build -o "$work/bin/vaultbench" ./bench/cmd/vaultbench
 

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -128,5 +129,16 @@ func TestGoBenchFailures(t *testing.T) {
 	}
 	if got := goBenchFailures("BenchmarkX-2 1 2 ns/op\nPASS\n"); len(got) != 0 {
 		t.Fatalf("a passing run has no failures, got %v", got)
+	}
+}
+
+func TestPluginWorkNote(t *testing.T) {
+	r := &report{goBench: parseGoBench("BenchmarkTokenReadWarm-2 \t 500000 \t 2500 ns/op \t 2789 B/op \t 32 allocs/op\n")}
+	got := r.pluginWorkNote([]time.Duration{100 * time.Microsecond, 50 * time.Microsecond})
+	if !strings.Contains(got, "2.5 µs") || !strings.Contains(got, "5% of the smallest gap") {
+		t.Errorf("note %q: want the in-process cost and its share of the 50 µs gap", got)
+	}
+	if got := (&report{}).pluginWorkNote([]time.Duration{time.Millisecond}); got != "" {
+		t.Errorf("without the Go benchmark the note must be empty, got %q", got)
 	}
 }

@@ -112,14 +112,16 @@ func (r *report) raftGoals(p func(string, ...any)) {
 // raftMissReason explains a missed ratio goal with the numbers.
 func (r *report) raftMissReason(target, floor string) string {
 	var worst []string
+	var gaps []time.Duration
 	for _, c := range r.o.raftConcurrency {
 		t, f := r.raft.warm.stats[c][target], r.raft.warm.stats[c][floor]
 		if ratio(t.P50, f.P50) > 1.05 {
 			worst = append(worst, fmt.Sprintf("at concurrency %d the p50 is %s above the floor's (throughput %.0f vs %.0f req/s)",
 				c, ms(t.P50-f.P50), t.RPS, f.RPS))
+			gaps = append(gaps, t.P50-f.P50)
 		}
 	}
-	return "Where it is missed: " + strings.Join(worst, "; ") + "."
+	return "Where it is missed: " + strings.Join(worst, "; ") + "." + r.pluginWorkNote(gaps)
 }
 
 // raftSection is the report's section on the Raft phase.

@@ -131,9 +131,10 @@ func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error 
 func (b *backend) invalidate(ctx context.Context, key string) {
 	switch {
 	case key == configStorageKey:
+		// The next use loads the new config; if its credentials differ, the cache drops
+		// memory then (the node that changed them purged storage). Unchanged credentials
+		// keep what is cached and in flight: dropping it would cost a needless request.
 		b.replaceConfig(nil)
-		// The node that changed the config purged storage; only memory is left to drop.
-		_ = b.tokens.purge(ctx, nil)
 	case strings.HasPrefix(key, roleStoragePrefix):
 		name := strings.TrimPrefix(key, roleStoragePrefix)
 		b.rolesMu.Lock()

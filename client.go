@@ -181,6 +181,21 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 	return tok, nil
 }
 
+// checkConnection proves that Naver's gateway can be reached (through the proxy, if one is
+// set) without asking for a token: any HTTP answer from the base URL will do.
+func (c *naverClient) checkConnection(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, strings.TrimSuffix(c.tokenURL, tokenPath), nil)
+	if err != nil {
+		return fmt.Errorf("building connection check: %w", err)
+	}
+	resp, err := c.http.HTTPClient.Do(req)
+	if err != nil {
+		return &upstreamError{Err: err}
+	}
+	resp.Body.Close()
+	return nil
+}
+
 func (c *naverClient) logRateLimits(resp *http.Response, typ string) {
 	if c.logger == nil || !c.logger.IsDebug() {
 		return

@@ -273,6 +273,7 @@ func (b *backend) publishConfig(gen uint64, st *configState) bool {
 		return false
 	}
 	b.current.Store(st)
+	b.tokens.useCredentials(st.policy.credentials)
 	return true
 }
 
@@ -282,6 +283,9 @@ func (b *backend) replaceConfig(st *configState) {
 	defer b.publishMu.Unlock()
 	b.configGen.Add(1)
 	b.current.Store(st)
+	if st != nil {
+		b.tokens.useCredentials(st.policy.credentials)
+	}
 }
 
 func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {
@@ -361,8 +365,22 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return logical.ErrorResponse("%s: %s", fieldProxyURL, err), nil
 	}
 	var verified *cachedToken
-	if d.Get(fieldVerifyConnection).(bool) && connectionChanged {
-		key := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
+	verify := d.Get(fieldVerifyConnection).(bool) && connectionChanged
+	selfKey := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
+	if verify && !credentialsChanged && b.tokens.fresh(ctx, req.Storage, selfKey, st.policy.credentials) {
+		// Only the proxy changed, and Naver would hand back the cached SELF token: a token
+		// request would be needless (Naver penalises those). Reaching the gateway through
+		// the new proxy is what needs proving.
+		verify = false
+		checkCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+		err := st.client.checkConnection(checkCtx)
+		cancel()
+		if err != nil {
+			return nil, tokenRequestError(fmt.Sprintf("%s: the new %s was not stored; Naver's gateway could not be reached through it", fieldVerifyConnection, fieldProxyURL), err)
+		}
+	}
+	if verify {
+		key := selfKey
 		fetchedAt := b.now()
 		tok, err := b.tokens.fetch(ctx, key, &st.policy)
 		if err != nil {

@@ -234,13 +234,17 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	b.rolesMu.Lock()
-	defer b.rolesMu.Unlock()
-	if err := req.Storage.Put(ctx, entry); err != nil {
+	err = req.Storage.Put(ctx, entry)
+	if err == nil {
+		b.roles.Delete(name) // the next token read loads it
+	}
+	b.rolesMu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
-	b.roles.Delete(name) // the next token read loads it
 	if old != nil && (old.Type != r.Type || old.AccountID != r.AccountID) {
 		b.tokens.roleChanged(name)
+		b.dropOrphanedToken(ctx, req.Storage, old)
 	}
 	return nil, nil
 }
@@ -311,14 +315,46 @@ func validateAccountID(id string) error {
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
+	old, err := readRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
 	b.rolesMu.Lock()
-	defer b.rolesMu.Unlock()
-	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
+	err = req.Storage.Delete(ctx, roleStoragePrefix+name)
+	if err == nil {
+		b.roles.Delete(name)
+	}
+	b.rolesMu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
-	b.roles.Delete(name)
 	b.tokens.roleChanged(name)
+	b.dropOrphanedToken(ctx, req.Storage, old)
 	return nil, nil
+}
+
+// dropOrphanedToken evicts the cached token of old's key, in memory and storage, when no
+// role names that key any more (old was deleted or now names another). Only roles read since
+// the plugin started are known to the cache, so every role is checked.
+func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old *roleEntry) {
+	if old == nil {
+		return
+	}
+	st, err := b.getConfig(ctx, s)
+	if err != nil || st == nil {
+		return
+	}
+	key := old.tokenKey(st.config.ClientID)
+	named, err := b.keyNamed(st.config.ClientID)(ctx, s, key, nil)
+	if err != nil {
+		b.Logger().Warn("checking whether a role still names the token failed; the periodic run evicts it", "type", key.Type, "error", err)
+		return
+	}
+	if !named {
+		if err := b.tokens.evictKey(ctx, s, key); err != nil {
+			b.Logger().Warn("evicting the token no role names failed", "type", key.Type, "error", err)
+		}
+	}
 }
 
 // keyNamed reports whether any role still names key: first the roles known to read it,

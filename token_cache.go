@@ -52,6 +52,9 @@ const (
 	periodicBudget = 30 * time.Second
 	periodicMargin = 2 * time.Second
 
+	// storageSweepInterval: how often the periodic run sweeps storage of expired tokens.
+	storageSweepInterval = time.Hour
+
 	// idleKeyLifetime: a key with no token, no read and no request for this long is forgotten.
 	idleKeyLifetime = 24 * time.Hour
 
@@ -133,6 +136,7 @@ type keyState struct {
 
 	mu             sync.Mutex
 	failures       int       // consecutive failed requests
+	failedWith     string    // credentials of the failures: back-offs bind only them
 	backoffUntil   time.Time // reads do not ask Naver before
 	backoffErr     error     // the failure reads share meanwhile
 	nextBackground time.Time // background renewal does not ask Naver before
@@ -216,8 +220,10 @@ func (ks *keyState) roleNames() []string {
 // requestLog remembers when a key asked Naver, for the hourly budget and status. It is kept
 // across credential changes: Naver counts requests, whatever the cache forgot.
 type requestLog struct {
-	mu    sync.Mutex
-	times []time.Time // oldest first, at most a day
+	// sending holds one token while a request for the key is being sent.
+	sending chan struct{}
+	mu      sync.Mutex
+	times   []time.Time // oldest first, at most a day
 }
 
 func (l *requestLog) record(now time.Time) {
@@ -311,6 +317,10 @@ type tokenCache struct {
 	generation atomic.Uint64
 	// mu orders publishing (read lock) against purging (write lock).
 	mu sync.RWMutex
+	// credentials are those of the config in use (see useCredentials); under mu.
+	credentials string
+	// lastSweep is when storage was last swept of stale tokens; under mu.
+	lastSweep time.Time
 }
 
 func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
@@ -338,7 +348,7 @@ func (c *tokenCache) requestLog(key tokenKey) *requestLog {
 	if v, ok := c.requests.Load(key); ok {
 		return v.(*requestLog)
 	}
-	v, _ := c.requests.LoadOrStore(key, &requestLog{})
+	v, _ := c.requests.LoadOrStore(key, &requestLog{sending: make(chan struct{}, 1)})
 	return v.(*requestLog)
 }
 
@@ -443,6 +453,11 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 
 	ks.mu.Lock()
 	backoffUntil, backoffErr, notBefore := ks.backoffUntil, ks.backoffErr, ks.notBefore
+	if ks.failedWith != p.credentials {
+		// A failure of other credentials (a request made just before they changed) owes
+		// these no back-off.
+		backoffUntil = time.Time{}
+	}
 	ks.mu.Unlock()
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
 		return tokenResult{token: current}, nil
@@ -457,7 +472,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 
 	tok, err := c.fetch(ctx, key, p)
 	if err != nil {
-		c.recordFailure(ks, err)
+		c.recordFailure(ks, p.credentials, err)
 		// The request may have taken until the token's last seconds: judge it again.
 		if current != nil && current.life(c.now()) >= minServableLife {
 			c.logger.Warn("renewing token failed; serving the cached one until it expires", "type", key.Type, "expires_at", current.ExpiresAt, "error", err)
@@ -467,26 +482,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 
 	fetched := &cachedToken{accessToken: tok, Key: key, Credentials: p.credentials, FetchedAt: now}
-	if current == nil {
-		if d := ks.dropped.Load(); d != nil && d.Credentials == p.credentials {
-			current = d
-		}
-	}
-	if current != nil && tok.AccessToken == current.AccessToken {
-		// Naver handed back the token we have: it thinks 30 minutes or more are left. Its
-		// answer never extends what we know of the token's life, and we do not ask again
-		// for a while.
-		if current.ExpiresAt.Before(fetched.ExpiresAt) {
-			fetched.ExpiresAt = current.ExpiresAt
-		}
-		if !current.LatestExpiry.IsZero() && current.LatestExpiry.Before(fetched.LatestExpiry) {
-			fetched.LatestExpiry = current.LatestExpiry
-		}
-		c.logger.Warn("naver handed back the cached token; not asking again for a while", "type", key.Type, "retry_after", sameTokenPause)
-		ks.mu.Lock()
-		ks.notBefore = c.now().Add(sameTokenPause)
-		ks.mu.Unlock()
-	}
+	c.boundHandedBack(ks, current, fetched)
 	c.recordSuccess(ks)
 	if left := fetched.life(c.now()); left < minServableLife {
 		return tokenResult{}, fmt.Errorf("naver issued a token with only %s left", left.Round(time.Second))
@@ -498,9 +494,41 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	return tokenResult{token: fetched, fetched: true}, nil
 }
 
-// fetch asks Naver within the key's hourly budget: every HTTP attempt counts.
+// boundHandedBack: if Naver handed back the token already known (cached, or dropped by an
+// operator), it thinks 30 minutes or more are left. Its answer never extends what is known
+// of the token's life, and the key does not ask again for a while.
+func (c *tokenCache) boundHandedBack(ks *keyState, known, fetched *cachedToken) {
+	if known == nil || known.Credentials != fetched.Credentials {
+		known = ks.dropped.Load()
+	}
+	if known == nil || known.Credentials != fetched.Credentials || known.AccessToken != fetched.AccessToken {
+		return
+	}
+	if known.ExpiresAt.Before(fetched.ExpiresAt) {
+		fetched.ExpiresAt = known.ExpiresAt
+	}
+	if !known.LatestExpiry.IsZero() && known.LatestExpiry.Before(fetched.LatestExpiry) {
+		fetched.LatestExpiry = known.LatestExpiry
+	}
+	c.logger.Warn("naver handed back the cached token; not asking again for a while", "type", ks.key.Type, "retry_after", sameTokenPause)
+	ks.mu.Lock()
+	ks.notBefore = c.now().Add(sameTokenPause)
+	ks.mu.Unlock()
+}
+
+// fetch asks Naver within the key's hourly budget: every HTTP attempt counts. One request
+// per key is sent at a time, whatever the credentials generation: Naver penalises
+// concurrent requests, and a request made just before a credential change may still be
+// running.
 func (c *tokenCache) fetch(ctx context.Context, key tokenKey, p *cachePolicy) (accessToken, error) {
-	rb := &requestBudget{log: c.requestLog(key), perHour: p.perHour, now: c.now, metrics: c.metrics}
+	log := c.requestLog(key)
+	select {
+	case log.sending <- struct{}{}:
+		defer func() { <-log.sending }()
+	case <-ctx.Done():
+		return accessToken{}, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
+	}
+	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, metrics: c.metrics}
 	if err := rb.check(); err != nil {
 		c.metrics.budgetRefused()
 		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)
@@ -511,7 +539,7 @@ func (c *tokenCache) fetch(ctx context.Context, key tokenKey, p *cachePolicy) (a
 	return tok, err
 }
 
-func (c *tokenCache) recordFailure(ks *keyState, err error) {
+func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) {
 	now := c.now()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -526,6 +554,9 @@ func (c *tokenCache) recordFailure(ks *keyState, err error) {
 		// Made with credentials that are gone: the new ones owe it no back-off. A budget
 		// refusal sent nothing, and the budget check itself is the back-off.
 		return
+	}
+	if ks.failedWith != credentials {
+		ks.failures, ks.failedWith = 0, credentials
 	}
 	ks.failures++
 	ks.backoffUntil = now.Add(readBackoff(err, ks.failures))
@@ -631,17 +662,22 @@ func (c *tokenCache) purge(ctx context.Context, s logical.Storage) error {
 // drop forgets one key's token and failures, in memory and storage: the next read asks
 // Naver (an operator knows the token is dead at Naver, e.g. after a seller re-authorised).
 func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey) error {
+	// After a restart the token may be in storage only: remember it all the same.
+	stored, err := c.load(ctx, s, key)
+	if err != nil {
+		c.logger.Warn("reading the token to drop failed", "type", key.Type, "error", err)
+	}
+	ks := c.state(key)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if v, ok := c.entries.Load(key); ok {
-		ks := v.(*keyState)
-		if tok := ks.token.Swap(nil); tok != nil {
-			ks.dropped.Store(tok)
-		}
-		ks.mu.Lock()
-		ks.failures, ks.backoffUntil, ks.backoffErr, ks.nextBackground, ks.notBefore = 0, time.Time{}, nil, time.Time{}, time.Time{}
-		ks.mu.Unlock()
+	if tok := ks.token.Swap(nil); tok != nil {
+		ks.dropped.Store(tok)
+	} else if stored != nil {
+		ks.dropped.Store(stored)
 	}
+	ks.mu.Lock()
+	ks.failures, ks.backoffUntil, ks.backoffErr, ks.nextBackground, ks.notBefore = 0, time.Time{}, nil, time.Time{}, time.Time{}
+	ks.mu.Unlock()
 	if err := s.Delete(ctx, key.storageKey()); err != nil {
 		return fmt.Errorf("deleting cached token: %w", err)
 	}
@@ -662,6 +698,47 @@ func (c *tokenCache) evict(ctx context.Context, s logical.Storage, ks *keyState,
 		return nil
 	}
 	return s.Delete(ctx, ks.key.storageKey())
+}
+
+// evictKey forgets a key no role names any more, in memory and storage.
+func (c *tokenCache) evictKey(ctx context.Context, s logical.Storage, key tokenKey) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries.Delete(key)
+	return s.Delete(ctx, key.storageKey())
+}
+
+// sweepStorage deletes stored tokens that expired or belong to other credentials: keys
+// not in memory (since a restart) are otherwise never looked at.
+func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, credentials string) {
+	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenStoragePrefix)
+	if err != nil {
+		c.logger.Warn("listing cached tokens failed", "error", err)
+		return
+	}
+	now := c.now()
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		entry, err := s.Get(ctx, k)
+		if err != nil || entry == nil {
+			continue
+		}
+		var tok cachedToken
+		if err := decodeEntry(entry, "cached token", &tok); err == nil && tok.Credentials == credentials && tok.life(now) > 0 {
+			continue
+		}
+		c.mu.Lock()
+		if v, ok := c.entries.Load(tok.Key); ok && v.(*keyState).token.Load() != nil && v.(*keyState).token.Load().life(now) > 0 {
+			c.mu.Unlock()
+			continue // renewed meanwhile
+		}
+		if err := s.Delete(ctx, k); err != nil {
+			c.logger.Warn("deleting a stale cached token failed", "error", err)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // forget drops the in-memory copy of the token stored under storageKey (another node wrote it).
@@ -691,7 +768,38 @@ func (c *tokenCache) roleChanged(role string) {
 
 // seed publishes a token fetched outside get (the SELF token that verified a new config).
 func (c *tokenCache) seed(ctx context.Context, s logical.Storage, tok *cachedToken) error {
-	return c.publish(ctx, s, c.state(tok.Key), tok)
+	ks := c.state(tok.Key)
+	c.boundHandedBack(ks, ks.token.Load(), tok)
+	return c.publish(ctx, s, ks, tok)
+}
+
+// fresh reports whether the key holds a token of credentials (in memory or storage) that
+// Naver would hand back: asking for it now would be a needless request.
+func (c *tokenCache) fresh(ctx context.Context, s logical.Storage, key tokenKey, credentials string) bool {
+	now := c.now()
+	if v, ok := c.entries.Load(key); ok {
+		if tok := v.(*keyState).token.Load(); tok != nil && tok.Credentials == credentials {
+			return tok.naverLife(now) >= refreshWindow
+		}
+	}
+	tok, err := c.load(ctx, s, key)
+	return err == nil && tok != nil && tok.Credentials == credentials && tok.naverLife(now) >= refreshWindow
+}
+
+// useCredentials tells the cache which credentials are current; when they differ from
+// the last ones, memory is dropped (storage was purged by the node that changed them).
+// Invalidations with unchanged credentials keep what is cached and in flight.
+func (c *tokenCache) useCredentials(credentials string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.credentials == credentials {
+		return
+	}
+	if c.credentials != "" {
+		c.generation.Add(1)
+		c.entries.Clear()
+	}
+	c.credentials = credentials
 }
 
 // keyNamedFunc reports whether any role still names key (roles hints which to look at first).
@@ -711,6 +819,15 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 	defer cancel()
 
 	now := c.now()
+	c.mu.RLock()
+	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
+	c.mu.RUnlock()
+	if sweep {
+		c.sweepStorage(ctx, s, p.credentials)
+		c.mu.Lock()
+		c.lastSweep = now
+		c.mu.Unlock()
+	}
 	var due, check []*keyState
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)

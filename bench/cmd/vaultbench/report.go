@@ -239,7 +239,7 @@ func (r *report) markdown() string {
 	p("machine is saturated and p50/p99 include queueing; throughput is the figure to compare there.\n")
 	p("The token/no-op ratios move between runs on this machine: on the dev server from 0.78x to 1.11x at\n")
 	p("concurrency 64 and from 0.86x to 1.04x at concurrency 1 and 8 in the runs seen so far; on Raft from 0.91x\n")
-	p("to 1.04x leased and from 0.96x to 1.03x lease-free. A single run's ratio is one sample of that spread.\n")
+	p("to 1.06x leased and from 0.96x to 1.03x lease-free. A single run's ratio is one sample of that spread.\n")
 	p("Other load on the machine (tests of other engineers) shows in the last row above.\n\n")
 
 	p("## Summary\n\n")

@@ -123,7 +123,9 @@ func (r *report) raftMissReason(target, floor string) string {
 	}
 	why := ""
 	if target == "token" {
-		why = " On Raft each leased read waits for Vault's two storage writes, each synced to disk, so its time follows the disk's, for both paths alike."
+		sc := r.storageOf("token")
+		why = fmt.Sprintf(" On Raft each leased read waits for Vault's storage writes (%.1f per read, each synced to disk), so its time follows the disk's, for both paths alike.",
+			sc.applies/float64(sc.reads))
 	}
 	return "Where it is missed: " + strings.Join(worst, "; ") + "." + why + r.pluginWorkNote(gaps)
 }

@@ -23,38 +23,11 @@ installed_dir() {
 
 if installed_dir; then exit 0; fi
 
-command -v apt-get >/dev/null || { log "no apt-get here: install Prometheus (prometheus and promtool on PATH) yourself"; exit 1; }
+# shellcheck source=lib/apt.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
+apt_install prometheus installed_dir >/dev/null
 sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { log "not root and no sudo: run apt-get install -y prometheus as root"; exit 1; }
-  sudo=(sudo -n)
-fi
-
-# One apt-get at a time across the project's install scripts (tests may call them
-# concurrently); apt's own lock would make a second apt-get fail instead of waiting.
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/vault-plugin-secrets-navercommerce"
-mkdir -p "$cache"
-exec 9>"$cache/apt.lock"
-flock -w 600 9 || { log "timed out waiting for $cache/apt.lock"; exit 1; }
-if installed_dir; then exit 0; fi
-
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  log "no $policy: adding one that forbids starting services, for this install only"
-  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-  "${sudo[@]}" chmod 755 "$policy"
-  trap '"${sudo[@]}" rm -f "$policy"' EXIT
-fi
-
-# Update the package lists only when the package is not known yet (a fresh machine).
-if [ -z "$(apt-cache policy prometheus 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '(none)')" ]; then
-  log "prometheus unknown to apt: running apt-get update"
-  "${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=300 >&2
-fi
-log "installing prometheus (and promtool) with apt-get"
-# --no-install-recommends: not prometheus-node-exporter, another service.
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends \
-  -o DPkg::Lock::Timeout=300 prometheus >&2
+[ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
 
 # Where systemd runs (not in containers), the unit may have been enabled and started anyway.
 if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus 2>/dev/null; then
@@ -63,5 +36,4 @@ if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus 2>/dev/n
 fi
 
 dir="$(installed_dir)" || { log "installed prometheus, but prometheus/promtool do not run"; exit 1; }
-log "installed prometheus $(dpkg-query -W -f='${Version}' prometheus 2>/dev/null)"
 echo "$dir"

@@ -1,7 +1,9 @@
 # The commands a user runs: `make demo` (try it), `make test` (everything CI runs).
 SHELL := /usr/bin/env bash
 GO ?= go
+# := so every use in one make run sees the same version, even if a commit lands meanwhile.
 VERSION ?= $(shell scripts/version.sh)
+VERSION := $(VERSION)
 MODULE := github.com/navercommerce/vault-plugin-secrets-navercommerce
 LDFLAGS := -s -w -X $(MODULE).Version=$(VERSION)
 BIN := bin
@@ -32,7 +34,7 @@ fuzz:
 
 acceptance-test: build
 	VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_BIN="$(CURDIR)/$(PLUGIN)" PLUGIN_VERSION="$(VERSION)" \
-	EMULATOR_BIN="$(CURDIR)/$(EMULATOR)" $(GO) test -count=1 -tags acceptance -timeout 30m ./acceptance/...
+	EMULATOR_BIN="$(CURDIR)/$(EMULATOR)" $(GO) test -count=1 -tags acceptance -timeout 30m ./acceptance/... ./internal/harness/
 
 demo: build
 	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/demo.sh start

@@ -163,20 +163,22 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 		return accessToken{}, &upstreamError{Err: redactError(err, secrets...)}
 	}
 	defer resp.Body.Close()
+	// The gateway's headers are its text too: a trace ID could echo the signature.
+	trace := traceID(resp, secrets)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("reading response: %w", redactError(err, secrets...))}
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: trace, Err: fmt.Errorf("reading response: %w", redactError(err, secrets...))}
 	}
 	if len(body) > maxResponseBytes {
-		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: fmt.Errorf("response larger than %d bytes", maxResponseBytes)}
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: trace, Err: fmt.Errorf("response larger than %d bytes", maxResponseBytes)}
 	}
-	c.logRateLimits(resp, typ)
+	c.logRateLimits(resp, typ, trace)
 	if resp.StatusCode != http.StatusOK {
 		return accessToken{}, decodeErrorResponse(resp, body, secrets)
 	}
 	tok, err := decodeTokenResponse(body, sentAt, receivedAt)
 	if err != nil {
-		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp), Err: err}
+		return accessToken{}, &upstreamError{StatusCode: resp.StatusCode, TraceID: trace, Err: err}
 	}
 	return tok, nil
 }
@@ -196,11 +198,11 @@ func (c *naverClient) checkConnection(ctx context.Context) error {
 	return nil
 }
 
-func (c *naverClient) logRateLimits(resp *http.Response, typ string) {
+func (c *naverClient) logRateLimits(resp *http.Response, typ, trace string) {
 	if c.logger == nil || !c.logger.IsDebug() {
 		return
 	}
-	args := []any{"type", typ, "status", resp.StatusCode, "trace_id", traceID(resp)}
+	args := []any{"type", typ, "status", resp.StatusCode, "trace_id", trace}
 	for _, h := range []string{
 		"GNCP-GW-RateLimit-Replenish-Rate", "GNCP-GW-RateLimit-Burst-Capacity", "GNCP-GW-RateLimit-Remaining",
 		"GNCP-GW-Quota-Period", "GNCP-GW-Quota-Limit", "GNCP-GW-Quota-Remaining",
@@ -237,12 +239,13 @@ func decodeTokenResponse(body []byte, sentAt, receivedAt time.Time) (accessToken
 	case strings.EqualFold(tr.TokenType, "Bearer"):
 		tr.TokenType = "Bearer"
 	default:
-		return accessToken{}, fmt.Errorf("response has token_type %q, want Bearer", truncate(tr.TokenType, 20))
+		// Not quoted: a gateway echoing the request could put the signature here.
+		return accessToken{}, errors.New("response has a token_type other than Bearer")
 	}
 	seconds, err := strconv.ParseInt(string(tr.ExpiresIn), 10, 64)
 	if err != nil || seconds <= 0 || seconds > int64(maxTokenLifetime/time.Second) {
-		return accessToken{}, fmt.Errorf("response has expires_in %s, want a whole number of seconds from 1 to %d",
-			truncate(string(tr.ExpiresIn), 20), int64(maxTokenLifetime/time.Second))
+		return accessToken{}, fmt.Errorf("response has an expires_in that is not a whole number of seconds from 1 to %d",
+			int64(maxTokenLifetime/time.Second))
 	}
 	lifetime := time.Duration(seconds) * time.Second
 	tok := accessToken{
@@ -303,7 +306,7 @@ type naverError struct {
 }
 
 func decodeErrorResponse(resp *http.Response, body []byte, secrets []string) *upstreamError {
-	e := &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp)}
+	e := &upstreamError{StatusCode: resp.StatusCode, TraceID: traceID(resp, secrets)}
 	var ne naverError
 	if err := json.Unmarshal(body, &ne); err != nil || (ne.Code == "" && ne.Message == "") {
 		e.Message = describeBody(body)
@@ -477,8 +480,8 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
-func traceID(resp *http.Response) string {
-	return truncate(resp.Header.Get("GNCP-GW-Trace-ID"), 100)
+func traceID(resp *http.Response, secrets []string) string {
+	return truncate(redact(resp.Header.Get("GNCP-GW-Trace-ID"), secrets...), 100)
 }
 
 // describeBody says what an unexpected body was without echoing much of it.

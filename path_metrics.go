@@ -69,6 +69,7 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 	}
 	var g metricsGauges
 	if st != nil {
+		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 		now := b.now()
 		g.budgetPerHour = st.config.maxRequestsPerHour()
 		for _, ks := range b.tokens.status(now, st.policy.credentials) {

@@ -153,6 +153,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *f
 			fieldKeys:       []map[string]any{},
 		}}, nil
 	}
+	b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 	now := b.now()
 	roles, err := rolesByKey(ctx, req.Storage, st.config.ClientID)
 	if err != nil {

@@ -267,10 +267,10 @@ func TestRoleStatus(t *testing.T) {
 	if resp.Data["cached"] != true || resp.Data["expires_at"] != rfc3339(env.clock.Now().Add(3*time.Hour)) || len(resp.Warnings) != 0 {
 		t.Errorf("after a restart: %v %q", resp.Data, resp.Warnings)
 	}
-	// status lists the stored tokens of keys that roles name (not the verification's SELF
-	// token, which none does).
+	// status lists every stored token, as it did before the restart: the role's and the
+	// SELF token that verified the config.
 	all := env.mustRead("status")
-	if all.Data["cached_keys"] != 1 || statusKeys(t, all)["SELLER|"+testAccount]["cached"] != true {
+	if all.Data["cached_keys"] != 2 || statusKeys(t, all)["SELLER|"+testAccount]["cached"] != true {
 		t.Errorf("after a restart, status: %v", all.Data)
 	}
 }

@@ -727,6 +727,11 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		}
 		var tok cachedToken
 		if err := decodeEntry(entry, "cached token", &tok); err == nil && tok.Credentials == credentials && tok.life(now) > 0 {
+			// Known from the start, like a token read before the restart (status, metrics).
+			if ks := c.state(tok.Key); ks.token.Load() == nil {
+				stored := tok
+				c.publishMemory(ks, &stored)
+			}
 			continue
 		}
 		c.mu.Lock()
@@ -739,6 +744,21 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		}
 		c.mu.Unlock()
 	}
+}
+
+// ensureSwept sweeps storage once after the plugin starts, so that what memory shows
+// (metrics) includes the tokens stored before the restart.
+func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credentials string) {
+	c.mu.RLock()
+	swept := !c.lastSweep.IsZero()
+	c.mu.RUnlock()
+	if swept {
+		return
+	}
+	c.sweepStorage(ctx, s, credentials)
+	c.mu.Lock()
+	c.lastSweep = c.now()
+	c.mu.Unlock()
 }
 
 // forget drops the in-memory copy of the token stored under storageKey (another node wrote it).

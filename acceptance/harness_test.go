@@ -254,12 +254,16 @@ type emulatorOpts struct {
 	AccountIDs     []string
 	TokenLifetime  time.Duration // default: the emulator's (3h)
 	ReuseThreshold time.Duration // default: the emulator's (30m)
+	TLS            bool          // serve HTTPS with a fresh certificate (emulator.CertFile)
+	TLSHostname    string        // one more DNS name in the certificate (needs TLS)
+	ExtraArgs      []string      // more flags, e.g. "-penalty=false"
 }
 
 type emulator struct {
 	ClientID, ClientSecret string
 	URL                    string // base URL the plugin is configured with (…/external)
 	Root                   string // where /_emulator/ lives
+	CertFile               string // with TLS: the certificate's PEM, e.g. for SSL_CERT_FILE
 	proc                   *proc
 	he                     *harness.Emulator
 }
@@ -272,21 +276,29 @@ func startEmulator(t *testing.T, opts emulatorOpts) *emulator {
 		opts.ClientSecret = newClientSecret()
 	}
 	noteClientSecret(opts.ClientSecret)
+	dirName := "emulator-"
+	if opts.TLS {
+		dirName = "emulator-tls-"
+	}
 	he, err := harness.StartEmulator(nil, harness.EmulatorOptions{
 		Bin:            e.emulatorBin,
-		Dir:            testDir(t, "emulator-"+randomHex(3)),
+		Dir:            testDir(t, dirName+randomHex(3)),
 		ClientID:       opts.ClientID,
 		ClientSecret:   opts.ClientSecret,
 		AccountIDs:     opts.AccountIDs,
 		TokenLifetime:  opts.TokenLifetime,
 		ReuseThreshold: opts.ReuseThreshold,
+		TLS:            opts.TLS,
+		TLSHostname:    opts.TLSHostname,
+		ExtraArgs:      opts.ExtraArgs,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := wrapProc(he.Proc)
 	cleanupProc(t, p)
-	return &emulator{ClientID: he.ClientID, ClientSecret: he.ClientSecret, URL: he.URL, Root: he.Root, proc: p, he: he}
+	t.Cleanup(he.HTTP.CloseIdleConnections)
+	return &emulator{ClientID: he.ClientID, ClientSecret: he.ClientSecret, URL: he.URL, Root: he.Root, CertFile: he.CertFile, proc: p, he: he}
 }
 
 // emuStats is GET /_emulator/stats.
@@ -372,15 +384,31 @@ type vaultProc struct {
 	api       *api.Client
 }
 
+// vaultOpts are a server's settings beyond the usual.
+type vaultOpts struct {
+	// Env is more environment for the server and its plugin processes.
+	Env []string
+	// DropProxyEnv leaves the proxy and CA settings of the test's own environment out, so
+	// that the server sees only Env's.
+	DropProxyEnv bool
+}
+
 // newVault prepares a server's directory with a copy of the plugin binary in its plugin
 // directory and picks its ports; a dev server's config is written too.
 func newVault(t *testing.T, dev bool) *vaultProc {
+	t.Helper()
+	return newVaultWith(t, dev, vaultOpts{})
+}
+
+// newVaultWith is newVault with opts.
+func newVaultWith(t *testing.T, dev bool, opts vaultOpts) *vaultProc {
 	t.Helper()
 	e := requireEnv(t)
 	v := &vaultProc{env: e, h: hygiene(t)}
 	v.plugin = &harness.Plugin{Name: pluginName, Bin: e.pluginBin, Version: e.pluginVersion}
 	hv, err := harness.NewVault(harness.VaultOptions{
 		Bin: e.vaultBin, Dir: testDir(t, "vault-"+randomHex(3)), Plugins: []*harness.Plugin{v.plugin}, LogLevel: "debug",
+		Env: opts.Env, DropProxyEnv: opts.DropProxyEnv,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +441,13 @@ func (v *vaultProc) server() *harness.Vault {
 // plugin directory but not registered (see registerPlugin).
 func startDevVault(t *testing.T) *vaultProc {
 	t.Helper()
-	v := newVault(t, true)
+	return startDevVaultWith(t, vaultOpts{})
+}
+
+// startDevVaultWith is startDevVault with opts.
+func startDevVaultWith(t *testing.T, opts vaultOpts) *vaultProc {
+	t.Helper()
+	v := newVaultWith(t, true, opts)
 	v.start(t)
 	return v
 }
@@ -675,11 +709,7 @@ func errorLines(log string) []string { return errorLine.FindAllString(log, -1) }
 // ---------------------------------------------------------------------------------------
 // Vault Agent.
 
-type agentTemplate struct {
-	Contents    string // the template itself, or
-	Source      string // a template file
-	Destination string
-}
+type agentTemplate = harness.AgentTemplate
 
 type agentProc struct {
 	proc *proc
@@ -691,31 +721,41 @@ type agentProc struct {
 // read end the agent instead of leaving a stale file.
 func startAgent(t *testing.T, v *vaultProc, templates ...agentTemplate) *agentProc {
 	t.Helper()
-	// The agent's files live with the server's, and its log is scanned with the server's
-	// logs for every secret the server's test saw, even when a subtest starts the agent.
-	h := v.h
-	dir := mkdir(t, filepath.Join(v.dir, "agent-"+randomHex(3)))
-	tokenFile := filepath.Join(dir, "vault-token")
-	writeFile(t, tokenFile, v.token)
-	var b strings.Builder
-	fmt.Fprintf(&b, "pid_file = %q\n", filepath.Join(dir, "agent.pid"))
-	fmt.Fprintf(&b, "vault {\n  address = %q\n}\n", v.addr)
-	fmt.Fprintf(&b, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
-	b.WriteString("template_config {\n  exit_on_retry_failure = true\n}\n")
-	for _, tpl := range templates {
-		src := fmt.Sprintf("contents    = %q", tpl.Contents)
-		if tpl.Source != "" {
-			src = fmt.Sprintf("source      = %q", tpl.Source)
-		}
-		fmt.Fprintf(&b, "template {\n  %s\n  destination = %q\n  perms       = \"0600\"\n}\n", src, tpl.Destination)
+	return startAgentWithTemplateConfig(t, v, "", templates...)
+}
+
+// startAgentWithTemplateConfig is startAgent with more settings in template_config, e.g.
+// static_secret_render_interval, which startAgent leaves at Agent's default of 5 minutes.
+func startAgentWithTemplateConfig(t *testing.T, v *vaultProc, templateConfig string, templates ...agentTemplate) *agentProc {
+	t.Helper()
+	// The agent's files live with the server's.
+	return runAgent(t, v, harness.AgentOptions{
+		Dir: filepath.Join(v.dir, "agent-"+randomHex(3)), VaultAddr: v.addr,
+		TemplateConfig: templateConfig, Templates: templates,
+	})
+}
+
+// runAgentConfig runs `vault agent` with config (written to dir/agent.hcl) against v; v's
+// token is in dir/vault-token for a token_file auto_auth.
+func runAgentConfig(t *testing.T, v *vaultProc, dir, config string) *agentProc {
+	t.Helper()
+	return runAgent(t, v, harness.AgentOptions{Dir: dir, Config: config})
+}
+
+// runAgent starts the agent opts describe with v's token and the test's vault binary. Its
+// log is scanned with the server's logs for every secret the server's test saw, even when
+// a subtest starts the agent.
+func runAgent(t *testing.T, v *vaultProc, opts harness.AgentOptions) *agentProc {
+	t.Helper()
+	opts.Bin, opts.Token = v.env.vaultBin, v.token
+	ha, err := harness.StartAgent(nil, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "agent.hcl")
-	writeFile(t, cfg, b.String())
-	logPath := filepath.Join(dir, "agent.log")
-	h.addLog(logPath)
-	p := startProc(t, "vault agent", logPath, childEnv("HOME="+dir), v.env.vaultBin, "agent", "-config="+cfg, "-log-level=debug")
+	v.h.addLog(ha.LogPath)
+	p := wrapProc(ha.Proc)
 	cleanupProc(t, p)
-	return &agentProc{proc: p, dir: dir}
+	return &agentProc{proc: p, dir: ha.Dir}
 }
 
 // waitFile polls path until it holds a value other than the ones in not, failing at the

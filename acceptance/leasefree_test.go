@@ -174,36 +174,3 @@ func leaseKeys(t *testing.T, v *vaultProc, prefix string) []string {
 	}
 	return keys
 }
-
-// startAgentWithTemplateConfig is startAgent with extra settings in template_config (the
-// lease-free case needs static_secret_render_interval, which startAgent leaves at Agent's
-// default of 5 minutes).
-func startAgentWithTemplateConfig(t *testing.T, v *vaultProc, templateConfig string, templates ...agentTemplate) *agentProc {
-	t.Helper()
-	dir := mkdir(t, filepath.Join(v.dir, "agent-"+randomHex(3)))
-	tokenFile := filepath.Join(dir, "vault-token")
-	var b strings.Builder
-	fmt.Fprintf(&b, "pid_file = %q\n", filepath.Join(dir, "agent.pid"))
-	fmt.Fprintf(&b, "vault {\n  address = %q\n}\n", v.addr)
-	fmt.Fprintf(&b, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
-	fmt.Fprintf(&b, "template_config {\n  exit_on_retry_failure = true\n  %s\n}\n", templateConfig)
-	for _, tpl := range templates {
-		fmt.Fprintf(&b, "template {\n  contents    = %q\n  destination = %q\n  perms       = \"0600\"\n}\n", tpl.Contents, tpl.Destination)
-	}
-	return runAgentConfig(t, v, dir, b.String())
-}
-
-// runAgentConfig runs `vault agent` with config (written to dir/agent.hcl) against v; v's
-// token is in dir/vault-token for a token_file auto_auth. Its log joins the secrets
-// hygiene scan of v's test.
-func runAgentConfig(t *testing.T, v *vaultProc, dir, config string) *agentProc {
-	t.Helper()
-	writeFile(t, filepath.Join(dir, "vault-token"), v.token)
-	cfg := filepath.Join(dir, "agent.hcl")
-	writeFile(t, cfg, config)
-	logPath := filepath.Join(dir, "agent.log")
-	v.h.addLog(logPath)
-	p := startProc(t, "vault agent", logPath, childEnv("HOME="+dir), v.env.vaultBin, "agent", "-config="+cfg, "-log-level=debug")
-	cleanupProc(t, p)
-	return &agentProc{proc: p, dir: dir}
-}

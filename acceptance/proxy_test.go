@@ -3,18 +3,11 @@
 package acceptance
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/testproxy"
 )
 
@@ -31,7 +24,12 @@ const naverHost = "naver-emulator.test"
 // password may appear in a Vault log or the audit log, and reads show it redacted.
 func TestProxyHTTPSToNaver(t *testing.T) {
 	const account, otherAccount = "ncp_proxy_seller", "ncp_proxy_other"
-	em, certFile := startTLSEmulator(t, emulatorOpts{AccountIDs: []string{account, otherAccount}})
+	// The emulator serves HTTPS with a certificate naming naverHost too. Mounts sharing the
+	// application ask for a SELF token each, which Naver would count as needless; these
+	// tests are about the network path, not Naver's rules: no penalty.
+	em := startEmulator(t, emulatorOpts{AccountIDs: []string{account, otherAccount},
+		TLS: true, TLSHostname: naverHost, ExtraArgs: []string{"-penalty=false"}})
+	hygiene(t).addLog(em.proc.logPath)
 	emAddr := hostPort(t, em.URL)
 	hosts := map[string]string{naverHost + ":443": emAddr}
 
@@ -41,7 +39,9 @@ func TestProxyHTTPSToNaver(t *testing.T) {
 	envProxy := startTestProxy(t, testproxy.Options{User: "vault-env", Password: envPassword, Hosts: hosts})
 	cfgProxy := startTestProxy(t, testproxy.Options{User: "vault-cfg", Password: cfgPassword, Hosts: hosts})
 
-	v := startDevVaultWithEnv(t, "HTTPS_PROXY="+envProxy.URL, "SSL_CERT_FILE="+certFile)
+	// The server (and so its plugin) sees the proxy and certificate settings given here only,
+	// none of the test's own environment.
+	v := startDevVaultWith(t, vaultOpts{Env: []string{"HTTPS_PROXY=" + envProxy.URL, "SSL_CERT_FILE=" + em.CertFile}, DropProxyEnv: true})
 	v.registerPlugin(t)
 	v.enable(t, "navercommerce")
 	v.enable(t, "navercommerce-proxied")
@@ -147,116 +147,6 @@ func startTestProxy(t *testing.T, opts testproxy.Options) *testproxy.Proxy {
 		}
 	})
 	return p
-}
-
-// startTLSEmulator starts the emulator command with -tls, its certificate naming naverHost
-// too, and returns it with the path of its certificate's PEM. Its admin client trusts the
-// certificate; its log is part of the secrets hygiene scan.
-func startTLSEmulator(t *testing.T, opts emulatorOpts) (*emulator, string) {
-	t.Helper()
-	e := requireEnv(t)
-	h := hygiene(t)
-	if opts.ClientID == "" {
-		opts.ClientID = "acc" + randomHex(8)
-	}
-	if opts.ClientSecret == "" {
-		opts.ClientSecret = newClientSecret()
-	}
-	dir := mkdir(t, testDir(t, "emulator-tls-"+randomHex(3)))
-	urlFile, certFile, logPath := filepath.Join(dir, "url"), filepath.Join(dir, "emulator.pem"), filepath.Join(dir, "emulator.log")
-	args := []string{
-		"-listen", "127.0.0.1:0", "-client-id", opts.ClientID, "-client-secret", opts.ClientSecret,
-		"-url-file", urlFile, "-tls", "-tls-cert-file", certFile, "-tls-hostname", naverHost,
-		// Mounts sharing the application ask for a SELF token each, which Naver would count
-		// as needless; these tests are about the network path, not Naver's rules.
-		"-penalty=false",
-	}
-	if len(opts.AccountIDs) > 0 {
-		args = append(args, "-account-ids", strings.Join(opts.AccountIDs, ","))
-	}
-	h.addLog(logPath)
-	p := startProc(t, "emulator", logPath, childEnv(), e.emulatorBin, args...)
-	cleanupProc(t, p)
-
-	var base string
-	waitFor(t, 15*time.Second, 20*time.Millisecond, "the TLS emulator's URL file", func() (bool, error) {
-		if p.exited() {
-			t.Fatalf("the emulator exited: %v\n%s", p.err, p.tail(20))
-		}
-		data, err := os.ReadFile(urlFile)
-		if err != nil {
-			return false, err
-		}
-		base = strings.TrimSpace(string(data))
-		if !strings.HasPrefix(base, "https://127.0.0.1:") || len(pathOf(t, base)) < 2 {
-			return false, fmt.Errorf("URL file holds %q", base)
-		}
-		return true, nil
-	})
-	pemBytes, err := os.ReadFile(certFile) // written before the URL file
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatalf("%s holds no PEM certificate", certFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	t.Cleanup(tr.CloseIdleConnections)
-	root := strings.TrimSuffix(base, pathOf(t, base))
-	he := &harness.Emulator{
-		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, URL: base, Root: root, Proc: p.hp,
-		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-	}
-	return &emulator{ClientID: he.ClientID, ClientSecret: he.ClientSecret, URL: base, Root: root, proc: p, he: he}, certFile
-}
-
-// startDevVaultWithEnv is startDevVault with extra environment for the server (and so its
-// plugin processes), which harness.Vault.Start does not take. Proxy and certificate
-// settings of the test's own environment are left out, so the server sees only extra's.
-func startDevVaultWithEnv(t *testing.T, extra ...string) *vaultProc {
-	t.Helper()
-	v := newVault(t, true)
-	hv := v.server()
-	hv.Starts++
-	env := append(withoutProxySettings(childEnv("HOME="+hv.HomeDir)), extra...)
-	args := []string{"server", "-config=" + hv.Config, "-log-level=" + hv.LogLevel,
-		"-dev", "-dev-root-token-id=" + hv.Token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", hv.Port)}
-	v.h.addLog(hv.LogPath())
-	p := startProc(t, "vault server", hv.LogPath(), env, hv.Bin, args...)
-	hv.Proc, v.proc = p.hp, p
-	client, err := harness.NewClient(hv.Addr, hv.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hv.API, v.api = client, client
-	waitFor(t, 60*time.Second, 50*time.Millisecond, "the dev Vault at "+hv.Addr+" to become active", func() (bool, error) {
-		if p.exited() {
-			t.Fatalf("vault server exited: %v\n%s", p.err, p.tail(30))
-		}
-		h, err := client.Sys().Health()
-		if err != nil {
-			return false, err
-		}
-		return h.Initialized && !h.Sealed && !h.Standby, fmt.Errorf("initialized %v, sealed %v, standby %v", h.Initialized, h.Sealed, h.Standby)
-	})
-	return v
-}
-
-// withoutProxySettings drops proxy and CA settings (any case) from env.
-func withoutProxySettings(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD", "SSL_CERT_FILE", "SSL_CERT_DIR":
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func hostPort(t *testing.T, raw string) string {

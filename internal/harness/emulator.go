@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +26,12 @@ type EmulatorOptions struct {
 	TokenLifetime  time.Duration // default: the emulator's (3h)
 	ReuseThreshold time.Duration // default: the emulator's (30m)
 	ExtraArgs      []string      // more flags, e.g. "-penalty-requests-per-hour=-1"
+	// TLS serves HTTPS with a fresh self-signed certificate (-tls), whose PEM the emulator
+	// writes to Dir/emulator.pem (Emulator.CertFile); the admin client trusts it.
+	TLS bool
+	// TLSHostname is one more DNS name in the certificate (-tls-hostname; needs TLS), for a
+	// client that reaches the emulator by a name through a proxy.
+	TLSHostname string
 }
 
 // Emulator is a running Naver emulator process.
@@ -31,6 +39,7 @@ type Emulator struct {
 	ClientID, ClientSecret string
 	URL                    string // the base URL the plugin is configured with (…/external)
 	Root                   string // scheme://host:port, where /_emulator/ lives
+	CertFile               string // with TLS: the certificate's PEM (for SSL_CERT_FILE); removed when the emulator exits
 	Proc                   *Proc
 	HTTP                   *http.Client // for the admin API: no proxy, a few kept-alive connections
 }
@@ -54,6 +63,14 @@ func StartEmulator(g *Group, opts EmulatorOptions) (*Emulator, error) {
 		"-client-secret", opts.ClientSecret,
 		"-url-file", urlFile,
 	}
+	scheme, certFile := "http", ""
+	if opts.TLS {
+		scheme, certFile = "https", filepath.Join(opts.Dir, "emulator.pem")
+		args = append(args, "-tls", "-tls-cert-file", certFile)
+	}
+	if opts.TLSHostname != "" {
+		args = append(args, "-tls-hostname", opts.TLSHostname)
+	}
 	if len(opts.AccountIDs) > 0 {
 		args = append(args, "-account-ids", strings.Join(opts.AccountIDs, ","))
 	}
@@ -68,13 +85,7 @@ func StartEmulator(g *Group, opts EmulatorOptions) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	tr.MaxIdleConnsPerHost = 8
-	em := &Emulator{
-		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, Proc: p,
-		HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-	}
+	em := &Emulator{ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, CertFile: certFile, Proc: p}
 	err = WaitFor(15*time.Second, 20*time.Millisecond, "the emulator's URL file", func() (bool, error) {
 		if p.Exited() {
 			return false, Permanent(fmt.Errorf("the emulator exited: %v\n%s", p.Err(), p.Tail(20)))
@@ -89,17 +100,44 @@ func StartEmulator(g *Group, opts EmulatorOptions) (*Emulator, error) {
 		if err != nil {
 			return false, err
 		}
-		if u.Scheme != "http" || !strings.HasPrefix(u.Host, "127.0.0.1:") || len(u.Path) < 2 {
+		if (u.Scheme == "http" || u.Scheme == "https") && u.Scheme != scheme {
+			// Not a partial write: no prefix of one scheme's URL is the other's.
+			return false, Permanent(fmt.Errorf("the emulator serves %s, want %s", em.URL, scheme))
+		}
+		if u.Scheme != scheme || !strings.HasPrefix(u.Host, "127.0.0.1:") || len(u.Path) < 2 {
 			return false, fmt.Errorf("URL file holds %q", em.URL)
 		}
 		em.Root = u.Scheme + "://" + u.Host
 		return true, nil
 	})
+	if err == nil {
+		em.HTTP, err = adminClient(certFile) // the certificate is written before the URL file
+	}
 	if err != nil {
 		_ = p.Stop(DefaultStopTimeout)
 		return nil, err
 	}
 	return em, nil
+}
+
+// adminClient is the client for the emulator's admin API: no proxy, a few kept-alive
+// connections, and trusting the certificate in certFile if there is one.
+func adminClient(certFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConnsPerHost = 8
+	if certFile != "" {
+		pemBytes, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the emulator's certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", certFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 // Admin calls the emulator's admin API (/_emulator/path). A body is sent with contentType;

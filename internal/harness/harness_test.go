@@ -1,9 +1,16 @@
 package harness
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -209,5 +216,130 @@ exec sleep 30
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatalf("took %s to notice the exit", time.Since(start))
+	}
+}
+
+func TestStartEmulatorTLS(t *testing.T) {
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "fixture.pem")
+	writeSelfSignedPEM(t, pemFile)
+	// A stand-in that writes the certificate where -tls-cert-file says, then the URL file.
+	standIn := script(t, dir, "tls.sh", `echo "$@" > "$(dirname "$0")/args"
+for a in "$@"; do
+  case "$prev" in
+  -tls-cert-file) cp "`+pemFile+`" "$a" ;;
+  -url-file) url="$a" ;;
+  esac
+  prev="$a"
+done
+echo "https://127.0.0.1:43211/external" > "$url"
+exec sleep 30
+`)
+	em, err := StartEmulator(nil, EmulatorOptions{Bin: standIn, Dir: filepath.Join(dir, "tls"), TLS: true, TLSHostname: "naver.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Proc.Stop(time.Second)
+	if em.URL != "https://127.0.0.1:43211/external" || em.Root != "https://127.0.0.1:43211" {
+		t.Fatalf("URL %q, root %q", em.URL, em.Root)
+	}
+	if want := filepath.Join(dir, "tls", "emulator.pem"); em.CertFile != want {
+		t.Fatalf("CertFile %q, want %q", em.CertFile, want)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "args"))
+	if want := " -tls -tls-cert-file " + em.CertFile + " -tls-hostname naver.test"; !strings.Contains(string(got), want) {
+		t.Errorf("the emulator's arguments %q lack %q", got, want)
+	}
+	if tr := em.HTTP.Transport.(*http.Transport); tr.TLSClientConfig == nil || tr.TLSClientConfig.RootCAs == nil {
+		t.Error("the admin client does not trust the emulator's certificate")
+	}
+
+	// An http:// URL from an emulator asked for TLS is not taken.
+	plain := script(t, dir, "plain.sh", `while [ "$1" != "-url-file" ]; do shift; done
+echo "http://127.0.0.1:43212/external" > "$2"
+exec sleep 30
+`)
+	var g Group
+	defer g.StopAll(time.Second)
+	if _, err := StartEmulator(&g, EmulatorOptions{Bin: plain, Dir: filepath.Join(dir, "plain"), TLS: true}); err == nil ||
+		!strings.Contains(err.Error(), "http://127.0.0.1:43212/external") {
+		t.Fatalf("want the wrong URL named, got %v", err)
+	}
+}
+
+// writeSelfSignedPEM writes a throwaway self-signed certificate's PEM to path.
+func writeSelfSignedPEM(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVaultServerEnv(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://ours.invalid:1")
+	t.Setenv("no_proxy", "ours")
+	t.Setenv("VAULT_TOKEN", "ours")
+	tests := []struct {
+		name      string
+		v         Vault
+		want, not []string
+	}{
+		{name: "ours without VAULT_*", v: Vault{HomeDir: "/h"},
+			want: []string{"HOME=/h", "HTTPS_PROXY=http://ours.invalid:1", "no_proxy=ours"}, not: []string{"VAULT_TOKEN=ours"}},
+		{name: "Env added", v: Vault{HomeDir: "/h", Env: []string{"SSL_CERT_FILE=/c.pem"}},
+			want: []string{"HOME=/h", "HTTPS_PROXY=http://ours.invalid:1", "SSL_CERT_FILE=/c.pem"}},
+		{name: "DropProxyEnv keeps only Env's", v: Vault{HomeDir: "/h", Env: []string{"HTTPS_PROXY=http://env:2"}, DropProxyEnv: true},
+			want: []string{"HOME=/h", "HTTPS_PROXY=http://env:2"}, not: []string{"HTTPS_PROXY=http://ours.invalid:1", "no_proxy=ours"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := strings.Join(tt.v.serverEnv(), "\n") + "\n"
+			for _, w := range tt.want {
+				if !strings.Contains(env, "\n"+w+"\n") && !strings.HasPrefix(env, w+"\n") {
+					t.Errorf("environment lacks %s", w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(env, n) {
+					t.Errorf("environment has %s", n)
+				}
+			}
+		})
+	}
+}
+
+func TestAgentConfig(t *testing.T) {
+	base := AgentOptions{Dir: "/a", VaultAddr: "http://127.0.0.1:8200",
+		Templates: []AgentTemplate{{Contents: "{{ x }}", Destination: "/a/x"}, {Source: "/t.tpl", Destination: "/a/y"}}}
+	withInterval := base
+	withInterval.TemplateConfig = `static_secret_render_interval = "5s"`
+	tests := []struct {
+		name string
+		opts AgentOptions
+		want string // a part of the config
+	}{
+		{name: "address", opts: base, want: "vault {\n  address = \"http://127.0.0.1:8200\"\n}\n"},
+		{name: "token file", opts: base, want: `token_file_path = "/a/vault-token"`},
+		{name: "template_config", opts: base, want: "template_config {\n  exit_on_retry_failure = true\n}\n"},
+		{name: "more template_config", opts: withInterval,
+			want: "template_config {\n  exit_on_retry_failure = true\n  static_secret_render_interval = \"5s\"\n}\n"},
+		{name: "contents template", opts: base, want: "template {\n  contents    = \"{{ x }}\"\n  destination = \"/a/x\"\n  perms       = \"0600\"\n}\n"},
+		{name: "source template", opts: base, want: "template {\n  source      = \"/t.tpl\"\n  destination = \"/a/y\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := AgentConfig(tt.opts); !strings.Contains(got, tt.want) {
+				t.Errorf("config lacks %q:\n%s", tt.want, got)
+			}
+		})
 	}
 }

@@ -30,32 +30,41 @@ type VaultOptions struct {
 	Dir      string    // the server's directory (created): config, logs, plugins/, home/
 	Plugins  []*Plugin // copied into Dir/plugins (Vault runs only binaries directly inside plugin_directory)
 	LogLevel string    // default "debug"
+	// Env is more environment for the server and so its plugin processes (say HTTPS_PROXY,
+	// SSL_CERT_FILE), after ours without VAULT_* settings and HOME.
+	Env []string
+	// DropProxyEnv leaves the proxy and CA settings of our environment out (HTTP_PROXY,
+	// HTTPS_PROXY, NO_PROXY, ALL_PROXY, REQUEST_METHOD, SSL_CERT_FILE, SSL_CERT_DIR, in any
+	// case), so that the server sees only Env's.
+	DropProxyEnv bool
 }
 
 // Vault is a Vault server: prepared by NewVault, configured by WriteDevConfig or
 // WriteServerConfig, run by Start.
 type Vault struct {
-	Bin       string
-	Dir       string
-	Port      int    // the API listener; the cluster listener takes Port+1
-	Addr      string // http://127.0.0.1:Port
-	Config    string // the server's config file
-	PluginDir string
-	HomeDir   string // HOME of the server and the CLI: a dev server writes ~/.vault-token
-	LogLevel  string
-	Dev       bool
-	Token     string // the root token
-	UnsealKey string // the one unseal key (base64) of a server Init initialised
-	Proc      *Proc  // the current run
-	API       *api.Client
-	Starts    int // how many times Start ran; run n logs to vault-n.log
+	Bin          string
+	Dir          string
+	Port         int    // the API listener; the cluster listener takes Port+1
+	Addr         string // http://127.0.0.1:Port
+	Config       string // the server's config file
+	PluginDir    string
+	HomeDir      string // HOME of the server and the CLI: a dev server writes ~/.vault-token
+	LogLevel     string
+	Env          []string // see VaultOptions
+	DropProxyEnv bool     // see VaultOptions
+	Dev          bool
+	Token        string // the root token
+	UnsealKey    string // the one unseal key (base64) of a server Init initialised
+	Proc         *Proc  // the current run
+	API          *api.Client
+	Starts       int // how many times Start ran; run n logs to vault-n.log
 }
 
 // NewVault prepares a server's directory, with a copy of each plugin in its plugin directory
 // (Plugin.SHA256 is set from the copy), and picks its ports. It starts nothing.
 func NewVault(opts VaultOptions) (*Vault, error) {
 	v := &Vault{
-		Bin: opts.Bin, Dir: opts.Dir, LogLevel: opts.LogLevel,
+		Bin: opts.Bin, Dir: opts.Dir, LogLevel: opts.LogLevel, Env: opts.Env, DropProxyEnv: opts.DropProxyEnv,
 		PluginDir: filepath.Join(opts.Dir, "plugins"),
 		HomeDir:   filepath.Join(opts.Dir, "home"),
 		Config:    filepath.Join(opts.Dir, "server.hcl"),
@@ -160,7 +169,7 @@ func (v *Vault) Start(g *Group) error {
 	if v.Dev {
 		args = append(args, "-dev", "-dev-root-token-id="+v.Token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.Port))
 	}
-	p, err := g.Start("vault server", v.LogPath(), ChildEnv("HOME="+v.HomeDir), v.Bin, args...)
+	p, err := g.Start("vault server", v.LogPath(), v.serverEnv(), v.Bin, args...)
 	if err != nil {
 		return err
 	}
@@ -188,6 +197,29 @@ func (v *Vault) Start(g *Group) error {
 		return err
 	}
 	return nil
+}
+
+// serverEnv is the environment Start runs the server with.
+func (v *Vault) serverEnv() []string {
+	env := ChildEnv("HOME=" + v.HomeDir)
+	if v.DropProxyEnv {
+		env = withoutProxySettings(env)
+	}
+	return append(env, v.Env...)
+}
+
+// withoutProxySettings drops proxy and CA settings (any case) from env.
+func withoutProxySettings(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD", "SSL_CERT_FILE", "SSL_CERT_DIR":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // exitError says that the server has exited, with its log's tail, or is nil.

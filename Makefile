@@ -25,8 +25,9 @@ vault:
 # Everything: lint, unit tests with the race detector, short fuzz runs, the real-Vault tests.
 test: lint unit-test fuzz acceptance-test
 
+# promtool (Debian's prometheus) lets the metrics unit tests check the exposition too.
 unit-test:
-	$(GO) test -race -count=1 ./...
+	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" $(GO) test -race -count=1 ./...
 
 FUZZTIME ?= 10s
 fuzz:

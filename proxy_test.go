@@ -70,17 +70,7 @@ func newTLSBackend(env *testEnv, tlsConfig *tls.Config) *backend {
 }
 
 func startTestProxy(t *testing.T) *testproxy.Proxy {
-	t.Helper()
-	p, err := testproxy.Start(testproxy.Options{User: proxyUser, Password: proxyPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return p
+	return testproxy.StartT(t, testproxy.Options{User: proxyUser, Password: proxyPassword})
 }
 
 // hostOf is the host:port of a URL, as a CONNECT request names it.

@@ -136,17 +136,7 @@ func TestProxyHTTPSToNaver(t *testing.T) {
 // startTestProxy starts a testproxy.Proxy that the test closes when it ends (after Vault
 // stopped: cleanups run last-in first-out, and the proxies start before Vault).
 func startTestProxy(t *testing.T, opts testproxy.Options) *testproxy.Proxy {
-	t.Helper()
-	p, err := testproxy.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return p
+	return testproxy.StartT(t, opts)
 }
 
 func hostPort(t *testing.T, raw string) string {

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -60,6 +61,22 @@ type Proxy struct {
 }
 
 // Start starts a proxy on 127.0.0.1 with a random port.
+// StartT starts a proxy that is closed when the test ends, failing the test if it cannot
+// start or close cleanly (cleanups run last-in first-out: start it before what uses it).
+func StartT(t testing.TB, opts Options) *Proxy {
+	t.Helper()
+	p, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
 func Start(opts Options) (*Proxy, error) {
 	for from, to := range opts.Hosts {
 		if err := checkLoopback(to); err != nil {

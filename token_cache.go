@@ -269,7 +269,6 @@ type requestBudget struct {
 	log     *requestLog
 	perHour int
 	now     func() time.Time
-	metrics *metrics
 }
 
 // check reports why another attempt may not be sent, or nil.
@@ -528,7 +527,7 @@ func (c *tokenCache) fetch(ctx context.Context, key tokenKey, p *cachePolicy) (a
 	case <-ctx.Done():
 		return accessToken{}, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
 	}
-	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, metrics: c.metrics}
+	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now}
 	if err := rb.check(); err != nil {
 		c.metrics.budgetRefused()
 		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)

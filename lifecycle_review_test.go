@@ -179,8 +179,7 @@ func TestReviewConfigInvalidationDiscardsInFlightToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newTestEnv(t)
 			net := &slowNetwork{clock: env.clock}
-			env.transport = net
-			env.b = env.newBackend()
+			env.useTransport(net)
 			env.naver.SetReusedTokenFullLifetime(tt.reused)
 			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
 				"verify_connection": false, "max_retries": 0, "background_refresh": false})

@@ -54,6 +54,22 @@ func (s *slowNetwork) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// useTransport restarts the backend with its requests to Naver carried by rt.
+func (e *testEnv) useTransport(rt http.RoundTripper) {
+	e.transport = rt
+	e.b = e.newBackend()
+}
+
+// readTokenWithoutRetries configures no retries and no background refresh, and reads the
+// token of a SELLER role "store": the start of the tests of a renewal that fails.
+func (e *testEnv) readTokenWithoutRetries() {
+	e.t.Helper()
+	e.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": e.naver.URL,
+		"verify_connection": false, "max_retries": 0, "background_refresh": false})
+	e.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	e.readToken("store")
+}
+
 func (e *testEnv) periodic(ctx context.Context) {
 	e.t.Helper()
 	if _, err := e.b.HandleRequest(ctx, &logical.Request{Operation: logical.RollbackOperation, Storage: e.storage}); err != nil {
@@ -86,12 +102,8 @@ func TestSlowFailedRenewalNeverServesADeadToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newTestEnv(t)
 			net := &slowNetwork{clock: env.clock}
-			env.transport = net
-			env.b = env.newBackend()
-			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
-				"verify_connection": false, "max_retries": 0, "background_refresh": false})
-			env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
-			env.readToken("store")
+			env.useTransport(net)
+			env.readTokenWithoutRetries()
 
 			env.clock.Advance(3*time.Hour - 20*time.Second)
 			net.before = func(int) time.Duration { return tt.stall }
@@ -133,12 +145,8 @@ func assertLeaseWithinLife(t *testing.T, resp *logical.Response) {
 func TestJoinedReadJudgesTokenAfterTheWait(t *testing.T) {
 	env := newTestEnv(t)
 	net := &slowNetwork{clock: env.clock}
-	env.transport = net
-	env.b = env.newBackend()
-	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
-		"verify_connection": false, "max_retries": 0, "background_refresh": false})
-	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
-	env.readToken("store")
+	env.useTransport(net)
+	env.readTokenWithoutRetries()
 	env.clock.Advance(3*time.Hour - 30*time.Second)
 	net.release = make(chan struct{})
 	net.before = func(int) time.Duration { return 25 * time.Second }
@@ -382,8 +390,7 @@ func TestEchoedSignatureIsRedactedWholeOrInPart(t *testing.T) {
 func TestPeriodicHonoursItsDeadline(t *testing.T) {
 	env := newTestEnv(t)
 	net := &slowNetwork{clock: env.clock}
-	env.transport = net
-	env.b = env.newBackend()
+	env.useTransport(net)
 	env.configure()
 	const keys = 12
 	for i := 0; i < keys; i++ {
@@ -419,8 +426,7 @@ func TestPeriodicHonoursItsDeadline(t *testing.T) {
 func TestBackoffBelongsToCredentials(t *testing.T) {
 	env := newTestEnv(t)
 	net := &slowNetwork{clock: env.clock, release: make(chan struct{})}
-	env.transport = net
-	env.b = env.newBackend()
+	env.useTransport(net)
 	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false, "max_retries": 0})
 	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
 	env.naver.InjectFault(navercommercetest.Fault{Status: 500})
@@ -457,8 +463,7 @@ func TestRenewalAsksOnlyWhenNaverIssuesANewToken(t *testing.T) {
 				}
 				return 0
 			}
-			env.transport = net
-			env.b = env.newBackend()
+			env.useTransport(net)
 			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
 				"verify_connection": false, "background_refresh": background})
 			env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})

@@ -1,0 +1,177 @@
+package navercommerce
+
+// What a key may ask of Naver: the request log behind the hourly budget, the budget
+// itself, and the back-off after failed requests.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// requestLog remembers when a key asked Naver, for the hourly budget and status. It is kept
+// across credential changes: Naver counts requests, whatever the cache forgot.
+type requestLog struct {
+	// sending holds one token while a request for the key is being sent.
+	sending chan struct{}
+	mu      sync.Mutex
+	times   []time.Time // oldest first, at most a day
+}
+
+func (l *requestLog) record(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.trimLocked(now)
+	l.times = append(l.times, now)
+}
+
+func (l *requestLog) trimLocked(now time.Time) {
+	i := 0
+	for i < len(l.times) && now.Sub(l.times[i]) >= 24*time.Hour {
+		i++
+	}
+	l.times = l.times[i:]
+}
+
+// since counts the requests in the last d, and returns the oldest of them.
+func (l *requestLog) since(now time.Time, d time.Duration) (n int, oldest time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.times) - 1; i >= 0 && now.Sub(l.times[i]) < d; i-- {
+		n++
+		oldest = l.times[i]
+	}
+	return n, oldest
+}
+
+// budgetError is a request not sent because the key spent its hourly budget.
+type budgetError struct {
+	Limit     int
+	NextAfter time.Time
+}
+
+func (e *budgetError) Error() string {
+	return fmt.Sprintf("not asking Naver: this token has had %d requests in the last hour, the limit set by max_token_requests_per_hour; the next is allowed at %s",
+		e.Limit, e.NextAfter.UTC().Format(time.RFC3339))
+}
+
+// requestBudget lets the Naver client count every HTTP attempt of one fetch, retries
+// included, against the key's budget.
+type requestBudget struct {
+	log     *requestLog
+	perHour int
+	now     func() time.Time
+}
+
+// check reports why another attempt may not be sent, or nil.
+func (rb *requestBudget) check() error {
+	now := rb.now()
+	n, oldest := rb.log.since(now, time.Hour)
+	if rb.perHour > 0 && n >= rb.perHour {
+		return &budgetError{Limit: rb.perHour, NextAfter: oldest.Add(time.Hour)}
+	}
+	return nil
+}
+
+func (rb *requestBudget) record() { rb.log.record(rb.now()) }
+
+type requestBudgetKey struct{}
+
+func withRequestBudget(ctx context.Context, rb *requestBudget) context.Context {
+	return context.WithValue(ctx, requestBudgetKey{}, rb)
+}
+
+func requestBudgetFrom(ctx context.Context) *requestBudget {
+	rb, _ := ctx.Value(requestBudgetKey{}).(*requestBudget)
+	return rb
+}
+
+func (c *tokenCache) requestLog(key tokenKey) *requestLog {
+	if v, ok := c.requests.Load(key); ok {
+		return v.(*requestLog)
+	}
+	v, _ := c.requests.LoadOrStore(key, &requestLog{sending: make(chan struct{}, 1)})
+	return v.(*requestLog)
+}
+
+// fetch asks Naver within the key's hourly budget: every HTTP attempt counts. One request
+// per key is sent at a time, whatever the credentials generation: Naver penalises
+// concurrent requests, and a request made just before a credential change may still be
+// running.
+func (c *tokenCache) fetch(ctx context.Context, key tokenKey, p *cachePolicy) (accessToken, error) {
+	log := c.requestLog(key)
+	select {
+	case log.sending <- struct{}{}:
+		defer func() { <-log.sending }()
+	case <-ctx.Done():
+		return accessToken{}, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
+	}
+	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now}
+	if err := rb.check(); err != nil {
+		c.metrics.budgetRefused()
+		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)
+		return accessToken{}, err
+	}
+	tok, err := p.fetch(withRequestBudget(ctx, rb), key)
+	c.metrics.tokenRequested(err)
+	return tok, err
+}
+
+func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) {
+	now := c.now()
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ke := &keyError{At: now, Message: err.Error()}
+	var ue *upstreamError
+	if errors.As(err, &ue) {
+		ke.StatusCode, ke.Code, ke.TraceID = ue.StatusCode, ue.Code, ue.TraceID
+	}
+	ks.lastError = ke
+	var be *budgetError
+	if c.generation.Load() != ks.gen || errors.As(err, &be) {
+		// Made with credentials that are gone: the new ones owe it no back-off. A budget
+		// refusal sent nothing, and the budget check itself is the back-off.
+		return
+	}
+	if ks.failedWith != credentials {
+		ks.failures, ks.failedWith = 0, credentials
+	}
+	ks.failures++
+	ks.backoffUntil = now.Add(readBackoff(err, ks.failures))
+	ks.backoffErr = err
+	ks.nextBackground = now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff))
+}
+
+func (c *tokenCache) recordSuccess(ks *keyState) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.failures = 0
+	ks.backoffUntil, ks.backoffErr, ks.nextBackground = time.Time{}, nil, time.Time{}
+}
+
+// readBackoff is how long reads share a failure instead of asking Naver again.
+func readBackoff(err error, failures int) time.Duration {
+	base := failureBackoff
+	var ue *upstreamError
+	if errors.As(err, &ue) {
+		switch {
+		case ue.RetryAfter > 0:
+			return min(ue.RetryAfter, maxBackoff)
+		case ue.StatusCode == http.StatusTooManyRequests:
+			base = rateLimitBackoff
+		}
+	}
+	return doubling(base, failures, maxBackoff)
+}
+
+// doubling is base doubled for every failure after the first, at most ceiling.
+func doubling(base time.Duration, failures int, ceiling time.Duration) time.Duration {
+	d := base
+	for i := 1; i < failures && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}

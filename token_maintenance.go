@@ -1,0 +1,243 @@
+package navercommerce
+
+// Periodic maintenance and status: the storage sweep, eviction of keys no role names,
+// background renewal, and the per-key view that status and metrics report.
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// sweepStorage deletes stored tokens that expired or belong to other credentials: keys
+// not in memory (since a restart) are otherwise never looked at.
+func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, credentials string) {
+	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenStoragePrefix)
+	if err != nil {
+		c.logger.Warn("listing cached tokens failed", "error", err)
+		return
+	}
+	now := c.now()
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		entry, err := s.Get(ctx, k)
+		if err != nil || entry == nil {
+			continue
+		}
+		var tok cachedToken
+		if err := decodeEntry(entry, "cached token", &tok); err == nil && tok.Credentials == credentials && tok.life(now) > 0 {
+			// Known from the start, like a token read before the restart (status, metrics).
+			if ks := c.state(tok.Key); ks.token.Load() == nil {
+				stored := tok
+				c.publishMemory(ks, &stored)
+			}
+			continue
+		}
+		c.mu.Lock()
+		if v, ok := c.entries.Load(tok.Key); ok && v.(*keyState).token.Load() != nil && v.(*keyState).token.Load().life(now) > 0 {
+			c.mu.Unlock()
+			continue // renewed meanwhile
+		}
+		if err := s.Delete(ctx, k); err != nil {
+			c.logger.Warn("deleting a stale cached token failed", "error", err)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// ensureSwept sweeps storage once after the plugin starts, so that what memory shows
+// (metrics) includes the tokens stored before the restart.
+func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credentials string) {
+	c.mu.RLock()
+	swept := !c.lastSweep.IsZero()
+	c.mu.RUnlock()
+	if swept {
+		return
+	}
+	c.sweepStorage(ctx, s, credentials)
+	c.mu.Lock()
+	c.lastSweep = c.now()
+	c.mu.Unlock()
+}
+
+// roleChanged notes that role no longer reads its key: the next periodic run checks whether
+// any role still names it, and evicts it if none does.
+func (c *tokenCache) roleChanged(role string) {
+	c.entries.Range(func(_, v any) bool {
+		ks := v.(*keyState)
+		if ks.removeRole(role) {
+			ks.mu.Lock()
+			ks.checkRoles = true
+			ks.mu.Unlock()
+		}
+		return true
+	})
+}
+
+// keyNamedFunc reports whether any role still names key (roles hints which to look at first).
+type keyNamedFunc func(ctx context.Context, s logical.Storage, key tokenKey, roles []string) (bool, error)
+
+// maintain is the periodic work: it evicts expired tokens and tokens no role names, and
+// renews, concurrently and within ctx's deadline, the tokens in Naver's 30-minute window
+// that were read within their lifetime. A key whose renewals fail is retried across runs
+// with a doubling back-off of up to an hour. It returns how many tokens it renewed.
+func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePolicy, named keyNamedFunc) (renewed int) {
+	// Deadlines are wall-clock time, whatever clock the cache reckons tokens by.
+	deadline := time.Now().Add(periodicBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-periodicMargin).Before(deadline) {
+		deadline = d.Add(-periodicMargin)
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	now := c.now()
+	c.mu.RLock()
+	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
+	c.mu.RUnlock()
+	if sweep {
+		c.sweepStorage(ctx, s, p.credentials)
+		c.mu.Lock()
+		c.lastSweep = now
+		c.mu.Unlock()
+	}
+	var due, check []*keyState
+	c.entries.Range(func(_, v any) bool {
+		ks := v.(*keyState)
+		tok := ks.token.Load()
+		lastRead := time.Unix(0, ks.lastRead.Load())
+		ks.mu.Lock()
+		checkRoles, nextBackground := ks.checkRoles, ks.nextBackground
+		ks.mu.Unlock()
+		switch {
+		case tok == nil:
+			if now.Sub(lastRead) > idleKeyLifetime {
+				c.entries.CompareAndDelete(ks.key, ks)
+			}
+		case tok.life(now) <= 0:
+			if err := c.evict(ctx, s, ks, tok); err != nil {
+				c.logger.Warn("evicting an expired token failed", "type", ks.key.Type, "error", err)
+			}
+		case checkRoles:
+			check = append(check, ks)
+		}
+		if tok != nil && tok.Credentials == p.credentials && p.ahead &&
+			tok.naverLife(now) < refreshWindow && tok.life(now) > 0 &&
+			now.Sub(lastRead) < tok.ExpiresAt.Sub(tok.FetchedAt) &&
+			!now.Before(nextBackground) {
+			due = append(due, ks)
+		}
+		return true
+	})
+
+	for _, ks := range check {
+		ok, err := named(ctx, s, ks.key, ks.roleNames())
+		if err != nil {
+			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
+			continue
+		}
+		ks.mu.Lock()
+		ks.checkRoles = false
+		ks.mu.Unlock()
+		if !ok {
+			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
+				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
+			}
+		}
+	}
+
+	sem := make(chan struct{}, renewConcurrency)
+	var wg sync.WaitGroup
+	var count atomic.Int64
+loop:
+	for _, ks := range due {
+		// A key no role names any more is not renewed: its token is evicted instead.
+		if ok, err := named(ctx, s, ks.key, ks.roleNames()); err != nil {
+			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
+			continue
+		} else if !ok {
+			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
+				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
+			}
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		ch := c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true))
+		wg.Add(1)
+		go func(ks *keyState) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			select {
+			case r := <-ch:
+				if r.Err != nil {
+					c.logger.Warn("background refresh failed", "type", ks.key.Type, "error", r.Err)
+				} else if r.Val.(tokenResult).fetched {
+					count.Add(1)
+				}
+			case <-ctx.Done():
+				// The request goes on behind us, bounded by request_timeout; Vault's
+				// periodic call must not wait for it.
+			}
+		}(ks)
+	}
+	wg.Wait()
+	return int(count.Load())
+}
+
+// keyStatus is what status reports of one key: never the token itself.
+type keyStatus struct {
+	Key   tokenKey
+	Roles []string // roles read through the key since the plugin started, sorted
+	// FetchedAt, ExpiresAt and RenewAt are zero when the key holds no token.
+	FetchedAt time.Time
+	ExpiresAt time.Time
+	RenewAt   time.Time // when Naver will issue a new token, so when it is renewed
+	LastRead  time.Time // zero: not read since the plugin started
+	// Requests1h and Requests24h count HTTP requests to Naver, retries included.
+	Requests1h   int
+	Requests24h  int
+	LastError    *keyError // nil: none since the plugin started
+	BackoffUntil time.Time // reads do not ask Naver before this
+	// NextBackground is when background renewal may ask Naver next, after failures.
+	NextBackground time.Time
+	Failures       int // consecutive failed requests
+}
+
+// status reports every key of the current credentials generation, sorted by key.
+func (c *tokenCache) status(now time.Time, credentials string) []keyStatus {
+	var out []keyStatus
+	c.entries.Range(func(_, v any) bool {
+		ks := v.(*keyState)
+		st := keyStatus{Key: ks.key, Roles: ks.roleNames()}
+		sort.Strings(st.Roles)
+		if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {
+			st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt()
+		}
+		if n := ks.lastRead.Load(); n != 0 {
+			st.LastRead = time.Unix(0, n)
+		}
+		log := c.requestLog(ks.key)
+		st.Requests1h, _ = log.since(now, time.Hour)
+		st.Requests24h, _ = log.since(now, 24*time.Hour)
+		ks.mu.Lock()
+		if ks.lastError != nil {
+			e := *ks.lastError
+			st.LastError = &e
+		}
+		st.BackoffUntil, st.NextBackground, st.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
+		ks.mu.Unlock()
+		out = append(out, st)
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
+	return out
+}

@@ -22,6 +22,9 @@ import (
 
 const (
 	tokenPath = "/v1/oauth2/token"
+	// accountPath is an authenticated API that every token may call; a drop asks it whether
+	// Naver still accepts a token (see tokenAccepted).
+	accountPath = "/v1/seller/account"
 	// signingSkew is how far in the past the signed timestamp is: Naver rejects timestamps
 	// from its future, so a Vault clock slightly ahead of Naver's must not fail every request.
 	signingSkew = 5 * time.Second
@@ -196,6 +199,32 @@ func (c *naverClient) checkConnection(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// tokenAccepted asks Naver's gateway whether it still accepts token, with one
+// authenticated API call that is not a token request: 401 means it does not; any other
+// answer of the API (a 403 for a call the token may not make included) means it does. A
+// 429, a 5xx or no answer tell nothing, and are errors.
+func (c *naverClient) tokenAccepted(ctx context.Context, token string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.tokenURL, tokenPath)+accountPath, nil)
+	if err != nil {
+		return false, fmt.Errorf("building the token check: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.HTTPClient.Do(req)
+	if err != nil {
+		return false, &upstreamError{Err: fmt.Errorf("checking whether Naver still accepts the token: %w", redactError(err, token))}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return false, nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return false, fmt.Errorf("checking whether Naver still accepts the token: %w", decodeErrorResponse(resp, body, []string{token}))
+	}
+	return true, nil
 }
 
 func (c *naverClient) logRateLimits(resp *http.Response, typ, trace string) {

@@ -15,26 +15,29 @@ import (
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
-// hookStorage lets a test stop a storage Delete of a chosen key (or prefix) until released.
+// hookStorage lets a test stop one storage operation on a chosen key (or prefix) until
+// released.
 type hookStorage struct {
 	logical.Storage
 	mu      sync.Mutex
+	op      string // "get", "put" or "delete"
 	prefix  string
-	blocked chan struct{} // closed when a matching Delete arrives
+	blocked chan struct{} // closed when a matching operation arrives
 	release chan struct{}
 }
 
-func (h *hookStorage) armDelete(prefix string) (blocked, release chan struct{}) {
+func (h *hookStorage) arm(op, prefix string) (blocked, release chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prefix, h.blocked, h.release = prefix, make(chan struct{}), make(chan struct{})
+	h.op, h.prefix, h.blocked, h.release = op, prefix, make(chan struct{}), make(chan struct{})
 	return h.blocked, h.release
 }
 
-func (h *hookStorage) Delete(ctx context.Context, key string) error {
+// wait holds an operation op on key if it is the one armed, once.
+func (h *hookStorage) wait(op, key string) {
 	h.mu.Lock()
-	prefix, blocked, release := h.prefix, h.blocked, h.release
-	if prefix != "" && strings.HasPrefix(key, prefix) {
+	blocked, release := h.blocked, h.release
+	if h.prefix != "" && h.op == op && strings.HasPrefix(key, h.prefix) {
 		h.prefix = "" // once
 	} else {
 		blocked = nil
@@ -44,6 +47,22 @@ func (h *hookStorage) Delete(ctx context.Context, key string) error {
 		close(blocked)
 		<-release
 	}
+}
+
+// Get holds the answer, not the question: what was read stays what storage held then.
+func (h *hookStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	entry, err := h.Storage.Get(ctx, key)
+	h.wait("get", key)
+	return entry, err
+}
+
+func (h *hookStorage) Put(ctx context.Context, entry *logical.StorageEntry) error {
+	h.wait("put", entry.Key)
+	return h.Storage.Put(ctx, entry)
+}
+
+func (h *hookStorage) Delete(ctx context.Context, key string) error {
+	h.wait("delete", key)
 	return h.Storage.Delete(ctx, key)
 }
 
@@ -102,7 +121,7 @@ func TestReviewDropAfterRestartExtendsHandedBackToken(t *testing.T) {
 	env.clock.Advance(time.Hour)
 
 	env.b = env.newBackend() // restart: the token is known from storage only
-	if resp, err := env.request(env.b, logical.DeleteOperation, "token/store", nil); errorText(resp, err) != "" {
+	if resp, err := env.request(env.b, logical.DeleteOperation, "token/store", map[string]any{"force": true}); errorText(resp, err) != "" {
 		t.Fatal(errorText(resp, err))
 	}
 	second := env.readToken("store")
@@ -127,11 +146,11 @@ func TestReviewOldCredentialsFailureDuringPurgeBlocksNewOnes(t *testing.T) {
 		"verify_connection": false, "max_retries": 0, "background_refresh": false})
 	env.mustWrite("roles/a", map[string]any{"type": "SELLER", "account_id": "ncp_a"})
 	env.mustWrite("roles/b", map[string]any{"type": "SELLER", "account_id": testAccount})
-	env.readToken("a") // a stored token: the purge has something to delete
+	env.readToken("a") // a stored token: the purge has something to retire
 
 	// The operator re-issued the secret in the API center and now writes it to Vault.
 	env.naver.SetClientSecret(testClientID, otherSecret)
-	blocked, release := hs.armDelete(tokenStoragePrefix)
+	blocked, release := hs.arm("put", tokenStoragePrefix)
 	done := make(chan error, 1)
 	go func() {
 		resp, err := env.rawRequest(logical.UpdateOperation, "config", map[string]any{"client_secret": otherSecret, "verify_connection": false})

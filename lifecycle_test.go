@@ -495,8 +495,9 @@ func TestHandedBackTokenNeverExtendsItsLife(t *testing.T) {
 		env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
 		first := env.readToken("store")
 		env.clock.Advance(time.Hour)
-		if _, err := env.request(env.b, logical.DeleteOperation, "token/store", nil); err != nil {
-			t.Fatal(err)
+		// Forced: Naver still accepts the token, so an unforced drop would keep it.
+		if resp, err := env.request(env.b, logical.DeleteOperation, "token/store", map[string]any{"force": true}); errorText(resp, err) != "" {
+			t.Fatal(errorText(resp, err))
 		}
 		second := env.readToken("store")
 		if second.Data["access_token"] != first.Data["access_token"] {
@@ -587,20 +588,45 @@ func TestVerificationCountsAgainstTheBudget(t *testing.T) {
 
 func TestDropCachedToken(t *testing.T) {
 	env := newTestEnv(t)
-	env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true})
 	env.configure()
 	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
-	env.readToken("store")
+	first := env.readToken("store").Data["access_token"].(string)
+
+	// Naver still accepts the token: it is kept, and the answer says why.
 	resp, err := env.request(env.b, logical.DeleteOperation, "token/store", nil)
-	if errorText(resp, err) != "" {
-		t.Fatal(errorText(resp, err))
+	if errorText(resp, err) != "" || resp == nil || len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "still accepts") {
+		t.Fatalf("drop of a live token: %v %v, want a warning that Naver still accepts it", resp, err)
 	}
-	if env.cachedToken("SELLER", testAccount) != nil || env.storedToken("SELLER", testAccount) != nil {
-		t.Fatal("the token was not dropped from memory and storage")
+	if env.readToken("store").Data["access_token"] != first || env.requestsFor("SELLER", testAccount) != 1 {
+		t.Fatal("a token Naver still accepts was dropped")
 	}
-	env.readToken("store")
+
+	// The seller re-authorised the application: Naver refuses the token, and the drop takes.
+	env.naver.KillToken(first)
+	if resp, err := env.request(env.b, logical.DeleteOperation, "token/store", nil); errorText(resp, err) != "" || (resp != nil && len(resp.Warnings) > 0) {
+		t.Fatalf("drop of a dead token: %v %v", resp, err)
+	}
+	if tok := env.cachedToken("SELLER", testAccount); tok != nil {
+		t.Fatal("the dead token is still cached in memory")
+	}
+	if tok := env.storedToken("SELLER", testAccount); tok == nil || tok.AccessToken != "" || tok.Retired != retiredDropped || tok.Fingerprint != tokenFingerprint(first) {
+		t.Fatalf("stored after the drop: %+v, want the dropped token's fact without the token", tok)
+	}
+	second := env.readToken("store").Data["access_token"].(string)
+	if second == first || !env.naver.TokenValid(second) {
+		t.Fatal("the read after a drop did not get a new, valid token")
+	}
 	if n := env.requestsFor("SELLER", testAccount); n != 2 {
 		t.Errorf("%d requests, want 2: the read after a drop asks Naver", n)
+	}
+	env.assertCompliant()
+
+	// force drops without asking Naver (whose answer would then be needless: not tested here).
+	if resp, err := env.request(env.b, logical.DeleteOperation, "token/store", map[string]any{"force": true}); errorText(resp, err) != "" {
+		t.Fatal(errorText(resp, err))
+	}
+	if env.cachedToken("SELLER", testAccount) != nil {
+		t.Fatal("force did not drop the token")
 	}
 	for path, want := range map[string]string{"token/nobody": "does not exist"} {
 		resp, err := env.request(env.b, logical.DeleteOperation, path, nil)

@@ -66,7 +66,7 @@ func (c *naverConfig) maxRequestsPerHour() int {
 
 // credentialsID fingerprints what cached tokens depend on.
 func (c *naverConfig) credentialsID() string {
-	return credentialsID(c.ClientID, c.ClientSecret, c.BaseURL)
+	return credentialsID(c.ClientID, c.ClientSecret, comparableBaseURL(c.BaseURL))
 }
 
 func pathConfig(b *backend) *framework.Path {
@@ -380,13 +380,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 	if verify {
-		key := selfKey
-		fetchedAt := b.now()
-		tok, err := b.tokens.fetch(ctx, key, &st.policy)
+		tok, err := b.tokens.request(ctx, selfKey, &st.policy, nil)
 		if err != nil {
 			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
 		}
-		verified = &cachedToken{accessToken: tok, Key: key, Credentials: st.policy.credentials, FetchedAt: fetchedAt}
+		verified = tok
 	}
 
 	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
@@ -397,10 +395,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
 	if credentialsChanged {
-		// Before the new config is current, so no token of the new credentials is dropped.
-		// A failure leaves stale entries behind, but their credentials fingerprint no longer
-		// matches, so they are never served.
-		if err := b.tokens.purge(ctx, req.Storage); err != nil {
+		// Before the new config is current, so no token of the new credentials is retired.
+		// A failure leaves servable entries behind, but their credentials fingerprint no
+		// longer matches, so they are never served.
+		if err := b.tokens.retireAll(ctx, req.Storage); err != nil {
 			b.Logger().Warn("dropping cached tokens of the old credentials", "error", err)
 		}
 	}
@@ -544,8 +542,39 @@ func validateBaseURL(raw string) (string, error) {
 	default:
 		return "", fmt.Errorf("must use https, not %q", u.Scheme)
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	return u.String(), nil
+	return normalBaseURL(u), nil
+}
+
+// normalBaseURL is u as compared and stored: host in lower case, no default port, no
+// trailing slash, so that a cosmetic change is not a credential change that retires every
+// token.
+func normalBaseURL(u *url.URL) string {
+	n := *u
+	n.Scheme = strings.ToLower(n.Scheme)
+	host, port := strings.ToLower(n.Hostname()), n.Port()
+	if (n.Scheme == "https" && port == "443") || (n.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	n.Host = host
+	if strings.Contains(host, ":") {
+		n.Host = "[" + host + "]"
+	}
+	if port != "" {
+		n.Host += ":" + port
+	}
+	n.Path = strings.TrimRight(n.Path, "/")
+	n.RawPath = ""
+	return n.String()
+}
+
+// comparableBaseURL normalises a stored base URL (one stored before normalisation existed
+// included) for the credentials fingerprint.
+func comparableBaseURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	return normalBaseURL(u)
 }
 
 func isLoopback(host string) bool {
@@ -593,8 +622,8 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
 	b.replaceConfig(nil)
-	if err := b.tokens.purge(ctx, req.Storage); err != nil {
-		return nil, fmt.Errorf("config deleted, but dropping cached tokens failed: %w", err)
+	if err := b.tokens.retireAll(ctx, req.Storage); err != nil {
+		return nil, fmt.Errorf("config deleted, but retiring cached tokens failed: %w", err)
 	}
 	return nil, nil
 }

@@ -333,7 +333,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	return nil, nil
 }
 
-// dropOrphanedToken evicts the cached token of old's key, in memory and storage, when no
+// dropOrphanedToken stops caching (and renewing) the token of old's key when no
 // role names that key any more (old was deleted or now names another). Only roles read since
 // the plugin started are known to the cache, so every role is checked.
 func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old *roleEntry) {
@@ -351,9 +351,7 @@ func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old 
 		return
 	}
 	if !named {
-		if err := b.tokens.evictKey(ctx, s, key); err != nil {
-			b.Logger().Warn("evicting the token no role names failed", "type", key.Type, "error", err)
-		}
+		b.tokens.evictKey(key)
 	}
 }
 

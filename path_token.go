@@ -20,6 +20,7 @@ const (
 	fieldTokenType   = "token_type"
 	fieldExpiresAt   = "expires_at"
 	fieldExpiresIn   = "expires_in"
+	fieldForce       = "force"
 	internalRole     = "role"
 )
 
@@ -34,6 +35,11 @@ func pathToken(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Name of the role to read a token for.",
 				Required:    true,
+			},
+			fieldForce: {
+				Type:        framework.TypeBool,
+				Description: "Delete only: drop the token without first asking Naver whether it still accepts it. If Naver does, the next read asks for a token Naver would hand back: a needless request, which Naver may penalise by limiting the whole application.",
+				Query:       true,
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -53,7 +59,7 @@ func pathToken(b *backend) *framework.Path {
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:                  b.pathTokenDelete,
-				Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
+				Summary:                   "Drop the cached token of a role's type and account once Naver refuses it; the next read asks Naver.",
 				ForwardPerformanceStandby: true,
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationVerb:   "drop",
@@ -80,9 +86,14 @@ renewable: read again for a new token. Revoking a lease is local only: Naver has
 revoke a token, and the token stays valid until it expires. A token is never returned with
 less than 10 seconds left: the read fails (502) instead, saying why.
 
-Deleting token/<name> drops the cached token of the role's type and account, in memory and
-storage, so that the next read asks Naver: for when the token is dead at Naver while the cache
-still has hours (for example after the seller re-authorised the application).
+Deleting token/<name> drops the cached token of the role's type and account, so that the
+next read asks Naver: for when the token is dead at Naver while the cache still has hours (for
+example after the seller re-authorised the application). First the plugin asks Naver, with one
+authenticated API call, whether it still accepts the token: if it does, the token is kept and
+the answer says so (asking Naver for a new token while it has 30 minutes or more left is what
+Naver penalises). force=true drops it without asking. What is known of a dropped token (when it
+expires, never the token itself) is kept until it expires, so a token Naver hands back is never
+served past its real expiry.
 `
 
 var tokenResponseFields = map[string]*framework.FieldSchema{
@@ -163,15 +174,37 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 
 func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
+	force := d.Get(fieldForce).(bool)
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
 	}
 	key := role.tokenKey(st.config.ClientID)
-	if err := b.tokens.drop(ctx, req.Storage, key); err != nil {
-		return nil, fmt.Errorf("dropping the cached %s token of role %q: %w", key.Type, name, err)
+	accepted := func(ctx context.Context, token string) (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, st.config.RequestTimeout)
+		defer cancel()
+		return st.client.tokenAccepted(ctx, token)
 	}
-	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type)
+	outcome, err := b.tokens.drop(ctx, req.Storage, key, st.policy.credentials, force, accepted)
+	if err != nil {
+		return nil, tokenRequestError(fmt.Sprintf("dropping the cached %s token of role %q%s: nothing was dropped; drop it anyway with %s=true", key.Type, name, accountSuffix(key), fieldForce), err)
+	}
+	switch outcome {
+	case dropStillAlive:
+		b.Logger().Info("cached token not dropped: Naver still accepts it", "role", name, "type", key.Type)
+		resp := &logical.Response{}
+		resp.AddWarning(fmt.Sprintf("not dropped: Naver still accepts the cached token of role %q, so a new request would only get it back (a needless request, which Naver penalises); it stays cached. Drop it anyway with %s=true", name, fieldForce))
+		return resp, nil
+	case dropNoToken:
+		resp := &logical.Response{}
+		resp.AddWarning(fmt.Sprintf("no token is cached for role %q; the next read asks Naver", name))
+		return resp, nil
+	case dropRenewed:
+		resp := &logical.Response{}
+		resp.AddWarning(fmt.Sprintf("not dropped: the token of role %q was renewed meanwhile", name))
+		return resp, nil
+	}
+	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type, "force", force)
 	return nil, nil
 }
 

@@ -97,30 +97,54 @@ func (c *tokenCache) requestLog(key tokenKey) *requestLog {
 	return v.(*requestLog)
 }
 
-// fetch asks Naver within the key's hourly budget: every HTTP attempt counts. One request
+// fetch asks Naver for the key's token (see request); the answer is bounded by what is
+// known of the key's token.
+func (c *tokenCache) fetch(ctx context.Context, ks *keyState, p *cachePolicy) (*cachedToken, error) {
+	return c.request(ctx, ks.key, p, func(t *cachedToken) { c.boundHandedBack(ks, t) })
+}
+
+// request asks Naver within the key's hourly budget: every HTTP attempt counts. One request
 // per key is sent at a time, whatever the credentials generation: Naver penalises
 // concurrent requests, and a request made just before a credential change may still be
-// running.
-func (c *tokenCache) fetch(ctx context.Context, key tokenKey, p *cachePolicy) (accessToken, error) {
+// running. bound, when set, bounds the answer by what is known. An answer whose token
+// cannot be served (too little life, or an exp already past) is a failure of Naver's: it
+// comes back with the error, as the fact of that token, so that it is remembered.
+func (c *tokenCache) request(ctx context.Context, key tokenKey, p *cachePolicy, bound func(*cachedToken)) (*cachedToken, error) {
 	log := c.requestLog(key)
 	select {
 	case log.sending <- struct{}{}:
 		defer func() { <-log.sending }()
 	case <-ctx.Done():
-		return accessToken{}, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
+		return nil, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
 	}
 	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now}
 	if err := rb.check(); err != nil {
 		c.metrics.budgetRefused()
 		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)
-		return accessToken{}, err
+		return nil, err
 	}
-	tok, err := p.fetch(withRequestBudget(ctx, rb), key)
-	c.metrics.tokenRequested(err)
-	return tok, err
+	sentAt := c.now()
+	raw, err := p.fetch(withRequestBudget(ctx, rb), key)
+	if err != nil {
+		c.metrics.tokenRequested(err)
+		return nil, err
+	}
+	tok := &cachedToken{accessToken: raw, Key: key, Credentials: p.credentials, FetchedAt: sentAt, Fingerprint: tokenFingerprint(raw.AccessToken)}
+	if bound != nil {
+		bound(tok)
+	}
+	if left := tok.life(c.now()); left < minServableLife {
+		err := &upstreamError{StatusCode: http.StatusOK, Err: fmt.Errorf("the token it issued has only %s left, too little to serve", max(left, 0).Round(time.Second))}
+		c.metrics.tokenRequested(err)
+		return tok.retired(retiredUnusable), err
+	}
+	c.metrics.tokenRequested(nil)
+	return tok, nil
 }
 
-func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) {
+// recordFailure notes a failed request (or one the budget refused) of the key, sets its
+// back-off, and returns the failure reads report.
+func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) *renewFailure {
 	now := c.now()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -130,26 +154,39 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) 
 		ke.StatusCode, ke.Code, ke.TraceID = ue.StatusCode, ue.Code, ue.TraceID
 	}
 	ks.lastError = ke
-	var be *budgetError
-	if c.generation.Load() != ks.gen || errors.As(err, &be) {
-		// Made with credentials that are gone: the new ones owe it no back-off. A budget
-		// refusal sent nothing, and the budget check itself is the back-off.
-		return
+	failure := &renewFailure{Err: err, At: now}
+	if c.generation.Load() != ks.gen {
+		// Made with credentials that are gone: the new ones owe it no back-off.
+		return failure
 	}
 	if ks.failedWith != credentials {
 		ks.failures, ks.failedWith = 0, credentials
 	}
+	ks.lastFailure = failure
+	var be *budgetError
+	if errors.As(err, &be) {
+		// A budget refusal sent nothing, and the budget check itself is the back-off.
+		return failure
+	}
 	ks.failures++
 	ks.backoffUntil = now.Add(readBackoff(err, ks.failures))
-	ks.backoffErr = err
 	ks.nextBackground = now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff))
+	return failure
 }
 
 func (c *tokenCache) recordSuccess(ks *keyState) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	ks.failures = 0
-	ks.backoffUntil, ks.backoffErr, ks.nextBackground = time.Time{}, nil, time.Time{}
+	ks.failures, ks.lastFailure = 0, nil
+	ks.backoffUntil, ks.nextBackground = time.Time{}, time.Time{}
+}
+
+// failureFor is the key's last failure if it was made with credentials; ks.mu is held.
+func (ks *keyState) failureFor(credentials string) *renewFailure {
+	if ks.failedWith != credentials {
+		return nil
+	}
+	return ks.lastFailure
 }
 
 // readBackoff is how long reads share a failure instead of asking Naver again.

@@ -77,20 +77,25 @@ type keyState struct {
 	key tokenKey
 	gen uint64
 
+	// token is the token served, nil when none is (see cachedToken.servable).
 	token atomic.Pointer[cachedToken]
-	// dropped is the token an operator dropped: if Naver hands it back, its known life
-	// still bounds it.
-	dropped atomic.Pointer[cachedToken]
+	// fact is what is known of the key's latest token: the served token itself, or the fact
+	// of one no longer served (dropped, unusable, of other credentials), also kept in storage
+	// until it expires. Whatever Naver answers is bounded by it.
+	fact atomic.Pointer[cachedToken]
+	// entryMu orders loading the stored entry and publishing it against drops: a token an
+	// operator dropped is never published back from a load that started before the drop.
+	entryMu sync.Mutex
 	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
 	lastRead atomic.Int64
 	// roles are the names of the roles read through the key, copied on write.
 	roles atomic.Pointer[map[string]struct{}]
 
 	mu             sync.Mutex
-	failures       int       // consecutive failed requests
-	failedWith     string    // credentials of the failures: back-offs bind only them
-	backoffUntil   time.Time // reads do not ask Naver before
-	backoffErr     error     // the failure reads share meanwhile
+	failures       int           // consecutive failed requests
+	failedWith     string        // credentials of the failures: back-offs bind only them
+	lastFailure    *renewFailure // nil after a success; reads share it during the back-off
+	backoffUntil   time.Time     // reads do not ask Naver before
 	nextBackground time.Time // background renewal does not ask Naver before
 	notBefore      time.Time // Naver handed back the same token: do not ask before
 	lastError      *keyError
@@ -225,18 +230,42 @@ type tokenResult struct {
 	fetched bool
 	// renewErr is set when renewing failed (or was not allowed) but the cached token still
 	// had life to serve.
-	renewErr error
+	renewErr *renewFailure
 	// backingOff is set when renewErr is an earlier failure shared during its back-off:
 	// nothing was asked this time.
 	backingOff bool
 }
 
 func (r tokenResult) warning() string {
-	if r.renewErr == nil {
+	switch {
+	case r.renewErr == nil:
 		return ""
+	case r.renewErr.Replayed:
+		return fmt.Sprintf("renewing this token failed at %s (%v); Naver is not asked again before %s; serving the cached token until it expires at %s",
+			r.renewErr.At.UTC().Format(time.RFC3339), r.renewErr.Err, r.renewErr.RetryAt.UTC().Format(time.RFC3339), r.token.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("renewing this token failed (%v); serving the cached token until it expires", r.renewErr)
+	return fmt.Sprintf("renewing this token failed (%v); serving the cached token until it expires at %s", r.renewErr.Err, r.token.ExpiresAt.UTC().Format(time.RFC3339))
 }
+
+// renewFailure is a key's last failed request (or one its budget refused), as reads see it.
+type renewFailure struct {
+	Err error
+	At  time.Time
+	// Replayed is set when a read shares the failure during its back-off, which ends at
+	// RetryAt: nothing was asked for that read.
+	Replayed bool
+	RetryAt  time.Time
+}
+
+func (f *renewFailure) Error() string {
+	if f.Replayed {
+		return fmt.Sprintf("not asking Naver again before %s: the request at %s failed: %v",
+			f.RetryAt.UTC().Format(time.RFC3339), f.At.UTC().Format(time.RFC3339), f.Err)
+	}
+	return f.Err.Error()
+}
+
+func (f *renewFailure) Unwrap() error { return f.Err }
 
 // get returns the key's token for a read through role, asking Naver through p.fetch only
 // when Naver would issue a new one. Concurrent callers for one key share one request and
@@ -248,14 +277,18 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	ks := c.state(key)
 	ks.markRead(now)
 	ks.addRole(role)
-	if tok := ks.token.Load(); tok != nil && tok.Credentials == p.credentials {
+	if tok := ks.token.Load(); tok.servable(p.credentials) {
 		if tok.naverLife(now) >= refreshWindow {
 			return tokenResult{token: tok}, nil
 		}
 		if p.ahead && tok.life(now) >= minAheadLife {
 			// DoChan starts the flight (or joins the running one) without waiting for it.
 			c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true))
-			return tokenResult{token: tok}, nil
+			// The renewal behind the read has not ended yet: report the last one's failure.
+			ks.mu.Lock()
+			failure := ks.failureFor(p.credentials)
+			ks.mu.Unlock()
+			return tokenResult{token: tok, renewErr: failure}, nil
 		}
 	}
 	v, err, _ := c.flights.Do(c.flightKey(ks), c.refresher(s, ks, p, false))
@@ -299,63 +332,55 @@ func (c *tokenCache) refresher(s logical.Storage, ks *keyState, p *cachePolicy, 
 // refresh runs once per key at a time.
 func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy) (tokenResult, error) {
 	key := ks.key
-	now := c.now()
 	current := ks.token.Load()
-	if current != nil && current.Credentials != p.credentials {
-		current = nil
-	}
-	if current == nil {
-		if stored, err := c.load(ctx, s, key); err != nil {
+	if !current.servable(p.credentials) {
+		var err error
+		if current, err = c.loadStored(ctx, s, ks, p.credentials); err != nil {
 			c.logger.Warn("reading cached token from storage failed; asking Naver", "type", key.Type, "error", err)
-		} else if stored != nil && stored.Credentials == p.credentials && stored.life(now) > 0 {
-			current = stored
-			c.publishMemory(ks, stored)
 		}
 	}
+	now := c.now()
 	if current != nil && current.naverLife(now) >= refreshWindow {
 		return tokenResult{token: current}, nil
 	}
 	servable := current != nil && current.life(now) >= minServableLife
 
 	ks.mu.Lock()
-	backoffUntil, backoffErr, notBefore := ks.backoffUntil, ks.backoffErr, ks.notBefore
-	if ks.failedWith != p.credentials {
+	backoffUntil, notBefore, failure := ks.backoffUntil, ks.notBefore, ks.failureFor(p.credentials)
+	ks.mu.Unlock()
+	if failure == nil {
 		// A failure of other credentials (a request made just before they changed) owes
 		// these no back-off.
 		backoffUntil = time.Time{}
 	}
-	ks.mu.Unlock()
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
-		return tokenResult{token: current}, nil
+		return tokenResult{token: current, renewErr: failure}, nil
 	}
 	if now.Before(backoffUntil) {
 		// Naver just failed for this key: do not ask again before it may succeed.
+		replay := &renewFailure{Err: failure.Err, At: failure.At, Replayed: true, RetryAt: backoffUntil}
 		if servable {
-			return tokenResult{token: current, renewErr: backoffErr, backingOff: true}, nil
+			return tokenResult{token: current, renewErr: replay, backingOff: true}, nil
 		}
-		return tokenResult{}, backoffErr
+		return tokenResult{}, replay
 	}
 
-	tok, err := c.fetch(ctx, key, p)
+	fetched, err := c.fetch(ctx, ks, p)
+	if fetched != nil {
+		if perr := c.publish(ctx, s, ks, fetched); perr != nil {
+			// The token (or what is known of it) is good; only the copy for restarts is missing.
+			c.logger.Warn("storing token failed; it is cached in memory only", "type", key.Type, "error", perr)
+		}
+	}
 	if err != nil {
-		c.recordFailure(ks, p.credentials, err)
+		failure := c.recordFailure(ks, p.credentials, err)
 		// The request may have taken until the token's last seconds: judge it again.
 		if current != nil && current.life(c.now()) >= minServableLife {
 			c.logger.Warn("renewing token failed; serving the cached one until it expires", "type", key.Type, "expires_at", current.ExpiresAt, "error", err)
-			return tokenResult{token: current, renewErr: err}, nil
+			return tokenResult{token: current, renewErr: failure}, nil
 		}
 		return tokenResult{}, err
 	}
-
-	fetched := &cachedToken{accessToken: tok, Key: key, Credentials: p.credentials, FetchedAt: now}
-	c.boundHandedBack(ks, current, fetched)
 	c.recordSuccess(ks)
-	if left := fetched.life(c.now()); left < minServableLife {
-		return tokenResult{}, fmt.Errorf("naver issued a token with only %s left", left.Round(time.Second))
-	}
-	if err := c.publish(ctx, s, ks, fetched); err != nil {
-		// The token is good; only the copy for restarts is missing.
-		c.logger.Warn("storing token failed; it is cached in memory only", "type", key.Type, "error", err)
-	}
 	return tokenResult{token: fetched, fetched: true}, nil
 }

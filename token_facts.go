@@ -32,6 +32,12 @@ func (k tokenKey) storageKey() string {
 
 // cachedToken is a token with what the cache needs to know about it. Values are immutable
 // once published, so readers need no lock.
+//
+// The same entry is also the fact the cache keeps of the key's latest token once it stops
+// serving it (dropped, unusable, or of other credentials): the token string is then gone
+// (AccessToken is empty, Retired says why) and only its fingerprint and lives remain, kept
+// in storage until the token's latest possible expiry, so that whatever Naver answers later
+// for the key is bounded by them, across restarts and periodic runs.
 type cachedToken struct {
 	Format int `json:"format,omitempty"` // see storage_format.go
 	accessToken
@@ -40,6 +46,44 @@ type cachedToken struct {
 	Credentials string `json:"credentials"`
 	// FetchedAt is when the token was requested.
 	FetchedAt time.Time `json:"fetched_at"`
+	// Fingerprint identifies the token without holding it (see tokenFingerprint).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Retired, when set, says why the token is no longer served; AccessToken is then empty.
+	Retired string `json:"retired,omitempty"`
+}
+
+// Why a token is no longer served (cachedToken.Retired).
+const (
+	retiredDropped     = "dropped"      // an operator dropped it (DELETE token/<role>)
+	retiredUnusable    = "unusable"     // Naver issued it with too little life to serve
+	retiredCredentials = "credentials"  // the config's credentials changed
+)
+
+// tokenFingerprint is a one-way digest of a token, so a fact can recognise a token Naver
+// hands back without keeping the token itself.
+func tokenFingerprint(token string) string {
+	sum := sha256.Sum256([]byte("navercommerce-token\x00" + token))
+	return hex.EncodeToString(sum[:16])
+}
+
+// servable reports whether the token may be served under credentials.
+func (t *cachedToken) servable(credentials string) bool {
+	return t != nil && t.Retired == "" && t.AccessToken != "" && t.Credentials == credentials
+}
+
+// retired is the fact of t once it is no longer served: everything but the token itself.
+func (t *cachedToken) retired(why string) *cachedToken {
+	f := *t
+	f.AccessToken, f.Retired = "", why
+	return &f
+}
+
+// knownUntil is when nothing known of the token matters any more: its latest possible expiry.
+func (t *cachedToken) knownUntil() time.Time {
+	if t.LatestExpiry.After(t.ExpiresAt) {
+		return t.LatestExpiry
+	}
+	return t.ExpiresAt
 }
 
 // life is how long the token can still be used, as far as we can be sure.
@@ -61,14 +105,12 @@ func (t *cachedToken) renewAt() time.Time {
 	return t.LatestExpiry.Add(-refreshWindow)
 }
 
-// boundHandedBack: if Naver handed back the token already known (cached, or dropped by an
-// operator), it thinks 30 minutes or more are left. Its answer never extends what is known
-// of the token's life, and the key does not ask again for a while.
-func (c *tokenCache) boundHandedBack(ks *keyState, known, fetched *cachedToken) {
-	if known == nil || known.Credentials != fetched.Credentials {
-		known = ks.dropped.Load()
-	}
-	if known == nil || known.Credentials != fetched.Credentials || known.AccessToken != fetched.AccessToken {
+// boundHandedBack: if Naver handed back a token already known (cached, dropped, or of
+// other credentials), it thinks 30 minutes or more are left. Its answer never extends what
+// is known of the token's life, and the key does not ask again for a while.
+func (c *tokenCache) boundHandedBack(ks *keyState, fetched *cachedToken) {
+	known := ks.fact.Load()
+	if known == nil || known.Fingerprint != fetched.Fingerprint {
 		return
 	}
 	if known.ExpiresAt.Before(fetched.ExpiresAt) {
@@ -77,30 +119,43 @@ func (c *tokenCache) boundHandedBack(ks *keyState, known, fetched *cachedToken) 
 	if !known.LatestExpiry.IsZero() && known.LatestExpiry.Before(fetched.LatestExpiry) {
 		fetched.LatestExpiry = known.LatestExpiry
 	}
-	c.logger.Warn("naver handed back the cached token; not asking again for a while", "type", ks.key.Type, "retry_after", sameTokenPause)
+	c.logger.Warn("naver handed back a token already known; not asking again for a while", "type", ks.key.Type, "retry_after", sameTokenPause)
 	ks.mu.Lock()
 	ks.notBefore = c.now().Add(sameTokenPause)
 	ks.mu.Unlock()
 }
 
-// publishMemory makes tok the key's token in memory, unless the credentials changed.
-func (c *tokenCache) publishMemory(ks *keyState, tok *cachedToken) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.generation.Load() == ks.gen {
-		ks.token.Store(tok)
+// learn makes f the key's known fact unless a newer one is known.
+func (ks *keyState) learn(f *cachedToken) {
+	for {
+		old := ks.fact.Load()
+		if old != nil && old.FetchedAt.After(f.FetchedAt) {
+			return
+		}
+		if ks.fact.CompareAndSwap(old, f) {
+			return
+		}
 	}
 }
 
 // publish makes tok the key's token in memory and storage, unless the credentials changed
-// while it was being fetched.
+// while it was being fetched. A retired tok (an unusable answer) is stored as a fact only.
 func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyState, tok *cachedToken) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.generation.Load() != ks.gen {
 		return nil
 	}
-	ks.token.Store(tok)
+	ks.entryMu.Lock()
+	defer ks.entryMu.Unlock()
+	ks.learn(tok)
+	if tok.Retired == "" {
+		ks.token.Store(tok)
+	}
+	return c.store(ctx, s, tok)
+}
+
+func (c *tokenCache) store(ctx context.Context, s logical.Storage, tok *cachedToken) error {
 	stored := *tok
 	stored.Format = tokenFormat
 	entry, err := logical.StorageEntryJSON(tok.Key.storageKey(), &stored)
@@ -125,9 +180,35 @@ func (c *tokenCache) load(ctx context.Context, s logical.Storage, key tokenKey) 
 	return &tok, nil
 }
 
-// purge forgets every token, in memory and (when s is not nil) in storage: the credentials
-// changed, and a token of other credentials must never be served. The request logs stay.
-func (c *tokenCache) purge(ctx context.Context, s logical.Storage) error {
+// loadStored brings the key's stored entry into memory: it becomes the key's known fact,
+// and a servable token with life left becomes its cached token, which is returned. The
+// entry lock orders this against drops, so a token dropped meanwhile is never published.
+//
+// Unlike publish it takes no cache lock: a token it loads is served only under the
+// credentials it was stored with, so one loaded during a credential change is harmless.
+func (c *tokenCache) loadStored(ctx context.Context, s logical.Storage, ks *keyState, credentials string) (*cachedToken, error) {
+	ks.entryMu.Lock()
+	defer ks.entryMu.Unlock()
+	if tok := ks.token.Load(); tok.servable(credentials) {
+		return tok, nil // published while this waited
+	}
+	stored, err := c.load(ctx, s, ks.key)
+	if err != nil || stored == nil || c.generation.Load() != ks.gen {
+		return nil, err
+	}
+	ks.learn(stored)
+	if !stored.servable(credentials) || stored.life(c.now()) <= 0 {
+		return nil, nil
+	}
+	ks.token.Store(stored)
+	return stored, nil
+}
+
+// retireAll keeps only the facts of every stored token, in memory and storage: the
+// credentials changed (or the config was deleted), and a token of other credentials must
+// never be served, but what is known of each token still bounds what Naver answers later.
+// The request logs stay.
+func (c *tokenCache) retireAll(ctx context.Context, s logical.Storage) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.generation.Add(1)
@@ -140,60 +221,101 @@ func (c *tokenCache) purge(ctx context.Context, s logical.Storage) error {
 		return fmt.Errorf("listing cached tokens: %w", err)
 	}
 	for _, k := range keys {
-		if err := s.Delete(ctx, k); err != nil {
-			return fmt.Errorf("deleting cached token: %w", err)
+		entry, err := s.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("reading cached token: %w", err)
+		}
+		var tok cachedToken
+		if entry == nil {
+			continue
+		}
+		if err := decodeEntry(entry, "cached token", &tok); err != nil || tok.Retired != "" {
+			continue // unreadable entries are the sweep's; facts are kept as they are
+		}
+		if err := c.store(ctx, s, tok.retired(retiredCredentials)); err != nil {
+			return fmt.Errorf("retiring cached token: %w", err)
 		}
 	}
 	return nil
 }
 
-// drop forgets one key's token and failures, in memory and storage: the next read asks
-// Naver (an operator knows the token is dead at Naver, e.g. after a seller re-authorised).
-func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey) error {
-	// After a restart the token may be in storage only: remember it all the same.
-	stored, err := c.load(ctx, s, key)
-	if err != nil {
-		c.logger.Warn("reading the token to drop failed", "type", key.Type, "error", err)
-	}
+// dropOutcome is what a drop did.
+type dropOutcome int
+
+const (
+	droppedToken   dropOutcome = iota // the token is no longer served; the next read asks Naver
+	dropNoToken                       // no token was cached for the key
+	dropStillAlive                    // Naver still accepts the token: it is kept and served
+	dropRenewed                       // a new token replaced the one checked meanwhile: kept
+)
+
+// tokenAcceptedFunc asks Naver whether it still accepts a token (an authenticated call).
+type tokenAcceptedFunc func(ctx context.Context, token string) (bool, error)
+
+// drop stops serving the key's token, keeping its fact in memory and storage, so that the
+// next read asks Naver while whatever Naver answers stays bounded by what is known of it.
+// Unless force is set, Naver is asked first whether it still accepts the token: a token
+// Naver accepts is kept (asking for a new one while it has 30 minutes or more left is
+// exactly what Naver penalises).
+func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, credentials string, force bool, accepted tokenAcceptedFunc) (dropOutcome, error) {
 	ks := c.state(key)
+	tok := ks.token.Load()
+	if !tok.servable(credentials) {
+		var err error
+		if tok, err = c.loadStored(ctx, s, ks, credentials); err != nil {
+			return 0, fmt.Errorf("reading the cached token: %w", err)
+		}
+	}
+	if tok == nil {
+		return dropNoToken, nil
+	}
+	if !force {
+		alive, err := accepted(ctx, tok.AccessToken)
+		if err != nil {
+			return 0, err
+		}
+		if alive {
+			return dropStillAlive, nil
+		}
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if tok := ks.token.Swap(nil); tok != nil {
-		ks.dropped.Store(tok)
-	} else if stored != nil {
-		ks.dropped.Store(stored)
+	ks.entryMu.Lock()
+	defer ks.entryMu.Unlock()
+	if cur := ks.token.Load(); cur != nil && cur.Fingerprint != tok.Fingerprint {
+		return dropRenewed, nil
 	}
+	fact := tok.retired(retiredDropped)
+	ks.token.Store(nil)
+	ks.learn(fact)
 	ks.mu.Lock()
-	ks.failures, ks.backoffUntil, ks.backoffErr, ks.nextBackground, ks.notBefore = 0, time.Time{}, nil, time.Time{}, time.Time{}
+	ks.failures, ks.lastFailure, ks.backoffUntil, ks.nextBackground, ks.notBefore = 0, nil, time.Time{}, time.Time{}, time.Time{}
 	ks.mu.Unlock()
-	if err := s.Delete(ctx, key.storageKey()); err != nil {
-		return fmt.Errorf("deleting cached token: %w", err)
+	if err := c.store(ctx, s, fact); err != nil {
+		return 0, fmt.Errorf("storing the dropped token's fact: %w", err)
 	}
-	return nil
+	return droppedToken, nil
 }
 
-// evict forgets a key no role names, or whose token expired, in memory and storage.
+// evict stops caching a key in memory (its token expired, or no role names it): it is not
+// renewed any more. Its storage entry stays until the token's latest expiry (the sweep
+// removes it), so a role re-created for the key meanwhile is served without a request.
 // seen is the token the decision was made on: if another has been published since (a read
 // renewed it meanwhile), nothing is evicted. The write lock orders this against publish.
-func (c *tokenCache) evict(ctx context.Context, s logical.Storage, ks *keyState, seen *cachedToken) error {
+func (c *tokenCache) evict(ks *keyState, seen *cachedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ks.token.Load() != seen {
-		return nil
+		return
 	}
 	c.entries.CompareAndDelete(ks.key, ks)
-	if c.generation.Load() != ks.gen {
-		return nil
-	}
-	return s.Delete(ctx, ks.key.storageKey())
 }
 
-// evictKey forgets a key no role names any more, in memory and storage.
-func (c *tokenCache) evictKey(ctx context.Context, s logical.Storage, key tokenKey) error {
+// evictKey stops caching a key no role names any more (see evict).
+func (c *tokenCache) evictKey(key tokenKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries.Delete(key)
-	return s.Delete(ctx, key.storageKey())
 }
 
 // forget drops the in-memory copy of the token stored under storageKey (another node wrote it).
@@ -207,10 +329,16 @@ func (c *tokenCache) forget(storageKey string) {
 	})
 }
 
-// seed publishes a token fetched outside get (the SELF token that verified a new config).
+// seed publishes a token fetched outside get (the SELF token that verified a new config),
+// bounded by what is known of the key's token.
 func (c *tokenCache) seed(ctx context.Context, s logical.Storage, tok *cachedToken) error {
 	ks := c.state(tok.Key)
-	c.boundHandedBack(ks, ks.token.Load(), tok)
+	if ks.fact.Load() == nil {
+		if _, err := c.loadStored(ctx, s, ks, tok.Credentials); err != nil {
+			c.logger.Warn("reading what is known of the token failed", "type", tok.Key.Type, "error", err)
+		}
+	}
+	c.boundHandedBack(ks, tok)
 	return c.publish(ctx, s, ks, tok)
 }
 
@@ -219,12 +347,12 @@ func (c *tokenCache) seed(ctx context.Context, s logical.Storage, tok *cachedTok
 func (c *tokenCache) fresh(ctx context.Context, s logical.Storage, key tokenKey, credentials string) bool {
 	now := c.now()
 	if v, ok := c.entries.Load(key); ok {
-		if tok := v.(*keyState).token.Load(); tok != nil && tok.Credentials == credentials {
+		if tok := v.(*keyState).token.Load(); tok.servable(credentials) {
 			return tok.naverLife(now) >= refreshWindow
 		}
 	}
 	tok, err := c.load(ctx, s, key)
-	return err == nil && tok != nil && tok.Credentials == credentials && tok.naverLife(now) >= refreshWindow
+	return err == nil && tok.servable(credentials) && tok.naverLife(now) >= refreshWindow
 }
 
 // useCredentials tells the cache which credentials are current; when they differ from

@@ -13,15 +13,16 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// sweepStorage deletes stored tokens that expired or belong to other credentials: keys
-// not in memory (since a restart) are otherwise never looked at.
-func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, credentials string) {
+// sweepStorage deletes stored entries past their token's latest expiry (and unreadable
+// ones): the facts of tokens no longer served are kept until then. With load, servable
+// tokens are also brought into memory, so that status and metrics show, after a restart,
+// the tokens stored before it.
+func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, credentials string, load bool) {
 	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenStoragePrefix)
 	if err != nil {
 		c.logger.Warn("listing cached tokens failed", "error", err)
 		return
 	}
-	now := c.now()
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -31,23 +32,33 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 			continue
 		}
 		var tok cachedToken
-		if err := decodeEntry(entry, "cached token", &tok); err == nil && tok.Credentials == credentials && tok.life(now) > 0 {
-			// Known from the start, like a token read before the restart (status, metrics).
-			if ks := c.state(tok.Key); ks.token.Load() == nil {
-				stored := tok
-				c.publishMemory(ks, &stored)
+		if err := decodeEntry(entry, "cached token", &tok); err == nil && c.now().Before(tok.knownUntil()) {
+			if load && tok.servable(credentials) {
+				if _, err := c.loadStored(ctx, s, c.state(tok.Key), credentials); err != nil {
+					c.logger.Warn("reading a cached token failed", "type", tok.Key.Type, "error", err)
+				}
 			}
 			continue
 		}
-		c.mu.Lock()
-		if v, ok := c.entries.Load(tok.Key); ok && v.(*keyState).token.Load() != nil && v.(*keyState).token.Load().life(now) > 0 {
-			c.mu.Unlock()
-			continue // renewed meanwhile
-		}
-		if err := s.Delete(ctx, k); err != nil {
-			c.logger.Warn("deleting a stale cached token failed", "error", err)
-		}
-		c.mu.Unlock()
+		c.deleteStale(ctx, s, k)
+	}
+}
+
+// deleteStale deletes the entry at k if it is still stale: the write lock keeps publishing
+// out, and the entry is read again under it (a read may have renewed the token meanwhile).
+func (c *tokenCache) deleteStale(ctx context.Context, s logical.Storage, k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entry, err := s.Get(ctx, k)
+	if err != nil || entry == nil {
+		return
+	}
+	var tok cachedToken
+	if err := decodeEntry(entry, "cached token", &tok); err == nil && c.now().Before(tok.knownUntil()) {
+		return
+	}
+	if err := s.Delete(ctx, k); err != nil {
+		c.logger.Warn("deleting a stale cached token failed", "error", err)
 	}
 }
 
@@ -60,7 +71,7 @@ func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credent
 	if swept {
 		return
 	}
-	c.sweepStorage(ctx, s, credentials)
+	c.sweepStorage(ctx, s, credentials, true)
 	c.mu.Lock()
 	c.lastSweep = c.now()
 	c.mu.Unlock()
@@ -101,7 +112,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
 	c.mu.RUnlock()
 	if sweep {
-		c.sweepStorage(ctx, s, p.credentials)
+		c.sweepStorage(ctx, s, p.credentials, false)
 		c.mu.Lock()
 		c.lastSweep = now
 		c.mu.Unlock()
@@ -120,13 +131,11 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 				c.entries.CompareAndDelete(ks.key, ks)
 			}
 		case tok.life(now) <= 0:
-			if err := c.evict(ctx, s, ks, tok); err != nil {
-				c.logger.Warn("evicting an expired token failed", "type", ks.key.Type, "error", err)
-			}
+			c.evict(ks, tok)
 		case checkRoles:
 			check = append(check, ks)
 		}
-		if tok != nil && tok.Credentials == p.credentials && p.ahead &&
+		if tok.servable(p.credentials) && p.ahead &&
 			tok.naverLife(now) < refreshWindow && tok.life(now) > 0 &&
 			now.Sub(lastRead) < tok.ExpiresAt.Sub(tok.FetchedAt) &&
 			!now.Before(nextBackground) {
@@ -145,9 +154,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		ks.checkRoles = false
 		ks.mu.Unlock()
 		if !ok {
-			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
-				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
-			}
+			c.evict(ks, ks.token.Load())
 		}
 	}
 
@@ -161,9 +168,7 @@ loop:
 			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
 			continue
 		} else if !ok {
-			if err := c.evict(ctx, s, ks, ks.token.Load()); err != nil {
-				c.logger.Warn("evicting the token of a deleted role failed", "type", ks.key.Type, "error", err)
-			}
+			c.evict(ks, ks.token.Load())
 			continue
 		}
 		select {

@@ -188,7 +188,7 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		e.Reset()
 		w.WriteHeader(http.StatusNoContent)
-	case adminPrefix + "verify":
+	case adminPrefix + "verify", adminPrefix + "kill-token":
 		if !allowMethod(w, r, http.MethodPost) {
 			return
 		}
@@ -209,6 +209,12 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || form.Get("token") == "" {
 			adminError(w, http.StatusBadRequest, fmt.Errorf("the form field \"token\" is required"))
+			return
+		}
+		if r.URL.Path == adminPrefix+"kill-token" {
+			writeJSON(w, http.StatusOK, struct {
+				Killed bool `json:"killed"`
+			}{e.KillToken(form.Get("token"))})
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {

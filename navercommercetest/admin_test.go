@@ -69,6 +69,20 @@ func TestAdminEndpoints(t *testing.T) {
 	if !verify(tok) || verify("nope") {
 		t.Fatal("verify gives wrong answers")
 	}
+	// Kill: as a seller's re-authorisation, Naver refuses the token from then on.
+	kill := func(token string) bool {
+		t.Helper()
+		r := adminPost(t, srv, "/_emulator/kill-token", "application/x-www-form-urlencoded", url.Values{"token": {token}}.Encode())
+		wantStatus(t, r, http.StatusOK)
+		var v struct{ Killed bool }
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Killed
+	}
+	if !kill(tok) || verify(tok) || kill(tok) {
+		t.Fatal("kill-token did not kill the token once")
+	}
 
 	// Faults, with snake_case and Go field names.
 	wantStatus(t, adminPost(t, srv, "/_emulator/faults", "application/json", `{"status": 503, "retry_after": "30", "count": 1}`), http.StatusNoContent)

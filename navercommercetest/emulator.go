@@ -47,6 +47,7 @@
 //	POST /_emulator/token-lifetime             {"token_lifetime":"31m"}
 //	POST /_emulator/client-secret              {"client_id":"...","client_secret":"$2a$04$..."}
 //	POST /_emulator/verify                     form token=... -> {"valid":true}
+//	POST /_emulator/kill-token                 form token=... -> {"killed":true} (as a seller re-authorising)
 //	POST /_emulator/latency                    {"latency":"250ms","jitter":"50ms"} (omitted = 0)
 //	POST /_emulator/reused-token-full-lifetime {"enabled":true}
 //	POST /_emulator/jwt-tokens                 {"enabled":true}
@@ -437,6 +438,24 @@ func (e *Emulator) setClientSecret(clientID, secret string) error {
 		}
 	}
 	return nil
+}
+
+// KillToken makes Naver refuse token from now on, as a seller's re-authorisation of the
+// application would: protected APIs answer 401 GW.AUTHN, TokenValid reports false, and the
+// next token request for its key is issued a new token (and is not needless). It reports
+// whether the token was known and unexpired.
+func (e *Emulator) KillToken(token string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.tokens[token]
+	if !ok {
+		return false
+	}
+	delete(e.tokens, token)
+	if e.current[t.key] == t {
+		delete(e.current, t.key)
+	}
+	return true
 }
 
 // SetReusedTokenFullLifetime switches the reused-token mode from now on (see

@@ -96,8 +96,8 @@ type keyState struct {
 	failedWith     string        // credentials of the failures: back-offs bind only them
 	lastFailure    *renewFailure // nil after a success; reads share it during the back-off
 	backoffUntil   time.Time     // reads do not ask Naver before
-	nextBackground time.Time // background renewal does not ask Naver before
-	notBefore      time.Time // Naver handed back the same token: do not ask before
+	nextBackground time.Time     // background renewal does not ask Naver before
+	notBefore      time.Time     // Naver handed back the same token: do not ask before
 	lastError      *keyError
 	checkRoles     bool // a role of the key changed: the periodic run checks it is still named
 }

@@ -54,9 +54,9 @@ type cachedToken struct {
 
 // Why a token is no longer served (cachedToken.Retired).
 const (
-	retiredDropped     = "dropped"      // an operator dropped it (DELETE token/<role>)
-	retiredUnusable    = "unusable"     // Naver issued it with too little life to serve
-	retiredCredentials = "credentials"  // the config's credentials changed
+	retiredDropped     = "dropped"     // an operator dropped it (DELETE token/<role>)
+	retiredUnusable    = "unusable"    // Naver issued it with too little life to serve
+	retiredCredentials = "credentials" // the config's credentials changed
 )
 
 // tokenFingerprint is a one-way digest of a token, so a fact can recognise a token Naver

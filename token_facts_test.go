@@ -195,7 +195,9 @@ func TestRoleDeletedDuringItsReadIsNotResurrected(t *testing.T) {
 		defer close(done)
 		env.read("token/gone")
 	}()
-	waitFor(t, func() bool { return len(env.b.tokens.requestLog(tokenKey{testClientID, "SELLER", "ncp_gone"}).sending) == 1 })
+	waitFor(t, func() bool {
+		return len(env.b.tokens.requestLog(tokenKey{testClientID, "SELLER", "ncp_gone"}).sending) == 1
+	})
 	if _, err := env.request(env.b, logical.DeleteOperation, "roles/gone", nil); err != nil {
 		t.Fatal(err)
 	}

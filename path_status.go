@@ -223,7 +223,12 @@ func (b *backend) pathRoleStatusRead(ctx context.Context, req *logical.Request, 
 	data[fieldConfigured] = true
 	resp := &logical.Response{Data: data}
 	if data[fieldCached] != true {
-		resp.AddWarning(fmt.Sprintf("no token is cached for this role's type and account: none was read since the plugin started, or it expired or was dropped; the next read of %stoken/%s asks Naver", req.MountPoint, name))
+		next := fmt.Sprintf("the next read of %stoken/%s asks Naver", req.MountPoint, name)
+		if now.Before(ks.BackoffUntil) {
+			// Reads share the last failure until then instead of asking.
+			next = fmt.Sprintf("reads of %stoken/%s share the last failure until %s, then ask Naver", req.MountPoint, name, ks.BackoffUntil.UTC().Format(time.RFC3339))
+		}
+		resp.AddWarning(fmt.Sprintf("no token is cached for this role's type and account: none was read since the plugin started, or it expired or was dropped; %s", next))
 	}
 	return resp, nil
 }

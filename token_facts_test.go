@@ -310,6 +310,11 @@ func TestStaleReadsSayWhy(t *testing.T) {
 	if msg := errorText(r, err); !strings.Contains(msg, "not asking Naver again before") || httpStatus(r, err) != http.StatusBadGateway {
 		t.Errorf("read during the back-off: %d %q, want it to say it replays the failure", httpStatus(r, err), msg)
 	}
+	// Status says the same: no read asks Naver before the back-off ends.
+	st, err := env2.read("status/store")
+	if err != nil || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "share the last failure until") {
+		t.Errorf("status during the back-off: %v %v, want a warning that reads share the failure", st, err)
+	}
 }
 
 // A cosmetic change of base_url is not a credential change that retires every token.

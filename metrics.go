@@ -23,6 +23,10 @@ type metrics struct {
 	reads          [len(readResults)]atomic.Uint64
 	renewals       [len(renewalOutcomes)]atomic.Uint64
 	budgetRefusals atomic.Uint64
+	// appBudgetRefusals and breakerRefusals count requests not sent for the application's
+	// sake: its hourly budget, or Naver failing for it.
+	appBudgetRefusals atomic.Uint64
+	breakerRefusals   atomic.Uint64
 }
 
 func newMetrics() *metrics { return &metrics{} }
@@ -148,6 +152,22 @@ func (m *metrics) budgetRefused() {
 	m.budgetRefusals.Add(1)
 }
 
+// appBudgetRefused records a request not sent because the application's budget was spent.
+func (m *metrics) appBudgetRefused() {
+	if m == nil {
+		return
+	}
+	m.appBudgetRefusals.Add(1)
+}
+
+// breakerRefused records a request not sent because Naver has been failing for the application.
+func (m *metrics) breakerRefused() {
+	if m == nil {
+		return
+	}
+	m.breakerRefusals.Add(1)
+}
+
 // metricsGauges are the values the exposition takes from the token cache at scrape time.
 type metricsGauges struct {
 	cachedKeys int
@@ -158,6 +178,10 @@ type metricsGauges struct {
 	// budgetPerHour the most it may send (0: not configured).
 	maxRequestsLastHour int
 	budgetPerHour       int
+	// appRequestsLastHour is what the application sent in the last hour, appBudgetPerHour
+	// the most it may send.
+	appRequestsLastHour int
+	appBudgetPerHour    int
 }
 
 // labelValueEscaper escapes a label value as the text format requires.
@@ -228,6 +252,14 @@ func (m *metrics) exposition(g metricsGauges) []byte {
 		"Token requests not sent because the token had spent its max_token_requests_per_hour.")
 	sample("navercommerce_budget_refusals_total", float64(m.budgetRefusals.Load()))
 
+	family("navercommerce_application_budget_refusals_total", "counter",
+		"Token requests not sent because the application had spent max_application_requests_per_hour.")
+	sample("navercommerce_application_budget_refusals_total", float64(m.appBudgetRefusals.Load()))
+
+	family("navercommerce_naver_failing_refusals_total", "counter",
+		"Token requests not sent because Naver's last answers to the application were failures (one probe at a time tries again).")
+	sample("navercommerce_naver_failing_refusals_total", float64(m.breakerRefusals.Load()))
+
 	family("navercommerce_cached_keys", "gauge",
 		"Tokens (one per client ID, type and account) cached with life left.")
 	sample("navercommerce_cached_keys", float64(g.cachedKeys))
@@ -245,6 +277,14 @@ func (m *metrics) exposition(g metricsGauges) []byte {
 	family("navercommerce_token_request_budget_per_hour", "gauge",
 		"max_token_requests_per_hour: the most token requests one token may send in an hour (0 when the mount is not configured).")
 	sample("navercommerce_token_request_budget_per_hour", float64(g.budgetPerHour))
+
+	family("navercommerce_application_requests_last_hour", "gauge",
+		"Token requests the whole application sent to Naver in the last hour, retries included; compare with navercommerce_application_request_budget_per_hour.")
+	sample("navercommerce_application_requests_last_hour", float64(g.appRequestsLastHour))
+
+	family("navercommerce_application_request_budget_per_hour", "gauge",
+		"max_application_requests_per_hour, or the automatic budget (0 when the mount is not configured).")
+	sample("navercommerce_application_request_budget_per_hour", float64(g.appBudgetPerHour))
 
 	return buf.Bytes()
 }

@@ -26,6 +26,7 @@ const (
 	fieldVerifyConnection  = "verify_connection"
 	fieldBackgroundRefresh = "background_refresh"
 	fieldMaxRequestsHour   = "max_token_requests_per_hour"
+	fieldMaxAppRequests    = "max_application_requests_per_hour"
 
 	defaultBaseURL        = "https://api.commerce.naver.com/external"
 	defaultRequestTimeout = 10 * time.Second
@@ -36,6 +37,7 @@ const (
 	// far below anything that earns Naver's penalty; a healthy key asks once in 2.5 hours.
 	defaultMaxRequestsHour = 6
 	maxMaxRequestsHour     = 60
+	maxMaxAppRequests      = 1000000
 	// The password Naver signs is client_id + "_" + a 13-digit timestamp, and bcrypt reads
 	// at most 71 bytes of it (plus a NUL).
 	maxClientIDLength = bcryptMaxPassword - 1 - len("_") - 13
@@ -55,6 +57,8 @@ type naverConfig struct {
 	NoBackgroundRefresh bool `json:"no_background_refresh,omitempty"`
 	// MaxRequestsPerHour is 0 in configs written before the field existed: the default.
 	MaxRequestsPerHour int `json:"max_token_requests_per_hour,omitempty"`
+	// MaxAppRequestsPerHour is 0 for the automatic budget (see appBudget).
+	MaxAppRequestsPerHour int `json:"max_application_requests_per_hour,omitempty"`
 }
 
 func (c *naverConfig) maxRequestsPerHour() int {
@@ -139,6 +143,14 @@ func pathConfig(b *backend) *framework.Path {
 					Name: "Max token requests per hour",
 				},
 			},
+			fieldMaxAppRequests: {
+				Type:        framework.TypeInt,
+				Default:     0,
+				Description: fmt.Sprintf("Most token requests the whole application may send to Naver in any hour, over every token, retries, verification and background renewals included (0 to %d; 0, the default, is automatic: %d + %d per token in use). Naver judges the application, not the token. Reads of tokens apps wait on may use all of it, background renewals %d%%.", maxMaxAppRequests, appBudgetFloor, appBudgetPerKey, int(backgroundShare*100)),
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Max application requests per hour",
+				},
+			},
 			fieldVerifyConnection: {
 				Type:        framework.TypeBool,
 				Default:     true,
@@ -212,6 +224,7 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	fieldProxyURL:          {Type: framework.TypeString, Description: "Proxy for requests to Naver, password redacted."},
 	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 	fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "Most token requests per token per hour."},
+	fieldMaxAppRequests:    {Type: framework.TypeInt, Description: "Most token requests of the whole application per hour; 0: automatic."},
 }
 
 // configState is a config with what every token read derives from it, made once; never
@@ -234,6 +247,8 @@ func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
 			credentials: cfg.credentialsID(),
 			ahead:       !cfg.NoBackgroundRefresh,
 			perHour:     cfg.maxRequestsPerHour(),
+			appPerHour:  cfg.MaxAppRequestsPerHour,
+			timeout:     cfg.RequestTimeout,
 			fetch: func(ctx context.Context, key tokenKey) (accessToken, error) {
 				return b.fetchToken(ctx, client, cfg, key)
 			},
@@ -342,6 +357,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		fieldProxyURL:          redactedURL(cfg.ProxyURL),
 		fieldBackgroundRefresh: !cfg.NoBackgroundRefresh,
 		fieldMaxRequestsHour:   cfg.maxRequestsPerHour(),
+		fieldMaxAppRequests:    cfg.MaxAppRequestsPerHour,
 	}}, nil
 }
 
@@ -380,7 +396,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 	if verify {
-		tok, err := b.tokens.request(ctx, selfKey, &st.policy, nil)
+		tok, err := b.tokens.request(ctx, req.Storage, selfKey, &st.policy, requestOptions{})
 		if err != nil {
 			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
 		}
@@ -502,6 +518,16 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 			return nil, fmt.Errorf("%s: must be from 1 to %d", fieldMaxRequestsHour, maxMaxRequestsHour)
 		}
 		cfg.MaxRequestsPerHour = n
+	}
+
+	if v, ok, err := d.GetOkErr(fieldMaxAppRequests); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldMaxAppRequests, err)
+	} else if ok {
+		n := v.(int)
+		if n < 0 || n > maxMaxAppRequests {
+			return nil, fmt.Errorf("%s: must be from 0 (automatic) to %d", fieldMaxAppRequests, maxMaxAppRequests)
+		}
+		cfg.MaxAppRequestsPerHour = n
 	}
 
 	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {

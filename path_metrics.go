@@ -72,6 +72,12 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 		now := b.now()
 		g.budgetPerHour = st.config.maxRequestsPerHour()
+		g.appBudgetPerHour = b.tokens.appBudget(&st.policy)
+		app := b.tokens.app(st.config.ClientID)
+		if err := app.load(ctx, req.Storage); err != nil {
+			b.Logger().Warn("reading the application's request counts failed", "error", err)
+		}
+		g.appRequestsLastHour = app.lastHour(now)
 		for _, ks := range b.tokens.status(now, st.policy.credentials) {
 			g.maxRequestsLastHour = max(g.maxRequestsLastHour, ks.Requests1h)
 			if !ks.ExpiresAt.After(now) {

@@ -265,7 +265,8 @@ func tokenRequestError(what string, err error) error {
 		return logical.CodedError(http.StatusBadRequest, msg)
 	}
 	var be *budgetError
-	if errors.As(err, &be) {
+	var ab *appBudgetError
+	if errors.As(err, &be) || errors.As(err, &ab) {
 		return logical.CodedError(http.StatusTooManyRequests, msg)
 	}
 	return logical.CodedError(http.StatusBadGateway, msg)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // requestLog remembers when a key asked Naver, for the hourly budget and status. It is kept
@@ -59,12 +61,26 @@ func (e *budgetError) Error() string {
 }
 
 // requestBudget lets the Naver client count every HTTP attempt of one fetch, retries
-// included, against the key's budget.
+// included, against the key's budget and the application's.
 type requestBudget struct {
 	log     *requestLog
 	perHour int
 	now     func() time.Time
+
+	app        *appGuard
+	appPerHour int  // for this request: background renewals get only their share
+	background bool // for the refusal's text
+	single     bool // no retries: Naver was failing
+	attempts   int
+	// ctx and storage keep the application's counts across restarts; storeErr is the
+	// last failure to do so.
+	ctx      context.Context
+	storage  logical.Storage
+	storeErr error
 }
+
+// errNoRetry stops retries of a request sent while Naver was failing.
+var errNoRetry = errors.New("no retries while Naver is failing")
 
 // check reports why another attempt may not be sent, or nil.
 func (rb *requestBudget) check() error {
@@ -73,10 +89,30 @@ func (rb *requestBudget) check() error {
 	if rb.perHour > 0 && n >= rb.perHour {
 		return &budgetError{Limit: rb.perHour, NextAfter: oldest.Add(time.Hour)}
 	}
+	if rb.app != nil && rb.appPerHour > 0 {
+		rb.app.mu.Lock()
+		n, oldest := rb.app.lastHourLocked(now)
+		rb.app.mu.Unlock()
+		if n >= rb.appPerHour {
+			return &appBudgetError{Limit: rb.appPerHour, Background: rb.background, NextAfter: oldest.Add(time.Hour)}
+		}
+	}
+	if rb.single && rb.attempts > 0 {
+		return errNoRetry
+	}
 	return nil
 }
 
-func (rb *requestBudget) record() { rb.log.record(rb.now()) }
+func (rb *requestBudget) record() {
+	now := rb.now()
+	rb.attempts++
+	rb.log.record(now)
+	if rb.app != nil {
+		if err := rb.app.record(rb.ctx, rb.storage, now); err != nil {
+			rb.storeErr = err
+		}
+	}
+}
 
 type requestBudgetKey struct{}
 
@@ -98,9 +134,23 @@ func (c *tokenCache) requestLog(key tokenKey) *requestLog {
 }
 
 // fetch asks Naver for the key's token (see request); the answer is bounded by what is
-// known of the key's token.
-func (c *tokenCache) fetch(ctx context.Context, ks *keyState, p *cachePolicy) (*cachedToken, error) {
-	return c.request(ctx, ks.key, p, func(t *cachedToken) { c.boundHandedBack(ks, t) })
+// known of the key's token. A key that failed last time sends no retries.
+func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background bool) (*cachedToken, error) {
+	ks.mu.Lock()
+	failing := ks.failures > 0
+	ks.mu.Unlock()
+	return c.request(ctx, s, ks.key, p, requestOptions{
+		bound:      func(t *cachedToken) { c.boundHandedBack(ks, t) },
+		background: background,
+		single:     failing,
+	})
+}
+
+// requestOptions say how one request is made.
+type requestOptions struct {
+	bound      func(*cachedToken) // bounds the answer by what is known; nil: nothing is
+	background bool               // a background renewal: only its share of the budget
+	single     bool               // no retries
 }
 
 // request asks Naver within the key's hourly budget: every HTTP attempt counts. One request
@@ -109,7 +159,7 @@ func (c *tokenCache) fetch(ctx context.Context, ks *keyState, p *cachePolicy) (*
 // running. bound, when set, bounds the answer by what is known. An answer whose token
 // cannot be served (too little life, or an exp already past) is a failure of Naver's: it
 // comes back with the error, as the fact of that token, so that it is remembered.
-func (c *tokenCache) request(ctx context.Context, key tokenKey, p *cachePolicy, bound func(*cachedToken)) (*cachedToken, error) {
+func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKey, p *cachePolicy, opts requestOptions) (*cachedToken, error) {
 	log := c.requestLog(key)
 	select {
 	case log.sending <- struct{}{}:
@@ -117,21 +167,43 @@ func (c *tokenCache) request(ctx context.Context, key tokenKey, p *cachePolicy, 
 	case <-ctx.Done():
 		return nil, &upstreamError{Err: fmt.Errorf("waiting for the request in flight for this token: %w", ctx.Err())}
 	}
-	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now}
+	app := c.app(key.ClientID)
+	if err := app.load(ctx, s); err != nil {
+		c.logger.Warn("reading the application's request counts failed; counting from now", "error", err)
+	}
+	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p),
+		background: opts.background, single: opts.single || app.failing(), ctx: ctx, storage: s}
+	if opts.background {
+		rb.appPerHour = max(1, int(float64(rb.appPerHour)*backgroundShare))
+	}
 	if err := rb.check(); err != nil {
-		c.metrics.budgetRefused()
+		var ab *appBudgetError
+		if errors.As(err, &ab) {
+			c.metrics.appBudgetRefused()
+		} else {
+			c.metrics.budgetRefused()
+		}
 		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)
+		return nil, err
+	}
+	probe, err := app.admit(c.now(), p.timeout)
+	if err != nil {
+		c.metrics.breakerRefused()
 		return nil, err
 	}
 	sentAt := c.now()
 	raw, err := p.fetch(withRequestBudget(ctx, rb), key)
+	app.result(c.now(), probe, err)
+	if rb.storeErr != nil {
+		c.logger.Warn("storing the application's request counts failed", "error", rb.storeErr)
+	}
 	if err != nil {
 		c.metrics.tokenRequested(err)
 		return nil, err
 	}
 	tok := &cachedToken{accessToken: raw, Key: key, Credentials: p.credentials, FetchedAt: sentAt, Fingerprint: tokenFingerprint(raw.AccessToken)}
-	if bound != nil {
-		bound(tok)
+	if opts.bound != nil {
+		opts.bound(tok)
 	}
 	if left := tok.life(c.now()); left < minServableLife {
 		err := &upstreamError{StatusCode: http.StatusOK, Err: fmt.Errorf("the token it issued has only %s left, too little to serve", max(left, 0).Round(time.Second))}
@@ -164,8 +236,10 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) 
 	}
 	ks.lastFailure = failure
 	var be *budgetError
-	if errors.As(err, &be) {
-		// A budget refusal sent nothing, and the budget check itself is the back-off.
+	var ab *appBudgetError
+	var br *breakerError
+	if errors.As(err, &be) || errors.As(err, &ab) || errors.As(err, &br) {
+		// A refusal sent nothing; the budget or the breaker is itself the back-off.
 		return failure
 	}
 	ks.failures++

@@ -55,6 +55,9 @@ const (
 	// storageSweepInterval: how often the periodic run sweeps storage of expired tokens.
 	storageSweepInterval = time.Hour
 
+	// tokenLifetime is how long Naver's tokens live: a key read within it is in use.
+	tokenLifetime = 3 * time.Hour
+
 	// idleKeyLifetime: a key with no token, no read and no request for this long is forgotten.
 	idleKeyLifetime = 24 * time.Hour
 
@@ -69,6 +72,9 @@ type cachePolicy struct {
 	credentials string // credentialsID of the config
 	ahead       bool   // background refresh
 	perHour     int    // max token requests per key per hour
+	appPerHour  int    // max token requests of the application per hour; 0: automatic
+	// timeout bounds one request, retries included: a probe holds the breaker that long.
+	timeout time.Duration
 	fetch       fetchFunc
 }
 
@@ -190,6 +196,10 @@ type tokenCache struct {
 	// entries maps tokenKey → *keyState; the warm path is one lookup with no lock.
 	entries  sync.Map
 	requests sync.Map // tokenKey → *requestLog
+	apps     sync.Map // client ID → *appGuard
+	// keysInUse counts keys read within a token's life, for the automatic application
+	// budget: raised as keys appear, recounted by each periodic run.
+	keysInUse atomic.Int64
 	flights  singleflight.Group
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
@@ -219,7 +229,10 @@ func (c *tokenCache) state(key tokenKey) *keyState {
 		return v.(*keyState)
 	}
 	ks := &keyState{key: key, gen: c.generation.Load()}
-	v, _ := c.entries.LoadOrStore(key, ks)
+	v, loaded := c.entries.LoadOrStore(key, ks)
+	if !loaded {
+		c.keysInUse.Add(1)
+	}
 	return v.(*keyState)
 }
 
@@ -313,7 +326,7 @@ func (c *tokenCache) flightKey(ks *keyState) string {
 
 func (c *tokenCache) refresher(s logical.Storage, ks *keyState, p *cachePolicy, background bool) func() (any, error) {
 	return func() (any, error) {
-		res, err := c.refresh(c.ctx, s, ks, p)
+		res, err := c.refresh(c.ctx, s, ks, p, background)
 		if background {
 			// A failure with the cached token still servable comes back as renewErr.
 			switch {
@@ -330,7 +343,7 @@ func (c *tokenCache) refresher(s logical.Storage, ks *keyState, p *cachePolicy, 
 }
 
 // refresh runs once per key at a time.
-func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy) (tokenResult, error) {
+func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background bool) (tokenResult, error) {
 	key := ks.key
 	current := ks.token.Load()
 	if !current.servable(p.credentials) {
@@ -365,7 +378,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		return tokenResult{}, replay
 	}
 
-	fetched, err := c.fetch(ctx, ks, p)
+	fetched, err := c.fetch(ctx, s, ks, p, background)
 	if fetched != nil {
 		if perr := c.publish(ctx, s, ks, fetched); perr != nil {
 			// The token (or what is known of it) is good; only the copy for restarts is missing.

@@ -118,10 +118,14 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		c.mu.Unlock()
 	}
 	var due, check []*keyState
+	var inUse int64
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
 		tok := ks.token.Load()
 		lastRead := time.Unix(0, ks.lastRead.Load())
+		if tok != nil || now.Sub(lastRead) < tokenLifetime {
+			inUse++
+		}
 		ks.mu.Lock()
 		checkRoles, nextBackground := ks.checkRoles, ks.nextBackground
 		ks.mu.Unlock()
@@ -143,6 +147,8 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		}
 		return true
 	})
+
+	c.keysInUse.Store(inUse)
 
 	for _, ks := range check {
 		ok, err := named(ctx, s, ks.key, ks.roleNames())

@@ -362,6 +362,13 @@ func (e *Emulator) InjectFault(f Fault) {
 	e.faults = append(e.faults, f)
 }
 
+// ClearFaults drops the faults still queued: an outage ends.
+func (e *Emulator) ClearFaults() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = nil
+}
+
 func checkFault(f Fault) error {
 	switch {
 	case f.Count < 0:

@@ -1,0 +1,237 @@
+package navercommerce
+
+// What the whole application may ask of Naver: Naver judges (and penalises) the
+// application, not the key, so beside each key's hourly budget there is one for the
+// application, kept in storage across restarts and crash loops, and a circuit breaker that
+// stops every key asking while Naver fails, but for one probe at a time.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	// appBudgetFloor and appBudgetPerKey make the automatic application budget per hour:
+	// floor + perKey × keys in use. A healthy application asks about keys / 2.5 an hour, so
+	// this never binds it, while a storm of failures over any number of keys stays far
+	// from it: the breaker lets one probe through at a time.
+	appBudgetFloor  = 30
+	appBudgetPerKey = 2
+	// backgroundShare is the part of the application budget that background renewals may
+	// use; the rest is kept for reads that apps are waiting on.
+	backgroundShare = 0.75
+
+	// breakerThreshold consecutive failed requests of the application (no answer, 5xx, 429)
+	// open the breaker: no key asks before it closes, but for one probe every
+	// breakerBackoff, doubled per further failure, at most maxBreakerBackoff.
+	breakerThreshold  = 3
+	breakerBackoff    = 30 * time.Second
+	maxBreakerBackoff = 5 * time.Minute
+
+	appStoragePrefix = "applications/"
+)
+
+// appGuard is what the cache knows of one application's requests.
+type appGuard struct {
+	clientID string
+
+	mu sync.Mutex
+	// minutes counts requests per minute over the last hour (Unix minute → count).
+	minutes map[int64]int
+	loaded  bool // the counts stored before a restart were read
+	// The breaker: failures counts consecutive failed requests; from breakerThreshold on,
+	// no key asks before openUntil, when one probe may.
+	failures    int
+	openUntil   time.Time
+	probing     bool
+	lastFailure error
+}
+
+// appCounts is the stored form of an application's request counts.
+type appCounts struct {
+	Minutes map[int64]int `json:"minutes"`
+}
+
+func (a *appGuard) storageKey() string {
+	sum := sha256.Sum256([]byte(a.clientID))
+	return appStoragePrefix + hex.EncodeToString(sum[:16])
+}
+
+func (c *tokenCache) app(clientID string) *appGuard {
+	if v, ok := c.apps.Load(clientID); ok {
+		return v.(*appGuard)
+	}
+	v, _ := c.apps.LoadOrStore(clientID, &appGuard{clientID: clientID, minutes: map[int64]int{}})
+	return v.(*appGuard)
+}
+
+// load reads the counts stored before a restart, once.
+func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.loaded || s == nil {
+		return nil
+	}
+	entry, err := s.Get(ctx, a.storageKey())
+	if err != nil {
+		return fmt.Errorf("reading the application's request counts: %w", err)
+	}
+	if entry != nil {
+		var stored appCounts
+		if err := entry.DecodeJSON(&stored); err != nil {
+			return fmt.Errorf("decoding the application's request counts: %w", err)
+		}
+		for m, n := range stored.Minutes {
+			a.minutes[m] += n
+		}
+	}
+	a.loaded = true
+	return nil
+}
+
+// lastHour counts the application's requests in the hour before now; a.mu is held.
+func (a *appGuard) lastHourLocked(now time.Time) (n int, oldest time.Time) {
+	cur := now.Unix() / 60
+	for m, k := range a.minutes {
+		if m <= cur-60 {
+			delete(a.minutes, m)
+			continue
+		}
+		n += k
+		if t := time.Unix(m*60, 0); oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return n, oldest
+}
+
+func (a *appGuard) lastHour(now time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, _ := a.lastHourLocked(now)
+	return n
+}
+
+// record counts one request sent at now and stores the counts, so that a restart (or a
+// crash loop) does not start the hour afresh.
+func (a *appGuard) record(ctx context.Context, s logical.Storage, now time.Time) error {
+	a.mu.Lock()
+	a.minutes[now.Unix()/60]++
+	a.lastHourLocked(now)
+	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes))}
+	for m, n := range a.minutes {
+		stored.Minutes[m] = n
+	}
+	a.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	entry, err := logical.StorageEntryJSON(a.storageKey(), &stored)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+// appBudgetError is a request not sent because the application spent its hourly budget.
+type appBudgetError struct {
+	Limit      int
+	Background bool
+	NextAfter  time.Time
+}
+
+func (e *appBudgetError) Error() string {
+	who := "this application"
+	if e.Background {
+		who = "background renewals of this application (the rest is kept for reads)"
+	}
+	return fmt.Sprintf("not asking Naver: %s had %d token requests in the last hour, the application budget (max_application_requests_per_hour); the next is allowed at %s",
+		who, e.Limit, e.NextAfter.UTC().Format(time.RFC3339))
+}
+
+// breakerError is a request not sent because Naver has been failing for the application.
+type breakerError struct {
+	Failures int
+	Until    time.Time
+	Last     error
+}
+
+func (e *breakerError) Error() string {
+	return fmt.Sprintf("not asking Naver before %s: its last %d answers to this application were failures (the last: %v); one request tries again then",
+		e.Until.UTC().Format(time.RFC3339), e.Failures, e.Last)
+}
+
+func (e *breakerError) Unwrap() error { return e.Last }
+
+// admit decides whether a request may go to Naver now, as far as the breaker goes: nil, or
+// a *breakerError. A request admitted while the breaker is open is its probe: no other
+// key asks until it ends (within timeout).
+func (a *appGuard) admit(now time.Time, timeout time.Duration) (probe bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failures < breakerThreshold {
+		return false, nil
+	}
+	if now.Before(a.openUntil) || a.probing {
+		return false, &breakerError{Failures: a.failures, Until: a.openUntil, Last: a.lastFailure}
+	}
+	a.probing = true
+	a.openUntil = now.Add(timeout)
+	return true, nil
+}
+
+// failing reports whether the application's last request failed: then no retries.
+func (a *appGuard) failing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failures > 0
+}
+
+// result feeds one request's outcome to the breaker. Only Naver failing counts: a refusal
+// (4xx) is about the request, not about Naver.
+func (a *appGuard) result(now time.Time, probe bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if probe {
+		a.probing = false
+	}
+	if !naverFailing(err) {
+		a.failures, a.openUntil, a.lastFailure = 0, time.Time{}, nil
+		return
+	}
+	a.failures++
+	a.lastFailure = err
+	if a.failures >= breakerThreshold {
+		a.openUntil = now.Add(doubling(breakerBackoff, a.failures-breakerThreshold+1, maxBreakerBackoff))
+	}
+}
+
+// naverFailing reports whether err is Naver (or the way to it) failing: no answer, a 5xx
+// or a 429. Anything else, success included, tells that Naver answers.
+func naverFailing(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ue *upstreamError
+	if !errors.As(err, &ue) {
+		return false
+	}
+	return ue.StatusCode == 0 || ue.StatusCode == http.StatusTooManyRequests || ue.StatusCode >= 500
+}
+
+// appBudget is the application's budget per hour: the configured one, or the automatic one
+// derived from the keys in use.
+func (c *tokenCache) appBudget(p *cachePolicy) int {
+	if p.appPerHour > 0 {
+		return p.appPerHour
+	}
+	return appBudgetFloor + appBudgetPerKey*int(c.keysInUse.Load())
+}

@@ -1,0 +1,114 @@
+package navercommerce
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
+)
+
+// Issue 18: a few minutes of 503s over 11 sellers sent 66 requests (each key within its own
+// budget of 6), the emulator penalised the application, and no seller was served for an
+// hour after Naver recovered.
+func TestRetryStormOverManySellersEndsWithEverySellerServed(t *testing.T) {
+	env := newTestEnv(t) // the emulator's penalty is on: more than 60 requests an hour
+	env.configure()
+	const sellers = 11
+	for i := range sellers {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable, Count: 1 << 20})
+	for range 18 { // 3 minutes, every seller's app reading every 10 s
+		for i := range sellers {
+			env.read(fmt.Sprintf("token/s%d", i))
+		}
+		env.clock.Advance(10 * time.Second)
+	}
+	duringStorm := env.naver.TokenRequests()
+	env.naver.ClearFaults() // Naver recovers
+
+	served := map[int]time.Duration{}
+	for elapsed := time.Duration(0); elapsed <= 10*time.Minute && len(served) < sellers; elapsed += 10 * time.Second {
+		for i := range sellers {
+			if _, ok := served[i]; ok {
+				continue
+			}
+			if resp, err := env.read(fmt.Sprintf("token/s%d", i)); errorText(resp, err) == "" {
+				served[i] = elapsed
+				env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+			}
+		}
+		env.clock.Advance(10 * time.Second)
+	}
+	if len(served) != sellers {
+		t.Errorf("%d of %d sellers served within 10 minutes of Naver's recovery", len(served), sellers)
+	}
+	t.Logf("requests during the 3-minute storm: %d; sellers served after recovery at %v", duringStorm, served)
+	if duringStorm > 15 {
+		t.Errorf("%d requests during a 3-minute storm; the breaker should let about one probe a minute through", duringStorm)
+	}
+	env.assertCompliant()
+	if st := env.naver.Stats(); len(st.Penalties) > 0 {
+		t.Errorf("the application was penalised: %+v", st.Penalties)
+	}
+}
+
+// The application budget binds across keys and across a restart, and names itself.
+func TestApplicationBudget(t *testing.T) {
+	env := newTestEnv(t)
+	env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true})
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_application_requests_per_hour": 3})
+	for i := range 4 {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	for i := range 3 {
+		env.readToken(fmt.Sprintf("s%d", i))
+	}
+	check := func(when string) {
+		t.Helper()
+		r, err := env.read("token/s3")
+		if got := httpStatus(r, err); got != http.StatusTooManyRequests || !strings.Contains(errorText(r, err), "max_application_requests_per_hour") {
+			t.Errorf("%s: %d %q, want 429 naming max_application_requests_per_hour", when, got, errorText(r, err))
+		}
+	}
+	check("fourth seller")
+	env.b = env.newBackend() // a restart (or a crash loop) does not start the hour afresh
+	check("after a restart")
+	if env.naver.TokenRequests() != 3 {
+		t.Errorf("%d requests, want 3", env.naver.TokenRequests())
+	}
+	resp, _ := env.read("metrics")
+	body := string(resp.Data["http_raw_body"].([]byte))
+	for _, want := range []string{"navercommerce_application_budget_refusals_total 1", "navercommerce_application_requests_last_hour 3", "navercommerce_application_request_budget_per_hour 3"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	env.clock.Advance(time.Hour + time.Minute)
+	env.readToken("s3")
+}
+
+// The automatic budget grows with the keys in use, so it never refuses a healthy
+// application, and background renewals keep a share free for reads.
+func TestAutomaticApplicationBudget(t *testing.T) {
+	c := newTokenCache(time.Now, nil)
+	p := &cachePolicy{}
+	if got := c.appBudget(p); got != appBudgetFloor {
+		t.Errorf("no keys: %d, want %d", got, appBudgetFloor)
+	}
+	for i := range 10000 {
+		c.state(tokenKey{ClientID: "app", Type: "SELLER", AccountID: fmt.Sprint(i)})
+	}
+	// 10,000 sellers renew about 4,000 tokens an hour.
+	if got := c.appBudget(p); got < 2*4000 {
+		t.Errorf("10,000 keys: %d an hour, want at least twice the healthy 4,000", got)
+	}
+	p.appPerHour = 7
+	if got := c.appBudget(p); got != 7 {
+		t.Errorf("configured: %d, want 7", got)
+	}
+}

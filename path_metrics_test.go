@@ -184,7 +184,12 @@ func TestMetricsCountRequestsAndReads(t *testing.T) {
 		if _, err := env.read("token/" + role); err == nil {
 			t.Fatalf("fault %+v did not fail the read", f.fault)
 		}
-		moved(map[string]float64{f.series: 1, `navercommerce_token_reads_total{result="failed"}`: 1})
+		// A healthy answer after each, so that Naver failing three times in a row does not
+		// stop the application asking (the breaker).
+		env.mustWrite("roles/ok"+role, map[string]any{"type": "SELLER", "account_id": "ncp_ok" + role})
+		env.readToken("ok" + role)
+		moved(map[string]float64{f.series: 1, `navercommerce_token_reads_total{result="failed"}`: 1,
+			`navercommerce_token_requests_total{outcome="success",code=""}`: 1, `navercommerce_token_reads_total{result="fetched"}`: 1})
 	}
 
 	// Renewal fails while the cached token has life left: the read is served stale.
@@ -347,8 +352,8 @@ func TestMetricsNilAndHotPath(t *testing.T) {
 	if s[`navercommerce_token_reads_total{result="cached"}`] != 101 { // AllocsPerRun runs once more to warm up
 		t.Errorf("cached reads %v, want 101", s[`navercommerce_token_reads_total{result="cached"}`])
 	}
-	if len(s) != 11 {
-		t.Errorf("%d series, want 11 (request success, 4 reads, 2 renewals, refusals, 3 gauges; no expiry):\n%s", len(s), m.exposition(metricsGauges{}))
+	if len(s) != 15 {
+		t.Errorf("%d series, want 15 (request success, 4 reads, 2 renewals, 3 refusals, 5 gauges; no expiry):\n%s", len(s), m.exposition(metricsGauges{}))
 	}
 }
 

@@ -75,7 +75,7 @@ type cachePolicy struct {
 	appPerHour  int    // max token requests of the application per hour; 0: automatic
 	// timeout bounds one request, retries included: a probe holds the breaker that long.
 	timeout time.Duration
-	fetch       fetchFunc
+	fetch   fetchFunc
 }
 
 // keyState is everything the cache knows of one key in one credentials generation.
@@ -200,7 +200,7 @@ type tokenCache struct {
 	// keysInUse counts keys read within a token's life, for the automatic application
 	// budget: raised as keys appear, recounted by each periodic run.
 	keysInUse atomic.Int64
-	flights  singleflight.Group
+	flights   singleflight.Group
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
 	generation atomic.Uint64

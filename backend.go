@@ -66,6 +66,9 @@ type backendOptions struct {
 	// tlsConfig is used by the real network transport (with proxy_url or HTTPS_PROXY), so
 	// a test can trust an HTTPS emulator without replacing the transport.
 	tlsConfig *tls.Config
+	// renewAtWindowStart renews every token as soon as Naver's window opens, without the
+	// per-key spread: for tests of the window's start.
+	renewAtWindowStart bool
 }
 
 // Factory creates a mount of the secrets engine; Vault calls it once per mount.
@@ -108,6 +111,9 @@ func newBackend(opts backendOptions) *backend {
 	rejectUnknownFieldsEverywhere(b.Backend.Paths)
 	b.metrics = newMetrics()
 	b.tokens = newTokenCache(b.now, nil)
+	if opts.renewAtWindowStart {
+		b.tokens.spreadWidth = 0
+	}
 	b.tokens.metrics = b.metrics
 	return b
 }

@@ -41,6 +41,9 @@ type testEnv struct {
 	storage logical.Storage
 	// transport, when set before newBackend, carries the backend's requests to Naver.
 	transport http.RoundTripper
+	// spreadRenewals, when set before newBackend, spreads renewals over Naver's window as in
+	// production; otherwise tokens are renewed when the window opens.
+	spreadRenewals bool
 	// logs collects every backend's log; tokens collects every token read, so the test can
 	// check that no secret or token was logged.
 	logs   syncBuffer
@@ -87,7 +90,7 @@ func newTestEnv(t *testing.T) *testEnv {
 // newBackend is a fresh backend on the same storage: a restart or another node.
 func (e *testEnv) newBackend() *backend {
 	e.t.Helper()
-	b := newBackend(backendOptions{now: e.clock.Now, transport: e.transport})
+	b := newBackend(backendOptions{now: e.clock.Now, transport: e.transport, renewAtWindowStart: !e.spreadRenewals})
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &e.logs, Level: hclog.Trace})

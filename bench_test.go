@@ -92,7 +92,7 @@ func simulateDay(t testing.TB, background bool, readEvery time.Duration) int {
 	})
 	defer naver.Close()
 	storage := &logical.InmemStorage{}
-	be := newBackend(backendOptions{now: clock.Now})
+	be := newBackend(backendOptions{now: clock.Now, renewAtWindowStart: true})
 	conf := logical.TestBackendConfig()
 	conf.StorageView = storage
 	conf.Logger = hclog.NewNullLogger()

@@ -285,7 +285,7 @@ func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now ti
 	if tok == nil || tok.Credentials != credentials || tok.life(now) <= 0 {
 		return keyStatus{}, false, nil
 	}
-	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt()}
+	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt(b.tokens.spreadWidth)}
 	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
 	return ks, true, nil
 }

@@ -112,3 +112,60 @@ func TestAutomaticApplicationBudget(t *testing.T) {
 		t.Errorf("configured: %d, want 7", got)
 	}
 }
+
+// Sellers onboarded together renew together forever unless renewals spread over Naver's
+// window: measured here over 30 hours of 100 sellers read every 5 minutes, against the
+// same run with every renewal at the window's start.
+func TestRenewalsSpreadOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 simulated hours of 100 sellers")
+	}
+	busiest := func(spread bool) (ratio float64) {
+		env := newTestEnv(t)
+		env.spreadRenewals = spread
+		env.b = env.newBackend()
+		env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true}) // 100 sellers ask more than 60 an hour
+		env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
+		const sellers = 100
+		for i := range sellers {
+			env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+		}
+		start := env.clock.Now()
+		perBucket := map[int]int{} // requests per 30 minutes, from hour 20 on
+		last := 0
+		for m := 0; m < 30*60; m++ {
+			if m%5 == 0 {
+				for i := range sellers {
+					env.read(fmt.Sprintf("token/s%d", i))
+				}
+			}
+			env.periodic(t.Context())
+			for i := range sellers {
+				waitForFlights(env.b, tokenKey{testClientID, "SELLER", fmt.Sprintf("ncp_s%d", i)})
+			}
+			if n := env.naver.TokenRequests(); m >= 20*60 {
+				perBucket[int(env.clock.Now().Sub(start)/(30*time.Minute))] += n - last
+				last = n
+			} else {
+				last = n
+			}
+			env.clock.Advance(time.Minute)
+		}
+		total, most := 0, 0
+		for _, n := range perBucket {
+			total += n
+			most = max(most, n)
+		}
+		avg := float64(total) / float64(len(perBucket))
+		env.assertCompliant()
+		return float64(most) / avg
+	}
+	spread, together := busiest(true), busiest(false)
+	t.Logf("busiest 30 minutes against the average, hours 20-30: %.2f× spread, %.2f× at the window's start", spread, together)
+	if spread > 2 {
+		t.Errorf("with renewals spread, the busiest 30 minutes carry %.2f× the average, want at most 2×", spread)
+	}
+	if together < 3 {
+		t.Errorf("control: without spreading the busiest 30 minutes carry only %.2f× the average; the test measures nothing", together)
+	}
+}

@@ -22,6 +22,10 @@ const (
 	// refreshWindow mirrors Naver's rule: a token with this much life left is handed back
 	// unchanged by Naver, so asking earlier buys nothing; with less left Naver issues a new one.
 	refreshWindow = 30 * time.Minute
+	// renewSpreadWidth: keys renew at a stable point of Naver's window up to this far in,
+	// always with renewMinLife or more left.
+	renewSpreadWidth = 20 * time.Minute
+	renewMinLife     = 10 * time.Minute
 	// minRefetchInterval: while its cached token is still good, a key asks at most this
 	// often, whatever Naver's answers say of the token's life.
 	minRefetchInterval = 10 * time.Second
@@ -197,6 +201,9 @@ type tokenCache struct {
 	entries  sync.Map
 	requests sync.Map // tokenKey → *requestLog
 	apps     sync.Map // client ID → *appGuard
+	// spreadWidth is how far into Naver's window renewals spread (renewSpreadWidth; 0 in
+	// tests of the window's start).
+	spreadWidth time.Duration
 	// keysInUse counts keys read within a token's life, for the automatic application
 	// budget: raised as keys appear, recounted by each periodic run.
 	keysInUse atomic.Int64
@@ -217,7 +224,7 @@ func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tokenCache{now: now, logger: logger, ctx: ctx, cancel: cancel}
+	return &tokenCache{now: now, logger: logger, ctx: ctx, cancel: cancel, spreadWidth: renewSpreadWidth}
 }
 
 // close stops requests in flight; the mount is going away.
@@ -291,7 +298,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	ks.markRead(now)
 	ks.addRole(role)
 	if tok := ks.token.Load(); tok.servable(p.credentials) {
-		if tok.naverLife(now) >= refreshWindow {
+		if !tok.due(now, c.spreadWidth) {
 			return tokenResult{token: tok}, nil
 		}
 		if p.ahead && tok.life(now) >= minAheadLife {
@@ -353,7 +360,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		}
 	}
 	now := c.now()
-	if current != nil && current.naverLife(now) >= refreshWindow {
+	if current != nil && !current.due(now, c.spreadWidth) {
 		return tokenResult{token: current}, nil
 	}
 	servable := current != nil && current.life(now) >= minServableLife

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -97,12 +98,39 @@ func (t *cachedToken) naverLife(now time.Time) time.Duration {
 	return t.LatestExpiry.Sub(now)
 }
 
-// renewAt is when Naver will issue a new token for the key, and so when it is renewed.
-func (t *cachedToken) renewAt() time.Time {
-	if t.LatestExpiry.IsZero() {
-		return t.ExpiresAt.Add(-refreshWindow)
+// renewAt is when the key's token is renewed: at a point in Naver's 30-minute window (when
+// Naver issues a new token) that is stable for the key, so keys that got their tokens
+// together (a mass onboarding, the end of an outage) drift apart cycle after cycle
+// instead of renewing together forever. It leaves at least renewMinLife.
+func (t *cachedToken) renewAt(spreadWidth time.Duration) time.Time {
+	latest := t.LatestExpiry
+	if latest.IsZero() {
+		latest = t.ExpiresAt
 	}
-	return t.LatestExpiry.Add(-refreshWindow)
+	at := latest.Add(-refreshWindow + t.Key.renewSpread(spreadWidth))
+	if last := t.ExpiresAt.Add(-renewMinLife); at.After(last) {
+		at = last
+	}
+	if first := latest.Add(-refreshWindow); at.Before(first) {
+		at = first // never before Naver would issue a new token
+	}
+	return at
+}
+
+// due reports whether the token is to be renewed at now: after renewAt, when Naver sees
+// less than 30 minutes left (at exactly 30 it hands the same token back).
+func (t *cachedToken) due(now time.Time, spreadWidth time.Duration) bool {
+	return now.After(t.renewAt(spreadWidth))
+}
+
+// renewSpread is the key's stable offset into Naver's window, from 0 to width.
+func (k tokenKey) renewSpread(width time.Duration) time.Duration {
+	if width <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(k.String()))
+	return time.Duration(h.Sum64() % uint64(width))
 }
 
 // boundHandedBack: if Naver handed back a token already known (cached, dropped, or of

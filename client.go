@@ -68,9 +68,10 @@ type naverClientConfig struct {
 	clientID   string
 	secret     clientSecret
 	maxRetries int
-	proxyURL   string            // empty: HTTP(S)_PROXY from the environment
-	transport  http.RoundTripper // tests; nil: a pooled transport from go-cleanhttp
-	tlsConfig  *tls.Config       // tests: trust a test server; nil: the system's roots
+	proxyURL   string              // empty: HTTP(S)_PROXY from the environment
+	transport  http.RoundTripper   // tests; nil: a pooled transport from go-cleanhttp
+	tlsConfig  *tls.Config         // tests: trust a test server; nil: the system's roots
+	retryWait  func(time.Duration) // a simulation: takes the waits between retries; nil: sleep them
 	now        func() time.Time
 	logger     hclog.Logger
 }
@@ -103,6 +104,12 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 	rc.RetryWaitMin, rc.RetryWaitMax = retryWaitMin, retryWaitMax
 	rc.CheckRetry = checkRetry
 	rc.Backoff = retryBackoff
+	if wait := cfg.retryWait; wait != nil {
+		rc.Backoff = func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+			wait(retryBackoff(min, max, attempt, resp))
+			return 0
+		}
+	}
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	// Every attempt, retries included, counts against the key's hourly budget.
 	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, _ int) {

@@ -318,6 +318,7 @@ func (b *backend) newClient(cfg *naverConfig) (*naverClient, error) {
 		proxyURL:   cfg.ProxyURL,
 		transport:  b.transport,
 		tlsConfig:  b.tlsConfig,
+		retryWait:  b.retryWait,
 		now:        b.now,
 		logger:     logger.Named("naver"),
 	})

@@ -186,6 +186,8 @@ type tokenCache struct {
 	entries  sync.Map
 	requests sync.Map // tokenKey → *requestLog
 	flights  singleflight.Group
+	// background counts renewals running behind reads (see Backend.WaitIdle).
+	background flightTracker
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
 	generation atomic.Uint64
@@ -254,7 +256,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 		}
 		if p.ahead && tok.life(now) >= minAheadLife {
 			// DoChan starts the flight (or joins the running one) without waiting for it.
-			c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true))
+			c.background.track(c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true)))
 			return tokenResult{token: tok}, nil
 		}
 	}

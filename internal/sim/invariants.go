@@ -2,8 +2,8 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -16,22 +16,22 @@ import (
 // The promises the simulator checks after every step. Each has a short name, used in
 // violation reports, docs/simulation.md and the README's guarantees table.
 const (
-	invLeaseWithinLife = "lease-within-life"  // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
-	invTokenValid      = "token-valid"        // a token read is valid at Naver, for at least as long as the read says
-	invOwnAccount      = "own-account"        // a role's read returns a token of its own client, type and account
-	invNaverCompliant  = "naver-compliant"    // Naver records no needless, concurrent or non-compliant request, and no penalty
+	invLeaseWithinLife = "lease-within-life"   // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
+	invTokenValid      = "token-valid"         // a token read is valid at Naver, for at least as long as the read says
+	invOwnAccount      = "own-account"         // a role's read returns a token of its own client, type and account
+	invNaverCompliant  = "naver-compliant"     // Naver records no needless, concurrent or non-compliant request, and no penalty
 	invOneFlight       = "one-request-per-key" // at most one token request per key is in flight
-	invKeyBudget       = "key-budget"         // no key sends more than max_token_requests_per_hour in any hour (since a restart)
-	invBackoff         = "backoff"            // after a failed request a key waits at least 5 s before asking again
-	invStaleWarned     = "stale-warned"       // a token served while its renewal is failing carries a warning
-	invRecovers        = "recovers"           // 65 minutes after every fault ended, a read of a healthy role succeeds
-	invNoSecret        = "no-secret"          // no client secret, signature or fragment in a response, log line, status or metrics
-	invNoInternalError = "no-internal-error"  // no request fails with an internal error unless storage failed under it
-	invCachedNamed     = "cached-keys-named"  // status counts as cached only keys some role names
-	invStorageSwept    = "storage-swept"      // no stored token outlives its expiry by more than the sweep bound
-	invStatusTruthful  = "status-truthful"    // status does not say the next read asks Naver while it backs off
-	invRoleWrites      = "role-writes"        // every acknowledged role write is kept: concurrent writes lose no update
-	invDamagedRole     = "damaged-role"       // an unreadable role never breaks status or other roles, and can be deleted or overwritten
+	invKeyBudget       = "key-budget"          // no key sends more than max_token_requests_per_hour in any hour (since a restart)
+	invBackoff         = "backoff"             // after a failed request a key waits at least 5 s before asking again
+	invStaleWarned     = "stale-warned"        // a token served while its renewal is failing carries a warning
+	invRecovers        = "recovers"            // 65 minutes after every fault ended, a read of a healthy role succeeds
+	invNoSecret        = "no-secret"           // no client secret, signature or fragment in a response, log line, status or metrics
+	invNoInternalError = "no-internal-error"   // no request fails with an internal error unless storage failed under it
+	invCachedNamed     = "cached-keys-named"   // status counts as cached only keys some role names
+	invStorageSwept    = "storage-swept"       // no stored token outlives its expiry by more than the sweep bound
+	invStatusTruthful  = "status-truthful"     // status does not say the next read asks Naver while it backs off
+	invRoleWrites      = "role-writes"         // every acknowledged role write is kept: concurrent writes lose no update
+	invDamagedRole     = "damaged-role"        // an unreadable role never breaks status or other roles, and can be deleted or overwritten
 )
 
 // Invariants lists every check with its one-line statement.
@@ -84,7 +84,7 @@ func (w *world) report(inv, subject, format string, args ...any) {
 func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, resp *logical.Response, err error, storageFault bool) {
 	w.stats.Reads++
 	if err != nil && !isCoded(err) {
-		if !storageFault {
+		if !storageFault && !r.damaged {
 			w.report(invNoInternalError, "read", "app%d read token/%s: %v", a.idx, name, err)
 		}
 		return
@@ -181,8 +181,7 @@ func (w *world) calmSince(a *app) time.Time {
 
 // recent describes a key's recent history for a violation report.
 func (a *app) recent(keyID string) string {
-	return fmt.Sprintf(" (key %s; last restart %s, last role change %s, last config change %s)", keyID,
-		fmtOffset(a.lastRestart.Sub(epoch)), fmtOffset(a.lastRoleChange.Sub(epoch)), fmtOffset(a.lastConfigChange.Sub(epoch)))
+	return fmt.Sprintf(" (key %s; last operator actions: %s)", keyID, strings.Join(a.history, "; "))
 }
 
 // checkNaver turns what the emulator recorded into violations.
@@ -191,7 +190,13 @@ func (w *world) checkNaver() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := w.stats.naverViolationsSeen; i < len(vs); i++ {
-		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s", vs[i])
+		var ctx []string
+		for _, a := range w.apps {
+			if strings.Contains(vs[i], a.clientID) {
+				ctx = append(ctx, a.history...)
+			}
+		}
+		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s (last operator actions: %s)", vs[i], strings.Join(ctx, "; "))
 	}
 	w.stats.naverViolationsSeen = len(vs)
 	for _, a := range w.apps {
@@ -223,7 +228,8 @@ func (w *world) checkOperatorView(a *app) {
 			}
 			for _, k := range keys {
 				id := fmt.Sprint(k["type"]) + "|" + fmt.Sprint(k["account_id"])
-				if k["cached"] == true && !named[id] {
+				// A SELF token that verified the config is cached on purpose (README).
+				if k["cached"] == true && !named[id] && id != "SELF|" {
 					w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
 				}
 			}

@@ -141,10 +141,6 @@ func (w *world) expireFaults() {
 			if !w.faultActive(faultLifetime, now) {
 				w.emu.SetTokenLifetime(3 * time.Hour)
 			}
-		case faultSkew:
-			if !w.faultActive(faultSkew, now) {
-				w.skew.Store(0)
-			}
 		}
 	}
 	// Ended faults stay listed for a day: calmSince reads when they ended.
@@ -462,6 +458,10 @@ func (w *world) operate(a *app, act Action) {
 	if act.Kind != actStatus {
 		w.mu.Lock()
 		w.stats.Faults["op-"+act.Kind]++
+		a.history = append(a.history, fmt.Sprintf("%s %s %s", fmtOffset(now.Sub(epoch)), act.Kind, act.Role))
+		if len(a.history) > 6 {
+			a.history = a.history[1:]
+		}
 		w.mu.Unlock()
 	}
 }
@@ -544,8 +544,6 @@ func (w *world) startFault(act Action, now time.Time) {
 		w.emu.SetJWTTokens(true)
 	case faultLifetime:
 		w.emu.SetTokenLifetime(time.Duration(act.N) * time.Second)
-	case faultSkew:
-		w.skew.Store(int64(time.Duration(act.N) * time.Millisecond))
 	}
 }
 

@@ -81,16 +81,15 @@ const (
 	actRestart     = "restart"       // a new backend over the same storage
 	actStatus      = "status"        // an operator reads status, status/<role> and metrics
 
-	faultOutage    = "fault-outage"     // S: 5xx, 429, 429-retry-after or stall, for D
-	faultBurst     = "fault-burst"      // the next N token requests answer S
-	faultLatency   = "fault-latency"    // every request takes N ms (B: random up to N) for D
-	faultReused    = "fault-reused"     // reused-token mode (expires_in 10800 on a handed-back token) for D
-	faultJWT       = "fault-jwt"        // JWT tokens with exp, for D
-	faultLifetime  = "fault-lifetime"   // Naver issues tokens living N seconds, for D
-	faultSkew      = "fault-skew"       // Naver's clock is N ms ahead, for D
-	faultStorage   = "fault-storage"    // storage ops S fail one in N, for D
-	actConcurrent  = "concurrent"       // this action, with Then at its Gate
-	actPeriodicNow = "periodic-extra"   // an extra periodic run (Vault may run it late or twice)
+	faultOutage    = "fault-outage"   // S: 5xx, 429, 429-retry-after or stall, for D
+	faultBurst     = "fault-burst"    // the next N token requests answer S
+	faultLatency   = "fault-latency"  // every request takes N ms (B: random up to N) for D
+	faultReused    = "fault-reused"   // reused-token mode (expires_in 10800 on a handed-back token) for D
+	faultJWT       = "fault-jwt"      // JWT tokens with exp, for D
+	faultLifetime  = "fault-lifetime" // Naver issues tokens living N seconds, for D
+	faultStorage   = "fault-storage"  // storage ops S fail one in N, for D
+	actConcurrent  = "concurrent"     // this action, with Then at its Gate
+	actPeriodicNow = "periodic-extra" // an extra periodic run (Vault may run it late or twice)
 	faultPrefix    = "fault-"
 )
 
@@ -234,10 +233,8 @@ func faultAction(rng *rand.Rand, p Params, t time.Duration) Action {
 		a.Kind, a.D = faultReused, 3*dur
 	case n < 75:
 		a.Kind, a.D = faultJWT, 3*dur
-	case n < 83:
+	case n < 86:
 		a.Kind, a.D, a.N = faultLifetime, dur, []int{4, 20 * 60}[rng.IntN(2)]
-	case n < 88:
-		a.Kind, a.D, a.N = faultSkew, dur, 1+rng.IntN(4000)
 	default:
 		a.Kind, a.D, a.N = faultStorage, min(dur, 20*time.Minute), 2+rng.IntN(6)
 		a.S = []string{"put", "get", "delete", "put,get,delete,list"}[rng.IntN(4)]

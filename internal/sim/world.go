@@ -103,11 +103,13 @@ type app struct {
 	roles      map[string]*roleModel
 	keys       map[string]*keyModel
 	// uncertainRoles: a concurrent write left the role's model ambiguous until rewritten.
-	lastRoleChange     time.Time
-	lastStorageFault   time.Time
-	lastConfigChange   time.Time
-	lastRestart        time.Time
-	penaltyLogged      bool
+	lastRoleChange   time.Time
+	lastStorageFault time.Time
+	lastConfigChange time.Time
+	lastRestart      time.Time
+	penaltyLogged    bool
+	// history holds the app's last operator actions, for violation reports.
+	history            []string
 	damagedSinceDelete map[string]bool
 }
 
@@ -191,6 +193,12 @@ func newWorld(seed uint64, p Params) *world {
 		w.secrets[a.secret[7:]] = true
 		apps = append(apps, navercommercetest.Application{ClientID: a.clientID, ClientSecret: a.secret})
 		w.apps = append(w.apps, a)
+	}
+	// Naver's clock is ahead of ours by up to 4 s on a third of the seeds (Naver refuses
+	// timestamps from its future; a clock that steps back is not modelled: the plugin
+	// cannot know that Naver's view of a token grew).
+	if seed%3 == 0 {
+		w.skew.Store(int64(hash(seed) % uint64(4*time.Second)))
 	}
 	w.emu = navercommercetest.New(navercommercetest.Config{Applications: apps, Now: w.naverNow})
 	for _, a := range w.apps {

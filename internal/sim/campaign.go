@@ -1,0 +1,211 @@
+package sim
+
+import (
+	"fmt"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Campaign is the sum of many seeds' runs.
+type Campaign struct {
+	Params   Params
+	Seeds    int
+	Elapsed  time.Duration
+	Workers  int
+	KeyDays  float64
+	Reads    int
+	Served   int
+	Requests int
+	PeakHour int
+	Faults   map[string]int
+	// Failing maps an invariant to the seeds that broke it.
+	Failing map[string][]uint64
+	// Defects maps an issue-16 defect (or another finding) to the seeds whose violations
+	// point at it (see classify).
+	Defects map[string][]uint64
+	Results []Result
+}
+
+// RunCampaign runs seeds from first on until budget has passed (or count seeds ran, when
+// count > 0), on as many workers as there are CPUs.
+func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campaign {
+	start := time.Now()
+	workers := runtime.GOMAXPROCS(0)
+	c := Campaign{Params: p, Workers: workers, Faults: map[string]int{}, Failing: map[string][]uint64{}, Defects: map[string][]uint64{}}
+	var mu sync.Mutex
+	next := first
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if (count > 0 && int(next-first) >= count) || (count == 0 && time.Since(start) >= budget) {
+					mu.Unlock()
+					return
+				}
+				seed := next
+				next++
+				mu.Unlock()
+				r := Run(seed, p)
+				mu.Lock()
+				c.add(r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	c.Elapsed = time.Since(start)
+	sort.Slice(c.Results, func(i, j int) bool { return c.Results[i].Seed < c.Results[j].Seed })
+	for k := range c.Failing {
+		sort.Slice(c.Failing[k], func(i, j int) bool { return c.Failing[k][i] < c.Failing[k][j] })
+	}
+	for k := range c.Defects {
+		sort.Slice(c.Defects[k], func(i, j int) bool { return c.Defects[k][i] < c.Defects[k][j] })
+	}
+	return c
+}
+
+func (c *Campaign) add(r Result) {
+	c.Seeds++
+	c.KeyDays += r.Stats.KeyDays
+	c.Reads += r.Stats.Reads
+	c.Served += r.Stats.ReadsServed
+	c.Requests += r.Stats.NaverRequests
+	c.PeakHour = max(c.PeakHour, r.Stats.PeakAppHour)
+	for k, n := range r.Stats.Faults {
+		c.Faults[k] += n
+	}
+	invs, defects := map[string]bool{}, map[string]bool{}
+	for _, v := range r.Violations {
+		invs[v.Invariant] = true
+		defects[classify(v)] = true
+	}
+	for inv := range invs {
+		c.Failing[inv] = append(c.Failing[inv], r.Seed)
+	}
+	for d := range defects {
+		c.Defects[d] = append(c.Defects[d], r.Seed)
+	}
+	if r.Failed() {
+		r.Schedule = nil // keep memory flat: a seed replays its schedule
+		c.Results = append(c.Results, r)
+	}
+}
+
+var lastAction = regexp.MustCompile(`([a-z][a-z-]+) [^;]*\)$`)
+
+// classify names the defect of issue 16 a violation most likely shows, from the invariant
+// and the last operator action before it. It is a reading aid for the campaign's table,
+// not a proof: replay the seed to be sure.
+func classify(v Violation) string {
+	last := ""
+	if m := lastAction.FindStringSubmatch(v.Detail); m != nil {
+		last = m[1]
+	}
+	switch v.Invariant {
+	case invDamagedRole:
+		return "16.7 unreadable role breaks status and cannot be removed"
+	case invRoleWrites:
+		return "16.8 concurrent role writes lose an update"
+	case invStatusTruthful, invStaleWarned:
+		return "16.10 stale token or back-off without a true warning"
+	case invBackoff:
+		if strings.Contains(v.Detail, "(200 OK)") {
+			return "16.6 an unservable answer counts as a success"
+		}
+		return "backoff: other"
+	case invCachedNamed:
+		return "16.5 a token published after its role was deleted"
+	case invNaverCompliant, invTokenValid:
+		if strings.Contains(v.Detail, "penalised") {
+			return "penalty (follows a violation above)"
+		}
+		if strings.Contains(v.Detail, "had 30m0s left") {
+			return "new: a handed-back token's truncated expires_in makes a renewal a second early"
+		}
+		switch last {
+		case actDrop:
+			return "16.9/16.2/16.3 a drop forgets what Naver still holds"
+		case actRoleCreate, actRoleDelete, actRoleAccount:
+			return "16.1 role delete/re-create or account switch forgets the token"
+		case actBaseURL:
+			return "16 (also) a cosmetic base_url change purges every token"
+		case actRestart:
+			return "16.2/16.3 a restart forgets a drop"
+		case actConfigDel, actConfigNew:
+			return "new: config delete and re-create forgets every token"
+		}
+		return v.Invariant + ": other (last action " + last + ")"
+	}
+	return v.Invariant
+}
+
+// Markdown renders the campaign as docs/simulation.md.
+func (c Campaign) Markdown(command, machine string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Simulation\n\nWritten by `%s` (`internal/sim`, see README \"Simulation\"). %s\n\n", command, machine)
+	b.WriteString("| | |\n|---|---:|\n")
+	fmt.Fprintf(&b, "| seeds | %d |\n", c.Seeds)
+	fmt.Fprintf(&b, "| simulated days per seed | %.1f |\n", c.Params.Days)
+	fmt.Fprintf(&b, "| applications × role names × seller accounts per seed | %d × %d × %d |\n", c.Params.Apps, c.Params.RolesPerApp, c.Params.Accounts)
+	fmt.Fprintf(&b, "| simulated key-days (keys read × days) | %.0f |\n", c.KeyDays)
+	fmt.Fprintf(&b, "| wall time, workers | %s, %d |\n", c.Elapsed.Round(time.Second), c.Workers)
+	fmt.Fprintf(&b, "| token reads (served) | %d (%d) |\n", c.Reads, c.Served)
+	fmt.Fprintf(&b, "| requests to Naver | %d |\n", c.Requests)
+	if c.KeyDays > 0 {
+		fmt.Fprintf(&b, "| Naver requests per key per day | %.2f |\n", float64(c.Requests)/c.KeyDays)
+	}
+	fmt.Fprintf(&b, "| peak application requests in one clock hour | %d |\n", c.PeakHour)
+	failing := 0
+	for _, r := range c.Results {
+		if r.Failed() {
+			failing++
+		}
+	}
+	fmt.Fprintf(&b, "| seeds with violations | %d |\n\n", failing)
+
+	b.WriteString("## Faults and actions injected\n\n| kind | count |\n|---|---:|\n")
+	for _, k := range sortedKeys(c.Faults) {
+		fmt.Fprintf(&b, "| %s | %d |\n", k, c.Faults[k])
+	}
+	b.WriteString("\n## Violations by invariant\n\n| invariant | promise | seeds (first 12) |\n|---|---|---|\n")
+	for _, inv := range Invariants {
+		seeds := c.Failing[inv.Name]
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", inv.Name, inv.Statement, seedList(seeds))
+	}
+	b.WriteString("\n## What the violations point at\n\nBy `classify` (the invariant and the last operator action before the violation); replay a seed to be sure.\n\n| finding | seeds (first 12) |\n|---|---|\n")
+	for _, k := range sortedKeys(c.Defects) {
+		fmt.Fprintf(&b, "| %s | %s |\n", k, seedList(c.Defects[k]))
+	}
+	return b.String()
+}
+
+func seedList(seeds []uint64) string {
+	if len(seeds) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i, s := range seeds {
+		if i == 12 {
+			parts = append(parts, fmt.Sprintf("… (%d seeds)", len(seeds)))
+			break
+		}
+		parts = append(parts, fmt.Sprint(s))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

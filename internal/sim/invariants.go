@@ -348,12 +348,25 @@ func (w *world) scanText(s, where string) {
 			w.violate(invNoSecret, where+"secret", "%s contains a client secret", where)
 		}
 	}
-	for i := 0; i+12 <= len(s); i++ {
-		if w.fragments[s[i:i+12]] {
-			w.violate(invNoSecret, where+"sig", "%s contains a fragment of a signature: ...%s...", where, "[12 characters]")
-			return
+	// A fragment lies within a run of standard base64 characters at least 12 long: look
+	// only there (most text is words and numbers).
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && isBase64(s[j]) {
+			j++
 		}
+		for k := i; k+12 <= j; k++ {
+			if w.fragments[s[k:k+12]] {
+				w.violate(invNoSecret, where+"sig", "%s contains a 12-character fragment of a signature", where)
+				return
+			}
+		}
+		i = j + 1
 	}
+}
+
+func isBase64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
 func isCoded(err error) bool {

@@ -11,6 +11,10 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
+// operatorViewEvery: how often status, metrics, logs and storage are checked (cheap
+// checks run after every step).
+const operatorViewEvery = 30 * time.Minute
+
 // Params size a run.
 type Params struct {
 	Days        float64 // simulated time
@@ -59,7 +63,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 	w := newWorld(seed, p)
 	horizon := epoch.Add(time.Duration(p.Days * float64(24*time.Hour)))
 	nextPeriodic := epoch.Add(periodicInterval)
-	nextCheck := epoch.Add(15 * time.Minute)
+	nextCheck := epoch.Add(operatorViewEvery)
 	keysSeen := map[string]bool{}
 	step := func(at time.Time, do func()) {
 		w.advanceTo(at)
@@ -70,7 +74,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 		w.expireFaults()
 		w.checkNaver()
 		if !w.now().Before(nextCheck) {
-			nextCheck = w.now().Add(15 * time.Minute)
+			nextCheck = w.now().Add(operatorViewEvery)
 			for _, a := range w.apps {
 				w.checkOperatorView(a)
 				w.checkStorage(a)

@@ -127,7 +127,7 @@ func classify(v Violation) string {
 			return "penalty (follows a violation above)"
 		}
 		if strings.Contains(v.Detail, "had 30m0s left") {
-			return "new: a handed-back token's truncated expires_in makes a renewal a second early"
+			return "new: after a handed-back token, its truncated expires_in makes the renewal up to 1 s early (a second needless request)"
 		}
 		switch last {
 		case actDrop:

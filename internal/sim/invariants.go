@@ -81,7 +81,7 @@ func (w *world) report(inv, subject, format string, args ...any) {
 }
 
 // checkRead checks one token read through role r (the model before the read).
-func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, resp *logical.Response, err error, storageFault bool) {
+func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, readStart time.Time, resp *logical.Response, err error, storageFault bool) {
 	w.stats.Reads++
 	if err != nil && !isCoded(err) {
 		if !storageFault && !r.damaged {
@@ -110,25 +110,30 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 			w.report(invLeaseWithinLife, "lease", "app%d role %s: lease %s for a token with %s left (role ttl %s)", a.idx, name, ttl, left, r.ttl)
 		}
 	}
-	info, ok := w.emu.Token(tok)
+	// Judged on absolute times: the clock may have moved since the read (a renewal
+	// behind it met latency).
+	expiresAt, _ := time.Parse(time.RFC3339, fmt.Sprint(resp.Data["expires_at"]))
 	w.mu.Lock()
 	iss := w.issued[tok]
 	w.mu.Unlock()
-	if !ok {
-		// A secret rotation revokes tokens at Naver; until the new secret is written to
-		// config the plugin cannot know.
-		if !(iss.gen < a.gen && a.cfgSecret != a.secret) {
-			w.report(invTokenValid, "dead:"+name, "app%d role %s: served a token Naver does not accept (expires_in %s)%s", a.idx, name, left, a.recent(r.key()))
-		}
+	switch {
+	case iss == nil:
+		w.report(invTokenValid, "unknown:"+name, "app%d role %s: served a token Naver never issued", a.idx, name)
 		return
+	case iss.revoked:
+		w.report(invTokenValid, "dead:"+name, "app%d role %s: served a token that was killed at Naver and dropped (expires_in %s)%s", a.idx, name, left, a.recent(r.key()))
+	case iss.gen < a.gen && a.cfgSecret == a.secret:
+		// A rotation revokes tokens at Naver; until the new secret is written to config
+		// the plugin cannot know, but after it must not serve them.
+		w.report(invTokenValid, "rotated:"+name, "app%d role %s: served a token of the secret replaced in config", a.idx, name)
+	case expiresAt.After(iss.expires.Add(time.Second)):
+		w.report(invTokenValid, "outlives:"+name, "app%d role %s: served expires_at %s, but Naver's token dies at %s (%s earlier)%s", a.idx, name,
+			expiresAt.Format(time.RFC3339), iss.expires.Format(time.RFC3339), expiresAt.Sub(iss.expires).Round(time.Second), a.recent(r.key()))
 	}
-	naverLeft := info.Expires.Sub(w.naverNow())
-	if left > naverLeft+time.Second+time.Duration(w.skew.Load()) {
-		w.report(invTokenValid, "outlives:"+name, "app%d role %s: served expires_in %s, but Naver's token dies in %s%s", a.idx, name, left, naverLeft.Round(time.Second), a.recent(r.key()))
+	if !r.uncertain && (iss.app != a.idx || iss.key != r.key()) {
+		w.report(invOwnAccount, name, "app%d role %s (%s) was served the token of app%d key %s", a.idx, name, r.key(), iss.app, iss.key)
 	}
-	if !r.uncertain && (info.ClientID != a.clientID || info.Type != r.typ || info.AccountID != r.account) {
-		w.report(invOwnAccount, name, "app%d role %s (%s %s) was served the token of %s %s %q", a.idx, name, r.typ, r.account, info.ClientID, info.Type, info.AccountID)
-	}
+	naverLeft := iss.expires.Sub(readStart)
 	w.mu.Lock()
 	k := a.key(r.key())
 	failedAfter := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
@@ -168,7 +173,7 @@ func (w *world) calmSince(a *app) time.Time {
 			calm = end
 		}
 	}
-	for _, t := range []time.Time{a.lastConfigChange, a.lastStorageFault} {
+	for _, t := range []time.Time{a.lastConfigChange, a.lastStorageFault, w.lastBurst} {
 		if t.After(calm) {
 			calm = t
 		}

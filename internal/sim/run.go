@@ -209,9 +209,10 @@ func (w *world) read(a *app, name string) {
 	k := a.key(model.key())
 	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
 	w.mu.Unlock()
+	start := w.now()
 	resp, err, sf := a.request(logical.ReadOperation, "token/"+name, nil)
 	a.b.WaitIdle()
-	w.checkRead(a, name, model, failedBefore, resp, err, sf)
+	w.checkRead(a, name, model, failedBefore, start, resp, err, sf)
 }
 
 // concurrent runs act's first request, and act.Then while the first waits at act.Gate.
@@ -382,10 +383,14 @@ func (w *world) operate(a *app, act Action) {
 			return
 		}
 		if act.B {
-			// The seller re-authorised the application: the token the plugin holds is dead.
-			if tok := w.heldToken(a, r); tok != "" {
-				w.emu.RevokeToken(tok)
+			// The seller re-authorised the application: the token Naver holds is dead.
+			w.mu.Lock()
+			tok := w.latest[fmt.Sprint(a.idx)+"|"+r.key()]
+			if iss := w.issued[tok]; iss != nil {
+				iss.revoked = true
 			}
+			w.mu.Unlock()
+			w.emu.RevokeToken(tok)
 		}
 		resp, err, sf := a.request(logical.DeleteOperation, "token/"+act.Role, nil)
 		if err != nil && !sf && !isCoded(err) {
@@ -468,21 +473,6 @@ func (w *world) operate(a *app, act Action) {
 		}
 		w.mu.Unlock()
 	}
-}
-
-// heldToken is the token the plugin serves for r now, read as an app would.
-func (w *world) heldToken(a *app, r *roleModel) string {
-	for name, m := range a.roles {
-		if m == r {
-			resp, err, _ := a.request(logical.ReadOperation, "token/"+name, nil)
-			a.b.WaitIdle()
-			if err == nil && resp != nil && !resp.IsError() {
-				tok, _ := resp.Data["access_token"].(string)
-				return tok
-			}
-		}
-	}
-	return ""
 }
 
 // writeConfig writes config fields and follows the model when the write succeeds.

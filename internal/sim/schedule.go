@@ -198,7 +198,7 @@ func concurrentAction(rng *rand.Rand, p Params, app int, t time.Duration, accoun
 	switch rng.IntN(6) {
 	case 0: // a read loads the stored token while the operator drops it
 		first.S, first.Gate = actRead, "get:tokens/"
-		first.Then = &Action{Kind: actDrop, App: app, Role: role}
+		first.Then = &Action{Kind: actDrop, App: app, Role: role, B: true}
 	case 1: // a read is at Naver while its role is deleted
 		first.S, first.Gate = actRead, "net:"
 		first.Then = &Action{Kind: actRoleDelete, App: app, Role: role}
@@ -211,7 +211,7 @@ func concurrentAction(rng *rand.Rand, p Params, app int, t time.Duration, accoun
 		first.Then = &Action{Kind: actRestart, App: app}
 	case 4: // a periodic run loads tokens from storage while the operator drops one
 		first.S, first.Gate = actPeriodicNow, "get:tokens/"
-		first.Then = &Action{Kind: actDrop, App: app, Role: role}
+		first.Then = &Action{Kind: actDrop, App: app, Role: role, B: true}
 	default: // a read is at Naver while its role switches account
 		first.S, first.Gate = actRead, "net:"
 		first.Then = &Action{Kind: actRoleAccount, App: app, Role: role, S: account(app)}

@@ -66,14 +66,22 @@ type world struct {
 	// secrets are strings that must never appear in a response, log or metric.
 	secrets   map[string]bool
 	fragments map[string]bool // 12-character windows of every signature sent
-	issued    map[string]issuedToken
+	issued    map[string]*issuedToken
+	// latest is the newest token Naver issued per app and key: what Naver holds now.
+	latest map[string]string
+	// lastBurst is when the last queued fault answer was used.
+	lastBurst time.Time
 	// storageFaults counts injected storage failures, so an operation that met one may fail.
 	storageFaults atomic.Int64
 	hourly        map[int64]int // application requests per (app, hour)
 }
 
+// issuedToken is a token Naver issued, as the simulator saw it pass.
 type issuedToken struct {
 	app, gen int
+	key      string
+	expires  time.Time // on the simulator's clock
+	revoked  bool      // killed at Naver (a seller re-authorised)
 }
 
 type activeFault struct {
@@ -173,7 +181,8 @@ func newWorld(seed uint64, p Params) *world {
 		seen:      map[string]bool{},
 		secrets:   map[string]bool{},
 		fragments: map[string]bool{},
-		issued:    map[string]issuedToken{},
+		issued:    map[string]*issuedToken{},
+		latest:    map[string]string{},
 		hourly:    map[int64]int{},
 	}
 	w.stats.Faults = map[string]int{}
@@ -542,6 +551,7 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 	var burst string
 	if isToken && outage == "" && len(w.burst) > 0 {
 		burst, w.burst = w.burst[0], w.burst[1:]
+		w.lastBurst = now
 	}
 	w.mu.Unlock()
 
@@ -585,9 +595,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 			AccessToken string `json:"access_token"`
 		}
 		if json.Unmarshal(b, &tr) == nil && tr.AccessToken != "" {
+			info, ok := w.emu.Token(tr.AccessToken)
 			w.mu.Lock()
-			if _, ok := w.issued[tr.AccessToken]; !ok {
-				w.issued[tr.AccessToken] = issuedToken{app: a.idx, gen: a.gen}
+			if _, seen := w.issued[tr.AccessToken]; !seen && ok {
+				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, key: keyID, expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
+				w.latest[fmt.Sprint(a.idx)+"|"+keyID] = tr.AccessToken
 			}
 			w.mu.Unlock()
 		}

@@ -98,52 +98,90 @@ func (c *Campaign) add(r Result) {
 	}
 }
 
-var lastAction = regexp.MustCompile(`([a-z][a-z-]+) [^;]*\)$`)
+var (
+	naverKey  = regexp.MustCompile(`simApp\d+Client\w*\|(\w+\|[\w]*)`)
+	simKey    = regexp.MustCompile(`\(key (\w+\|\w*);`)
+	historyRe = regexp.MustCompile(`d\d+\+[\d:]+ ([a-z-]+) [^;]*`)
+)
 
 // classify names the defect of issue 16 a violation most likely shows, from the invariant
-// and the last operator action before it. It is a reading aid for the campaign's table,
-// not a proof: replay the seed to be sure.
+// and the operator actions before it that touched the violation's key. It is a reading
+// aid for the campaign's table, not a proof: replay the seed to be sure.
 func classify(v Violation) string {
-	last := ""
-	if m := lastAction.FindStringSubmatch(v.Detail); m != nil {
-		last = m[1]
-	}
 	switch v.Invariant {
 	case invDamagedRole:
-		return "16.7 unreadable role breaks status and cannot be removed"
+		return "16.7 an unreadable role breaks status and cannot be removed"
 	case invRoleWrites:
 		return "16.8 concurrent role writes lose an update"
 	case invStatusTruthful, invStaleWarned:
-		return "16.10 stale token or back-off without a true warning"
+		return "16.10 a stale token or a back-off without a true warning"
 	case invBackoff:
 		if strings.Contains(v.Detail, "(200 OK)") {
-			return "16.6 an unservable answer counts as a success"
+			return "16.6 an answer whose token cannot be served counts as a success"
 		}
 		return "backoff: other"
 	case invCachedNamed:
 		return "16.5 a token published after its role was deleted"
 	case invNaverCompliant, invTokenValid:
-		if strings.Contains(v.Detail, "penalised") {
-			return "penalty (follows a violation above)"
-		}
-		if strings.Contains(v.Detail, "had 30m0s left") {
-			return "new: after a handed-back token, its truncated expires_in makes the renewal up to 1 s early (a second needless request)"
-		}
-		switch last {
-		case actDrop:
-			return "16.9/16.2/16.3 a drop forgets what Naver still holds"
-		case actRoleCreate, actRoleDelete, actRoleAccount:
-			return "16.1 role delete/re-create or account switch forgets the token"
-		case actBaseURL:
-			return "16 (also) a cosmetic base_url change purges every token"
-		case actRestart:
-			return "16.2/16.3 a restart forgets a drop"
-		case actConfigDel, actConfigNew:
-			return "new: config delete and re-create forgets every token"
-		}
-		return v.Invariant + ": other (last action " + last + ")"
+	default:
+		return v.Invariant
 	}
-	return v.Invariant
+	if strings.Contains(v.Detail, "penalised") {
+		return "penalty (follows a violation above)"
+	}
+	if strings.Contains(v.Detail, "had 30m0s left") {
+		return "new: after a handed-back token, its truncated expires_in makes the renewal up to 1 s early"
+	}
+	key := ""
+	if m := naverKey.FindStringSubmatch(v.Detail); m != nil {
+		key = m[1]
+	} else if m := simKey.FindStringSubmatch(v.Detail); m != nil {
+		key = m[1]
+	}
+	var touched []string // kinds of the actions that touched key or every key, oldest first
+	for _, h := range historyRe.FindAllStringSubmatch(v.Detail, -1) {
+		kind := h[1]
+		switch {
+		case kind == "concurrent" && strings.Contains(h[0], "token-drop"):
+			touched = append(touched, "concurrent-drop")
+		case kind == actRestart, kind == actBaseURL, kind == actConfigDel, kind == actConfigNew, kind == actRotate:
+			touched = append(touched, kind)
+		case kind == actRoleLease || kind == actRoleTTL || kind == actConfigTune || kind == actInvalidate || kind == actRoleDamage:
+			// cannot make the plugin forget a token
+		case key != "" && strings.Contains(h[0], "["+key) || strings.Contains(h[0], "→ "+key):
+			touched = append(touched, kind)
+		}
+	}
+	last, dropThenRestart, restartThenDrop := "", false, false
+	for i, k := range touched {
+		last = k
+		if k == actRestart && i > 0 && touched[i-1] == actDrop {
+			dropThenRestart = true
+		}
+		if k == actDrop && i > 0 && touched[i-1] == actRestart {
+			restartThenDrop = true
+		}
+	}
+	dead := strings.Contains(v.Detail, "killed at Naver")
+	switch {
+	case dead && strings.Contains(strings.Join(touched, " "), "concurrent-drop"):
+		return "16.4 a drop racing a storage load resurrects the dropped token"
+	case v.Invariant == invTokenValid && dropThenRestart:
+		return "16.3 a restart forgets a drop"
+	case v.Invariant == invTokenValid && restartThenDrop:
+		return "16.2 a periodic run after a restart forgets a drop"
+	case last == actDrop && v.Invariant == invNaverCompliant:
+		return "16.9 a drop of a live token asks Naver again"
+	case last == actDrop:
+		return "16.2/16.3/16.9 a drop forgets what Naver still holds"
+	case last == actRoleCreate, last == actRoleDelete, last == actRoleAccount:
+		return "16.1 a role deleted and re-created, or switched away and back, forgets the token"
+	case last == actBaseURL:
+		return "16 (also) a cosmetic base_url change purges every token"
+	case last == actConfigDel, last == actConfigNew:
+		return "new: config delete and re-create forgets every token"
+	}
+	return v.Invariant + ": other (" + strings.Join(touched, ", ") + ")"
 }
 
 // Markdown renders the campaign as docs/simulation.md.

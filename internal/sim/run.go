@@ -217,6 +217,10 @@ func (w *world) read(a *app, name string) {
 
 // concurrent runs act's first request, and act.Then while the first waits at act.Gate.
 func (w *world) concurrent(a *app, act Action) {
+	w.remember(a, fmt.Sprintf("%s concurrent %s with %s at %s", fmtOffset(w.now().Sub(epoch)), act.S, act.Then.Kind, act.Gate))
+	w.mu.Lock()
+	w.stats.Faults["op-concurrent-"+act.S+"+"+act.Then.Kind]++
+	w.mu.Unlock()
 	then := *act.Then
 	g := &gate{prefix: act.Gate, skip: act.Skip, done: make(chan struct{})}
 	g.then = func() { w.do(then) }
@@ -316,6 +320,20 @@ func (w *world) operate(a *app, act Action) {
 		r = &roleModel{}
 		a.roles[act.Role] = r
 	}
+	keyBefore := ""
+	if r != nil && r.exists {
+		keyBefore = r.key()
+	}
+	defer func() {
+		if act.Kind == actStatus {
+			return
+		}
+		keys := "[" + keyBefore
+		if r != nil && r.exists && r.key() != keyBefore {
+			keys += " → " + r.key()
+		}
+		w.remember(a, fmt.Sprintf("%s %s %s %s]", fmtOffset(now.Sub(epoch)), act.Kind, act.Role, keys))
+	}()
 	switch act.Kind {
 	case actRoleCreate:
 		typ, account := "SELLER", act.S
@@ -467,11 +485,17 @@ func (w *world) operate(a *app, act Action) {
 	if act.Kind != actStatus {
 		w.mu.Lock()
 		w.stats.Faults["op-"+act.Kind]++
-		a.history = append(a.history, fmt.Sprintf("%s %s %s", fmtOffset(now.Sub(epoch)), act.Kind, act.Role))
-		if len(a.history) > 6 {
-			a.history = a.history[1:]
-		}
 		w.mu.Unlock()
+	}
+}
+
+// remember keeps the app's last operator actions for violation reports.
+func (w *world) remember(a *app, what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a.history = append(a.history, what)
+	if len(a.history) > 8 {
+		a.history = a.history[1:]
 	}
 }
 

@@ -436,6 +436,10 @@ type transport struct{ a *app }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, w := t.a, t.a.w
+	if err := req.Context().Err(); err != nil {
+		// A real transport sends nothing for a cancelled request (an unmounted backend).
+		return nil, err
+	}
 	var body []byte
 	if req.Body != nil {
 		var err error

@@ -19,6 +19,7 @@ var (
 	campaignFlag = flag.Duration("campaign", 0, "TestCampaign: run seeds for this long and write -campaign-out")
 	campaignOut  = flag.String("campaign-out", "", "TestCampaign: the Markdown report to write (docs/simulation.md)")
 	firstSeed    = flag.Uint64("first-seed", 1, "TestCampaign: the first seed")
+	shrinkFlag   = flag.Duration("shrink", time.Minute, "TestSim -seed: how long to look for a shorter failing schedule (0: do not)")
 )
 
 // knownDefectsFixed says whether the defects of issue 16 are fixed on this branch. While
@@ -38,10 +39,21 @@ func TestSim(t *testing.T) {
 		}
 		r := Run(*seedFlag, p)
 		t.Logf("seed %d: %s", r.Seed, summary(r))
-		if r.Failed() {
-			t.Fatal(failureReport(r))
+		if !r.Failed() {
+			return
 		}
-		return
+		report := failureReport(r)
+		if *shrinkFlag > 0 {
+			s := Shrink(r, *shrinkFlag)
+			report += fmt.Sprintf("\nshrunk to %d of %d actions, %.2f days, still breaking %s:\n", len(s.Schedule), len(r.Schedule), s.Params.Days, r.Violations[0].Invariant)
+			for _, a := range s.Schedule {
+				report += "  " + a.String() + "\n"
+			}
+			for _, v := range s.Violations {
+				report += "  → " + v.String() + "\n"
+			}
+		}
+		t.Fatal(report)
 	}
 	p := DefaultParams()
 	p.Days = 0.5

@@ -144,6 +144,10 @@ func classify(v Violation) string {
 		switch {
 		case kind == "concurrent" && strings.Contains(h[0], "token-drop"):
 			touched = append(touched, "concurrent-drop")
+		case kind == actDropRestart:
+			touched = append(touched, actDrop, actRestart)
+		case kind == actRestartDrop:
+			touched = append(touched, actRestart, actDrop)
 		case kind == actRestart, kind == actBaseURL, kind == actConfigDel, kind == actConfigNew, kind == actRotate:
 			touched = append(touched, kind)
 		case kind == actRoleLease || kind == actRoleTTL || kind == actConfigTune || kind == actInvalidate || kind == actRoleDamage:

@@ -134,7 +134,7 @@ func (w *world) expireFaults() {
 		}
 		switch f.kind {
 		case faultReused:
-			if !w.faultActive(faultReused, now) {
+			if !w.faultActive(faultReused, now) && w.seed%3 != 1 {
 				w.emu.SetReusedTokenFullLifetime(false)
 			}
 		case faultJWT:
@@ -227,6 +227,10 @@ func (w *world) concurrent(a *app, act Action) {
 	w.mu.Lock()
 	w.gate = g
 	w.mu.Unlock()
+	if act.Gate == "get:tokens/" && then.Kind == actDrop {
+		// The token is in storage only after a restart: that is when it is loaded.
+		a.start()
+	}
 	first := act
 	first.Kind, first.Then, first.S = act.S, nil, ""
 	if first.Kind == actRoleAccount {
@@ -479,6 +483,12 @@ func (w *world) operate(a *app, act Action) {
 		a.b.InvalidateKey(w.ctx, key)
 	case actRestart:
 		a.start()
+	case actDropRestart:
+		w.operate(a, Action{Kind: actDrop, App: act.App, Role: act.Role, B: act.B})
+		a.start()
+	case actRestartDrop:
+		a.start()
+		w.operate(a, Action{Kind: actDrop, App: act.App, Role: act.Role, B: act.B})
 	case actStatus:
 		w.checkOperatorView(a)
 	}

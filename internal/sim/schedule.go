@@ -72,6 +72,8 @@ const (
 	actRoleDelete  = "role-delete"
 	actRoleDamage  = "role-damage" // an entry this plugin cannot read: S = "future" or "garbage"
 	actDrop        = "token-drop"  // DELETE token/<role>; B: the token is dead at Naver first (a seller re-authorised)
+	actDropRestart = "token-drop-then-restart" // a drop, and the plugin restarts before the next read
+	actRestartDrop = "restart-then-token-drop" // a restart, and a drop before the next read
 	actRotate      = "rotate"      // the secret is re-issued at Naver, then written to config
 	actConfigTune  = "config-tune" // rewrite fields other than the credentials (S names them)
 	actBaseURL     = "config-base-url-cosmetic"
@@ -165,8 +167,12 @@ func operatorAction(rng *rand.Rand, p Params, app int, t time.Duration, account 
 		a.Kind = actRoleDelete
 	case n < 42:
 		a.Kind, a.S = actRoleDamage, []string{"future", "garbage"}[rng.IntN(2)]
-	case n < 54:
+	case n < 50:
 		a.Kind, a.B = actDrop, rng.IntN(2) == 0
+	case n < 52:
+		a.Kind, a.B = actDropRestart, rng.IntN(2) == 0
+	case n < 54:
+		a.Kind, a.B = actRestartDrop, rng.IntN(2) == 0
 	case n < 58:
 		a.Kind = actRotate
 	case n < 64:
@@ -196,7 +202,7 @@ func concurrentAction(rng *rand.Rand, p Params, app int, t time.Duration, accoun
 	role := roleName(rng.IntN(p.RolesPerApp))
 	first := Action{At: t, Kind: actConcurrent, App: app, Role: role, Skip: rng.IntN(2)}
 	switch rng.IntN(6) {
-	case 0: // a read loads the stored token while the operator drops it
+	case 0: // after a restart, a read loads the stored token while the operator drops it (dead at Naver)
 		first.S, first.Gate = actRead, "get:tokens/"
 		first.Then = &Action{Kind: actDrop, App: app, Role: role, B: true}
 	case 1: // a read is at Naver while its role is deleted
@@ -211,7 +217,7 @@ func concurrentAction(rng *rand.Rand, p Params, app int, t time.Duration, accoun
 		// process, and the next request is needless whatever the plugin does)
 		first.S, first.Gate = actRead, "get:tokens/"
 		first.Then = &Action{Kind: actRestart, App: app}
-	case 4: // a periodic run loads tokens from storage while the operator drops one
+	case 4: // after a restart, the periodic run loads tokens from storage while the operator drops one
 		first.S, first.Gate = actPeriodicNow, "get:tokens/"
 		first.Then = &Action{Kind: actDrop, App: app, Role: role, B: true}
 	default: // a read is at Naver while its role switches account

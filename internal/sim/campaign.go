@@ -174,6 +174,8 @@ func classify(v Violation) string {
 		return "16.3 a restart forgets a drop"
 	case v.Invariant == invTokenValid && restartThenDrop:
 		return "16.2 a periodic run after a restart forgets a drop"
+	case last == actRestart && dropThenRestart && v.Invariant == invNaverCompliant:
+		return "16.9 a drop of a live token asks Naver again (16.3: across a restart)"
 	case last == actDrop && v.Invariant == invNaverCompliant:
 		return "16.9 a drop of a live token asks Naver again"
 	case last == actDrop:

@@ -70,12 +70,12 @@ const (
 	actRoleTTL     = "role-ttl"     // ttl=N seconds
 	actRoleLease   = "role-lease"   // lease=!B
 	actRoleDelete  = "role-delete"
-	actRoleDamage  = "role-damage" // an entry this plugin cannot read: S = "future" or "garbage"
-	actDrop        = "token-drop"  // DELETE token/<role>; B: the token is dead at Naver first (a seller re-authorised)
+	actRoleDamage  = "role-damage"             // an entry this plugin cannot read: S = "future" or "garbage"
+	actDrop        = "token-drop"              // DELETE token/<role>; B: the token is dead at Naver first (a seller re-authorised)
 	actDropRestart = "token-drop-then-restart" // a drop, and the plugin restarts before the next read
 	actRestartDrop = "restart-then-token-drop" // a restart, and a drop before the next read
-	actRotate      = "rotate"      // the secret is re-issued at Naver, then written to config
-	actConfigTune  = "config-tune" // rewrite fields other than the credentials (S names them)
+	actRotate      = "rotate"                  // the secret is re-issued at Naver, then written to config
+	actConfigTune  = "config-tune"             // rewrite fields other than the credentials (S names them)
 	actBaseURL     = "config-base-url-cosmetic"
 	actConfigDel   = "config-delete"
 	actConfigNew   = "config-create" // B: verify_connection

@@ -213,6 +213,13 @@ func (c Campaign) Markdown(command, machine string) string {
 		}
 	}
 	fmt.Fprintf(&b, "| seeds with violations | %d |\n\n", failing)
+	if c.Elapsed > 0 && c.KeyDays > 0 {
+		perSec := c.KeyDays / c.Elapsed.Seconds()
+		fmt.Fprintf(&b, "Cost: %.0f simulated key-days per wall second on %d workers; 1,000,000 key-days would take about %.1f hours here. "+
+			"The floor is bcrypt: every request to Naver costs two bcrypt hashes at cost 04 (the plugin's signature and the emulator's check, about 1 ms each), "+
+			"and a key sends about 10 a day, so 1,000,000 key-days need some 20,000 CPU-seconds of bcrypt alone.\n\n",
+			perSec, c.Workers, 1e6/perSec/3600)
+	}
 
 	b.WriteString("## Faults and actions injected\n\n| kind | count |\n|---|---:|\n")
 	for _, k := range sortedKeys(c.Faults) {

@@ -422,8 +422,10 @@ func (w *world) operate(a *app, act Action) {
 			w.report(invNoInternalError, "drop", "app%d delete token/%s failed: %v", a.idx, act.Role, err)
 		}
 		if err == nil && (resp == nil || !resp.IsError()) {
+			// A drop clears the key's back-off, not its budget (the request log stays).
 			w.mu.Lock()
-			a.key(r.key()).reset(now)
+			k := a.key(r.key())
+			k.lastOK, k.resetAt = true, now
 			w.mu.Unlock()
 		}
 	case actRotate:

@@ -63,14 +63,14 @@ func TestSim(t *testing.T) {
 	}
 	c := RunCampaign(1000, seeds, 0, p)
 	t.Logf("short campaign: %d seeds, %.0f key-days, %d reads, %d requests to Naver, %s", c.Seeds, c.KeyDays, c.Reads, c.Requests, c.Elapsed.Round(time.Millisecond))
-	fail(t, c.Results)
+	fail(t, c.Results, false)
 }
 
 // TestCorpus replays every seed that ever failed (testdata/seeds.txt), like a fuzz corpus.
 func TestCorpus(t *testing.T) {
 	if !strict() && os.Getenv("SIM_CORPUS") != "1" {
 		// Every seed in it fails on the code before issue 16's fix, by construction.
-		t.Skip("the corpus holds the known defects of issue 16: run with SIM_CORPUS=1 (or SIM_STRICT=1 to fail)")
+		t.Skip("the corpus holds the known defects of issue 16: run with SIM_CORPUS=1")
 	}
 	seeds, err := readCorpus(filepath.Join("testdata", "seeds.txt"))
 	if err != nil {
@@ -82,19 +82,21 @@ func TestCorpus(t *testing.T) {
 			failed = append(failed, r)
 		}
 	}
-	fail(t, failed)
+	fail(t, failed, os.Getenv("SIM_CORPUS") == "1")
 }
 
-func fail(t *testing.T, failed []Result) {
+// fail reports failed runs: as errors when strict (or asked to), otherwise as a log and a
+// skip, while issue 16's defects are known and unfixed.
+func fail(t *testing.T, failed []Result, asked bool) {
 	t.Helper()
 	for _, r := range failed {
-		if strict() {
+		if strict() || asked {
 			t.Error(failureReport(r))
 		} else {
 			t.Log(failureReport(r))
 		}
 	}
-	if len(failed) > 0 && !strict() {
+	if len(failed) > 0 && !strict() && !asked {
 		t.Skipf("%d seed(s) broke promises: the known defects of issue 16 (knownDefectsFixed is false; SIM_STRICT=1 fails)", len(failed))
 	}
 }

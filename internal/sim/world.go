@@ -260,7 +260,9 @@ func (a *app) start() {
 	b, err := navercommerce.New(a.w.ctx, conf, navercommerce.Options{
 		Now:       a.w.clock.Now,
 		Transport: &transport{a: a},
-		RetryWait: func(d time.Duration) { a.w.clock.Advance(d) },
+		// Retry waits carry the client's random jitter; rounded up to whole seconds they
+		// are the same on every replay (max_retries ≤ 2 in the mix: waits under 1 s).
+		RetryWait: func(d time.Duration) { a.w.clock.Advance((d + time.Second - 1) / time.Second * time.Second) },
 	})
 	if err != nil {
 		panic(fmt.Sprintf("sim: starting a backend: %v", err))

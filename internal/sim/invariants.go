@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -400,5 +399,3 @@ func asInt(v any) int64 {
 	}
 	return 0
 }
-
-var _ = http.StatusOK

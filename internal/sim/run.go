@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -579,5 +578,3 @@ func (w *world) startFault(act Action, now time.Time) {
 		w.emu.SetTokenLifetime(time.Duration(act.N) * time.Second)
 	}
 }
-
-var _ = http.StatusOK

@@ -98,27 +98,25 @@ type app struct {
 	clientID string
 	secret   string // at Naver
 	// cfgSecret is the secret in the plugin's config ("" when unconfigured).
-	cfgSecret  string
-	configured bool
-	gen        int // secret rotations
-	perHour    int
-	ahead      bool
-	retries    int
-	timeout    time.Duration
-	storage    *logical.InmemStorage
-	view       *storageView
-	b          navercommerce.Backend
-	roles      map[string]*roleModel
-	keys       map[string]*keyModel
-	// uncertainRoles: a concurrent write left the role's model ambiguous until rewritten.
+	cfgSecret        string
+	configured       bool
+	gen              int // secret rotations
+	perHour          int
+	ahead            bool
+	retries          int
+	timeout          time.Duration
+	storage          *logical.InmemStorage
+	view             *storageView
+	b                navercommerce.Backend
+	roles            map[string]*roleModel
+	keys             map[string]*keyModel
 	lastRoleChange   time.Time
 	lastStorageFault time.Time
 	lastConfigChange time.Time
 	lastRestart      time.Time
 	penaltyLogged    bool
 	// history holds the app's last operator actions, for violation reports.
-	history            []string
-	damagedSinceDelete map[string]bool
+	history []string
 }
 
 type roleModel struct {
@@ -190,13 +188,12 @@ func newWorld(seed uint64, p Params) *world {
 	for i := 0; i < p.Apps; i++ {
 		a := &app{
 			w: w, idx: i,
-			clientID:           fmt.Sprintf("simApp%dClientXXXXXXXX", i),
-			secret:             newSecret(seed, i, 0),
-			storage:            &logical.InmemStorage{},
-			roles:              map[string]*roleModel{},
-			keys:               map[string]*keyModel{},
-			damagedSinceDelete: map[string]bool{},
-			perHour:            6, ahead: true, retries: 1, timeout: 10 * time.Second,
+			clientID: fmt.Sprintf("simApp%dClientXXXXXXXX", i),
+			secret:   newSecret(seed, i, 0),
+			storage:  &logical.InmemStorage{},
+			roles:    map[string]*roleModel{},
+			keys:     map[string]*keyModel{},
+			perHour:  6, ahead: true, retries: 1, timeout: 10 * time.Second,
 		}
 		w.secrets[a.secret] = true
 		w.secrets[a.secret[7:]] = true

@@ -55,7 +55,7 @@ go-bench:
 # docs/simulation.md (TestSim's short campaign is part of unit-test).
 SIMTIME ?= 10m
 sim:
-	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -campaign-out=$(CURDIR)/docs/simulation.md
+	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -campaign-out=$(CURDIR)/docs/simulation.md -campaign-code=$(VERSION)
 
 release:
 	@VERSION=$(VERSION) scripts/release.sh

@@ -19,6 +19,7 @@ var (
 	campaignFlag = flag.Duration("campaign", 0, "TestCampaign: run seeds for this long and write -campaign-out")
 	campaignOut  = flag.String("campaign-out", "", "TestCampaign: the Markdown report to write (docs/simulation.md)")
 	firstSeed    = flag.Uint64("first-seed", 1, "TestCampaign: the first seed")
+	campaignCode = flag.String("campaign-code", "", "TestCampaign: the version of the code under test, for the report")
 	shrinkFlag   = flag.Duration("shrink", time.Minute, "TestSim -seed: how long to look for a shorter failing schedule (0: do not)")
 )
 
@@ -114,6 +115,9 @@ func TestCampaign(t *testing.T) {
 	t.Logf("%d seeds, %.0f key-days in %s", c.Seeds, c.KeyDays, c.Elapsed.Round(time.Second))
 	if *campaignOut != "" {
 		machine := fmt.Sprintf("Run on %s with %d CPUs (GOMAXPROCS), %s, on %s.", runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+		if *campaignCode != "" {
+			machine += " Code: " + *campaignCode + "."
+		}
 		cmd := fmt.Sprintf("make sim (go test ./internal/sim -run TestCampaign -campaign=%s -days=%g)", *campaignFlag, p.Days)
 		if err := os.WriteFile(*campaignOut, []byte(c.Markdown(cmd, machine)), 0o644); err != nil {
 			t.Fatal(err)

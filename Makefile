@@ -10,7 +10,7 @@ BIN := bin
 PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
 EMULATOR := $(BIN)/navercommerce-emulator
 
-.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench release lint fmt vet clean
+.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench sim release lint fmt vet clean
 
 all: build
 
@@ -50,6 +50,12 @@ bench:
 # Go micro-benchmarks alone (benchstat-friendly): make go-bench > new.txt; benchstat old.txt new.txt
 go-bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
+
+# The long simulation campaign: seeds of internal/sim for SIMTIME on every CPU, written up in
+# docs/simulation.md (TestSim's short campaign is part of unit-test).
+SIMTIME ?= 10m
+sim:
+	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -campaign-out=$(CURDIR)/docs/simulation.md -campaign-code=$(VERSION)
 
 release:
 	@VERSION=$(VERSION) scripts/release.sh

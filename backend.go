@@ -38,8 +38,9 @@ type backend struct {
 	*framework.Backend
 
 	now       func() time.Time
-	transport http.RoundTripper // nil: the real network
-	tlsConfig *tls.Config       // nil: the system's roots
+	transport http.RoundTripper   // nil: the real network
+	tlsConfig *tls.Config         // nil: the system's roots
+	retryWait func(time.Duration) // nil: retries sleep their waits
 
 	// current is the config and its client, loaded from storage on first use; nil until
 	// then or after an invalidation. Reads take no lock; loadMu keeps loads single.
@@ -69,6 +70,8 @@ type backendOptions struct {
 	// renewAtWindowStart renews every token as soon as Naver's window opens, without the
 	// per-key spread: for tests of the window's start.
 	renewAtWindowStart bool
+	// retryWait, when set, is handed the waits between retries instead of sleeping them.
+	retryWait func(time.Duration)
 }
 
 // Factory creates a mount of the secrets engine; Vault calls it once per mount.
@@ -81,7 +84,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend(opts backendOptions) *backend {
-	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig}
+	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, retryWait: opts.retryWait}
 	if b.now == nil {
 		b.now = time.Now
 	}

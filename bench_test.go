@@ -67,7 +67,7 @@ func BenchmarkTokenReadCold(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		if err := be.tokens.retireAll(context.Background(), s); err != nil {
+		if err := be.tokens.retireAll(context.Background(), s, ""); err != nil {
 			b.Fatal(err)
 		}
 		naver.Reset() // otherwise Naver hands back the same token

@@ -71,9 +71,10 @@ type naverClientConfig struct {
 	clientID   string
 	secret     clientSecret
 	maxRetries int
-	proxyURL   string            // empty: HTTP(S)_PROXY from the environment
-	transport  http.RoundTripper // tests; nil: a pooled transport from go-cleanhttp
-	tlsConfig  *tls.Config       // tests: trust a test server; nil: the system's roots
+	proxyURL   string              // empty: HTTP(S)_PROXY from the environment
+	transport  http.RoundTripper   // tests; nil: a pooled transport from go-cleanhttp
+	tlsConfig  *tls.Config         // tests: trust a test server; nil: the system's roots
+	retryWait  func(time.Duration) // a simulation: takes the waits between retries; nil: sleep them
 	now        func() time.Time
 	logger     hclog.Logger
 }
@@ -106,6 +107,12 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 	rc.RetryWaitMin, rc.RetryWaitMax = retryWaitMin, retryWaitMax
 	rc.CheckRetry = checkRetry
 	rc.Backoff = retryBackoff
+	if wait := cfg.retryWait; wait != nil {
+		rc.Backoff = func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+			wait(retryBackoff(min, max, attempt, resp))
+			return 0
+		}
+	}
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	// Every attempt, retries included, counts against the key's hourly budget.
 	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, _ int) {
@@ -202,9 +209,9 @@ func (c *naverClient) checkConnection(ctx context.Context) error {
 }
 
 // tokenAccepted asks Naver's gateway whether it still accepts token, with one
-// authenticated API call that is not a token request: 401 means it does not; any other
-// answer of the API (a 403 for a call the token may not make included) means it does. A
-// 429, a 5xx or no answer tell nothing, and are errors.
+// authenticated API call that is not a token request: 401 means it does not; a 2xx, or a
+// 403 for a call the token may not make, means it does. Anything else tells nothing, and
+// is an error.
 func (c *naverClient) tokenAccepted(ctx context.Context, token string) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.tokenURL, tokenPath)+accountPath, nil)
 	if err != nil {
@@ -221,10 +228,12 @@ func (c *naverClient) tokenAccepted(ctx context.Context, token string) (bool, er
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return false, nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return false, fmt.Errorf("checking whether Naver still accepts the token: %w", decodeErrorResponse(resp, body, []string{token}))
+	case resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusForbidden:
+		// Authenticated: the answer, or a refusal of what this token may call.
+		return true, nil
 	}
-	return true, nil
+	// A redirect, a 404 (another base URL), a 429 or a 5xx tell nothing of the token.
+	return false, fmt.Errorf("checking whether Naver still accepts the token: %w", decodeErrorResponse(resp, body, []string{token}))
 }
 
 func (c *naverClient) logRateLimits(resp *http.Response, typ, trace string) {

@@ -333,6 +333,7 @@ func (b *backend) newClient(cfg *naverConfig) (*naverClient, error) {
 		proxyURL:   cfg.ProxyURL,
 		transport:  b.transport,
 		tlsConfig:  b.tlsConfig,
+		retryWait:  b.retryWait,
 		now:        b.now,
 		logger:     logger.Named("naver"),
 	})
@@ -383,10 +384,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	var verified *cachedToken
 	verify := d.Get(fieldVerifyConnection).(bool) && connectionChanged
 	selfKey := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
-	if verify && !credentialsChanged && b.tokens.fresh(ctx, req.Storage, selfKey, st.policy.credentials) {
-		// Only the proxy changed, and Naver would hand back the cached SELF token: a token
-		// request would be needless (Naver penalises those). Reaching the gateway through
-		// the new proxy is what needs proving.
+	if verify && b.tokens.fresh(ctx, req.Storage, selfKey, st.policy.credentials) {
+		// Naver would hand back the SELF token cached under these very credentials (only
+		// the proxy changed, or the same config is written again after a delete): a token
+		// request would be needless (Naver penalises those), and the credentials were proven
+		// when that token was issued. Reaching the gateway is what needs proving.
 		verify = false
 		checkCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 		err := st.client.checkConnection(checkCtx)
@@ -414,7 +416,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		// Before the new config is current, so no token of the new credentials is retired.
 		// A failure leaves servable entries behind, but their credentials fingerprint no
 		// longer matches, so they are never served.
-		if err := b.tokens.retireAll(ctx, req.Storage); err != nil {
+		if err := b.tokens.retireAll(ctx, req.Storage, st.policy.credentials); err != nil {
 			b.Logger().Warn("dropping cached tokens of the old credentials", "error", err)
 		}
 	}
@@ -648,8 +650,8 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
 	b.replaceConfig(nil)
-	if err := b.tokens.retireAll(ctx, req.Storage); err != nil {
-		return nil, fmt.Errorf("config deleted, but retiring cached tokens failed: %w", err)
-	}
+	// Stored tokens stay until they expire: they are served only under the credentials
+	// they came from, so only a config with those very credentials serves them again.
+	b.tokens.forgetMemory()
 	return nil, nil
 }

@@ -351,7 +351,9 @@ func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old 
 		return
 	}
 	if !named {
-		b.tokens.evictKey(key)
+		if err := b.tokens.evictKey(ctx, s, key); err != nil {
+			b.Logger().Warn("marking the token no role names failed", "type", key.Type, "error", err)
+		}
 	}
 }
 

@@ -197,7 +197,11 @@ func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *
 		return resp, nil
 	case dropNoToken:
 		resp := &logical.Response{}
-		resp.AddWarning(fmt.Sprintf("no token is cached for role %q; the next read asks Naver", name))
+		next := "the next read asks Naver"
+		if until := b.tokens.backoffUntil(key); b.now().Before(until) {
+			next = fmt.Sprintf("reads share the last failure until %s, then ask Naver", until.UTC().Format(time.RFC3339))
+		}
+		resp.AddWarning(fmt.Sprintf("no token is cached for role %q; %s", name, next))
 		return resp, nil
 	case dropRenewed:
 		resp := &logical.Response{}
@@ -233,8 +237,12 @@ func (b *backend) roleAndConfig(ctx context.Context, req *logical.Request, name 
 // the deadline Vault gives it.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	st, err := b.getConfig(ctx, req.Storage)
-	if err != nil || st == nil {
+	if err != nil {
 		return err
+	}
+	if st == nil {
+		b.tokens.sweepIfDue(ctx, req.Storage, "")
+		return nil
 	}
 	if n := b.tokens.maintain(ctx, req.Storage, &st.policy, b.keyNamed(st.config.ClientID)); n > 0 {
 		b.Logger().Debug("renewed tokens in use", "count", n)

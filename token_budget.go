@@ -255,6 +255,18 @@ func (c *tokenCache) recordSuccess(ks *keyState) {
 	ks.backoffUntil, ks.nextBackground = time.Time{}, time.Time{}
 }
 
+// backoffUntil is when reads of key may ask Naver again after a failure (zero: now).
+func (c *tokenCache) backoffUntil(key tokenKey) time.Time {
+	v, ok := c.entries.Load(key)
+	if !ok {
+		return time.Time{}
+	}
+	ks := v.(*keyState)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.backoffUntil
+}
+
 // failureFor is the key's last failure if it was made with credentials; ks.mu is held.
 func (ks *keyState) failureFor(credentials string) *renewFailure {
 	if ks.failedWith != credentials {

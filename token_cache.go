@@ -96,6 +96,8 @@ type keyState struct {
 	// entryMu orders loading the stored entry and publishing it against drops: a token an
 	// operator dropped is never published back from a load that started before the drop.
 	entryMu sync.Mutex
+	// unstored is set while the token in memory could not be stored.
+	unstored atomic.Bool
 	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
 	lastRead atomic.Int64
 	// roles are the names of the roles read through the key, copied on write.
@@ -208,6 +210,8 @@ type tokenCache struct {
 	// budget: raised as keys appear, recounted by each periodic run.
 	keysInUse atomic.Int64
 	flights   singleflight.Group
+	// background counts renewals running behind reads (see Backend.WaitIdle).
+	background flightTracker
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
 	generation atomic.Uint64
@@ -303,7 +307,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 		}
 		if p.ahead && tok.life(now) >= minAheadLife {
 			// DoChan starts the flight (or joins the running one) without waiting for it.
-			c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true))
+			c.background.track(c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true)))
 			// The renewal behind the read has not ended yet: report the last one's failure.
 			ks.mu.Lock()
 			failure := ks.failureFor(p.credentials)
@@ -356,7 +360,9 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	if !current.servable(p.credentials) {
 		var err error
 		if current, err = c.loadStored(ctx, s, ks, p.credentials); err != nil {
-			c.logger.Warn("reading cached token from storage failed; asking Naver", "type", key.Type, "error", err)
+			// Asking Naver without what storage knows of the token could be a needless
+			// request, or serve a handed-back token past its death.
+			return tokenResult{}, fmt.Errorf("reading the cached token from storage: %w", err)
 		}
 	}
 	now := c.now()
@@ -386,7 +392,8 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 
 	fetched, err := c.fetch(ctx, s, ks, p, background)
-	if fetched != nil {
+	// An unservable answer is remembered, but never over a token still servable.
+	if fetched != nil && (fetched.Retired == "" || current == nil) {
 		if perr := c.publish(ctx, s, ks, fetched); perr != nil {
 			// The token (or what is known of it) is good; only the copy for restarts is missing.
 			c.logger.Warn("storing token failed; it is cached in memory only", "type", key.Type, "error", perr)
@@ -394,8 +401,9 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 	if err != nil {
 		failure := c.recordFailure(ks, p.credentials, err)
-		// The request may have taken until the token's last seconds: judge it again.
-		if current != nil && current.life(c.now()) >= minServableLife {
+		// The request may have taken until the token's last seconds: judge it again. A
+		// token dropped meanwhile is not served.
+		if current != nil && current.life(c.now()) >= minServableLife && ks.token.Load() == current {
 			c.logger.Warn("renewing token failed; serving the cached one until it expires", "type", key.Type, "expires_at", current.ExpiresAt, "error", err)
 			return tokenResult{token: current, renewErr: failure}, nil
 		}

@@ -51,6 +51,9 @@ type cachedToken struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Retired, when set, says why the token is no longer served; AccessToken is then empty.
 	Retired string `json:"retired,omitempty"`
+	// Unnamed marks a token whose key no role named when it stopped being cached: it is
+	// served again if a role names the key, but not brought back into memory at start-up.
+	Unnamed bool `json:"unnamed,omitempty"`
 }
 
 // Why a token is no longer served (cachedToken.Retired).
@@ -180,7 +183,11 @@ func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyStat
 	if tok.Retired == "" {
 		ks.token.Store(tok)
 	}
-	return c.store(ctx, s, tok)
+	err := c.store(ctx, s, tok)
+	// A token stored nowhere would be asked for again after a restart: the periodic run
+	// stores it again.
+	ks.unstored.Store(err != nil)
+	return err
 }
 
 func (c *tokenCache) store(ctx context.Context, s logical.Storage, tok *cachedToken) error {
@@ -232,18 +239,23 @@ func (c *tokenCache) loadStored(ctx context.Context, s logical.Storage, ks *keyS
 	return stored, nil
 }
 
-// retireAll keeps only the facts of every stored token, in memory and storage: the
-// credentials changed (or the config was deleted), and a token of other credentials must
-// never be served, but what is known of each token still bounds what Naver answers later.
-// The request logs stay.
-func (c *tokenCache) retireAll(ctx context.Context, s logical.Storage) error {
+// forgetMemory forgets every token in memory (the config was deleted); storage keeps them.
+func (c *tokenCache) forgetMemory() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.generation.Add(1)
 	c.entries.Clear()
-	if s == nil {
-		return nil
-	}
+}
+
+// retireAll forgets every token in memory and keeps in storage only the facts of the
+// tokens of credentials other than keep: the credentials changed, and a token of other
+// credentials must never be served, but what is known of it still bounds what Naver answers
+// later. The request logs stay.
+func (c *tokenCache) retireAll(ctx context.Context, s logical.Storage, keep string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.generation.Add(1)
+	c.entries.Clear()
 	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenStoragePrefix)
 	if err != nil {
 		return fmt.Errorf("listing cached tokens: %w", err)
@@ -257,7 +269,7 @@ func (c *tokenCache) retireAll(ctx context.Context, s logical.Storage) error {
 		if entry == nil {
 			continue
 		}
-		if err := decodeEntry(entry, "cached token", &tok); err != nil || tok.Retired != "" {
+		if err := decodeEntry(entry, "cached token", &tok); err != nil || tok.Retired != "" || tok.Credentials == keep {
 			continue // unreadable entries are the sweep's; facts are kept as they are
 		}
 		if err := c.store(ctx, s, tok.retired(retiredCredentials)); err != nil {
@@ -308,16 +320,31 @@ func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, 
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	// The key's state may have been replaced while Naver was asked (an eviction, a
+	// credential change): drop the token wherever it is now.
+	ks = c.state(key)
 	ks.entryMu.Lock()
 	defer ks.entryMu.Unlock()
-	if cur := ks.token.Load(); cur != nil && cur.Fingerprint != tok.Fingerprint {
+	cur := ks.token.Load()
+	if cur == nil {
+		stored, err := c.load(ctx, s, key)
+		if err != nil {
+			return 0, fmt.Errorf("reading the cached token: %w", err)
+		}
+		if stored.servable(tok.Credentials) {
+			cur = stored
+		}
+	}
+	if cur != nil && cur.Fingerprint != tok.Fingerprint {
 		return dropRenewed, nil
 	}
 	fact := tok.retired(retiredDropped)
 	ks.token.Store(nil)
 	ks.learn(fact)
 	ks.mu.Lock()
-	ks.failures, ks.lastFailure, ks.backoffUntil, ks.nextBackground, ks.notBefore = 0, nil, time.Time{}, time.Time{}, time.Time{}
+	// The back-off of a failure stays (Naver may have asked for it with Retry-After); only
+	// the pause after a handed-back token ends, as that token is now known to be dead.
+	ks.notBefore = time.Time{}
 	ks.mu.Unlock()
 	if err := c.store(ctx, s, fact); err != nil {
 		return 0, fmt.Errorf("storing the dropped token's fact: %w", err)
@@ -339,11 +366,23 @@ func (c *tokenCache) evict(ks *keyState, seen *cachedToken) {
 	c.entries.CompareAndDelete(ks.key, ks)
 }
 
-// evictKey stops caching a key no role names any more (see evict).
-func (c *tokenCache) evictKey(key tokenKey) {
+// evictKey stops caching a key no role names any more (see evict), and marks its stored
+// token unnamed so that a restart does not bring it back into memory (status, metrics).
+func (c *tokenCache) evictKey(ctx context.Context, s logical.Storage, key tokenKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries.Delete(key)
+	return c.markUnnamed(ctx, s, key)
+}
+
+// markUnnamed marks the key's stored token unnamed; c.mu is held.
+func (c *tokenCache) markUnnamed(ctx context.Context, s logical.Storage, key tokenKey) error {
+	stored, err := c.load(ctx, s, key)
+	if err != nil || stored == nil || stored.Retired != "" || stored.Unnamed {
+		return err
+	}
+	stored.Unnamed = true
+	return c.store(ctx, s, stored)
 }
 
 // forget drops the in-memory copy of the token stored under storageKey (another node wrote it).

@@ -33,7 +33,7 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		}
 		var tok cachedToken
 		if err := decodeEntry(entry, "cached token", &tok); err == nil && c.now().Before(tok.knownUntil()) {
-			if load && tok.servable(credentials) {
+			if load && tok.servable(credentials) && !tok.Unnamed {
 				if _, err := c.loadStored(ctx, s, c.state(tok.Key), credentials); err != nil {
 					c.logger.Warn("reading a cached token failed", "type", tok.Key.Type, "error", err)
 				}
@@ -59,6 +59,37 @@ func (c *tokenCache) deleteStale(ctx context.Context, s logical.Storage, k strin
 	}
 	if err := s.Delete(ctx, k); err != nil {
 		c.logger.Warn("deleting a stale cached token failed", "error", err)
+	}
+}
+
+// restore stores again a token whose storing failed, unless it changed meanwhile.
+func (c *tokenCache) restore(ctx context.Context, s logical.Storage, ks *keyState, tok *cachedToken) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ks.entryMu.Lock()
+	defer ks.entryMu.Unlock()
+	if ks.token.Load() != tok || c.generation.Load() != ks.gen {
+		return
+	}
+	if err := c.store(ctx, s, tok); err != nil {
+		c.logger.Warn("storing the cached token failed again", "type", ks.key.Type, "error", err)
+		return
+	}
+	ks.unstored.Store(false)
+}
+
+// sweepIfDue sweeps storage if the last sweep was an hour ago or more: also while the
+// mount has no config (stored tokens outlive a config delete until they expire).
+func (c *tokenCache) sweepIfDue(ctx context.Context, s logical.Storage, credentials string) {
+	now := c.now()
+	c.mu.RLock()
+	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
+	c.mu.RUnlock()
+	if sweep {
+		c.sweepStorage(ctx, s, credentials, false)
+		c.mu.Lock()
+		c.lastSweep = now
+		c.mu.Unlock()
 	}
 }
 
@@ -108,15 +139,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 	defer cancel()
 
 	now := c.now()
-	c.mu.RLock()
-	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
-	c.mu.RUnlock()
-	if sweep {
-		c.sweepStorage(ctx, s, p.credentials, false)
-		c.mu.Lock()
-		c.lastSweep = now
-		c.mu.Unlock()
-	}
+	c.sweepIfDue(ctx, s, p.credentials)
 	var due, check []*keyState
 	var inUse int64
 	c.entries.Range(func(_, v any) bool {
@@ -125,6 +148,9 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		lastRead := time.Unix(0, ks.lastRead.Load())
 		if tok != nil || now.Sub(lastRead) < tokenLifetime {
 			inUse++
+		}
+		if tok != nil && ks.unstored.Load() {
+			c.restore(ctx, s, ks, tok)
 		}
 		ks.mu.Lock()
 		checkRoles, nextBackground := ks.checkRoles, ks.nextBackground
@@ -135,7 +161,15 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 				c.entries.CompareAndDelete(ks.key, ks)
 			}
 		case tok.life(now) <= 0:
-			c.evict(ks, tok)
+			ks.mu.Lock()
+			backingOff := now.Before(ks.backoffUntil) || now.Before(ks.nextBackground)
+			ks.mu.Unlock()
+			if backingOff {
+				// The key's back-off (perhaps Naver's Retry-After) outlives its token.
+				ks.token.CompareAndSwap(tok, nil)
+			} else {
+				c.evict(ks, tok)
+			}
 		case checkRoles:
 			check = append(check, ks)
 		}
@@ -161,6 +195,11 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 		ks.mu.Unlock()
 		if !ok {
 			c.evict(ks, ks.token.Load())
+			c.mu.Lock()
+			if err := c.markUnnamed(ctx, s, ks.key); err != nil {
+				c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
+			}
+			c.mu.Unlock()
 		}
 	}
 
@@ -175,6 +214,11 @@ loop:
 			continue
 		} else if !ok {
 			c.evict(ks, ks.token.Load())
+			c.mu.Lock()
+			if err := c.markUnnamed(ctx, s, ks.key); err != nil {
+				c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
+			}
+			c.mu.Unlock()
 			continue
 		}
 		select {

@@ -462,7 +462,7 @@ func (e *Emulator) KillToken(token string) bool {
 	if e.current[t.key] == t {
 		delete(e.current, t.key)
 	}
-	return true
+	return e.now().Before(t.expires)
 }
 
 // SetReusedTokenFullLifetime switches the reused-token mode from now on (see

@@ -1,0 +1,262 @@
+package sim
+
+import (
+	"fmt"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Campaign is the sum of many seeds' runs.
+type Campaign struct {
+	Params   Params
+	Seeds    int
+	Elapsed  time.Duration
+	Workers  int
+	KeyDays  float64
+	Reads    int
+	Served   int
+	Requests int
+	PeakHour int
+	Faults   map[string]int
+	// Failing maps an invariant to the seeds that broke it.
+	Failing map[string][]uint64
+	// Defects maps an issue-16 defect (or another finding) to the seeds whose violations
+	// point at it (see classify).
+	Defects map[string][]uint64
+	Results []Result
+}
+
+// RunCampaign runs seeds from first on until budget has passed (or count seeds ran, when
+// count > 0), on as many workers as there are CPUs.
+func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campaign {
+	start := time.Now()
+	workers := runtime.GOMAXPROCS(0)
+	c := Campaign{Params: p, Workers: workers, Faults: map[string]int{}, Failing: map[string][]uint64{}, Defects: map[string][]uint64{}}
+	var mu sync.Mutex
+	next := first
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if (count > 0 && int(next-first) >= count) || (count == 0 && time.Since(start) >= budget) {
+					mu.Unlock()
+					return
+				}
+				seed := next
+				next++
+				mu.Unlock()
+				r := Run(seed, p)
+				mu.Lock()
+				c.add(r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	c.Elapsed = time.Since(start)
+	sort.Slice(c.Results, func(i, j int) bool { return c.Results[i].Seed < c.Results[j].Seed })
+	for k := range c.Failing {
+		sort.Slice(c.Failing[k], func(i, j int) bool { return c.Failing[k][i] < c.Failing[k][j] })
+	}
+	for k := range c.Defects {
+		sort.Slice(c.Defects[k], func(i, j int) bool { return c.Defects[k][i] < c.Defects[k][j] })
+	}
+	return c
+}
+
+func (c *Campaign) add(r Result) {
+	c.Seeds++
+	c.KeyDays += r.Stats.KeyDays
+	c.Reads += r.Stats.Reads
+	c.Served += r.Stats.ReadsServed
+	c.Requests += r.Stats.NaverRequests
+	c.PeakHour = max(c.PeakHour, r.Stats.PeakAppHour)
+	for k, n := range r.Stats.Faults {
+		c.Faults[k] += n
+	}
+	invs, defects := map[string]bool{}, map[string]bool{}
+	for _, v := range r.Violations {
+		invs[v.Invariant] = true
+		defects[classify(v)] = true
+	}
+	for inv := range invs {
+		c.Failing[inv] = append(c.Failing[inv], r.Seed)
+	}
+	for d := range defects {
+		c.Defects[d] = append(c.Defects[d], r.Seed)
+	}
+	if r.Failed() {
+		r.Schedule = nil // keep memory flat: a seed replays its schedule
+		c.Results = append(c.Results, r)
+	}
+}
+
+var (
+	naverKey  = regexp.MustCompile(`simApp\d+Client\w*\|(\w+\|[\w]*)`)
+	simKey    = regexp.MustCompile(`\(key (\w+\|\w*);`)
+	historyRe = regexp.MustCompile(`d\d+\+[\d:]+ ([a-z-]+) [^;]*`)
+)
+
+// classify names the defect of issue 16 a violation most likely shows, from the invariant
+// and the operator actions before it that touched the violation's key. It is a reading
+// aid for the campaign's table, not a proof: replay the seed to be sure.
+func classify(v Violation) string {
+	switch v.Invariant {
+	case invDamagedRole:
+		return "16.7 an unreadable role breaks status and cannot be removed"
+	case invRoleWrites:
+		return "16.8 concurrent role writes lose an update"
+	case invStatusTruthful, invStaleWarned:
+		return "16.10 a stale token or a back-off without a true warning"
+	case invBackoff:
+		if strings.Contains(v.Detail, "(200 OK)") {
+			return "16.6 an answer whose token cannot be served counts as a success"
+		}
+		return "backoff: other"
+	case invCachedNamed:
+		return "16.5 a token published after its role was deleted"
+	case invNaverCompliant, invTokenValid:
+	default:
+		return v.Invariant
+	}
+	if strings.Contains(v.Detail, "penalised") {
+		return "penalty (follows a violation above)"
+	}
+	if strings.Contains(v.Detail, "had 30m0s left") {
+		return "new: after a handed-back token, its truncated expires_in makes the renewal up to 1 s early"
+	}
+	key := ""
+	if m := naverKey.FindStringSubmatch(v.Detail); m != nil {
+		key = m[1]
+	} else if m := simKey.FindStringSubmatch(v.Detail); m != nil {
+		key = m[1]
+	}
+	var touched []string // kinds of the actions that touched key or every key, oldest first
+	for _, h := range historyRe.FindAllStringSubmatch(v.Detail, -1) {
+		kind := h[1]
+		switch {
+		case kind == "concurrent" && strings.Contains(h[0], "token-drop"):
+			touched = append(touched, "concurrent-drop")
+		case kind == actDropRestart:
+			touched = append(touched, actDrop, actRestart)
+		case kind == actRestartDrop:
+			touched = append(touched, actRestart, actDrop)
+		case kind == actRestart, kind == actBaseURL, kind == actConfigDel, kind == actConfigNew, kind == actRotate:
+			touched = append(touched, kind)
+		case kind == actRoleLease || kind == actRoleTTL || kind == actConfigTune || kind == actInvalidate || kind == actRoleDamage:
+			// cannot make the plugin forget a token
+		case key != "" && strings.Contains(h[0], "["+key) || strings.Contains(h[0], "→ "+key):
+			touched = append(touched, kind)
+		}
+	}
+	last, dropThenRestart, restartThenDrop := "", false, false
+	for i, k := range touched {
+		last = k
+		if k == actRestart && i > 0 && touched[i-1] == actDrop {
+			dropThenRestart = true
+		}
+		if k == actDrop && i > 0 && touched[i-1] == actRestart {
+			restartThenDrop = true
+		}
+	}
+	dead := strings.Contains(v.Detail, "killed at Naver")
+	switch {
+	case dead && strings.Contains(strings.Join(touched, " "), "concurrent-drop"):
+		return "16.4 a drop racing a storage load resurrects the dropped token"
+	case v.Invariant == invTokenValid && dropThenRestart:
+		return "16.3 a restart forgets a drop"
+	case v.Invariant == invTokenValid && restartThenDrop:
+		return "16.2 a periodic run after a restart forgets a drop"
+	case last == actRestart && dropThenRestart && v.Invariant == invNaverCompliant:
+		return "16.9 a drop of a live token asks Naver again (16.3: across a restart)"
+	case last == actDrop && v.Invariant == invNaverCompliant:
+		return "16.9 a drop of a live token asks Naver again"
+	case last == actDrop:
+		return "16.2/16.3/16.9 a drop forgets what Naver still holds"
+	case last == actRoleCreate, last == actRoleDelete, last == actRoleAccount:
+		return "16.1 a role deleted and re-created, or switched away and back, forgets the token"
+	case last == actBaseURL:
+		return "16 (also) a cosmetic base_url change purges every token"
+	case last == actConfigDel, last == actConfigNew:
+		return "new: config delete and re-create forgets every token"
+	}
+	return v.Invariant + ": other (" + strings.Join(touched, ", ") + ")"
+}
+
+// Markdown renders the campaign as docs/simulation.md.
+func (c Campaign) Markdown(command, machine string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Simulation\n\nWritten by `%s` (`internal/sim`, see README \"Simulation\"). %s\n\n", command, machine)
+	b.WriteString("| | |\n|---|---:|\n")
+	fmt.Fprintf(&b, "| seeds | %d |\n", c.Seeds)
+	fmt.Fprintf(&b, "| simulated days per seed | %.1f |\n", c.Params.Days)
+	fmt.Fprintf(&b, "| applications × role names × seller accounts per seed | %d × %d × %d |\n", c.Params.Apps, c.Params.RolesPerApp, c.Params.Accounts)
+	fmt.Fprintf(&b, "| simulated key-days (keys read × days) | %.0f |\n", c.KeyDays)
+	fmt.Fprintf(&b, "| wall time, workers | %s, %d |\n", c.Elapsed.Round(time.Second), c.Workers)
+	fmt.Fprintf(&b, "| token reads (served) | %d (%d) |\n", c.Reads, c.Served)
+	fmt.Fprintf(&b, "| requests to Naver | %d |\n", c.Requests)
+	if c.KeyDays > 0 {
+		fmt.Fprintf(&b, "| Naver requests per key per day | %.2f |\n", float64(c.Requests)/c.KeyDays)
+	}
+	fmt.Fprintf(&b, "| peak application requests in one clock hour | %d |\n", c.PeakHour)
+	failing := 0
+	for _, r := range c.Results {
+		if r.Failed() {
+			failing++
+		}
+	}
+	fmt.Fprintf(&b, "| seeds with violations | %d |\n\n", failing)
+	if c.Elapsed > 0 && c.KeyDays > 0 {
+		perSec := c.KeyDays / c.Elapsed.Seconds()
+		fmt.Fprintf(&b, "Cost: %.0f simulated key-days per wall second on %d workers; 1,000,000 key-days would take about %.1f hours here. "+
+			"The floor is bcrypt: every request to Naver costs two bcrypt hashes at cost 04 (the plugin's signature and the emulator's check, about 1 ms each), "+
+			"and a key sends about 10 a day, so 1,000,000 key-days need some 20,000 CPU-seconds of bcrypt alone.\n\n",
+			perSec, c.Workers, 1e6/perSec/3600)
+	}
+
+	b.WriteString("## Faults and actions injected\n\n| kind | count |\n|---|---:|\n")
+	for _, k := range sortedKeys(c.Faults) {
+		fmt.Fprintf(&b, "| %s | %d |\n", k, c.Faults[k])
+	}
+	b.WriteString("\n## Violations by invariant\n\n| invariant | promise | seeds (first 12) |\n|---|---|---|\n")
+	for _, inv := range Invariants {
+		seeds := c.Failing[inv.Name]
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", inv.Name, inv.Statement, seedList(seeds))
+	}
+	b.WriteString("\n## What the violations point at\n\nBy `classify` (the invariant and the last operator action before the violation); replay a seed to be sure.\n\n| finding | seeds (first 12) |\n|---|---|\n")
+	for _, k := range sortedKeys(c.Defects) {
+		fmt.Fprintf(&b, "| %s | %s |\n", k, seedList(c.Defects[k]))
+	}
+	return b.String()
+}
+
+func seedList(seeds []uint64) string {
+	if len(seeds) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i, s := range seeds {
+		if i == 12 {
+			parts = append(parts, fmt.Sprintf("… (%d seeds)", len(seeds)))
+			break
+		}
+		parts = append(parts, fmt.Sprint(s))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,401 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The promises the simulator checks after every step. Each has a short name, used in
+// violation reports, docs/simulation.md and the README's guarantees table.
+const (
+	invLeaseWithinLife = "lease-within-life"   // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
+	invTokenValid      = "token-valid"         // a token read is valid at Naver, for at least as long as the read says
+	invOwnAccount      = "own-account"         // a role's read returns a token of its own client, type and account
+	invNaverCompliant  = "naver-compliant"     // Naver records no needless, concurrent or non-compliant request, and no penalty
+	invOneFlight       = "one-request-per-key" // at most one token request per key is in flight
+	invKeyBudget       = "key-budget"          // no key sends more than max_token_requests_per_hour in any hour (since a restart)
+	invBackoff         = "backoff"             // after a failed request a key waits at least 5 s before asking again
+	invStaleWarned     = "stale-warned"        // a token served while its renewal is failing carries a warning
+	invRecovers        = "recovers"            // 65 minutes after every fault ended, a read of a healthy role succeeds
+	invNoSecret        = "no-secret"           // no client secret, signature or fragment in a response, log line, status or metrics
+	invNoInternalError = "no-internal-error"   // no request fails with an internal error unless storage failed under it
+	invCachedNamed     = "cached-keys-named"   // status counts as cached only keys some role names
+	invStorageSwept    = "storage-swept"       // no stored token outlives its expiry by more than the sweep bound
+	invStatusTruthful  = "status-truthful"     // status does not say the next read asks Naver while it backs off
+	invRoleWrites      = "role-writes"         // every acknowledged role write is kept: concurrent writes lose no update
+	invDamagedRole     = "damaged-role"        // an unreadable role never breaks status or other roles, and can be deleted or overwritten
+)
+
+// Invariants lists every check with its one-line statement.
+var Invariants = []struct{ Name, Statement string }{
+	{invLeaseWithinLife, "a read returns at least 10 s of life; a lease is ≥ 1 s and ≤ the token's life (≥ 10 s unless the role's ttl is lower)"},
+	{invTokenValid, "a token read is valid at Naver, for at least as long as the read says (expires_in ≤ Naver's remaining life)"},
+	{invOwnAccount, "a role's read returns a token of its own client, type and account"},
+	{invNaverCompliant, "the emulator records no needless, concurrent or non-compliant request and no penalty; the application stays under Naver's hourly limit"},
+	{invOneFlight, "at most one token request per key is in flight at a time"},
+	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started)"},
+	{invBackoff, "after a failed request (or an answer whose token cannot be served) a key waits at least 5 s before asking again"},
+	{invStaleWarned, "a token served while the key's last request failed, and the token is in Naver's 30-minute window, carries a warning"},
+	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds"},
+	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
+	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
+	{invCachedNamed, "status and metrics count as cached only keys some role names"},
+	{invStorageSwept, "no stored token outlives its expiry by more than the hourly sweep (plus two periodic runs)"},
+	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
+	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
+	{invDamagedRole, "an unreadable role entry never breaks status or other roles, and an operator can delete or overwrite it"},
+}
+
+// Violation is one broken promise.
+type Violation struct {
+	Invariant string
+	At        time.Time
+	Detail    string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("[%s] at %s: %s", v.Invariant, fmtOffset(v.At.Sub(epoch)), v.Detail)
+}
+
+// violate records a broken promise once per invariant and subject. Under w.mu.
+func (w *world) violate(inv, subject, format string, args ...any) {
+	if w.seen[inv+"\x00"+subject] {
+		return
+	}
+	w.seen[inv+"\x00"+subject] = true
+	w.violations = append(w.violations, Violation{Invariant: inv, At: w.now(), Detail: fmt.Sprintf(format, args...)})
+}
+
+func (w *world) report(inv, subject, format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.violate(inv, subject, format, args...)
+}
+
+// checkRead checks one token read through role r (the model before the read).
+func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, readStart time.Time, resp *logical.Response, err error, storageFault bool) {
+	w.stats.Reads++
+	if err != nil && !isCoded(err) {
+		if !storageFault && !r.damaged {
+			w.report(invNoInternalError, "read", "app%d read token/%s: %v", a.idx, name, err)
+		}
+		return
+	}
+	if err != nil || resp == nil || resp.IsError() {
+		w.checkFailedRead(a, name, r, resp, err, storageFault)
+		return
+	}
+	w.stats.ReadsServed++
+	w.scanResponse(resp, fmt.Sprintf("app%d read token/%s", a.idx, name))
+	tok, _ := resp.Data["access_token"].(string)
+	left := time.Duration(asInt(resp.Data["expires_in"])) * time.Second
+	if left < minServableLife {
+		w.report(invLeaseWithinLife, "life", "app%d role %s: served a token with %s left", a.idx, name, left)
+	}
+	if resp.Secret != nil {
+		ttl := resp.Secret.TTL
+		floor := minServableLife
+		if r.ttl > 0 && r.ttl < floor {
+			floor = r.ttl
+		}
+		if ttl < time.Second || ttl > left || ttl < floor && ttl < left {
+			w.report(invLeaseWithinLife, "lease", "app%d role %s: lease %s for a token with %s left (role ttl %s)", a.idx, name, ttl, left, r.ttl)
+		}
+	}
+	// Judged on absolute times: the clock may have moved since the read (a renewal
+	// behind it met latency).
+	expiresAt, _ := time.Parse(time.RFC3339, fmt.Sprint(resp.Data["expires_at"]))
+	w.mu.Lock()
+	iss := w.issued[tok]
+	w.mu.Unlock()
+	switch {
+	case iss == nil:
+		w.report(invTokenValid, "unknown:"+name, "app%d role %s: served a token Naver never issued", a.idx, name)
+		return
+	case iss.revoked:
+		w.report(invTokenValid, "dead:"+name, "app%d role %s: served a token that was killed at Naver and dropped (expires_in %s)%s", a.idx, name, left, a.recent(r.key()))
+	case iss.gen < a.gen && a.cfgSecret == a.secret:
+		// A rotation revokes tokens at Naver; until the new secret is written to config
+		// the plugin cannot know, but after it must not serve them.
+		w.report(invTokenValid, "rotated:"+name, "app%d role %s: served a token of the secret replaced in config", a.idx, name)
+	case expiresAt.After(iss.expires.Add(time.Second)):
+		w.report(invTokenValid, "outlives:"+name, "app%d role %s: served expires_at %s, but Naver's token dies at %s (%s earlier)%s", a.idx, name,
+			expiresAt.Format(time.RFC3339), iss.expires.Format(time.RFC3339), expiresAt.Sub(iss.expires).Round(time.Second), a.recent(r.key()))
+	}
+	if !r.uncertain && (iss.app != a.idx || iss.key != r.key()) {
+		w.report(invOwnAccount, name, "app%d role %s (%s) was served the token of app%d key %s", a.idx, name, r.key(), iss.app, iss.key)
+	}
+	naverLeft := iss.expires.Sub(readStart)
+	w.mu.Lock()
+	k := a.key(r.key())
+	failedAfter := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
+	w.mu.Unlock()
+	if failedBefore && failedAfter && naverLeft < refreshWindow-time.Minute && len(resp.Warnings) == 0 {
+		w.report(invStaleWarned, name, "app%d role %s: served a token with %s left at Naver while its renewal fails (%s), without a warning", a.idx, name, naverLeft.Round(time.Second), k.lastError)
+	}
+}
+
+// checkFailedRead: a failed read is fine while anything is wrong; once every fault has
+// been over for recoveryBound, a healthy role must be served.
+func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.Response, err error, storageFault bool) {
+	msg := errText(resp, err)
+	w.scanText(msg, fmt.Sprintf("app%d read token/%s error", a.idx, name))
+	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || storageFault {
+		return
+	}
+	now := w.now()
+	calm := w.calmSince(a)
+	if now.Sub(calm) >= recoveryBound {
+		w.report(invRecovers, name, "app%d role %s: read failed %s after every fault ended: %s", a.idx, name, now.Sub(calm).Round(time.Second), msg)
+	}
+}
+
+// calmSince is when the last fault that could make app's reads fail ended, or the last
+// operator change that may legitimately cost a request.
+func (w *world) calmSince(a *app) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	calm := epoch
+	for _, f := range w.faults {
+		end := f.until
+		if f.kind == faultStorage && f.app != a.idx {
+			continue
+		}
+		if end.After(calm) {
+			calm = end
+		}
+	}
+	for _, t := range []time.Time{a.lastConfigChange, a.lastStorageFault, w.lastBurst} {
+		if t.After(calm) {
+			calm = t
+		}
+	}
+	if st, ok := w.emu.Penalty(a.clientID); ok && st.Until.After(calm) {
+		calm = st.Until
+	}
+	return calm
+}
+
+// recent describes a key's recent history for a violation report.
+func (a *app) recent(keyID string) string {
+	return fmt.Sprintf(" (key %s; last operator actions: %s)", keyID, strings.Join(a.history, "; "))
+}
+
+// checkNaver turns what the emulator recorded into violations.
+func (w *world) checkNaver() {
+	vs := w.emu.Violations()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := w.stats.naverViolationsSeen; i < len(vs); i++ {
+		var ctx []string
+		for _, a := range w.apps {
+			if strings.Contains(vs[i], a.clientID) {
+				ctx = append(ctx, a.history...)
+			}
+		}
+		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s (last operator actions: %s)", vs[i], strings.Join(ctx, "; "))
+	}
+	w.stats.naverViolationsSeen = len(vs)
+	for _, a := range w.apps {
+		if st, ok := w.emu.Penalty(a.clientID); ok && !a.penaltyLogged {
+			a.penaltyLogged = true
+			w.violate(invNaverCompliant, "penalty"+a.clientID, "app%d penalised by Naver: %s", a.idx, st.Reason)
+		}
+	}
+}
+
+// checkOperatorView reads status, every role's status and metrics as an operator would,
+// and checks what they say.
+func (w *world) checkOperatorView(a *app) {
+	resp, err, sf := a.request(logical.ReadOperation, "status", nil)
+	if err != nil && !sf && !isCoded(err) {
+		w.report(invDamagedRole, "status", "app%d status failed: %v (damaged roles: %v)", a.idx, err, a.damagedNames())
+	}
+	if resp != nil {
+		w.scanResponse(resp, fmt.Sprintf("app%d status", a.idx))
+		if keys, ok := resp.Data["keys"].([]map[string]any); ok && !sf && !a.lastStorageFault.After(a.lastRoleChange) {
+			named := map[string]bool{}
+			for _, r := range a.roles {
+				if r.exists && !r.damaged {
+					named[r.key()] = true
+				}
+				if r.uncertain {
+					return
+				}
+			}
+			for _, k := range keys {
+				id := fmt.Sprint(k["type"]) + "|" + fmt.Sprint(k["account_id"])
+				// A SELF token that verified the config is cached on purpose (README).
+				if k["cached"] == true && !named[id] && id != "SELF|" {
+					w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(a.roles))
+	for n := range a.roles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := a.roles[n]
+		if !r.exists {
+			continue
+		}
+		resp, err, sf := a.request(logical.ReadOperation, "status/"+n, nil)
+		if err != nil && !sf && !isCoded(err) && !r.damaged {
+			w.report(invDamagedRole, "status/"+n, "app%d status/%s of a healthy role failed: %v (damaged roles: %v)", a.idx, n, err, a.damagedNames())
+		}
+		if resp == nil || resp.IsError() {
+			continue
+		}
+		w.scanResponse(resp, fmt.Sprintf("app%d status/%s", a.idx, n))
+		if until, ok := resp.Data["backoff_until"].(string); ok {
+			t, _ := time.Parse(time.RFC3339, until)
+			for _, warn := range resp.Warnings {
+				if strings.Contains(warn, "next read") && strings.Contains(warn, "asks Naver") && t.After(w.now()) {
+					w.report(invStatusTruthful, n, "app%d status/%s says %q while backoff_until is %s", a.idx, n, warn, until)
+				}
+			}
+		}
+	}
+	resp, err, _ = a.request(logical.ReadOperation, "metrics", nil)
+	if err == nil && resp != nil {
+		w.scanResponse(resp, fmt.Sprintf("app%d metrics", a.idx))
+	}
+	w.scanText(w.logs.unscanned(), "the log")
+}
+
+func (a *app) damagedNames() []string {
+	var out []string
+	for n, r := range a.roles {
+		if r.exists && r.damaged {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkStorage looks at what the app keeps in storage.
+func (w *world) checkStorage(a *app) {
+	if a.lastStorageFault.After(w.now().Add(-3 * time.Hour)) {
+		return
+	}
+	ctx := context.Background()
+	keys, err := logical.CollectKeysWithPrefix(ctx, a.storage, "tokens/")
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		e, err := a.storage.Get(ctx, k)
+		if err != nil || e == nil {
+			continue
+		}
+		var fields map[string]any
+		if json.Unmarshal(e.Value, &fields) != nil {
+			continue
+		}
+		latest := latestTime(fields)
+		if !latest.IsZero() && w.now().Sub(latest) > sweepBound && w.now().Sub(a.lastRestart) > sweepBound {
+			w.report(invStorageSwept, k, "app%d keeps %s in storage %s after its expiry", a.idx, k, w.now().Sub(latest).Round(time.Minute))
+		}
+	}
+}
+
+// latestTime is the latest RFC 3339 time among a stored entry's fields: its expiry,
+// whatever the entry's format calls it.
+func latestTime(fields map[string]any) time.Time {
+	var latest time.Time
+	for name, v := range fields {
+		s, ok := v.(string)
+		if !ok || !strings.Contains(name, "expir") {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
+}
+
+// scanResponse checks a response for secrets; a token read's access_token is its own.
+func (w *world) scanResponse(resp *logical.Response, where string) {
+	var b strings.Builder
+	for k, v := range resp.Data {
+		if k == "access_token" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%v\n", k, v)
+	}
+	for _, warn := range resp.Warnings {
+		b.WriteString(warn + "\n")
+	}
+	w.scanText(b.String(), where)
+}
+
+func (w *world) scanText(s, where string) {
+	if s == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for secret := range w.secrets {
+		if strings.Contains(s, secret) {
+			w.violate(invNoSecret, where+"secret", "%s contains a client secret", where)
+		}
+	}
+	// A fragment lies within a run of standard base64 characters at least 12 long: look
+	// only there (most text is words and numbers).
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && isBase64(s[j]) {
+			j++
+		}
+		for k := i; k+12 <= j; k++ {
+			if w.fragments[s[k:k+12]] {
+				w.violate(invNoSecret, where+"sig", "%s contains a 12-character fragment of a signature", where)
+				return
+			}
+		}
+		i = j + 1
+	}
+}
+
+func isBase64(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
+}
+
+func isCoded(err error) bool {
+	var coded logical.HTTPCodedError
+	return errors.As(err, &coded)
+}
+
+func errText(resp *logical.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	if resp != nil {
+		return resp.Error().Error()
+	}
+	return ""
+}
+
+func asInt(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	case float64:
+		return int64(n)
+	}
+	return 0
+}

@@ -1,0 +1,87 @@
+package sim
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The checks themselves must be able to fail: each is fed a case that breaks its promise.
+func TestChecksCatchWhatTheyState(t *testing.T) {
+	sign := "JDJhJDA0JFFLTG5vdTFEMmNTSDE5UGlhMzBiY3VPa3ZkR3J0c3RyY2p4b0V3Y2Z0eWx3c2JqYk9xU2E="
+	tests := []struct {
+		name string
+		run  func(w *world)
+		want string // invariant expected, "" for none
+	}{
+		{"signature fragment in a log line", func(w *world) {
+			w.scanText("warn: naver said "+sign[20:40]+" ok", "log")
+		}, invNoSecret},
+		{"unrelated base64 in a log line", func(w *world) {
+			w.scanText("trace 7d9da5076b6533a8329c394b290d740e token=abcdefghijklmnopqrstuvwxyz", "log")
+		}, ""},
+		{"client secret in a warning", func(w *world) {
+			w.scanText("renewing failed: "+w.apps[0].secret, "warning")
+		}, invNoSecret},
+		{"new request 2 s after a failure", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}})
+		}, invBackoff},
+		{"a retry of the failed request", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}})
+		}, ""},
+		{"seventh request within an hour", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			for i := 0; i < 7; i++ {
+				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}})
+			}
+		}, invKeyBudget},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(7, DefaultParams())
+			w.fragments = map[string]bool{}
+			for i := 0; i+12 <= len(sign); i++ {
+				w.fragments[sign[i:i+12]] = true
+			}
+			tt.run(w)
+			var got []string
+			for _, v := range w.violations {
+				got = append(got, v.Invariant)
+			}
+			if tt.want == "" && len(got) > 0 || tt.want != "" && !strings.Contains(strings.Join(got, ","), tt.want) {
+				t.Errorf("violations %v, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLatestTimeReadsAnyExpiryField(t *testing.T) {
+	got := latestTime(map[string]any{"expires_at": "2026-11-24T03:00:00Z", "latest_expiry": "2026-11-24T03:00:05Z", "fetched_at": "2026-11-25T00:00:00Z"})
+	if want := time.Date(2026, 11, 24, 3, 0, 5, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("latestTime = %s, want %s", got, want)
+	}
+}
+
+func TestClassifyNamesTheDefect(t *testing.T) {
+	tests := []struct {
+		v    Violation
+		want string
+	}{
+		{Violation{Invariant: invNaverCompliant, Detail: "naver recorded: needless token request: simApp1ClientXXXXXXXX|SELF| asked again while its token had 2h55m7s left (>= 30m0s) (last operator actions: d0+00:18:39 role-create r3 [ → SELF|]; d0+06:59:03 token-drop r4 [SELF|])"}, "16.9"},
+		{Violation{Invariant: invNaverCompliant, Detail: "naver recorded: needless token request: simApp0ClientXXXXXXXX|SELLER|ncp_app0_seller1 asked again while its token had 2h left (>= 30m0s) (last operator actions: d0+01:00:00 role-delete r1 [SELLER|ncp_app0_seller1]; d0+01:10:00 role-create r1 [ → SELLER|ncp_app0_seller1])"}, "16.1"},
+		{Violation{Invariant: invBackoff, Detail: "app0 key SELF| asked Naver 1s after a failed request (200 OK); reads must share the failure for 5s"}, "16.6"},
+	}
+	for _, tt := range tests {
+		if got := classify(tt.v); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("classify(%s) = %q, want %s", tt.v.Detail[:40], got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,580 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// operatorViewEvery: how often status, metrics, logs and storage are checked (cheap
+// checks run after every step).
+const operatorViewEvery = 30 * time.Minute
+
+// Params size a run.
+type Params struct {
+	Days        float64 // simulated time
+	Apps        int     // applications (mounts), each with its own storage and backend
+	RolesPerApp int     // role names per application
+	Accounts    int     // seller accounts per application (keys: Accounts SELLER + 1 SELF)
+}
+
+// DefaultParams is the short campaign's size: every seed lives 2 days of 2 applications.
+func DefaultParams() Params { return Params{Days: 2, Apps: 2, RolesPerApp: 6, Accounts: 4} }
+
+// Stats is what a run did.
+type Stats struct {
+	KeyDays       float64
+	Reads         int
+	ReadsServed   int
+	NaverRequests int
+	// PeakAppHour is the most token requests one application sent in one clock hour.
+	PeakAppHour int
+	Faults      map[string]int
+	Actions     int
+
+	naverViolationsSeen int
+}
+
+// Result is one seed's run.
+type Result struct {
+	Seed       uint64
+	Params     Params
+	Stats      Stats
+	Violations []Violation
+	Schedule   []Action
+	Elapsed    time.Duration
+}
+
+// Failed reports whether a promise broke.
+func (r Result) Failed() bool { return len(r.Violations) > 0 }
+
+// Run simulates one seed.
+func Run(seed uint64, p Params) Result {
+	return runSchedule(seed, p, generate(seed, p))
+}
+
+func runSchedule(seed uint64, p Params, acts []Action) Result {
+	start := time.Now()
+	w := newWorld(seed, p)
+	horizon := epoch.Add(time.Duration(p.Days * float64(24*time.Hour)))
+	nextPeriodic := epoch.Add(periodicInterval)
+	nextCheck := epoch.Add(operatorViewEvery)
+	keysSeen := map[string]bool{}
+	step := func(at time.Time, do func()) {
+		w.advanceTo(at)
+		do()
+		for _, a := range w.apps {
+			a.b.WaitIdle()
+		}
+		w.expireFaults()
+		w.checkNaver()
+		if !w.now().Before(nextCheck) {
+			nextCheck = w.now().Add(operatorViewEvery)
+			for _, a := range w.apps {
+				w.checkOperatorView(a)
+				w.checkStorage(a)
+			}
+		}
+	}
+	i := 0
+	for {
+		next := horizon
+		if i < len(acts) {
+			next = epoch.Add(acts[i].At)
+		}
+		for !nextPeriodic.After(next) && nextPeriodic.Before(horizon) {
+			step(nextPeriodic, func() {
+				for _, a := range w.apps {
+					w.periodic(a)
+				}
+			})
+			nextPeriodic = nextPeriodic.Add(periodicInterval)
+		}
+		if i >= len(acts) {
+			break
+		}
+		act := acts[i]
+		i++
+		step(epoch.Add(act.At), func() { w.do(act) })
+		w.stats.Actions++
+		if act.Kind == actRead {
+			if r := w.apps[act.App].roles[act.Role]; r != nil && r.exists {
+				keysSeen[fmt.Sprint(act.App)+"|"+r.key()] = true
+			}
+		}
+	}
+	for _, a := range w.apps {
+		w.checkOperatorView(a)
+	}
+	w.checkNaver()
+	for _, a := range w.apps {
+		a.view.closed.Store(true)
+		a.b.Cleanup(context.Background())
+	}
+	w.stats.KeyDays = float64(len(keysSeen)) * p.Days
+	for _, n := range w.hourly {
+		w.stats.PeakAppHour = max(w.stats.PeakAppHour, n)
+	}
+	sort.SliceStable(w.violations, func(i, j int) bool { return w.violations[i].At.Before(w.violations[j].At) })
+	return Result{Seed: seed, Params: p, Stats: w.stats, Violations: w.violations, Schedule: acts, Elapsed: time.Since(start)}
+}
+
+func (w *world) expireFaults() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	for _, f := range w.faults {
+		if now.Before(f.until) {
+			continue
+		}
+		switch f.kind {
+		case faultReused:
+			if !w.faultActive(faultReused, now) && w.seed%3 != 1 {
+				w.emu.SetReusedTokenFullLifetime(false)
+			}
+		case faultJWT:
+			if !w.faultActive(faultJWT, now) {
+				w.emu.SetJWTTokens(false)
+			}
+		case faultLifetime:
+			if !w.faultActive(faultLifetime, now) {
+				w.emu.SetTokenLifetime(3 * time.Hour)
+			}
+		}
+	}
+	// Ended faults stay listed for a day: calmSince reads when they ended.
+	kept := w.faults[:0]
+	for _, f := range w.faults {
+		if now.Sub(f.until) < 24*time.Hour {
+			kept = append(kept, f)
+		}
+	}
+	w.faults = kept
+}
+
+func (w *world) faultActive(kind string, now time.Time) bool {
+	for _, f := range w.faults {
+		if f.kind == kind && now.Before(f.until) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *world) periodic(a *app) {
+	_, err, sf := a.request(logical.RollbackOperation, "", nil)
+	if err != nil && !sf && !isCoded(err) {
+		w.report(invNoInternalError, "periodic", "app%d periodic function failed: %v", a.idx, err)
+	}
+}
+
+// do performs one action.
+func (w *world) do(act Action) {
+	a := w.apps[act.App]
+	now := w.now()
+	if strings.HasPrefix(act.Kind, faultPrefix) {
+		w.startFault(act, now)
+		return
+	}
+	switch act.Kind {
+	case actRead:
+		w.read(a, act.Role)
+	case actReadBurst:
+		for n := 0; n < act.N; n++ {
+			w.read(a, act.Role)
+			w.clock.Advance(time.Second)
+		}
+	case actPeriodicNow:
+		w.periodic(a)
+	case actConcurrent:
+		w.concurrent(a, act)
+	default:
+		w.operate(a, act)
+	}
+}
+
+// read reads token/<role> and checks the answer.
+func (w *world) read(a *app, name string) {
+	r := a.roles[name]
+	if r == nil {
+		r = &roleModel{}
+	}
+	model := *r
+	w.mu.Lock()
+	k := a.key(model.key())
+	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
+	w.mu.Unlock()
+	start, b := w.now(), a.b
+	resp, err, sf := a.request(logical.ReadOperation, "token/"+name, nil)
+	b.WaitIdle()
+	// A read whose backend was shut down under it (a concurrent restart) may fail; its
+	// failure is excused like a storage failure's.
+	excused := sf || a.b != b
+	w.checkRead(a, name, model, failedBefore, start, resp, err, excused)
+}
+
+// concurrent runs act's first request, and act.Then while the first waits at act.Gate.
+func (w *world) concurrent(a *app, act Action) {
+	w.remember(a, fmt.Sprintf("%s concurrent %s with %s at %s", fmtOffset(w.now().Sub(epoch)), act.S, act.Then.Kind, act.Gate))
+	w.mu.Lock()
+	w.stats.Faults["op-concurrent-"+act.S+"+"+act.Then.Kind]++
+	w.mu.Unlock()
+	then := *act.Then
+	g := &gate{prefix: act.Gate, skip: act.Skip, done: make(chan struct{})}
+	g.then = func() { w.do(then) }
+	w.mu.Lock()
+	w.gate = g
+	w.mu.Unlock()
+	if act.Gate == "get:tokens/" && then.Kind == actDrop {
+		// The token is in storage only after a restart: that is when it is loaded.
+		a.start()
+	}
+	first := act
+	first.Kind, first.Then, first.S = act.S, nil, ""
+	if first.Kind == actRoleAccount {
+		first.S = accountID(act.App, act.N)
+	}
+	// The model cannot tell which of two racing role writes lands last.
+	if first.Kind == actRoleAccount && then.Kind == actRoleTTL {
+		w.raceRoleWrites(a, first, then, g)
+		return
+	}
+	w.do(first)
+	w.mu.Lock()
+	w.gate = nil
+	fired := g.fired
+	w.mu.Unlock()
+	if fired {
+		<-g.done
+	} else {
+		w.do(then)
+	}
+}
+
+// raceRoleWrites: an account switch and a ttl write to one role, the second while the first
+// is between reading the role and storing it. Both must land.
+func (w *world) raceRoleWrites(a *app, first, then Action, g *gate) {
+	r := a.roles[first.Role]
+	if r == nil || !r.exists || r.damaged || r.typ != "SELLER" {
+		w.mu.Lock()
+		w.gate = nil
+		w.mu.Unlock()
+		return
+	}
+	var thenErr error
+	g.then = func() {
+		_, thenErr = w.writeRole(a, then.Role, map[string]any{"ttl": then.N})
+	}
+	_, err := w.writeRole(a, first.Role, map[string]any{"account_id": first.S})
+	w.mu.Lock()
+	w.gate = nil
+	fired := g.fired
+	w.mu.Unlock()
+	if fired {
+		<-g.done
+	} else {
+		_, thenErr = w.writeRole(a, then.Role, map[string]any{"ttl": then.N})
+	}
+	now := w.now()
+	a.lastRoleChange = now
+	if err != nil || thenErr != nil {
+		r.uncertain = true
+		return
+	}
+	resp, rerr, _ := a.request(logical.ReadOperation, "roles/"+first.Role, nil)
+	if rerr != nil || resp == nil || resp.IsError() {
+		r.uncertain = true
+		return
+	}
+	gotAccount, gotTTL := fmt.Sprint(resp.Data["account_id"]), time.Duration(asInt(resp.Data["ttl"]))*time.Second
+	want := time.Duration(then.N) * time.Second
+	if gotAccount != first.S || gotTTL != want {
+		w.report(invRoleWrites, first.Role, "app%d role %s: a write of account_id=%s and a concurrent write of ttl=%s both succeeded, but the role has account_id=%s ttl=%s",
+			a.idx, first.Role, first.S, want, gotAccount, gotTTL)
+		r.uncertain = true
+		return
+	}
+	r.account, r.ttl, r.uncertain = first.S, want, false
+}
+
+// writeRole writes fields to roles/<name>; the error is non-nil when the write was refused.
+func (w *world) writeRole(a *app, name string, data map[string]any) (*logical.Response, error) {
+	resp, err, sf := a.request(logical.UpdateOperation, "roles/"+name, data)
+	if err == nil && resp != nil && resp.IsError() {
+		err = resp.Error()
+	}
+	if err != nil && !sf && !isCoded(err) {
+		r := a.roles[name]
+		inv := invNoInternalError
+		if r != nil && r.damaged {
+			inv = invDamagedRole
+		}
+		w.report(inv, "write "+name, "app%d write roles/%s %v failed: %v (damaged roles: %v)", a.idx, name, data, err, a.damagedNames())
+	}
+	return resp, err
+}
+
+// operate performs an operator's action and updates the model when it succeeds.
+func (w *world) operate(a *app, act Action) {
+	now := w.now()
+	r := a.roles[act.Role]
+	if r == nil && act.Role != "" {
+		r = &roleModel{}
+		a.roles[act.Role] = r
+	}
+	keyBefore := ""
+	if r != nil && r.exists {
+		keyBefore = r.key()
+	}
+	defer func() {
+		if act.Kind == actStatus {
+			return
+		}
+		keys := "[" + keyBefore
+		if r != nil && r.exists && r.key() != keyBefore {
+			keys += " → " + r.key()
+		}
+		w.remember(a, fmt.Sprintf("%s %s %s %s]", fmtOffset(now.Sub(epoch)), act.Kind, act.Role, keys))
+	}()
+	switch act.Kind {
+	case actRoleCreate:
+		typ, account := "SELLER", act.S
+		if account == "" {
+			typ = "SELF"
+		}
+		data := map[string]any{"type": typ, "account_id": account, "ttl": act.N, "lease": !act.B}
+		if _, err := w.writeRole(a, act.Role, data); err == nil {
+			*r = roleModel{exists: true, typ: typ, account: account, ttl: time.Duration(act.N) * time.Second, noLease: act.B}
+		}
+		a.lastRoleChange = now
+	case actRoleAccount:
+		if !r.exists || r.damaged {
+			return
+		}
+		typ := "SELLER"
+		if act.S == "" {
+			typ = "SELF"
+		}
+		if _, err := w.writeRole(a, act.Role, map[string]any{"type": typ, "account_id": act.S}); err == nil {
+			r.typ, r.account, r.uncertain = typ, act.S, false
+		}
+		a.lastRoleChange = now
+	case actRoleTTL:
+		if !r.exists || r.damaged {
+			return
+		}
+		if _, err := w.writeRole(a, act.Role, map[string]any{"ttl": act.N}); err == nil {
+			r.ttl = time.Duration(act.N) * time.Second
+		}
+	case actRoleLease:
+		if !r.exists || r.damaged {
+			return
+		}
+		if _, err := w.writeRole(a, act.Role, map[string]any{"lease": !act.B}); err == nil {
+			r.noLease = act.B
+		}
+	case actRoleDelete:
+		if !r.exists {
+			return
+		}
+		resp, err, sf := a.request(logical.DeleteOperation, "roles/"+act.Role, nil)
+		if err == nil && (resp == nil || !resp.IsError()) {
+			*r = roleModel{}
+		} else if !sf {
+			inv := invNoInternalError
+			if r.damaged {
+				inv = invDamagedRole
+			}
+			w.report(inv, "delete "+act.Role, "app%d delete roles/%s failed: %s (damaged roles: %v)", a.idx, act.Role, errText(resp, err), a.damagedNames())
+		}
+		a.lastRoleChange = now
+	case actRoleDamage:
+		value := `{"format":99,"type":"SELLER","account_id":"x"}`
+		if act.S == "garbage" {
+			value = `{"type":`
+		}
+		if err := a.storage.Put(w.ctx, &logical.StorageEntry{Key: "roles/" + act.Role, Value: []byte(value)}); err == nil {
+			a.b.InvalidateKey(w.ctx, "roles/"+act.Role)
+			*r = roleModel{exists: true, damaged: true}
+		}
+		a.lastRoleChange = now
+	case actDrop:
+		if !r.exists || r.damaged || !a.configured {
+			return
+		}
+		if act.B {
+			// The seller re-authorised the application: the token Naver holds is dead.
+			w.mu.Lock()
+			tok := w.latest[fmt.Sprint(a.idx)+"|"+r.key()]
+			if iss := w.issued[tok]; iss != nil {
+				iss.revoked = true
+			}
+			w.mu.Unlock()
+			w.emu.KillToken(tok)
+		}
+		resp, err, sf := a.request(logical.DeleteOperation, "token/"+act.Role, nil)
+		if err != nil && !sf && !isCoded(err) {
+			w.report(invNoInternalError, "drop", "app%d delete token/%s failed: %v", a.idx, act.Role, err)
+		}
+		if err == nil && (resp == nil || !resp.IsError()) {
+			// A drop clears the key's back-off, not its budget (the request log stays).
+			w.mu.Lock()
+			k := a.key(r.key())
+			k.lastOK, k.resetAt = true, now
+			w.mu.Unlock()
+		}
+	case actRotate:
+		if !a.configured {
+			return
+		}
+		a.gen++
+		a.secret = newSecret(w.seed, a.idx, a.gen)
+		w.mu.Lock()
+		w.secrets[a.secret], w.secrets[a.secret[7:]] = true, true
+		w.mu.Unlock()
+		w.emu.SetClientSecret(a.clientID, a.secret)
+		w.writeConfig(a, map[string]any{"client_secret": a.secret, "verify_connection": a.gen%2 == 0})
+	case actConfigTune:
+		if !a.configured {
+			return
+		}
+		data := map[string]any{}
+		switch act.S {
+		case "background_refresh":
+			data[act.S] = act.N != 0
+		case "max_retries":
+			data[act.S] = act.N
+		case "max_token_requests_per_hour":
+			data[act.S] = []int{4, 6, 8}[act.N]
+		case "request_timeout":
+			data[act.S] = []string{"5s", "10s", "30s"}[act.N]
+		}
+		w.writeConfig(a, data)
+	case actBaseURL:
+		if a.configured {
+			w.writeConfig(a, map[string]any{"base_url": baseURL + "/"})
+		}
+	case actConfigDel:
+		resp, err, sf := a.request(logical.DeleteOperation, "config", nil)
+		if err == nil && (resp == nil || !resp.IsError()) {
+			a.configured, a.cfgSecret = false, ""
+			a.lastConfigChange = now
+		} else if !sf {
+			w.report(invNoInternalError, "config-delete", "app%d delete config failed: %s", a.idx, errText(resp, err))
+		}
+	case actConfigNew:
+		if a.configured {
+			return
+		}
+		w.writeConfig(a, map[string]any{"client_id": a.clientID, "client_secret": a.secret, "base_url": baseURL,
+			"verify_connection": act.B, "max_retries": 1})
+	case actInvalidate:
+		key := "config"
+		switch act.S {
+		case "role":
+			key = "roles/" + act.Role
+		case "token":
+			keys, _ := a.storage.List(w.ctx, "tokens/")
+			if len(keys) == 0 {
+				return
+			}
+			key = "tokens/" + keys[hash(w.seed, uint64(now.Unix()))%uint64(len(keys))]
+		}
+		a.b.InvalidateKey(w.ctx, key)
+	case actRestart:
+		a.start()
+	case actDropRestart:
+		w.operate(a, Action{Kind: actDrop, App: act.App, Role: act.Role, B: act.B})
+		a.start()
+	case actRestartDrop:
+		a.start()
+		w.operate(a, Action{Kind: actDrop, App: act.App, Role: act.Role, B: act.B})
+	case actStatus:
+		w.checkOperatorView(a)
+	}
+	if act.Kind != actStatus {
+		w.mu.Lock()
+		w.stats.Faults["op-"+act.Kind]++
+		w.mu.Unlock()
+	}
+}
+
+// remember keeps the app's last operator actions for violation reports.
+func (w *world) remember(a *app, what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a.history = append(a.history, what)
+	if len(a.history) > 8 {
+		a.history = a.history[1:]
+	}
+}
+
+// writeConfig writes config fields and follows the model when the write succeeds.
+func (w *world) writeConfig(a *app, data map[string]any) {
+	now := w.now()
+	resp, err, sf := a.request(logical.UpdateOperation, "config", data)
+	if err != nil && !sf && !isCoded(err) {
+		w.report(invNoInternalError, "config-write", "app%d write config failed: %v", a.idx, err)
+	}
+	if err != nil || (resp != nil && resp.IsError()) {
+		if resp != nil {
+			w.scanResponse(resp, fmt.Sprintf("app%d config write", a.idx))
+		}
+		return
+	}
+	if _, ok := data["client_id"]; ok {
+		a.configured = true
+		a.perHour, a.ahead, a.retries, a.timeout = 6, true, 1, 10*time.Second
+	}
+	credentials := false
+	if s, ok := data["client_secret"].(string); ok {
+		credentials = s != a.cfgSecret
+		a.cfgSecret = s
+	}
+	if v, ok := data["max_token_requests_per_hour"].(int); ok {
+		a.perHour = v
+	}
+	if v, ok := data["background_refresh"].(bool); ok {
+		a.ahead = v
+	}
+	if v, ok := data["max_retries"].(int); ok {
+		a.retries = v
+	}
+	if v, ok := data["request_timeout"].(string); ok {
+		a.timeout, _ = time.ParseDuration(v)
+	}
+	if credentials {
+		a.lastConfigChange = now
+		w.mu.Lock()
+		for _, k := range a.keys {
+			k.lastOK, k.resetAt = true, now
+		}
+		w.mu.Unlock()
+	}
+}
+
+// startFault starts one of Naver's or storage's faults.
+func (w *world) startFault(act Action, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stats.Faults[act.Kind]++
+	if act.Kind == faultBurst {
+		for n := 0; n < act.N; n++ {
+			w.burst = append(w.burst, act.S)
+		}
+		return
+	}
+	w.faults = append(w.faults, activeFault{kind: act.Kind, app: act.App, until: now.Add(act.D), a: act})
+	switch act.Kind {
+	case faultReused:
+		w.emu.SetReusedTokenFullLifetime(true)
+	case faultJWT:
+		w.emu.SetJWTTokens(true)
+	case faultLifetime:
+		w.emu.SetTokenLifetime(time.Duration(act.N) * time.Second)
+	}
+}

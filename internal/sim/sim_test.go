@@ -1,0 +1,188 @@
+package sim
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	seedFlag     = flag.Uint64("seed", 0, "TestSim: replay this one seed")
+	daysFlag     = flag.Float64("days", 0, "simulated days per seed (0: the default of the test)")
+	campaignFlag = flag.Duration("campaign", 0, "TestCampaign: run seeds for this long and write -campaign-out")
+	campaignOut  = flag.String("campaign-out", "", "TestCampaign: the Markdown report to write (docs/simulation.md)")
+	firstSeed    = flag.Uint64("first-seed", 1, "TestCampaign: the first seed")
+	campaignCode = flag.String("campaign-code", "", "TestCampaign: the version of the code under test, for the report")
+	shrinkFlag   = flag.Duration("shrink", time.Minute, "TestSim -seed: how long to look for a shorter failing schedule (0: do not)")
+)
+
+// knownDefectsFixed says whether the defects of issue 16 are fixed on this branch. While
+// they are not, the short campaign and the corpus report what they find and skip instead
+// of failing (SIM_STRICT=1 makes them fail); flip it when the fix lands.
+const knownDefectsFixed = true
+
+func strict() bool { return knownDefectsFixed || os.Getenv("SIM_STRICT") == "1" }
+
+// TestSim replays one seed (-seed=N) or runs the short campaign: a few dozen seeds of
+// half a day each, so every `go test ./...` lives a few weeks of Naver.
+func TestSim(t *testing.T) {
+	if *seedFlag != 0 {
+		p := DefaultParams()
+		if *daysFlag > 0 {
+			p.Days = *daysFlag
+		}
+		r := Run(*seedFlag, p)
+		t.Logf("seed %d: %s", r.Seed, summary(r))
+		if !r.Failed() {
+			return
+		}
+		report := failureReport(r)
+		if *shrinkFlag > 0 {
+			s := Shrink(r, *shrinkFlag)
+			report += fmt.Sprintf("\nshrunk to %d of %d actions, %.2f days, still breaking %s:\n", len(s.Schedule), len(r.Schedule), s.Params.Days, r.Violations[0].Invariant)
+			for _, a := range s.Schedule {
+				report += "  " + a.String() + "\n"
+			}
+			for _, v := range s.Violations {
+				report += "  → " + v.String() + "\n"
+			}
+		}
+		t.Fatal(report)
+	}
+	p := DefaultParams()
+	p.Days = 0.5
+	seeds := 24
+	switch {
+	case testing.Short():
+		seeds = 8
+	case raceEnabled: // make test: about a minute under -race on 2 cores
+		seeds = 16
+	}
+	c := RunCampaign(1000, seeds, 0, p)
+	t.Logf("short campaign: %d seeds, %.0f key-days, %d reads, %d requests to Naver, %s", c.Seeds, c.KeyDays, c.Reads, c.Requests, c.Elapsed.Round(time.Millisecond))
+	fail(t, c.Results, false)
+}
+
+// TestCorpus replays every seed that ever failed (testdata/seeds.txt), like a fuzz corpus.
+func TestCorpus(t *testing.T) {
+	if !strict() && os.Getenv("SIM_CORPUS") != "1" {
+		// Every seed in it fails on the code before issue 16's fix, by construction.
+		t.Skip("the corpus holds the known defects of issue 16: run with SIM_CORPUS=1")
+	}
+	seeds, err := readCorpus(filepath.Join("testdata", "seeds.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []Result
+	for _, s := range seeds {
+		if r := Run(s.seed, s.params); r.Failed() {
+			failed = append(failed, r)
+		}
+	}
+	fail(t, failed, os.Getenv("SIM_CORPUS") == "1")
+}
+
+// fail reports failed runs: as errors when strict (or asked to), otherwise as a log and a
+// skip, while issue 16's defects are known and unfixed.
+func fail(t *testing.T, failed []Result, asked bool) {
+	t.Helper()
+	for _, r := range failed {
+		if strict() || asked {
+			t.Error(failureReport(r))
+		} else {
+			t.Log(failureReport(r))
+		}
+	}
+	if len(failed) > 0 && !strict() && !asked {
+		t.Skipf("%d seed(s) broke promises: the known defects of issue 16 (knownDefectsFixed is false; SIM_STRICT=1 fails)", len(failed))
+	}
+}
+
+// TestCampaign is `make sim`: seeds for -campaign, and the report in -campaign-out.
+func TestCampaign(t *testing.T) {
+	if *campaignFlag == 0 {
+		t.Skip("run with -campaign=10m (make sim)")
+	}
+	p := DefaultParams()
+	if *daysFlag > 0 {
+		p.Days = *daysFlag
+	}
+	c := RunCampaign(*firstSeed, 0, *campaignFlag, p)
+	t.Logf("%d seeds, %.0f key-days in %s", c.Seeds, c.KeyDays, c.Elapsed.Round(time.Second))
+	if *campaignOut != "" {
+		machine := fmt.Sprintf("Run on %s with %d CPUs (GOMAXPROCS), %s, on %s.", runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+		if *campaignCode != "" {
+			machine += " Code: " + *campaignCode + "."
+		}
+		cmd := fmt.Sprintf("make sim (go test ./internal/sim -run TestCampaign -campaign=%s -days=%g)", *campaignFlag, p.Days)
+		if err := os.WriteFile(*campaignOut, []byte(c.Markdown(cmd, machine)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range c.Results {
+		t.Log(failureReport(r))
+	}
+	if len(c.Results) > 0 && strict() {
+		t.Errorf("%d seed(s) broke promises", len(c.Results))
+	}
+}
+
+type corpusSeed struct {
+	seed   uint64
+	params Params
+}
+
+// readCorpus reads "seed [days] # note" lines.
+func readCorpus(path string) ([]corpusSeed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []corpusSeed
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		s := corpusSeed{params: DefaultParams()}
+		if s.seed, err = strconv.ParseUint(fields[0], 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: seed %q: %w", path, fields[0], err)
+		}
+		if len(fields) > 1 {
+			if s.params.Days, err = strconv.ParseFloat(fields[1], 64); err != nil {
+				return nil, fmt.Errorf("%s: days %q: %w", path, fields[1], err)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+func summary(r Result) string {
+	return fmt.Sprintf("%.0f key-days, %d actions, %d reads (%d served), %d requests to Naver, peak %d/h, %d violations, %s",
+		r.Stats.KeyDays, r.Stats.Actions, r.Stats.Reads, r.Stats.ReadsServed, r.Stats.NaverRequests, r.Stats.PeakAppHour, len(r.Violations), r.Elapsed.Round(time.Millisecond))
+}
+
+func failureReport(r Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d broke %d promise(s):\n", r.Seed, len(r.Violations))
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "  %s\n      → %s\n", v, classify(v))
+	}
+	days := ""
+	if r.Params.Days != DefaultParams().Days {
+		days = fmt.Sprintf(" -days=%g", r.Params.Days)
+	}
+	fmt.Fprintf(&b, "replay: go test ./internal/sim -run TestSim -seed=%d%s", r.Seed, days)
+	return b.String()
+}

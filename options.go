@@ -1,0 +1,79 @@
+package navercommerce
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options configure a backend made by New, for programs that run the real backend in
+// process (the simulator in internal/sim). Zero values mean production behaviour.
+type Options struct {
+	// Now is the clock tokens are reckoned by; nil: time.Now.
+	Now func() time.Time
+	// Transport carries the requests to Naver; nil: the real network.
+	Transport http.RoundTripper
+	// RetryWait, when set, is handed every wait between retries of a token request instead
+	// of the client sleeping it: a simulation moves its clock by it.
+	RetryWait func(time.Duration)
+}
+
+// Backend is one mount of the secrets engine, made by New.
+type Backend interface {
+	logical.Backend
+	// WaitIdle returns once no renewal started behind a read is running, so that a caller
+	// driving the backend step by step sees the effect of one step before the next.
+	WaitIdle()
+}
+
+// New creates and sets up a mount of the secrets engine with opts; Factory is New with
+// the zero Options.
+func New(ctx context.Context, conf *logical.BackendConfig, opts Options) (Backend, error) {
+	b := newBackend(backendOptions{now: opts.Now, transport: opts.Transport, retryWait: opts.RetryWait})
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// WaitIdle implements Backend.
+func (b *backend) WaitIdle() { b.tokens.background.wait() }
+
+// flightTracker counts renewals running behind reads (single-flight DoChan), so WaitIdle
+// can wait for them.
+type flightTracker struct {
+	mu      sync.Mutex
+	running int
+	idle    *sync.Cond
+}
+
+// track counts the flight whose result arrives on ch until it has arrived.
+func (t *flightTracker) track(ch <-chan singleflight.Result) {
+	t.mu.Lock()
+	t.running++
+	t.mu.Unlock()
+	go func() {
+		<-ch
+		t.mu.Lock()
+		t.running--
+		if t.running == 0 && t.idle != nil {
+			t.idle.Broadcast()
+		}
+		t.mu.Unlock()
+	}()
+}
+
+func (t *flightTracker) wait() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.idle == nil {
+		t.idle = sync.NewCond(&t.mu)
+	}
+	for t.running > 0 {
+		t.idle.Wait()
+	}
+}

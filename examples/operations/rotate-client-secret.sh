@@ -25,5 +25,5 @@ fi
 
 # 3. Each key: cached, since when, and its last failure if the newest request failed.
 vault read -format=json "$mount/status" | jq -r '.data.keys[]? |
-  [.type, (.account_id // "-"), "cached=\(.cached)", (.fetched_at // "-"),
+  [.type, (if (.account_id // "") == "" then "-" else .account_id end), "cached=\(.cached)", (.fetched_at // "-"),
    (if (.consecutive_failures // 0) > 0 then "FAILING \(.last_error.code) trace \(.last_error.trace_id)" else "ok" end)] | @tsv'

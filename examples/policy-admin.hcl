@@ -6,13 +6,14 @@
 # moving a mount (sys/remount, and these paths for the new mount).
 #   vault policy write navercommerce-admin examples/policy-admin.hcl
 
-# Register versions of the plugin, list and remove them, and reload mounts onto them.
+# Register versions of the plugin, list and remove them, and reload mounts onto them (Vault
+# asks for sudo on the plugin catalog and on reloads).
 path "sys/plugins/catalog/secret/vault-plugin-secrets-navercommerce" {
-  capabilities = ["create", "read", "update", "delete"]
+  capabilities = ["create", "read", "update", "delete", "sudo"]
 }
 
-path "sys/plugins/reload/backend" {
-  capabilities = ["update"]
+path "sys/plugins/reload/secret/vault-plugin-secrets-navercommerce" {
+  capabilities = ["update", "sudo"]
 }
 
 # Mount the engine and switch it to a registered version (secrets tune -plugin-version).

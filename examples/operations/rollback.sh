@@ -4,10 +4,11 @@
 #   TO_VERSION   the version to run, e.g. v0.1.0 (vault plugin list -detailed secret)
 #   MOUNT        the mount (default navercommerce)
 set -euo pipefail
+plugin=vault-plugin-secrets-navercommerce
 mount=${MOUNT:-navercommerce}
 
 vault secrets tune -plugin-version="$TO_VERSION" "$mount/"
-vault plugin reload -mounts="$mount/"
+vault plugin reload -type=secret -plugin="$plugin"
 
 running=$(vault read -field=version "$mount/info")
 if [ "$running" != "$TO_VERSION" ]; then

@@ -17,9 +17,10 @@ sha256=$(sha256sum "$PLUGIN_DIR/$file" | cut -d' ' -f1)
 
 vault plugin register -sha256="$sha256" -command="$file" -version="$new_version" secret "$plugin"
 vault secrets tune -plugin-version="$new_version" "$mount/"
-# Until the reload the old process keeps serving; the new one reads config, roles and
-# cached tokens from Vault's storage, so the upgrade asks Naver nothing.
-vault plugin reload -mounts="$mount/"
+# Until the reload the old process keeps serving. The reload restarts every mount of the
+# plugin, each on its own version; the new process reads config, roles and cached tokens
+# from Vault's storage, so the upgrade asks Naver nothing.
+vault plugin reload -type=secret -plugin="$plugin"
 
 running=$(vault read -field=version "$mount/info")
 if [ "$running" != "$new_version" ]; then

@@ -1,7 +1,10 @@
 package navercommerce
 
 import (
+	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,4 +189,89 @@ func missingNames(names []string, text string) []string {
 		}
 	}
 	return missing
+}
+
+// The Operations recipes are scripts the acceptance tests run; the READMEs show them as
+// they are: a fenced block right after an "<!-- include: path -->" line must hold exactly
+// the file at path, and every script in examples/operations/ must be shown in each README.
+func TestReadmeRecipesAreTheScripts(t *testing.T) {
+	scripts, err := filepath.Glob(filepath.Join("examples", "operations", "*.sh"))
+	if err != nil || len(scripts) == 0 {
+		t.Fatalf("no scripts in examples/operations/ (%v)", err)
+	}
+	for _, readme := range []string{englishReadme, koreanReadme} {
+		includes, problems := readmeIncludes(readFile(t, readme))
+		for _, p := range problems {
+			t.Errorf("%s: %s", readme, p)
+		}
+		for path, shown := range includes {
+			if want := readFile(t, path); shown != want {
+				t.Errorf("%s shows %s, but not as the file is: update the block from the file", readme, path)
+			}
+		}
+		for _, script := range scripts {
+			if _, ok := includes[filepath.ToSlash(script)]; !ok {
+				t.Errorf("%s does not show %s (an <!-- include: %s --> line and its block)", readme, script, filepath.ToSlash(script))
+			}
+		}
+	}
+}
+
+func TestReadmeIncludesParser(t *testing.T) {
+	const script = "#!/usr/bin/env bash\nset -eu\necho hi\n"
+	tests := []struct {
+		name         string
+		readme       string
+		want         map[string]string
+		wantProblems int
+	}{
+		{"one block", "text\n<!-- include: a.sh -->\n```bash\n" + script + "```\nmore\n", map[string]string{"a.sh": script}, 0},
+		{"two blocks", "<!-- include: a.sh -->\n```bash\nA\n```\n\n<!-- include: b.sh -->\n```bash\nB\n```\n", map[string]string{"a.sh": "A\n", "b.sh": "B\n"}, 0},
+		{"marker without a block", "<!-- include: a.sh -->\ntext\n", map[string]string{}, 1},
+		{"unterminated block", "<!-- include: a.sh -->\n```bash\nA\n", map[string]string{}, 1},
+		{"no markers", "```bash\nA\n```\n", map[string]string{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems := readmeIncludes(tt.readme)
+			if !maps.Equal(got, tt.want) || len(problems) != tt.wantProblems {
+				t.Errorf("readmeIncludes = %q, problems %q; want %q and %d problems", got, problems, tt.want, tt.wantProblems)
+			}
+		})
+	}
+}
+
+// readmeIncludes returns, by path, the text of the fenced block that follows each
+// "<!-- include: path -->" line, and what is wrong with markers that have no such block.
+func readmeIncludes(readme string) (map[string]string, []string) {
+	const marker, end = "<!-- include: ", " -->"
+	includes := map[string]string{}
+	var problems []string
+	lines := strings.SplitAfter(readme, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimRight(lines[i], "\r\n")
+		if !strings.HasPrefix(line, marker) || !strings.HasSuffix(line, end) {
+			continue
+		}
+		path := strings.TrimSuffix(strings.TrimPrefix(line, marker), end)
+		if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "```") {
+			problems = append(problems, fmt.Sprintf("%q is not followed by a fenced block", line))
+			continue
+		}
+		var body strings.Builder
+		closed := false
+		for j := i + 2; j < len(lines); j++ {
+			if strings.TrimRight(lines[j], "\r\n") == "```" {
+				closed, i = true, j
+				break
+			}
+			body.WriteString(lines[j])
+		}
+		if !closed {
+			problems = append(problems, fmt.Sprintf("the block after %q never ends", line))
+			break
+		}
+		includes[path] = body.String()
+	}
+	return includes, problems
 }

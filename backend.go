@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -55,8 +56,14 @@ type backend struct {
 	// storage; rolesMu orders cache fills against role writes.
 	roles   sync.Map
 	rolesMu sync.Mutex
-	tokens  *tokenCache
-	metrics *metrics
+	// roleLocks serialise writes and deletes of one role; roleChecksMu holds them off (read
+	// side) while a check of which roles name a key runs (write side).
+	roleLocks    []*locksutil.LockEntry
+	roleChecksMu sync.RWMutex
+	// unreadable lists the stored roles this version cannot read, for status.
+	unreadable unreadableRoles
+	tokens     *tokenCache
+	metrics    *metrics
 }
 
 // backendOptions are what tests inject; zero values mean production behaviour.
@@ -78,7 +85,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend(opts backendOptions) *backend {
-	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig}
+	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, roleLocks: locksutil.CreateLocks()}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -95,7 +102,8 @@ func newBackend(opts backendOptions) *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
-			[]*framework.Path{pathToken(b), pathInfo(b)},
+			pathToken(b),
+			[]*framework.Path{pathInfo(b)},
 			pathStatus(b),
 			[]*framework.Path{pathMetrics(b)},
 		),
@@ -140,6 +148,7 @@ func (b *backend) invalidate(ctx context.Context, key string) {
 		b.rolesMu.Lock()
 		b.roles.Delete(name)
 		b.rolesMu.Unlock()
+		b.unreadable.forget(name) // what another node wrote is judged when next read
 		b.tokens.roleChanged(name)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		b.tokens.forget(key)

@@ -72,7 +72,7 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 		now := b.now()
 		g.budgetPerHour = st.config.maxRequestsPerHour()
-		for _, ks := range b.tokens.status(now, st.policy.credentials) {
+		for _, ks := range b.tokens.status(now, st.policy.credentials, nil) {
 			g.maxRequestsLastHour = max(g.maxRequestsLastHour, ks.Requests1h)
 			if !ks.ExpiresAt.After(now) {
 				continue

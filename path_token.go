@@ -23,47 +23,89 @@ const (
 	internalRole     = "role"
 )
 
-func pathToken(b *backend) *framework.Path {
-	return &framework.Path{
-		Pattern: "token/" + framework.GenericNameRegex(fieldRoleName),
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: operationPrefix,
-		},
-		Fields: map[string]*framework.FieldSchema{
-			fieldRoleName: {
-				Type:        framework.TypeString,
-				Description: "Name of the role to read a token for.",
-				Required:    true,
+func pathToken(b *backend) []*framework.Path {
+	roleNameField := &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Name of the role to read a token for.",
+		Required:    true,
+	}
+	return []*framework.Path{
+		{
+			Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
 			},
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathTokenRead,
-				Summary:  "Read an access token for a role.",
-				// A read may store a new token: on a performance standby that write would fail.
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: false,
-				DisplayAttrs: &framework.DisplayAttributes{
-					OperationVerb:   "generate",
-					OperationSuffix: "token",
+			Fields: map[string]*framework.FieldSchema{fieldRoleName: roleNameField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathTokenRead,
+					Summary:  "Read an access token for a role.",
+					// A read may store a new token: on a performance standby that write would fail.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: false,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "generate",
+						OperationSuffix: "token",
+					},
+					Responses: map[int][]framework.Response{
+						200: {{Description: "OK", Fields: tokenResponseFields}},
+					},
 				},
-				Responses: map[int][]framework.Response{
-					200: {{Description: "OK", Fields: tokenResponseFields}},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                  b.pathTokenDelete,
+					Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
+					ForwardPerformanceStandby: true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "drop",
+						OperationSuffix: "cached-token",
+					},
+					Responses: noContent("The cached token was dropped."),
 				},
 			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                  b.pathTokenDelete,
-				Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
-				ForwardPerformanceStandby: true,
-				DisplayAttrs: &framework.DisplayAttributes{
-					OperationVerb:   "drop",
-					OperationSuffix: "cached-token",
-				},
-				Responses: noContent("The cached token was dropped."),
-			},
+			HelpSynopsis:    "Read a Naver Commerce access token for a role.",
+			HelpDescription: strings.TrimSpace(pathTokenHelp),
 		},
-		HelpSynopsis:    "Read a Naver Commerce access token for a role.",
-		HelpDescription: strings.TrimSpace(pathTokenHelp),
+		{
+			Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "/" + framework.MatchAllRegex(fieldAccountID),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+			},
+			Fields: map[string]*framework.FieldSchema{
+				fieldRoleName: roleNameField,
+				fieldAccountID: {
+					Type:        framework.TypeString,
+					Description: "The seller's account ID: one of the accounts the many-seller role allows.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:                    b.pathSellerTokenRead,
+					Summary:                     "Read an access token for one seller of a many-seller role.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: false,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "generate",
+						OperationSuffix: "seller-token",
+					},
+					Responses: map[int][]framework.Response{
+						200: {{Description: "OK", Fields: tokenResponseFields}},
+					},
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                  b.pathSellerTokenDelete,
+					Summary:                   "Drop the cached token of one seller of a many-seller role; the next read asks Naver.",
+					ForwardPerformanceStandby: true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "drop",
+						OperationSuffix: "cached-seller-token",
+					},
+					Responses: noContent("The cached token was dropped."),
+				},
+			},
+			HelpSynopsis:    "Read a Naver Commerce access token for one seller of a many-seller role.",
+			HelpDescription: strings.TrimSpace(pathTokenHelp),
+		},
 	}
 }
 
@@ -83,6 +125,11 @@ less than 10 seconds left: the read fails (502) instead, saying why.
 Deleting token/<name> drops the cached token of the role's type and account, in memory and
 storage, so that the next read asks Naver: for when the token is dead at Naver while the cache
 still has hours (for example after the seller re-authorised the application).
+
+A role with allowed_account_ids serves many sellers: read "token/<name>/<account_id>" (and
+delete it to drop that seller's token). An account ID that is not valid or not allowed by the
+role is refused with 400, and nothing is asked of Naver; "token/<name>" on such a role is a 400
+saying to add the account.
 `
 
 var tokenResponseFields = map[string]*framework.FieldSchema{
@@ -91,7 +138,7 @@ var tokenResponseFields = map[string]*framework.FieldSchema{
 	fieldExpiresAt:   {Type: framework.TypeTime, Description: "When the token expires (RFC 3339)."},
 	fieldExpiresIn:   {Type: framework.TypeInt, Description: "Seconds the token has left."},
 	fieldType:        {Type: framework.TypeString, Description: "The role's token type: SELF or SELLER."},
-	fieldAccountID:   {Type: framework.TypeString, Description: "The role's seller account ID (SELLER only)."},
+	fieldAccountID:   {Type: framework.TypeString, Description: "The seller's account ID (SELLER only): the role's, or the one read on a many-seller role."},
 }
 
 func secretToken(b *backend) *framework.Secret {
@@ -107,12 +154,25 @@ func secretToken(b *backend) *framework.Secret {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get(fieldRoleName).(string)
+	return b.readToken(ctx, req, d.Get(fieldRoleName).(string), nil)
+}
+
+func (b *backend) pathSellerTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	account := d.Get(fieldAccountID).(string)
+	return b.readToken(ctx, req, d.Get(fieldRoleName).(string), &account)
+}
+
+// readToken serves a token read of role name; account is the seller named in the path of a
+// many-seller role's read (nil for token/<name>).
+func (b *backend) readToken(ctx context.Context, req *logical.Request, name string, account *string) (*logical.Response, error) {
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
 	}
-	key := role.tokenKey(st.config.ClientID)
+	key, errResp := roleTokenKey(req, name, role, st.config.ClientID, account)
+	if errResp != nil {
+		return errResp, nil
+	}
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
 	res, err := b.tokens.get(ctx, req.Storage, key, name, &st.policy)
 	if err != nil {
@@ -134,7 +194,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		fieldExpiresAt:   tok.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldExpiresIn:   int64(left / time.Second),
 		fieldType:        role.Type,
-		fieldAccountID:   role.AccountID,
+		fieldAccountID:   key.AccountID,
 	}
 	var resp *logical.Response
 	if role.NoLease {
@@ -162,12 +222,24 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get(fieldRoleName).(string)
+	return b.dropToken(ctx, req, d.Get(fieldRoleName).(string), nil)
+}
+
+func (b *backend) pathSellerTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	account := d.Get(fieldAccountID).(string)
+	return b.dropToken(ctx, req, d.Get(fieldRoleName).(string), &account)
+}
+
+// dropToken drops the cached token of role name (and account, as in readToken).
+func (b *backend) dropToken(ctx context.Context, req *logical.Request, name string, account *string) (*logical.Response, error) {
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
 	}
-	key := role.tokenKey(st.config.ClientID)
+	key, errResp := roleTokenKey(req, name, role, st.config.ClientID, account)
+	if errResp != nil {
+		return errResp, nil
+	}
 	if err := b.tokens.drop(ctx, req.Storage, key); err != nil {
 		return nil, fmt.Errorf("dropping the cached %s token of role %q: %w", key.Type, name, err)
 	}
@@ -195,10 +267,50 @@ func (b *backend) roleAndConfig(ctx context.Context, req *logical.Request, name 
 	return role, st, nil, nil
 }
 
+// roleTokenKey is the key a read of role name stands for: the role's own, or, on a
+// many-seller role, the seller's named in the path (account). A path that does not fit the
+// role, and an account the role does not allow, are the caller's error (400), decided before
+// anything is asked of Naver or kept in the cache.
+func roleTokenKey(req *logical.Request, name string, role *roleEntry, clientID string, account *string) (tokenKey, *logical.Response) {
+	if account == nil {
+		if role.manySellers() {
+			return tokenKey{}, logical.ErrorResponse("role %q serves many sellers (%s): add the seller's account ID, as in %stoken/%s/<account_id>", name, fieldAllowedAccountIDs, req.MountPoint, name)
+		}
+		return role.tokenKey(clientID), nil
+	}
+	if errResp := checkSellerAccount(req, name, role, *account); errResp != nil {
+		return tokenKey{}, errResp
+	}
+	return tokenKey{ClientID: clientID, Type: role.Type, AccountID: *account}, nil
+}
+
+// checkSellerAccount refuses, naming it, an account that a path of role name may not carry.
+func checkSellerAccount(req *logical.Request, name string, role *roleEntry, account string) *logical.Response {
+	switch {
+	case !role.manySellers():
+		return logical.ErrorResponse("role %q serves one account, not many (it has no %s): use %stoken/%s and %sstatus/%s without an account ID", name, fieldAllowedAccountIDs, req.MountPoint, name, req.MountPoint, name)
+	case account == "":
+		return logical.ErrorResponse("%s is required: role %q serves many sellers, read %stoken/%s/<account_id>", fieldAccountID, name, req.MountPoint, name)
+	}
+	if err := validateAccountID(account); err != nil {
+		return logical.ErrorResponse("%s %q: %v", fieldAccountID, account, err)
+	}
+	if strings.Contains(account, accountWildcard) {
+		return logical.ErrorResponse("%s %q: must be one seller's account ID, not a pattern", fieldAccountID, account)
+	}
+	if !role.allows(account) {
+		return logical.ErrorResponse("%s %q is not one of the sellers role %q allows (see %s of %sroles/%s)", fieldAccountID, account, name, fieldAllowedAccountIDs, req.MountPoint, name)
+	}
+	return nil
+}
+
 // periodic is the backend's periodic function (Vault calls it about once a minute): it
 // renews tokens in use before reads need them and evicts tokens nobody can read, within
 // the deadline Vault gives it.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	if err := b.scanRoles(ctx, req.Storage, false); err != nil {
+		b.Logger().Warn("reading every role to find unreadable ones failed", "error", err)
+	}
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil || st == nil {
 		return err

@@ -361,6 +361,11 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	for name, v := range summariseKeys(statuses, now) {
 		data[name] = v
 	}
+	if !q.filtered {
+		// The whole application's requests, also those of keys evicted since (a deleted
+		// role's): Naver counts them all.
+		data[fieldRequestsLastHour], data[fieldRequestsLast24h] = b.applicationRequests(now)
+	}
 	if q.list {
 		page, next := pageOfKeys(statuses, q.after, q.limit)
 		keys := make([]map[string]any, 0, len(page))
@@ -591,6 +596,18 @@ func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now ti
 	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt()}
 	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
 	return ks, true, nil
+}
+
+// applicationRequests counts the requests of every key's request log.
+func (b *backend) applicationRequests(now time.Time) (lastHour, last24h int) {
+	b.tokens.requests.Range(func(_, v any) bool {
+		log := v.(*requestLog)
+		h, _ := log.since(now, time.Hour)
+		d, _ := log.since(now, 24*time.Hour)
+		lastHour, last24h = lastHour+h, last24h+d
+		return true
+	})
+	return lastHour, last24h
 }
 
 // requestCounts reads the key's request log without creating one.

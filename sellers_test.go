@@ -277,7 +277,7 @@ func TestStatusSummaryPagesAndFilters(t *testing.T) {
 	env := newTestEnv(t)
 	env.configure()
 	env.mustWrite("config", map[string]any{"max_retries": 0})
-	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "*"})
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
 	const sellers = 25
 	for i := range sellers {
 		env.readToken(fmt.Sprintf("sellers/ncp_%02d", i))
@@ -325,6 +325,16 @@ func TestStatusSummaryPagesAndFilters(t *testing.T) {
 	}
 	if len(seen) != sellers+2 || !sort.StringsAreSorted(seen) || len(slices.Compact(slices.Clone(seen))) != len(seen) {
 		t.Errorf("pages listed %d keys %v, want %d, sorted, each once", len(seen), seen, sellers+2)
+	}
+
+	// The application's requests include those of keys evicted since: Naver counted them.
+	env.mustWrite("roles/one", map[string]any{"type": "SELLER", "account_id": "other_gone"})
+	env.readToken("one")
+	if resp, err := env.request(env.b, logical.DeleteOperation, "roles/one", nil); errorText(resp, err) != "" {
+		t.Fatal(errorText(resp, err))
+	}
+	if s := env.mustRead("status"); s.Data["requests_last_hour"] != sellers+3 || s.Data["known_keys"] != sellers+2 {
+		t.Errorf("after evicting a key: requests_last_hour %v (want %d), known_keys %v", s.Data["requests_last_hour"], sellers+3, s.Data["known_keys"])
 	}
 
 	failing := env.statusList(map[string]any{"failing": true})

@@ -29,7 +29,7 @@ The Naver Commerce secrets engine issues access tokens for the Naver Commerce AP
 
 Write the application's credentials to "config", define roles under "roles/" (SELF for the
 application's own data, SELLER for a seller who authorised it), and read "token/<role>" for a
-token. Tokens are cached and shared by every role of the same account: Naver is asked only
+token (or "token/<role>/<account_id>" on a role that serves many sellers). Tokens are cached and shared by every role of the same account: Naver is asked only
 when the cached token has less than 30 minutes left, and at most once at a time per account.
 `
 

@@ -212,7 +212,7 @@ type keyStatus struct {
 	Failures       int // consecutive failed requests
 }
 
-// status reports the keys of the current credentials generation that match selects (nil:
+// status reports the keys of the current credentials generation that match accepts (nil:
 // every key), sorted by key.
 func (c *tokenCache) status(now time.Time, credentials string, match func(tokenKey) bool) []keyStatus {
 	var out []keyStatus

@@ -102,8 +102,7 @@ func newBackend(opts backendOptions) *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
-			pathToken(b),
-			[]*framework.Path{pathInfo(b)},
+			[]*framework.Path{pathToken(b), pathSellerToken(b), pathInfo(b)},
 			pathStatus(b),
 			[]*framework.Path{pathMetrics(b)},
 		),

@@ -23,89 +23,96 @@ const (
 	internalRole     = "role"
 )
 
-func pathToken(b *backend) []*framework.Path {
-	roleNameField := &framework.FieldSchema{
-		Type:        framework.TypeString,
-		Description: "Name of the role to read a token for.",
-		Required:    true,
+func pathToken(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "token/" + framework.GenericNameRegex(fieldRoleName),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			fieldRoleName: {
+				Type:        framework.TypeString,
+				Description: "Name of the role to read a token for.",
+				Required:    true,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathTokenRead,
+				Summary:  "Read an access token for a role.",
+				// A read may store a new token: on a performance standby that write would fail.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: false,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "generate",
+					OperationSuffix: "token",
+				},
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: tokenResponseFields}},
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                  b.pathTokenDelete,
+				Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
+				ForwardPerformanceStandby: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "drop",
+					OperationSuffix: "cached-token",
+				},
+				Responses: noContent("The cached token was dropped."),
+			},
+		},
+		HelpSynopsis:    "Read a Naver Commerce access token for a role.",
+		HelpDescription: strings.TrimSpace(pathTokenHelp),
 	}
-	return []*framework.Path{
-		{
-			Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "$",
-			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: operationPrefix,
-			},
-			Fields: map[string]*framework.FieldSchema{fieldRoleName: roleNameField},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathTokenRead,
-					Summary:  "Read an access token for a role.",
-					// A read may store a new token: on a performance standby that write would fail.
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: false,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "generate",
-						OperationSuffix: "token",
-					},
-					Responses: map[int][]framework.Response{
-						200: {{Description: "OK", Fields: tokenResponseFields}},
-					},
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                  b.pathTokenDelete,
-					Summary:                   "Drop the cached token of a role's type and account; the next read asks Naver.",
-					ForwardPerformanceStandby: true,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "drop",
-						OperationSuffix: "cached-token",
-					},
-					Responses: noContent("The cached token was dropped."),
-				},
-			},
-			HelpSynopsis:    "Read a Naver Commerce access token for a role.",
-			HelpDescription: strings.TrimSpace(pathTokenHelp),
+}
+
+// pathSellerToken is token/<name>/<account_id>: one seller of a many-seller role.
+func pathSellerToken(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "/" + framework.MatchAllRegex(fieldAccountID),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
 		},
-		{
-			Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "/" + framework.MatchAllRegex(fieldAccountID),
-			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: operationPrefix,
+		Fields: map[string]*framework.FieldSchema{
+			fieldRoleName: {
+				Type:        framework.TypeString,
+				Description: "Name of the role to read a token for.",
+				Required:    true,
 			},
-			Fields: map[string]*framework.FieldSchema{
-				fieldRoleName: roleNameField,
-				fieldAccountID: {
-					Type:        framework.TypeString,
-					Description: "The seller's account ID: one of the accounts the many-seller role allows.",
-					Required:    true,
-				},
+			fieldAccountID: {
+				Type:        framework.TypeString,
+				Description: "The seller's account ID: one of the accounts the many-seller role allows.",
+				Required:    true,
 			},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback:                    b.pathSellerTokenRead,
-					Summary:                     "Read an access token for one seller of a many-seller role.",
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: false,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "generate",
-						OperationSuffix: "seller-token",
-					},
-					Responses: map[int][]framework.Response{
-						200: {{Description: "OK", Fields: tokenResponseFields}},
-					},
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                  b.pathSellerTokenDelete,
-					Summary:                   "Drop the cached token of one seller of a many-seller role; the next read asks Naver.",
-					ForwardPerformanceStandby: true,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "drop",
-						OperationSuffix: "cached-seller-token",
-					},
-					Responses: noContent("The cached token was dropped."),
-				},
-			},
-			HelpSynopsis:    "Read a Naver Commerce access token for one seller of a many-seller role.",
-			HelpDescription: strings.TrimSpace(pathTokenHelp),
 		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:                    b.pathSellerTokenRead,
+				Summary:                     "Read an access token for one seller of a many-seller role.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: false,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "generate",
+					OperationSuffix: "seller-token",
+				},
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: tokenResponseFields}},
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                  b.pathSellerTokenDelete,
+				Summary:                   "Drop the cached token of one seller of a many-seller role; the next read asks Naver.",
+				ForwardPerformanceStandby: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "drop",
+					OperationSuffix: "cached-seller-token",
+				},
+				Responses: noContent("The cached token was dropped."),
+			},
+		},
+		HelpSynopsis:    "Read a Naver Commerce access token for one seller of a many-seller role.",
+		HelpDescription: strings.TrimSpace(pathTokenHelp),
 	}
 }
 

@@ -305,6 +305,10 @@ func checkSellerAccount(req *logical.Request, name string, role *roleEntry, acco
 	if strings.Contains(account, accountWildcard) {
 		return logical.ErrorResponse("%s %q: must be one seller's account ID, not a pattern", fieldAccountID, account)
 	}
+	if strings.Contains(account, "/") {
+		// A trailing or doubled slash would otherwise be asked of Naver as part of the ID.
+		return logical.ErrorResponse("%s %q: must be one seller's account ID, without /", fieldAccountID, account)
+	}
 	if !role.allows(account) {
 		return logical.ErrorResponse("%s %q is not one of the sellers role %q allows (see %s of %sroles/%s)", fieldAccountID, account, name, fieldAllowedAccountIDs, req.MountPoint, name)
 	}

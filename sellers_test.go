@@ -136,6 +136,7 @@ func TestManySellerRoleReads(t *testing.T) {
 		{"token/sellers/ncp_zzz", []string{`"ncp_zzz"`, "not one of the sellers"}},
 		{"token/sellers/ncp a", []string{`"ncp a"`, "white space"}},
 		{"token/sellers/ncp_a*", []string{`"ncp_a*"`, "not a pattern"}},
+		{"token/sellers/ncp_abc/", []string{`"ncp_abc/"`, "without /"}},
 		{"token/sellers/" + "ncp_a" + strings.Repeat("x", 130), []string{"account_id", "128"}},
 		{"token/one/ncp_abc", []string{"serves one account", "token/one"}},
 		{"token/nope/ncp_abc", []string{`role "nope" does not exist`}},

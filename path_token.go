@@ -319,9 +319,15 @@ func checkSellerAccount(req *logical.Request, name string, role *roleEntry, acco
 // renews tokens in use before reads need them and evicts tokens nobody can read, within
 // the deadline Vault gives it.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
-	if err := b.scanRoles(ctx, req.Storage, false); err != nil {
-		b.Logger().Warn("reading every role to find unreadable ones failed", "error", err)
-	}
+	// After the renewals, which must not wait on it: at most once an hour.
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := b.scanRoles(ctx, req.Storage, false); err != nil {
+			b.Logger().Warn("reading every role to find unreadable ones failed", "error", err)
+		}
+	}()
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil || st == nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -28,7 +29,7 @@ The Naver Commerce secrets engine issues access tokens for the Naver Commerce AP
 
 Write the application's credentials to "config", define roles under "roles/" (SELF for the
 application's own data, SELLER for a seller who authorised it), and read "token/<role>" for a
-token. Tokens are cached and shared by every role of the same account: Naver is asked only
+token (or "token/<role>/<account_id>" on a role that serves many sellers). Tokens are cached and shared by every role of the same account: Naver is asked only
 when the cached token has less than 30 minutes left, and at most once at a time per account.
 `
 
@@ -56,8 +57,14 @@ type backend struct {
 	// storage; rolesMu orders cache fills against role writes.
 	roles   sync.Map
 	rolesMu sync.Mutex
-	tokens  *tokenCache
-	metrics *metrics
+	// roleLocks serialise writes and deletes of one role; roleChecksMu holds them off (read
+	// side) while a check of which roles name a key runs (write side).
+	roleLocks    []*locksutil.LockEntry
+	roleChecksMu sync.RWMutex
+	// unreadable lists the stored roles this version cannot read, for status.
+	unreadable unreadableRoles
+	tokens     *tokenCache
+	metrics    *metrics
 }
 
 // backendOptions are what tests inject; zero values mean production behaviour.
@@ -84,7 +91,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend(opts backendOptions) *backend {
-	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, retryWait: opts.retryWait}
+	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, retryWait: opts.retryWait, roleLocks: locksutil.CreateLocks()}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -101,7 +108,7 @@ func newBackend(opts backendOptions) *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
-			[]*framework.Path{pathToken(b), pathInfo(b)},
+			[]*framework.Path{pathToken(b), pathSellerToken(b), pathInfo(b)},
 			pathStatus(b),
 			[]*framework.Path{pathMetrics(b)},
 		),
@@ -149,6 +156,7 @@ func (b *backend) invalidate(ctx context.Context, key string) {
 		b.rolesMu.Lock()
 		b.roles.Delete(name)
 		b.rolesMu.Unlock()
+		b.unreadable.forget(name) // what another node wrote is judged when next read
 		b.tokens.roleChanged(name)
 	case strings.HasPrefix(key, tokenStoragePrefix):
 		b.tokens.forget(key)

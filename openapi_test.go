@@ -30,7 +30,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	want := []string{"/config", "/info", "/metrics", "/roles/", "/roles/{name}", "/status", "/status/{name}", "/token/{name}"}
+	want := []string{"/config", "/info", "/metrics", "/roles/", "/roles/{name}", "/status", "/status/{name}", "/status/{name}/{account_id}", "/token/{name}", "/token/{name}/{account_id}"}
 	if len(paths) != len(want) {
 		t.Fatalf("paths %v, want %v", paths, want)
 	}
@@ -44,6 +44,7 @@ func TestOpenAPIDescribesEveryPath(t *testing.T) {
 		"navercommerce-list-roles": true, "navercommerce-read-role": true, "navercommerce-write-role": true, "navercommerce-delete-role": true,
 		"navercommerce-generate-token": true, "navercommerce-drop-cached-token": true, "navercommerce-read-plugin-info": true,
 		"navercommerce-read-status": true, "navercommerce-read-role-status": true, "navercommerce-read-metrics": true,
+		"navercommerce-generate-seller-token": true, "navercommerce-drop-cached-seller-token": true, "navercommerce-read-seller-status": true,
 	}
 	for p, item := range doc.Paths {
 		if item.Description == "" {

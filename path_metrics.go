@@ -78,7 +78,7 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 			b.Logger().Warn("reading the application's request counts failed", "error", err)
 		}
 		g.appRequestsLastHour = app.lastHour(now)
-		for _, ks := range b.tokens.status(now, st.policy.credentials) {
+		for _, ks := range b.tokens.status(now, st.policy.credentials, nil) {
 			g.maxRequestsLastHour = max(g.maxRequestsLastHour, ks.Requests1h)
 			if !ks.ExpiresAt.After(now) {
 				continue

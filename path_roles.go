@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -21,21 +24,93 @@ const (
 	fieldTTL       = "ttl"
 	fieldLease     = "lease"
 
+	fieldAllowedAccountIDs = "allowed_account_ids"
+
 	maxAccountIDLength = 128
+	// maxAllowedAccountIDs bounds a many-seller role's list, so its storage entry stays far
+	// below Raft's default max_entry_size (1 MiB) even with the longest IDs.
+	maxAllowedAccountIDs = 5000
+	// accountWildcard in allowed_account_ids matches any run of characters (also none).
+	accountWildcard = "*"
 )
 
 // roleEntry is a stored role: which kind of token it reads.
 type roleEntry struct {
-	Format    int           `json:"format,omitempty"` // see storage_format.go
-	Type      string        `json:"type"`
-	AccountID string        `json:"account_id,omitempty"`
-	TTL       time.Duration `json:"ttl"`
+	Format    int    `json:"format,omitempty"` // see storage_format.go
+	Type      string `json:"type"`
+	AccountID string `json:"account_id,omitempty"`
+	// AllowedAccountIDs makes a SELLER role serve many sellers, each read as
+	// token/<role>/<account_id>: account IDs, or globs where * matches any run of characters.
+	// A SELLER role has exactly one of AccountID and AllowedAccountIDs.
+	AllowedAccountIDs []string      `json:"allowed_account_ids,omitempty"`
+	TTL               time.Duration `json:"ttl"`
 	// NoLease is stored negated so roles written before the field existed keep leases.
 	NoLease bool `json:"no_lease,omitempty"`
 }
 
+// tokenKey is the key of a single-account role (SELF, or SELLER with account_id).
 func (r *roleEntry) tokenKey(clientID string) tokenKey {
 	return tokenKey{ClientID: clientID, Type: r.Type, AccountID: r.AccountID}
+}
+
+// manySellers reports whether the role names a set of accounts (read as token/<role>/<account_id>).
+func (r *roleEntry) manySellers() bool { return len(r.AllowedAccountIDs) > 0 }
+
+// allows reports whether a many-seller role serves account.
+func (r *roleEntry) allows(account string) bool {
+	if account == "" {
+		return false
+	}
+	for _, pattern := range r.AllowedAccountIDs {
+		if globMatch(pattern, account) {
+			return true
+		}
+	}
+	return false
+}
+
+// names reports whether tokens of key are read through the role.
+func (r *roleEntry) names(clientID string, key tokenKey) bool {
+	if key.ClientID != clientID || key.Type != r.Type {
+		return false
+	}
+	if r.manySellers() {
+		return r.allows(key.AccountID)
+	}
+	return key.AccountID == r.AccountID
+}
+
+// storageFormat is the format the role is written in: a many-seller role needs format 2, so
+// that an older plugin (after a rollback) refuses it instead of reading it as a SELLER role
+// with no account. Other roles stay in format 1, which every version since formats exist reads.
+func (r *roleEntry) storageFormat() int {
+	if r.manySellers() {
+		return roleFormat
+	}
+	return 1
+}
+
+// globMatch reports whether s matches pattern, in which * matches any run of characters
+// (also none) and every other character only itself.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, accountWildcard)
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[len(first) : len(s)-len(last)]
+	// Leftmost matches of the middle parts are enough: * can absorb whatever is skipped.
+	for _, part := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	return true
 }
 
 func pathRoles(b *backend) []*framework.Path {
@@ -81,9 +156,16 @@ func pathRoles(b *backend) []*framework.Path {
 				},
 				fieldAccountID: {
 					Type:        framework.TypeString,
-					Description: "The seller's account ID or UID (e.g. ncp_...). Required for SELLER, not allowed for SELF: Naver penalises SELF requests that carry one.",
+					Description: "The seller's account ID or UID (e.g. ncp_...). A SELLER role needs this or allowed_account_ids; not allowed for SELF: Naver penalises SELF requests that carry one.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						Name: "Account ID",
+					},
+				},
+				fieldAllowedAccountIDs: {
+					Type:        framework.TypeCommaStringSlice,
+					Description: `SELLER only, instead of account_id: the sellers this role serves, read as token/<name>/<account_id>. Account IDs, or globs where * matches any run of characters ("ncp_*", or "*" for every seller who authorised the application).`,
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Allowed account IDs",
 					},
 				},
 				fieldTTL: {
@@ -141,17 +223,109 @@ func pathRoles(b *backend) []*framework.Path {
 
 const pathRoleHelp = `
 A role names the token that "token/<name>" returns: type SELF for the application's own data,
-or type SELLER with the account_id of a seller who authorised the application. Roles with the
+or type SELLER with the account_id of a seller who authorised the application. A SELLER role
+may instead name many sellers with allowed_account_ids (IDs or globs such as "ncp_*"): each
+seller's token is then read as "token/<name>/<account_id>", so a policy can grant one seller's
+path to one tenant. Roles with the
 same type and account share one cached token, so defining a role per application or team costs
 no extra requests to Naver. ttl caps the lease of tokens read through the role; by default the
 lease is the token's remaining life. Deleting a role does not revoke tokens already issued.
 `
 
 var roleResponseFields = map[string]*framework.FieldSchema{
-	fieldType:      {Type: framework.TypeString, Description: "SELF or SELLER."},
-	fieldAccountID: {Type: framework.TypeString, Description: "Seller account ID (SELLER only)."},
-	fieldTTL:       {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
-	fieldLease:     {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
+	fieldType:              {Type: framework.TypeString, Description: "SELF or SELLER."},
+	fieldAccountID:         {Type: framework.TypeString, Description: "Seller account ID (SELLER only; empty on a many-seller role)."},
+	fieldAllowedAccountIDs: {Type: framework.TypeCommaStringSlice, Description: "The sellers a many-seller role serves (IDs or globs); empty on other roles."},
+	fieldTTL:               {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
+	fieldLease:             {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
+}
+
+// unreadableRoleError is a stored role this version cannot read: stored by a newer plugin
+// (after a rollback) or damaged. It is reported, and never blocks another role.
+type unreadableRoleError struct {
+	name string
+	err  error
+}
+
+func (e *unreadableRoleError) Error() string {
+	return fmt.Sprintf("%v; delete the role, or overwrite it with its full definition", e.err)
+}
+
+func (e *unreadableRoleError) Unwrap() error { return e.err }
+
+// unreadableRoles remembers, by name, the stored roles this version cannot read and why, so
+// that status can list them without reading every role on every request. Every read of a
+// role updates it, and so does a scan of every role (see scanRoles).
+type unreadableRoles struct {
+	mu        sync.Mutex
+	reasons   map[string]string
+	scannedAt time.Time // zero: no scan since the plugin started
+}
+
+func (u *unreadableRoles) note(name string, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var ue *unreadableRoleError
+	if errors.As(err, &ue) {
+		if u.reasons == nil {
+			u.reasons = make(map[string]string)
+		}
+		u.reasons[name] = ue.err.Error()
+		return
+	}
+	if err == nil {
+		delete(u.reasons, name)
+	}
+}
+
+func (u *unreadableRoles) forget(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.reasons, name)
+}
+
+// list returns a copy of what is known: role name → why it cannot be read.
+func (u *unreadableRoles) list() map[string]string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[string]string, len(u.reasons))
+	for k, v := range u.reasons {
+		out[k] = v
+	}
+	return out
+}
+
+// roleScanInterval is how often the periodic run reads every role to find unreadable ones.
+const roleScanInterval = time.Hour
+
+// scanRoles reads every role to find those that cannot be read, when no scan ran for
+// roleScanInterval (onlyFirst: when none ran since the plugin started). It costs a storage
+// read per role, so it runs rarely; reads of single roles keep the list current between.
+func (b *backend) scanRoles(ctx context.Context, s logical.Storage, onlyFirst bool) error {
+	b.unreadable.mu.Lock()
+	last := b.unreadable.scannedAt
+	b.unreadable.mu.Unlock()
+	if !last.IsZero() && (onlyFirst || b.now().Sub(last) < roleScanInterval) {
+		return nil
+	}
+	names, err := s.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return fmt.Errorf("listing roles: %w", err)
+	}
+	for _, name := range names {
+		if _, err := b.readRole(ctx, s, name); err != nil && !isUnreadableRole(err) {
+			return err
+		}
+	}
+	b.unreadable.mu.Lock()
+	b.unreadable.scannedAt = b.now()
+	b.unreadable.mu.Unlock()
+	return nil
+}
+
+func isUnreadableRole(err error) bool {
+	var ue *unreadableRoleError
+	return errors.As(err, &ue)
 }
 
 // role returns the named role, from memory when it was read before. Only roles that tokens
@@ -166,12 +340,20 @@ func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*ro
 	if v, ok := b.roles.Load(name); ok {
 		return v.(*roleEntry), nil
 	}
-	r, err := readRole(ctx, s, name)
+	r, err := b.readRole(ctx, s, name)
 	if err != nil || r == nil {
 		return nil, err
 	}
 	b.roles.Store(name, r)
 	return r, nil
+}
+
+// readRole reads the named role from storage (nil when there is none) and keeps the list of
+// unreadable roles current.
+func (b *backend) readRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	r, err := readRole(ctx, s, name)
+	b.unreadable.note(name, err)
+	return r, err
 }
 
 func readRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
@@ -184,7 +366,7 @@ func readRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, 
 	}
 	r := new(roleEntry)
 	if err := decodeEntry(entry, fmt.Sprintf("role %q", name), r); err != nil {
-		return nil, err
+		return nil, &unreadableRoleError{name: name, err: err}
 	}
 	return r, nil
 }
@@ -197,13 +379,18 @@ func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *fr
 	return logical.ListResponse(names), nil
 }
 
+// pathRoleExistenceCheck: a role that cannot be read exists all the same, so a write to it
+// is an update (which needs the full definition) and never fails before the handler runs.
 func (b *backend) pathRoleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	r, err := readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
+	r, err := b.readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
+	if isUnreadableRole(err) {
+		return true, nil
+	}
 	return r != nil, err
 }
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	r, err := readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
+	r, err := b.readRole(ctx, req.Storage, d.Get(fieldRoleName).(string))
 	if err != nil || r == nil {
 		return nil, err
 	}
@@ -211,42 +398,92 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 }
 
 func roleResponseData(r *roleEntry) map[string]any {
+	allowed := r.AllowedAccountIDs
+	if allowed == nil {
+		allowed = []string{}
+	}
 	return map[string]any{
-		fieldType:      r.Type,
-		fieldAccountID: r.AccountID,
-		fieldTTL:       int64(r.TTL / time.Second),
-		fieldLease:     !r.NoLease,
+		fieldType:              r.Type,
+		fieldAccountID:         r.AccountID,
+		fieldAllowedAccountIDs: allowed,
+		fieldTTL:               int64(r.TTL / time.Second),
+		fieldLease:             !r.NoLease,
+	}
+}
+
+// lockRole serialises writes and deletes of one role, and holds off the check of which roles
+// name a key (see keyNamed) meanwhile. The returned function unlocks.
+func (b *backend) lockRole(name string) func() {
+	b.roleChecksMu.RLock()
+	lock := locksutil.LockForKey(b.roleLocks, name)
+	lock.Lock()
+	return func() {
+		lock.Unlock()
+		b.roleChecksMu.RUnlock()
 	}
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
-	old, err := readRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
+	old, r, unreadable, errResp, err := b.storeRole(ctx, req.Storage, name, d)
+	if errResp != nil || err != nil {
+		return errResp, err
 	}
-	r, err := roleFromRequest(old, d)
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+	if unreadable {
+		// Whatever the old role named, the periodic run checks its keys are still named.
+		b.tokens.roleChanged(name)
 	}
-	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, r)
-	if err != nil {
-		return nil, err
-	}
-	b.rolesMu.Lock()
-	err = req.Storage.Put(ctx, entry)
-	if err == nil {
-		b.roles.Delete(name) // the next token read loads it
-	}
-	b.rolesMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("storing role %q: %w", name, err)
-	}
-	if old != nil && (old.Type != r.Type || old.AccountID != r.AccountID) {
+	if old != nil && !sameTokens(old, r) {
 		b.tokens.roleChanged(name)
 		b.dropOrphanedToken(ctx, req.Storage, old)
 	}
 	return nil, nil
+}
+
+// storeRole merges the request into the stored role and stores the result, under the
+// role's lock, so concurrent writes never lose an update. old is the role before (nil on
+// create), r the role stored; unreadable says the stored role could not be read and was
+// replaced whole.
+func (b *backend) storeRole(ctx context.Context, s logical.Storage, name string, d *framework.FieldData) (old, r *roleEntry, unreadable bool, errResp *logical.Response, err error) {
+	unlock := b.lockRole(name)
+	defer unlock()
+	old, err = b.readRole(ctx, s, name)
+	var ue *unreadableRoleError
+	switch {
+	case errors.As(err, &ue):
+		if _, ok := d.Raw[fieldType]; !ok {
+			return nil, nil, false, logical.ErrorResponse("role %q cannot be read (%v), so this update cannot be merged into it: write its full definition (%s, with %s or %s for SELLER; %s and %s otherwise take their defaults) to replace it, or delete it",
+				name, ue.err, fieldType, fieldAccountID, fieldAllowedAccountIDs, fieldTTL, fieldLease), nil
+		}
+		old, unreadable = nil, true
+	case err != nil:
+		return nil, nil, false, nil, err
+	}
+	r, err = roleFromRequest(old, d)
+	if err != nil {
+		return nil, nil, false, logical.ErrorResponse(err.Error()), nil
+	}
+	r.Format = r.storageFormat()
+	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, r)
+	if err != nil {
+		return nil, nil, false, nil, err
+	}
+	b.rolesMu.Lock()
+	err = s.Put(ctx, entry)
+	if err == nil {
+		b.roles.Delete(name) // the next token read loads it
+		b.unreadable.forget(name)
+	}
+	b.rolesMu.Unlock()
+	if err != nil {
+		return nil, nil, false, nil, fmt.Errorf("storing role %q: %w", name, err)
+	}
+	return old, r, unreadable, nil, nil
+}
+
+// sameTokens reports whether a and b read the same tokens.
+func sameTokens(a, b *roleEntry) bool {
+	return a.Type == b.Type && a.AccountID == b.AccountID && slices.Equal(a.AllowedAccountIDs, b.AllowedAccountIDs)
 }
 
 // roleFromRequest merges the request into old (nil on create) and validates the result.
@@ -276,11 +513,24 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	if err := validateAccountID(r.AccountID); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldAccountID, err)
 	}
+	if v, ok, err := d.GetOkErr(fieldAllowedAccountIDs); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldAllowedAccountIDs, err)
+	} else if ok {
+		allowed, err := normaliseAllowedAccountIDs(v.([]string))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fieldAllowedAccountIDs, err)
+		}
+		r.AllowedAccountIDs = allowed
+	}
 	switch {
-	case r.Type == tokenTypeSeller && r.AccountID == "":
-		return nil, fmt.Errorf("%s is required when %s is SELLER", fieldAccountID, fieldType)
+	case r.Type == tokenTypeSeller && r.AccountID == "" && !r.manySellers():
+		return nil, fmt.Errorf("%s or %s is required when %s is SELLER", fieldAccountID, fieldAllowedAccountIDs, fieldType)
+	case r.Type == tokenTypeSeller && r.AccountID != "" && r.manySellers():
+		return nil, fmt.Errorf(`give either %s (one seller) or %s (many sellers), not both; set %s="" or %s="" to clear the other`, fieldAccountID, fieldAllowedAccountIDs, fieldAccountID, fieldAllowedAccountIDs)
 	case r.Type == tokenTypeSelf && r.AccountID != "":
 		return nil, fmt.Errorf(`%s must not be set when %s is SELF (Naver penalises it); set %s="" to clear it`, fieldAccountID, fieldType, fieldAccountID)
+	case r.Type == tokenTypeSelf && r.manySellers():
+		return nil, fmt.Errorf(`%s must not be set when %s is SELF; set %s="" to clear it`, fieldAllowedAccountIDs, fieldType, fieldAllowedAccountIDs)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldTTL); err != nil {
@@ -301,6 +551,30 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	return r, nil
 }
 
+// normaliseAllowedAccountIDs validates the entries of allowed_account_ids, naming the bad
+// ones, and returns them sorted without repeats (nil when empty: the field is cleared).
+func normaliseAllowedAccountIDs(in []string) ([]string, error) {
+	if len(in) > maxAllowedAccountIDs {
+		return nil, fmt.Errorf("at most %d entries (globs such as ncp_* name many sellers at once), got %d", maxAllowedAccountIDs, len(in))
+	}
+	var out, bad []string
+	for _, id := range in {
+		if id == "" {
+			continue // "a,,b" or the empty string that clears the field
+		}
+		if err := validateAccountID(id); err != nil {
+			bad = append(bad, fmt.Sprintf("%q (%v)", id, err))
+			continue
+		}
+		out = append(out, id)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("invalid entries: %s", strings.Join(bad, ", "))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
 func validateAccountID(id string) error {
 	if len(id) > maxAccountIDLength {
 		return fmt.Errorf("must be at most %d characters", maxAccountIDLength)
@@ -315,29 +589,46 @@ func validateAccountID(id string) error {
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
-	old, err := readRole(ctx, req.Storage, name)
+	old, err := b.deleteRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
-	}
-	b.rolesMu.Lock()
-	err = req.Storage.Delete(ctx, roleStoragePrefix+name)
-	if err == nil {
-		b.roles.Delete(name)
-	}
-	b.rolesMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	b.tokens.roleChanged(name)
 	b.dropOrphanedToken(ctx, req.Storage, old)
 	return nil, nil
 }
 
+// deleteRole deletes the role under its lock, also when it cannot be read; old is what it
+// was (nil when it did not exist or could not be read).
+func (b *backend) deleteRole(ctx context.Context, s logical.Storage, name string) (old *roleEntry, err error) {
+	unlock := b.lockRole(name)
+	defer unlock()
+	old, err = readRole(ctx, s, name)
+	if err != nil {
+		// An operator must always be able to remove a role: whatever is wrong with it, the
+		// periodic run checks the keys it was read through.
+		b.Logger().Warn("deleting a role that cannot be read", "role", name, "error", err)
+		old = nil
+	}
+	b.rolesMu.Lock()
+	err = s.Delete(ctx, roleStoragePrefix+name)
+	if err == nil {
+		b.roles.Delete(name)
+		b.unreadable.forget(name)
+	}
+	b.rolesMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("deleting role %q: %w", name, err)
+	}
+	return old, nil
+}
+
 // dropOrphanedToken stops caching (and renewing) the token of old's key when no
 // role names that key any more (old was deleted or now names another). Only roles read since
-// the plugin started are known to the cache, so every role is checked.
+// the plugin started are known to the cache, so every role is checked. A many-seller role's
+// keys are left to the periodic run, which checks each key the role was read through.
 func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old *roleEntry) {
-	if old == nil {
+	if old == nil || old.manySellers() {
 		return
 	}
 	st, err := b.getConfig(ctx, s)
@@ -345,7 +636,10 @@ func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old 
 		return
 	}
 	key := old.tokenKey(st.config.ClientID)
-	named, err := b.keyNamed(st.config.ClientID)(ctx, s, key, nil)
+	// No role write lands between the check and the eviction.
+	b.roleChecksMu.Lock()
+	defer b.roleChecksMu.Unlock()
+	named, err := b.keyNamedLocked(ctx, s, st.config.ClientID, key, nil)
 	if err != nil {
 		b.Logger().Warn("checking whether a role still names the token failed; the periodic run evicts it", "type", key.Type, "error", err)
 		return
@@ -358,31 +652,50 @@ func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old 
 }
 
 // keyNamed reports whether any role still names key: first the roles known to read it,
-// then, only if none of those does, every role.
+// then, only if none of those does, every role. Role writes and deletes wait while it runs.
+// A role that cannot be read names nothing (no token can be read through it): it is skipped
+// with a warning, and never fails the check.
 func (b *backend) keyNamed(clientID string) keyNamedFunc {
 	return func(ctx context.Context, s logical.Storage, key tokenKey, hints []string) (bool, error) {
-		for _, name := range hints {
-			r, err := b.role(ctx, s, name)
-			if err != nil {
-				return false, err
-			}
-			if r != nil && r.tokenKey(clientID) == key {
-				return true, nil
-			}
-		}
-		names, err := s.List(ctx, roleStoragePrefix)
-		if err != nil {
-			return false, fmt.Errorf("listing roles: %w", err)
-		}
-		for _, name := range names {
-			r, err := readRole(ctx, s, name)
-			if err != nil {
-				return false, err
-			}
-			if r != nil && r.tokenKey(clientID) == key {
-				return true, nil
-			}
-		}
-		return false, nil
+		b.roleChecksMu.Lock()
+		defer b.roleChecksMu.Unlock()
+		return b.keyNamedLocked(ctx, s, clientID, key, hints)
 	}
+}
+
+func (b *backend) keyNamedLocked(ctx context.Context, s logical.Storage, clientID string, key tokenKey, hints []string) (bool, error) {
+	skip := func(name string, err error) {
+		b.Logger().Warn("skipping a role that cannot be read while checking which roles name a token", "role", name, "error", err)
+	}
+	for _, name := range hints {
+		r, err := b.role(ctx, s, name)
+		if isUnreadableRole(err) {
+			skip(name, err)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if r != nil && r.names(clientID, key) {
+			return true, nil
+		}
+	}
+	names, err := s.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return false, fmt.Errorf("listing roles: %w", err)
+	}
+	for _, name := range names {
+		r, err := b.readRole(ctx, s, name)
+		if isUnreadableRole(err) {
+			skip(name, err)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if r != nil && r.names(clientID, key) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

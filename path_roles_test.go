@@ -50,7 +50,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"type": "SELLER", "account_id": testAccount, "ttl": int64(3600), "lease": true}
+	want := map[string]any{"type": "SELLER", "account_id": testAccount, "allowed_account_ids": []string{}, "ttl": int64(3600), "lease": true}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("role = %v, want %v", resp.Data, want)
 	}

@@ -3,6 +3,7 @@ package navercommerce
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ const (
 	fieldRole                = "role"
 	fieldRoles               = "roles"
 	fieldCached              = "cached"
+	fieldState               = "state"
 	fieldFetchedAt           = "fetched_at"
 	fieldRenewAt             = "renew_at"
 	fieldLastRead            = "last_read"
@@ -28,15 +30,42 @@ const (
 	fieldBackoffUntil        = "backoff_until"
 	fieldNextBackground      = "next_background_attempt"
 	fieldConsecutiveFailures = "consecutive_failures"
+
+	// The summary of status and of a many-seller role's status.
+	fieldKnownKeys          = "known_keys"
+	fieldKeyStates          = "key_states"
+	fieldFailingKeys        = "failing_keys"
+	fieldBusiestKeyRequests = "busiest_key_requests_last_hour"
+	fieldUnreadableRoles    = "unreadable_roles"
+	fieldNextAfter          = "next_after"
+
+	// The filters and paging of status.
+	fieldAfter   = "after"
+	fieldLimit   = "limit"
+	fieldFailing = "failing"
+
+	defaultStatusLimit = 100
+	maxStatusLimit     = 1000
 )
+
+// The states of a key, one each: the values of "state" and the keys of "key_states".
+const (
+	stateCached  = "cached"  // a token with life left; the last request succeeded
+	stateStale   = "stale"   // a token with life left, but renewing it fails: served with a warning
+	stateFailing = "failing" // no token with life left, and the last request failed
+	stateIdle    = "idle"    // no token with life left and no failure: expired, dropped, or never had one
+)
+
+var keyStateNames = []string{stateCached, stateStale, stateFailing, stateIdle}
 
 // keyStatusFields describe one key's status: an element of "keys" in status, and the body
 // of status/<role>. Never the token, the signature or the secret.
 var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldType:                {Type: framework.TypeString, Description: "Token type: SELF or SELLER."},
 	fieldAccountID:           {Type: framework.TypeString, Description: "Seller account ID (SELLER only; empty for SELF)."},
-	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles that name this type and account now."},
+	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles tokens of this key were read through since the plugin started (and, in status/<role>, the role asked about)."},
 	fieldCached:              {Type: framework.TypeBool, Description: "Whether a token with life left is cached."},
+	fieldState:               {Type: framework.TypeString, Description: "cached (a token with life left), stale (a token with life left whose renewal fails), failing (no token, the last request failed) or idle (no token, no failure)."},
 	fieldFetchedAt:           {Type: framework.TypeTime, Description: "When the cached token was requested (RFC 3339, UTC); absent when none is cached."},
 	fieldExpiresAt:           {Type: framework.TypeTime, Description: "When the cached token expires (RFC 3339, UTC); absent when none is cached."},
 	fieldRenewAt:             {Type: framework.TypeTime, Description: "When Naver will issue a new token, and so when the token is renewed: 30 minutes before its expiry (RFC 3339, UTC); absent when none is cached."},
@@ -50,13 +79,53 @@ var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldConsecutiveFailures: {Type: framework.TypeInt, Description: "Failed requests since the last success."},
 }
 
+// keySummaryFields describe a set of keys (every key in status, a many-seller role's keys in
+// status/<role>) by counts, so the answer stays small however many sellers there are.
+var keySummaryFields = map[string]*framework.FieldSchema{
+	fieldKnownKeys:          {Type: framework.TypeInt, Description: "Keys (client ID, type, account) the cache knows: with a token, a failed request or a recent read."},
+	fieldCachedKeys:         {Type: framework.TypeInt, Description: "How many of them hold a token with life left."},
+	fieldFailingKeys:        {Type: framework.TypeInt, Description: "How many of them failed their last request (states stale and failing)."},
+	fieldKeyStates:          {Type: framework.TypeMap, Description: "How many keys are in each state: cached, stale, failing, idle."},
+	fieldRequestsLastHour:   {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for these keys in the last hour, retries included."},
+	fieldRequestsLast24h:    {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for these keys in the last 24 hours, retries included."},
+	fieldBusiestKeyRequests: {Type: framework.TypeInt, Description: "The most requests one of these keys sent in the last hour: compare with max_token_requests_per_hour."},
+}
+
 func pathStatus(b *backend) []*framework.Path {
+	statusFields := map[string]*framework.FieldSchema{
+		fieldConfigured:        {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
+		fieldClientID:          {Type: framework.TypeString, Description: "The configured client ID."},
+		fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
+		fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "The most token requests per key per hour."},
+		fieldUnreadableRoles:   {Type: framework.TypeMap, Description: "Stored roles this version cannot read (stored by a newer plugin, or damaged), by name, with the reason; delete them or write their full definition."},
+		fieldKeys:              {Type: framework.TypeSlice, Description: "With keys=true or a filter: one page of the selected keys, sorted by type and account; each has the fields of status/<role> but role and configured."},
+		fieldNextAfter:         {Type: framework.TypeString, Description: "When more keys follow the page: pass it as after= for the next page."},
+	}
+	for name, f := range keySummaryFields {
+		statusFields[name] = f
+	}
 	roleFields := map[string]*framework.FieldSchema{
+		fieldRole:              {Type: framework.TypeString, Description: "The role asked about."},
+		fieldConfigured:        {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
+		fieldAllowedAccountIDs: {Type: framework.TypeCommaStringSlice, Description: "A many-seller role's sellers; then the summary fields of status describe the keys it names, and status/<role>/<account_id> one of them."},
+	}
+	for name, f := range keySummaryFields {
+		roleFields[name] = f
+	}
+	for name, f := range keyStatusFields {
+		roleFields[name] = f
+	}
+	sellerFields := map[string]*framework.FieldSchema{
 		fieldRole:       {Type: framework.TypeString, Description: "The role asked about."},
 		fieldConfigured: {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
 	}
 	for name, f := range keyStatusFields {
-		roleFields[name] = f
+		sellerFields[name] = f
+	}
+	roleNameField := &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Name of the role whose token to describe.",
+		Required:    true,
 	}
 	return []*framework.Path{
 		{
@@ -64,10 +133,42 @@ func pathStatus(b *backend) []*framework.Path {
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 			},
+			Fields: map[string]*framework.FieldSchema{
+				fieldKeys: {
+					Type:        framework.TypeBool,
+					Description: "List the keys (one page), not only the summary. Any filter implies it.",
+					Query:       true,
+				},
+				fieldAfter: {
+					Type:        framework.TypeString,
+					Description: `Paging: list the keys after this one ("TYPE|account_id", as next_after gives it).`,
+					Query:       true,
+				},
+				fieldLimit: {
+					Type:        framework.TypeInt,
+					Description: fmt.Sprintf("Paging: at most this many keys (default %d, at most %d).", defaultStatusLimit, maxStatusLimit),
+					Query:       true,
+				},
+				fieldFailing: {
+					Type:        framework.TypeBool,
+					Description: "Filter: only keys whose last request failed (states stale and failing).",
+					Query:       true,
+				},
+				fieldRole: {
+					Type:        framework.TypeString,
+					Description: "Filter: only the keys this role names.",
+					Query:       true,
+				},
+				fieldAccountID: {
+					Type:        framework.TypeString,
+					Description: "Filter: only this seller's key.",
+					Query:       true,
+				},
+			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathStatusRead,
-					Summary:  "Show every cached token's times, request counts and last error; never a token.",
+					Summary:  "Summarise the token cache (keys by state, requests, failing keys); with keys=true or a filter, list keys a page at a time. Never a token.",
 					// The cache's state is in the memory of the node that serves token reads.
 					ForwardPerformanceStandby: true,
 					DisplayAttrs: &framework.DisplayAttributes{
@@ -75,36 +176,23 @@ func pathStatus(b *backend) []*framework.Path {
 						OperationSuffix: "status",
 					},
 					Responses: map[int][]framework.Response{
-						200: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-							fieldConfigured:        {Type: framework.TypeBool, Description: "Whether the mount has credentials; when false, only cached_keys and keys follow."},
-							fieldClientID:          {Type: framework.TypeString, Description: "The configured client ID."},
-							fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
-							fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "The most token requests per key per hour."},
-							fieldCachedKeys:        {Type: framework.TypeInt, Description: "How many keys (client ID, type, account) hold a token with life left."},
-							fieldKeys:              {Type: framework.TypeSlice, Description: "One object per key the cache knows: with a token, or with a failed request. Each has the fields of status/<role> but role and configured."},
-						}}},
+						200: {{Description: "OK", Fields: statusFields}},
 					},
 				},
 			},
-			HelpSynopsis:    "Show the token cache: every key's token times, request counts and last error.",
+			HelpSynopsis:    "Summarise the token cache, and list its keys by page or filter.",
 			HelpDescription: strings.TrimSpace(pathStatusHelp),
 		},
 		{
-			Pattern: "status/" + framework.GenericNameRegex(fieldRoleName),
+			Pattern: "status/" + framework.GenericNameRegex(fieldRoleName) + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 			},
-			Fields: map[string]*framework.FieldSchema{
-				fieldRoleName: {
-					Type:        framework.TypeString,
-					Description: "Name of the role whose token to describe.",
-					Required:    true,
-				},
-			},
+			Fields: map[string]*framework.FieldSchema{fieldRoleName: roleNameField},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:                  b.pathRoleStatusRead,
-					Summary:                   "Show the cached token of a role's type and account: times, request counts, last error.",
+					Summary:                   "Show the cached token of a role's type and account (times, request counts, last error); for a many-seller role, a summary of its sellers' keys.",
 					ForwardPerformanceStandby: true,
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb:   "read",
@@ -118,153 +206,378 @@ func pathStatus(b *backend) []*framework.Path {
 			HelpSynopsis:    "Show the cached token of a role's type and account: times, request counts, last error.",
 			HelpDescription: strings.TrimSpace(pathStatusHelp),
 		},
+		{
+			Pattern: "status/" + framework.GenericNameRegex(fieldRoleName) + "/" + framework.MatchAllRegex(fieldAccountID),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+			},
+			Fields: map[string]*framework.FieldSchema{
+				fieldRoleName: roleNameField,
+				fieldAccountID: {
+					Type:        framework.TypeString,
+					Description: "The seller's account ID: one of the accounts the many-seller role allows.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:                  b.pathSellerStatusRead,
+					Summary:                   "Show the cached token of one seller of a many-seller role: times, request counts, last error.",
+					ForwardPerformanceStandby: true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "read",
+						OperationSuffix: "seller-status",
+					},
+					Responses: map[int][]framework.Response{
+						200: {{Description: "OK", Fields: sellerFields}},
+					},
+				},
+			},
+			HelpSynopsis:    "Show the cached token of one seller of a many-seller role.",
+			HelpDescription: strings.TrimSpace(pathStatusHelp),
+		},
 	}
 }
 
 const pathStatusHelp = `
-"status" describes the mount and every key of the token cache (a key is a client ID, type and
-account: roles naming the same account share it); "status/<role>" describes the key of one role,
-also when nothing is cached for it (then cached is false, and a warning says so).
+"status" summarises the mount and its token cache (a key is a client ID, type and account:
+roles naming the same account share it): how many keys are in each state (cached, stale: a
+token whose renewal fails, failing: no token and the last request failed, idle), how many
+requests went to Naver in the last hour and 24 hours, the busiest key's requests against
+max_token_requests_per_hour, and the stored roles this version cannot read. With keys=true it
+also lists the keys, a page at a time (limit, after=next_after); the filters failing=true,
+role=<name> and account_id=<id> select keys (and imply keys=true), and the counts then describe
+the selected keys.
 
-Per key: type, account_id, the roles that name it, when its token was fetched, expires and will
-be renewed (30 minutes before expiry, when Naver issues a new one), when it was last read, the
-requests sent to Naver in the last hour and 24 hours against max_token_requests_per_hour, the
-last error (time, HTTP status, Naver's code and message, and the trace ID Naver support asks
-for), and any back-off: the time until which reads share that error instead of asking again,
-and, after repeated failures, the next background renewal attempt. Times are RFC 3339 in UTC;
-a time that does not apply is left out.
+"status/<role>" describes the key of one role, also when nothing is cached for it (then cached
+is false, and a warning says so); it reads only that role. For a many-seller role it gives the
+summary of the keys the role names; "status/<role>/<account_id>" describes one seller's key.
 
-The cache's memory is per plugin process: after a restart or reload, keys appear once read,
-except that the stored tokens of keys that roles name are listed with cached=true from the
-start. Request counts and errors are kept in memory only. Never shows a token, a signature or
-the client secret. Grant it to operators, not to applications (see
-examples/policy-operator.hcl).
+Per key: type, account_id, state, the roles read through it since the plugin started, when its
+token was fetched, expires and will be renewed (30 minutes before expiry, when Naver issues a
+new one), when it was last read, the requests sent to Naver in the last hour and 24 hours
+against max_token_requests_per_hour, the last error (time, HTTP status, Naver's code and
+message, and the trace ID Naver support asks for), and any back-off: the time until which reads
+share that error instead of asking again, and, after repeated failures, the next background
+renewal attempt. Times are RFC 3339 in UTC; a time that does not apply is left out.
+
+The cache's memory is per plugin process: after a restart or reload, the stored tokens are
+listed from the first status read on. Request counts and errors are kept in memory only. Never
+shows a token, a signature or the client secret. Grant it to operators, not to applications
+(see examples/policy-operator.hcl).
 `
 
-func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+// statusQuery is what a status read asks for: the filters select keys, the paging a page.
+type statusQuery struct {
+	list     bool
+	failing  bool
+	role     *roleEntry // nil: every role's keys
+	account  string     // "": every account
+	after    string     // "TYPE|account_id"; "": from the start
+	limit    int
+	filtered bool
+}
+
+func parseStatusQuery(ctx context.Context, b *backend, req *logical.Request, d *framework.FieldData) (statusQuery, *logical.Response, error) {
+	q := statusQuery{limit: defaultStatusLimit}
+	q.list = d.Get(fieldKeys).(bool)
+	q.failing = d.Get(fieldFailing).(bool)
+	q.after = d.Get(fieldAfter).(string)
+	if q.after != "" && !strings.Contains(q.after, "|") {
+		return q, logical.ErrorResponse(`%s: must be a key as next_after gives it ("TYPE|account_id"), got %q`, fieldAfter, q.after), nil
+	}
+	if v, ok := d.GetOk(fieldLimit); ok {
+		q.limit = v.(int)
+		if q.limit < 1 || q.limit > maxStatusLimit {
+			return q, logical.ErrorResponse("%s: must be from 1 to %d, got %d", fieldLimit, maxStatusLimit, q.limit), nil
+		}
+	}
+	q.account = d.Get(fieldAccountID).(string)
+	if q.account != "" {
+		if err := validateAccountID(q.account); err != nil {
+			return q, logical.ErrorResponse("%s %q: %v", fieldAccountID, q.account, err), nil
+		}
+	}
+	if name := d.Get(fieldRole).(string); name != "" {
+		r, err := b.readRole(ctx, req.Storage, name)
+		if err != nil {
+			return q, nil, err
+		}
+		if r == nil {
+			return q, logical.ErrorResponse("%s: role %q does not exist", fieldRole, name), nil
+		}
+		q.role = r
+	}
+	q.filtered = q.failing || q.role != nil || q.account != ""
+	q.list = q.list || q.filtered || q.after != ""
+	return q, nil, nil
+}
+
+func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	q, errResp, err := parseStatusQuery(ctx, b, req, d)
+	if errResp != nil || err != nil {
+		return errResp, err
+	}
+	if err := b.scanRoles(ctx, req.Storage, true); err != nil {
+		return nil, err
+	}
+	unreadable := map[string]any{}
+	for name, reason := range b.unreadable.list() {
+		unreadable[name] = reason
+	}
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	if st == nil {
-		return &logical.Response{Data: map[string]any{
-			fieldConfigured: false,
-			fieldCachedKeys: 0,
-			fieldKeys:       []map[string]any{},
-		}}, nil
+		data := map[string]any{fieldConfigured: false, fieldUnreadableRoles: unreadable}
+		for name, v := range summariseKeys(nil, time.Time{}) {
+			data[name] = v
+		}
+		if q.list {
+			data[fieldKeys] = []map[string]any{}
+		}
+		return &logical.Response{Data: data}, nil
 	}
 	b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 	now := b.now()
-	roles, err := rolesByKey(ctx, req.Storage, st.config.ClientID)
-	if err != nil {
-		return nil, err
-	}
-	statuses, err := b.keyStatuses(ctx, req.Storage, now, st.policy.credentials, roles)
-	if err != nil {
-		return nil, err
+	clientID := st.config.ClientID
+	statuses := b.tokens.status(now, st.policy.credentials, func(k tokenKey) bool {
+		return k.ClientID == clientID &&
+			(q.account == "" || k.AccountID == q.account) &&
+			(q.role == nil || q.role.names(clientID, k))
+	})
+	if q.failing {
+		statuses = slicesFilter(statuses, func(ks keyStatus) bool { return ks.Failures > 0 })
 	}
 	budget := st.config.maxRequestsPerHour()
-	keys := make([]map[string]any, 0, len(statuses))
-	cached := 0
-	for _, ks := range statuses {
-		data := keyStatusData(ks, roles[ks.Key], now, budget)
-		if data[fieldCached] == true {
-			cached++
-		}
-		keys = append(keys, data)
-	}
-	return &logical.Response{Data: map[string]any{
+	data := map[string]any{
 		fieldConfigured:        true,
-		fieldClientID:          st.config.ClientID,
+		fieldClientID:          clientID,
 		fieldBackgroundRefresh: !st.config.NoBackgroundRefresh,
 		fieldMaxRequestsHour:   budget,
-		fieldCachedKeys:        cached,
-		fieldKeys:              keys,
-	}}, nil
+		fieldUnreadableRoles:   unreadable,
+	}
+	for name, v := range summariseKeys(statuses, now) {
+		data[name] = v
+	}
+	if !q.filtered {
+		// The whole application's requests, also those of keys evicted since (a deleted
+		// role's): Naver counts them all.
+		data[fieldRequestsLastHour], data[fieldRequestsLast24h] = b.applicationRequests(now)
+	}
+	if q.list {
+		page, next := pageOfKeys(statuses, q.after, q.limit)
+		keys := make([]map[string]any, 0, len(page))
+		for _, ks := range page {
+			keys = append(keys, keyStatusData(ks, ks.Roles, now, budget))
+		}
+		data[fieldKeys] = keys
+		if next != "" {
+			data[fieldNextAfter] = next
+		}
+	}
+	resp := &logical.Response{Data: data}
+	if len(unreadable) > 0 {
+		resp.AddWarning(fmt.Sprintf("%d stored role(s) cannot be read by this version (see %s): delete them, or write their full definition", len(unreadable), fieldUnreadableRoles))
+	}
+	return resp, nil
+}
+
+func slicesFilter(in []keyStatus, keep func(keyStatus) bool) []keyStatus {
+	out := in[:0]
+	for _, ks := range in {
+		if keep(ks) {
+			out = append(out, ks)
+		}
+	}
+	return out
+}
+
+// keyCursor is how a key is named in after= and next_after.
+func keyCursor(k tokenKey) string { return k.Type + "|" + k.AccountID }
+
+// pageOfKeys returns up to limit keys after the cursor, in (type, account) order, and the
+// cursor of the next page ("" when none follows).
+func pageOfKeys(statuses []keyStatus, after string, limit int) (page []keyStatus, next string) {
+	sort.Slice(statuses, func(i, j int) bool {
+		a, b := statuses[i].Key, statuses[j].Key
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.AccountID < b.AccountID
+	})
+	start := 0
+	if after != "" {
+		typ, account, _ := strings.Cut(after, "|")
+		start = sort.Search(len(statuses), func(i int) bool {
+			k := statuses[i].Key
+			return k.Type > typ || (k.Type == typ && k.AccountID > account)
+		})
+	}
+	end := min(start+limit, len(statuses))
+	page = statuses[start:end]
+	if end < len(statuses) {
+		next = keyCursor(page[len(page)-1].Key)
+	}
+	return page, next
+}
+
+// keyStateOf classifies a key (see stateCached and the others).
+func keyStateOf(ks keyStatus, now time.Time) string {
+	cached := ks.ExpiresAt.After(now)
+	switch {
+	case cached && ks.Failures == 0:
+		return stateCached
+	case cached:
+		return stateStale
+	case ks.Failures > 0:
+		return stateFailing
+	default:
+		return stateIdle
+	}
+}
+
+// summariseKeys counts statuses by state and sums their requests (keySummaryFields).
+func summariseKeys(statuses []keyStatus, now time.Time) map[string]any {
+	states := make(map[string]any, len(keyStateNames))
+	counts := make(map[string]int, len(keyStateNames))
+	var lastHour, last24h, busiest int
+	for _, ks := range statuses {
+		counts[keyStateOf(ks, now)]++
+		lastHour += ks.Requests1h
+		last24h += ks.Requests24h
+		busiest = max(busiest, ks.Requests1h)
+	}
+	for _, s := range keyStateNames {
+		states[s] = counts[s]
+	}
+	return map[string]any{
+		fieldKnownKeys:          len(statuses),
+		fieldCachedKeys:         counts[stateCached] + counts[stateStale],
+		fieldFailingKeys:        counts[stateStale] + counts[stateFailing],
+		fieldKeyStates:          states,
+		fieldRequestsLastHour:   lastHour,
+		fieldRequestsLast24h:    last24h,
+		fieldBusiestKeyRequests: busiest,
+	}
 }
 
 func (b *backend) pathRoleStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
-	role, err := readRole(ctx, req.Storage, name)
+	role, st, errResp, err := b.roleForStatus(ctx, req, name)
+	if errResp != nil || err != nil {
+		return errResp, err
+	}
+	if !role.manySellers() {
+		return b.keyStatusResponse(ctx, req, name, role, st, role.AccountID)
+	}
+
+	data := map[string]any{
+		fieldRole:              name,
+		fieldConfigured:        st != nil,
+		fieldType:              role.Type,
+		fieldAllowedAccountIDs: role.AllowedAccountIDs,
+	}
+	resp := &logical.Response{Data: data}
+	if st == nil {
+		resp.AddWarning(notConfiguredWarning(req))
+		return resp, nil
+	}
+	b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
+	now := b.now()
+	clientID := st.config.ClientID
+	statuses := b.tokens.status(now, st.policy.credentials, func(k tokenKey) bool { return role.names(clientID, k) })
+	for field, v := range summariseKeys(statuses, now) {
+		data[field] = v
+	}
+	data[fieldRequestBudget] = st.config.maxRequestsPerHour()
+	resp.AddWarning(fmt.Sprintf("role %q serves many sellers: read %sstatus/%s/<account_id> for one seller's key, or %sstatus with role=%s for the list", name, req.MountPoint, name, req.MountPoint, name))
+	return resp, nil
+}
+
+func (b *backend) pathSellerStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldRoleName).(string)
+	role, st, errResp, err := b.roleForStatus(ctx, req, name)
+	if errResp != nil || err != nil {
+		return errResp, err
+	}
+	account := d.Get(fieldAccountID).(string)
+	if errResp := checkSellerAccount(req, name, role, account); errResp != nil {
+		return errResp, nil
+	}
+	return b.keyStatusResponse(ctx, req, name, role, st, account)
+}
+
+// roleForStatus reads only the named role (never every role), and the config (nil when the
+// mount is not configured).
+func (b *backend) roleForStatus(ctx context.Context, req *logical.Request, name string) (*roleEntry, *configState, *logical.Response, error) {
+	role, err := b.readRole(ctx, req.Storage, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if role == nil {
-		return logical.ErrorResponse("role %q does not exist; create it with a write to %sroles/%s", name, req.MountPoint, name), nil
+		return nil, nil, logical.ErrorResponse("role %q does not exist; create it with a write to %sroles/%s", name, req.MountPoint, name), nil
 	}
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
+	return role, st, nil, nil
+}
+
+func notConfiguredWarning(req *logical.Request) string {
+	return fmt.Sprintf("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint)
+}
+
+// keyStatusResponse describes the key of role and account (the role's own for a single-account role).
+func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, name string, role *roleEntry, st *configState, account string) (*logical.Response, error) {
 	if st == nil {
 		resp := &logical.Response{Data: map[string]any{
 			fieldRole:       name,
 			fieldConfigured: false,
 			fieldType:       role.Type,
-			fieldAccountID:  role.AccountID,
+			fieldAccountID:  account,
 			fieldCached:     false,
 		}}
-		resp.AddWarning(fmt.Sprintf("the secrets engine is not configured: write %s and %s to %sconfig", fieldClientID, fieldClientSecret, req.MountPoint))
+		resp.AddWarning(notConfiguredWarning(req))
 		return resp, nil
 	}
-
 	now := b.now()
-	key := role.tokenKey(st.config.ClientID)
+	key := tokenKey{ClientID: st.config.ClientID, Type: role.Type, AccountID: account}
 	ks, err := b.keyStatus(ctx, req.Storage, now, st.policy.credentials, key)
 	if err != nil {
 		return nil, err
 	}
-	roles, err := rolesByKey(ctx, req.Storage, st.config.ClientID)
-	if err != nil {
-		return nil, err
+	roles := ks.Roles
+	if !slices.Contains(roles, name) {
+		roles = append(roles, name)
+		sort.Strings(roles)
 	}
-	data := keyStatusData(ks, roles[key], now, st.config.maxRequestsPerHour())
+	data := keyStatusData(ks, roles, now, st.config.maxRequestsPerHour())
 	data[fieldRole] = name
 	data[fieldConfigured] = true
 	resp := &logical.Response{Data: data}
 	if data[fieldCached] != true {
-		next := fmt.Sprintf("the next read of %stoken/%s asks Naver", req.MountPoint, name)
+		path := name
+		if role.manySellers() {
+			path += "/" + account
+		}
+		next := fmt.Sprintf("the next read of %stoken/%s asks Naver", req.MountPoint, path)
 		if now.Before(ks.BackoffUntil) {
 			// Reads share the last failure until then instead of asking.
-			next = fmt.Sprintf("reads of %stoken/%s share the last failure until %s, then ask Naver", req.MountPoint, name, ks.BackoffUntil.UTC().Format(time.RFC3339))
+			next = fmt.Sprintf("reads of %stoken/%s share the last failure until %s, then ask Naver", req.MountPoint, path, ks.BackoffUntil.UTC().Format(time.RFC3339))
 		}
 		resp.AddWarning(fmt.Sprintf("no token is cached for this role's type and account: none was read since the plugin started, or it expired or was dropped; %s", next))
 	}
 	return resp, nil
 }
 
-// keyStatuses is the status of every key the cache has in memory, and of every stored token
-// of a key that roles name but memory does not hold yet (after a restart, before its first
-// read). A stored token no role names is evicted by the periodic function; it is not shown.
-func (b *backend) keyStatuses(ctx context.Context, s logical.Storage, now time.Time, credentials string, roles map[tokenKey][]string) ([]keyStatus, error) {
-	out := b.tokens.status(now, credentials)
-	inMemory := make(map[tokenKey]bool, len(out))
-	for _, ks := range out {
-		inMemory[ks.Key] = true
-	}
-	for key := range roles {
-		if inMemory[key] {
-			continue
-		}
-		ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, ks)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
-	return out, nil
-}
-
 // keyStatus is the status of one key: from memory, else from storage, else only what the
 // request log knows.
 func (b *backend) keyStatus(ctx context.Context, s logical.Storage, now time.Time, credentials string, key tokenKey) (keyStatus, error) {
-	for _, ks := range b.tokens.status(now, credentials) {
-		if ks.Key == key {
-			return ks, nil
-		}
+	if found := b.tokens.status(now, credentials, func(k tokenKey) bool { return k == key }); len(found) == 1 {
+		return found[0], nil
 	}
 	ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
 	if err != nil || ok {
@@ -290,6 +603,18 @@ func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now ti
 	return ks, true, nil
 }
 
+// applicationRequests counts the requests of every key's request log.
+func (b *backend) applicationRequests(now time.Time) (lastHour, last24h int) {
+	b.tokens.requests.Range(func(_, v any) bool {
+		log := v.(*requestLog)
+		h, _ := log.since(now, time.Hour)
+		d, _ := log.since(now, 24*time.Hour)
+		lastHour, last24h = lastHour+h, last24h+d
+		return true
+	})
+	return lastHour, last24h
+}
+
 // requestCounts reads the key's request log without creating one.
 func (b *backend) requestCounts(now time.Time, key tokenKey) (lastHour, last24h int) {
 	v, ok := b.tokens.requests.Load(key)
@@ -300,29 +625,6 @@ func (b *backend) requestCounts(now time.Time, key tokenKey) (lastHour, last24h 
 	lastHour, _ = log.since(now, time.Hour)
 	last24h, _ = log.since(now, 24*time.Hour)
 	return lastHour, last24h
-}
-
-// rolesByKey maps every key of clientID to the roles that name it, sorted. Status is for
-// operators, so reading every role is affordable; the cache itself knows only the roles
-// read through it since the plugin started.
-func rolesByKey(ctx context.Context, s logical.Storage, clientID string) (map[tokenKey][]string, error) {
-	names, err := s.List(ctx, roleStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing roles: %w", err)
-	}
-	sort.Strings(names)
-	out := make(map[tokenKey][]string)
-	for _, name := range names {
-		r, err := readRole(ctx, s, name)
-		if err != nil {
-			return nil, err
-		}
-		if r != nil {
-			k := r.tokenKey(clientID)
-			out[k] = append(out[k], name)
-		}
-	}
-	return out, nil
 }
 
 // keyStatusData is one key's status as the API shows it. Times that do not apply are left
@@ -336,6 +638,7 @@ func keyStatusData(ks keyStatus, roles []string, now time.Time, budget int) map[
 		fieldAccountID:           ks.Key.AccountID,
 		fieldRoles:               roles,
 		fieldCached:              ks.ExpiresAt.After(now),
+		fieldState:               keyStateOf(ks, now),
 		fieldRequestsLastHour:    ks.Requests1h,
 		fieldRequestsLast24h:     ks.Requests24h,
 		fieldRequestBudget:       budget,

@@ -36,11 +36,7 @@ func pathToken(b *backend) *framework.Path {
 				Description: "Name of the role to read a token for.",
 				Required:    true,
 			},
-			fieldForce: {
-				Type:        framework.TypeBool,
-				Description: "Delete only: drop the token without first asking Naver whether it still accepts it. If Naver does, the next read asks for a token Naver would hand back: a needless request, which Naver may penalise by limiting the whole application.",
-				Query:       true,
-			},
+			fieldForce: forceField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -73,6 +69,56 @@ func pathToken(b *backend) *framework.Path {
 	}
 }
 
+// pathSellerToken is token/<name>/<account_id>: one seller of a many-seller role.
+func pathSellerToken(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "token/" + framework.GenericNameRegex(fieldRoleName) + "/" + framework.MatchAllRegex(fieldAccountID),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			fieldRoleName: {
+				Type:        framework.TypeString,
+				Description: "Name of the role to read a token for.",
+				Required:    true,
+			},
+			fieldAccountID: {
+				Type:        framework.TypeString,
+				Description: "The seller's account ID: one of the accounts the many-seller role allows.",
+				Required:    true,
+			},
+			fieldForce: forceField,
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:                    b.pathSellerTokenRead,
+				Summary:                     "Read an access token for one seller of a many-seller role.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: false,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "generate",
+					OperationSuffix: "seller-token",
+				},
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: tokenResponseFields}},
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                  b.pathSellerTokenDelete,
+				Summary:                   "Drop the cached token of one seller of a many-seller role; the next read asks Naver.",
+				ForwardPerformanceStandby: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "drop",
+					OperationSuffix: "cached-seller-token",
+				},
+				Responses: noContent("The cached token was dropped."),
+			},
+		},
+		HelpSynopsis:    "Read a Naver Commerce access token for one seller of a many-seller role.",
+		HelpDescription: strings.TrimSpace(pathTokenHelp),
+	}
+}
+
 const pathTokenHelp = `
 Returns an access token for the role's type and account, to send to the Naver Commerce API as
 "Authorization: Bearer <access_token>". The token comes from the cache while it has 30 minutes
@@ -94,7 +140,19 @@ the answer says so (asking Naver for a new token while it has 30 minutes or more
 Naver penalises). force=true drops it without asking. What is known of a dropped token (when it
 expires, never the token itself) is kept until it expires, so a token Naver hands back is never
 served past its real expiry.
+
+A role with allowed_account_ids serves many sellers: read "token/<name>/<account_id>" (and
+delete it to drop that seller's token). An account ID that is not valid or not allowed by the
+role is refused with 400, and nothing is asked of Naver; "token/<name>" on such a role is a 400
+saying to add the account.
 `
+
+// forceField is the drop's force option, on both token paths.
+var forceField = &framework.FieldSchema{
+	Type:        framework.TypeBool,
+	Description: "Delete only: drop the token without first asking Naver whether it still accepts it. If Naver does, the next read asks for a token Naver would hand back: a needless request, which Naver may penalise by limiting the whole application.",
+	Query:       true,
+}
 
 var tokenResponseFields = map[string]*framework.FieldSchema{
 	fieldAccessToken: {Type: framework.TypeString, Description: "The access token."},
@@ -102,7 +160,7 @@ var tokenResponseFields = map[string]*framework.FieldSchema{
 	fieldExpiresAt:   {Type: framework.TypeTime, Description: "When the token expires (RFC 3339)."},
 	fieldExpiresIn:   {Type: framework.TypeInt, Description: "Seconds the token has left."},
 	fieldType:        {Type: framework.TypeString, Description: "The role's token type: SELF or SELLER."},
-	fieldAccountID:   {Type: framework.TypeString, Description: "The role's seller account ID (SELLER only)."},
+	fieldAccountID:   {Type: framework.TypeString, Description: "The seller's account ID (SELLER only): the role's, or the one read on a many-seller role."},
 }
 
 func secretToken(b *backend) *framework.Secret {
@@ -118,12 +176,25 @@ func secretToken(b *backend) *framework.Secret {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get(fieldRoleName).(string)
+	return b.readToken(ctx, req, d.Get(fieldRoleName).(string), nil)
+}
+
+func (b *backend) pathSellerTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	account := d.Get(fieldAccountID).(string)
+	return b.readToken(ctx, req, d.Get(fieldRoleName).(string), &account)
+}
+
+// readToken serves a token read of role name; account is the seller named in the path of a
+// many-seller role's read (nil for token/<name>).
+func (b *backend) readToken(ctx context.Context, req *logical.Request, name string, account *string) (*logical.Response, error) {
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
 	}
-	key := role.tokenKey(st.config.ClientID)
+	key, errResp := roleTokenKey(req, name, role, st.config.ClientID, account)
+	if errResp != nil {
+		return errResp, nil
+	}
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
 	res, err := b.tokens.get(ctx, req.Storage, key, name, &st.policy)
 	if err != nil {
@@ -145,7 +216,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		fieldExpiresAt:   tok.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldExpiresIn:   int64(left / time.Second),
 		fieldType:        role.Type,
-		fieldAccountID:   role.AccountID,
+		fieldAccountID:   key.AccountID,
 	}
 	var resp *logical.Response
 	if role.NoLease {
@@ -173,13 +244,25 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get(fieldRoleName).(string)
-	force := d.Get(fieldForce).(bool)
+	return b.dropToken(ctx, req, d.Get(fieldRoleName).(string), nil, d.Get(fieldForce).(bool))
+}
+
+func (b *backend) pathSellerTokenDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	account := d.Get(fieldAccountID).(string)
+	return b.dropToken(ctx, req, d.Get(fieldRoleName).(string), &account, d.Get(fieldForce).(bool))
+}
+
+// dropToken drops the cached token of role name (and account, as in readToken) once Naver
+// refuses it, or at once with force.
+func (b *backend) dropToken(ctx context.Context, req *logical.Request, name string, account *string, force bool) (*logical.Response, error) {
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
 	}
-	key := role.tokenKey(st.config.ClientID)
+	key, errResp := roleTokenKey(req, name, role, st.config.ClientID, account)
+	if errResp != nil {
+		return errResp, nil
+	}
 	accepted := func(ctx context.Context, token string) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, st.config.RequestTimeout)
 		defer cancel()
@@ -193,7 +276,7 @@ func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *
 	case dropStillAlive:
 		b.Logger().Info("cached token not dropped: Naver still accepts it", "role", name, "type", key.Type)
 		resp := &logical.Response{}
-		resp.AddWarning(fmt.Sprintf("not dropped: Naver still accepts the cached token of role %q, so a new request would only get it back (a needless request, which Naver penalises); it stays cached. Drop it anyway with %s=true", name, fieldForce))
+		resp.AddWarning(fmt.Sprintf("not dropped: Naver still accepts the cached token of role %q%s, so a new request would only get it back (a needless request, which Naver penalises); it stays cached. Drop it anyway with %s=true", name, accountSuffix(key), fieldForce))
 		return resp, nil
 	case dropNoToken:
 		resp := &logical.Response{}
@@ -201,11 +284,11 @@ func (b *backend) pathTokenDelete(ctx context.Context, req *logical.Request, d *
 		if until := b.tokens.backoffUntil(key); b.now().Before(until) {
 			next = fmt.Sprintf("reads share the last failure until %s, then ask Naver", until.UTC().Format(time.RFC3339))
 		}
-		resp.AddWarning(fmt.Sprintf("no token is cached for role %q; %s", name, next))
+		resp.AddWarning(fmt.Sprintf("no token is cached for role %q%s; %s", name, accountSuffix(key), next))
 		return resp, nil
 	case dropRenewed:
 		resp := &logical.Response{}
-		resp.AddWarning(fmt.Sprintf("not dropped: the token of role %q was renewed meanwhile", name))
+		resp.AddWarning(fmt.Sprintf("not dropped: the token of role %q%s was renewed meanwhile", name, accountSuffix(key)))
 		return resp, nil
 	}
 	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type, "force", force)
@@ -232,10 +315,60 @@ func (b *backend) roleAndConfig(ctx context.Context, req *logical.Request, name 
 	return role, st, nil, nil
 }
 
+// roleTokenKey is the key a read of role name stands for: the role's own, or, on a
+// many-seller role, the seller's named in the path (account). A path that does not fit the
+// role, and an account the role does not allow, are the caller's error (400), decided before
+// anything is asked of Naver or kept in the cache.
+func roleTokenKey(req *logical.Request, name string, role *roleEntry, clientID string, account *string) (tokenKey, *logical.Response) {
+	if account == nil {
+		if role.manySellers() {
+			return tokenKey{}, logical.ErrorResponse("role %q serves many sellers (%s): add the seller's account ID, as in %stoken/%s/<account_id>", name, fieldAllowedAccountIDs, req.MountPoint, name)
+		}
+		return role.tokenKey(clientID), nil
+	}
+	if errResp := checkSellerAccount(req, name, role, *account); errResp != nil {
+		return tokenKey{}, errResp
+	}
+	return tokenKey{ClientID: clientID, Type: role.Type, AccountID: *account}, nil
+}
+
+// checkSellerAccount refuses, naming it, an account that a path of role name may not carry.
+func checkSellerAccount(req *logical.Request, name string, role *roleEntry, account string) *logical.Response {
+	switch {
+	case !role.manySellers():
+		return logical.ErrorResponse("role %q serves one account, not many (it has no %s): use %stoken/%s and %sstatus/%s without an account ID", name, fieldAllowedAccountIDs, req.MountPoint, name, req.MountPoint, name)
+	case account == "":
+		return logical.ErrorResponse("%s is required: role %q serves many sellers, read %stoken/%s/<account_id>", fieldAccountID, name, req.MountPoint, name)
+	}
+	if err := validateAccountID(account); err != nil {
+		return logical.ErrorResponse("%s %q: %v", fieldAccountID, account, err)
+	}
+	if strings.Contains(account, accountWildcard) {
+		return logical.ErrorResponse("%s %q: must be one seller's account ID, not a pattern", fieldAccountID, account)
+	}
+	if strings.Contains(account, "/") {
+		// A trailing or doubled slash would otherwise be asked of Naver as part of the ID.
+		return logical.ErrorResponse("%s %q: must be one seller's account ID, without /", fieldAccountID, account)
+	}
+	if !role.allows(account) {
+		return logical.ErrorResponse("%s %q is not one of the sellers role %q allows (see %s of %sroles/%s)", fieldAccountID, account, name, fieldAllowedAccountIDs, req.MountPoint, name)
+	}
+	return nil
+}
+
 // periodic is the backend's periodic function (Vault calls it about once a minute): it
 // renews tokens in use before reads need them and evicts tokens nobody can read, within
 // the deadline Vault gives it.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	// After the renewals, which must not wait on it: at most once an hour.
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := b.scanRoles(ctx, req.Storage, false); err != nil {
+			b.Logger().Warn("reading every role to find unreadable ones failed", "error", err)
+		}
+	}()
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return err

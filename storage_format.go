@@ -12,8 +12,10 @@ import (
 // downgrade refuses what it cannot read instead of misreading it.
 const (
 	configFormat = 1
-	roleFormat   = 1
-	tokenFormat  = 1
+	// roleFormat 2 is written only for many-seller roles (allowed_account_ids); other
+	// roles are still written in format 1 (see roleEntry.storageFormat).
+	roleFormat  = 2
+	tokenFormat = 1
 )
 
 // upgradable is a stored entry that brings itself to the current format after decoding.
@@ -46,6 +48,7 @@ func (c *naverConfig) upgrade() error {
 }
 
 // Format 0 → 1 (role): lease did not exist; absent (no_lease false) means leased.
+// Format 1 → 2 (role): allowed_account_ids did not exist; absent means a single-account role.
 func (r *roleEntry) upgrade() error {
 	if r.Format > roleFormat {
 		return newerFormatError(r.Format, roleFormat)

@@ -93,7 +93,7 @@ func TestStorageFormatFromTheFuture(t *testing.T) {
 	env := newTestEnv(t)
 	env.configure()
 	env.mustWrite("roles/store", map[string]any{"type": "SELF"})
-	env.rewriteStored(roleStoragePrefix+"store", func(m map[string]any) { m["format"] = 2 })
+	env.rewriteStored(roleStoragePrefix+"store", func(m map[string]any) { m["format"] = roleFormat + 1 })
 	env.b = env.newBackend()
 	_, err := env.read("roles/store")
 	if err == nil || !strings.Contains(err.Error(), "newer version of the plugin") {

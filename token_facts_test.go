@@ -234,7 +234,7 @@ func TestUnservableAnswerIsAFailure(t *testing.T) {
 	if n := env.requestsFor("SELLER", testAccount); n != 1 {
 		t.Errorf("%d requests in 3 s, want 1: the failure's back-off (5 s) holds", n)
 	}
-	st := env.b.tokens.status(env.clock.Now(), "")
+	st := env.b.tokens.status(env.clock.Now(), "", nil)
 	if len(st) != 1 || st[0].LastError == nil || st[0].Failures != 1 || st[0].BackoffUntil.IsZero() {
 		t.Errorf("status %+v, want the failure, its count and its back-off", st)
 	}

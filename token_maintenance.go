@@ -267,11 +267,15 @@ type keyStatus struct {
 	Failures       int // consecutive failed requests
 }
 
-// status reports every key of the current credentials generation, sorted by key.
-func (c *tokenCache) status(now time.Time, credentials string) []keyStatus {
+// status reports the keys of the current credentials generation that match accepts (nil:
+// every key), sorted by key.
+func (c *tokenCache) status(now time.Time, credentials string, match func(tokenKey) bool) []keyStatus {
 	var out []keyStatus
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
+		if match != nil && !match(ks.key) {
+			return true
+		}
 		st := keyStatus{Key: ks.key, Roles: ks.roleNames()}
 		sort.Strings(st.Roles)
 		if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {

@@ -87,11 +87,18 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 
 	// What an operator sees at 3 a.m.
 	table := v.cli(t, "read", "navercommerce/status")
-	for _, want := range []string{`(?m)^configured\s+true$`, `(?m)^cached_keys\s+2$`, "ncp_prom_bad", "GW.AUTHN", traceID} {
+	for _, want := range []string{`(?m)^configured\s+true$`, `(?m)^cached_keys\s+2$`, `(?m)^failing_keys\s+1$`} {
 		if !regexp.MustCompile(want).MatchString(table) {
 			t.Errorf("vault read navercommerce/status has no %s:\n%s", want, table)
 		}
 	}
+	failing := v.cli(t, "read", "navercommerce/status", "failing=true")
+	for _, want := range []string{"ncp_prom_bad", "GW.AUTHN", traceID} {
+		if !regexp.MustCompile(want).MatchString(failing) {
+			t.Errorf("vault read navercommerce/status failing=true has no %s:\n%s", want, failing)
+		}
+	}
+	table += failing
 	var status struct {
 		Data struct {
 			Cached    bool   `json:"cached"`

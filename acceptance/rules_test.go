@@ -246,6 +246,9 @@ func TestConfigRolesTokenRules(t *testing.T) {
 			{"account_id with a space", []string{"type=SELLER", "account_id=ncp x"}, "account_id"},
 			{"account_id with a control character", []string{"type=SELLER", "account_id=ncp\x01x"}, "account_id"},
 			{"account_id of 129 characters", []string{"type=SELLER", "account_id=" + strings.Repeat("a", 129)}, "account_id"},
+			{"both account_id and allowed_account_ids", []string{"type=SELLER", "account_id=ncp_x", "allowed_account_ids=ncp_*"}, "allowed_account_ids"},
+			{"allowed_account_ids with a space", []string{"type=SELLER", "allowed_account_ids=ncp_a,ncp b"}, "allowed_account_ids"},
+			{"SELF with allowed_account_ids", []string{"type=SELF", "allowed_account_ids=ncp_*"}, "allowed_account_ids"},
 			{"negative ttl", []string{"type=SELF", "ttl=-5"}, "ttl"},
 			{"ttl not a duration", []string{"type=SELF", "ttl=later"}, "ttl"},
 			{"unknown field", []string{"type=SELF", "acount_id=x"}, "acount_id"},
@@ -265,7 +268,7 @@ func TestConfigRolesTokenRules(t *testing.T) {
 
 	t.Run("roles accepted, updated, listed, deleted", func(t *testing.T) {
 		v.write(t, "navercommerce/roles/r1", "type=seller", "account_id="+strings.Repeat("a", 128), "ttl=1h")
-		if got, want := roleRead(t, "r1"), map[string]any{"type": "SELLER", "account_id": strings.Repeat("a", 128), "ttl": "3600", "lease": true}; !reflect.DeepEqual(got, want) {
+		if got, want := roleRead(t, "r1"), map[string]any{"type": "SELLER", "account_id": strings.Repeat("a", 128), "allowed_account_ids": []any{}, "ttl": "3600", "lease": true}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("role r1 = %v, want %v", got, want)
 		}
 		// An update changes only what it names.

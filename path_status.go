@@ -24,6 +24,9 @@ const (
 	fieldRenewAt             = "renew_at"
 	fieldLastRead            = "last_read"
 	fieldRequestsLastHour    = "requests_last_hour"
+	fieldAppRequests         = "application_requests_last_hour"
+	fieldAppBudget           = "application_request_budget_per_hour"
+	fieldNaverFailingUntil   = "naver_failing_until"
 	fieldRequestsLast24h     = "requests_last_24h"
 	fieldRequestBudget       = "request_budget_per_hour"
 	fieldLastError           = "last_error"
@@ -98,6 +101,9 @@ func pathStatus(b *backend) []*framework.Path {
 		fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 		fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "The most token requests per key per hour."},
 		fieldUnreadableRoles:   {Type: framework.TypeMap, Description: "Stored roles this version cannot read (stored by a newer plugin, or damaged), by name, with the reason; delete them or write their full definition."},
+		fieldAppRequests:       {Type: framework.TypeInt, Description: "Token requests the whole application sent in the last hour, retries included, counted across restarts."},
+		fieldAppBudget:         {Type: framework.TypeInt, Description: "max_application_requests_per_hour, or the automatic budget it stands for."},
+		fieldNaverFailingUntil: {Type: framework.TypeTime, Description: "While Naver keeps failing for the application: when one request tries again (no other key asks before)."},
 		fieldKeys:              {Type: framework.TypeSlice, Description: "With keys=true or a filter: one page of the selected keys, sorted by type and account; each has the fields of status/<role> but role and configured."},
 		fieldNextAfter:         {Type: framework.TypeString, Description: "When more keys follow the page: pass it as after= for the next page."},
 	}
@@ -365,6 +371,15 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		// The whole application's requests, also those of keys evicted since (a deleted
 		// role's): Naver counts them all.
 		data[fieldRequestsLastHour], data[fieldRequestsLast24h] = b.applicationRequests(now)
+	}
+	app := b.tokens.app(clientID)
+	if err := app.load(ctx, req.Storage); err != nil {
+		b.Logger().Warn("reading the application's request counts failed", "error", err)
+	}
+	data[fieldAppRequests] = app.lastHour(now)
+	data[fieldAppBudget] = b.tokens.appBudget(&st.policy)
+	if until := app.failingUntil(); now.Before(until) {
+		data[fieldNaverFailingUntil] = until.UTC().Format(time.RFC3339)
 	}
 	if q.list {
 		page, next := pageOfKeys(statuses, q.after, q.limit)

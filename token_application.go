@@ -188,6 +188,16 @@ func (a *appGuard) admit(now time.Time, timeout time.Duration) (probe bool, err 
 	return true, nil
 }
 
+// failingUntil is when the breaker lets a probe through, zero when it is closed.
+func (a *appGuard) failingUntil() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failures < breakerThreshold {
+		return time.Time{}
+	}
+	return a.openUntil
+}
+
 // failing reports whether the application's last request failed: then no retries.
 func (a *appGuard) failing() bool {
 	a.mu.Lock()

@@ -66,9 +66,16 @@ func (b *syncBuffer) String() string {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWithApp(t, navercommercetest.Application{ClientID: testClientID, ClientSecret: testSecret})
+}
+
+// newTestEnvWithApp is newTestEnv with the emulator's one application given, e.g. with the
+// sellers that authorised it.
+func newTestEnvWithApp(t *testing.T, app navercommercetest.Application) *testEnv {
+	t.Helper()
 	clock := newFakeClock()
 	naver := navercommercetest.NewServer(navercommercetest.Config{
-		Applications: []navercommercetest.Application{{ClientID: testClientID, ClientSecret: testSecret}},
+		Applications: []navercommercetest.Application{app},
 		Now:          clock.Now,
 	})
 	t.Cleanup(naver.Close)

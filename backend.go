@@ -176,7 +176,7 @@ func rejectUnknownFieldsEverywhere(paths []*framework.Path) {
 
 // HandleExistenceCheck first checks the values the request gives for the path's fields: the
 // framework's existence check converts them before any handler runs and refuses a bad one
-// with "error converting input for field "lease": cannot parse ” as bool", which says
+// with "error converting input for field "lease": cannot parse ... as bool", which says
 // neither what was wrong nor what the field takes.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
 	if p := b.Route(req.Path); p != nil && p.ExistenceCheck != nil {
@@ -252,7 +252,7 @@ func rejectUnknownFields(d *framework.FieldData) error {
 }
 
 // fieldValueError is the error for a value of field name that does not parse as the field's
-// type. The framework's own message ("cannot parse ” as bool") names neither the field nor
+// type. The framework's own message ("cannot parse ... as bool") names neither the field nor
 // what it accepts. It quotes the value of a bool, int or duration field only.
 func fieldValueError(d *framework.FieldData, name string) error {
 	var accepts string

@@ -120,7 +120,7 @@ func TestOnlyRolesInUseAreCached(t *testing.T) {
 }
 
 // A value of the wrong kind gets an error naming the field, the value and what the field
-// takes, not the framework's "cannot parse ” as bool"; a bad client secret gets its length,
+// takes, not the framework's "cannot parse ... as bool"; a bad client secret gets its length,
 // never its value.
 func TestBadValuesSayWhatIsAccepted(t *testing.T) {
 	env := newTestEnv(t)

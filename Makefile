@@ -30,9 +30,11 @@ vault:
 # Everything: lint, unit tests with the race detector, short fuzz runs, the real-Vault tests.
 test: lint unit-test fuzz acceptance-test
 
-# promtool (Debian's prometheus) lets the metrics unit tests check the exposition too.
+# promtool (Debian's prometheus) lets the metrics unit tests check the exposition too;
+# Python with requests (Debian's python3-hvac brings it) runs the README's snippets.
 unit-test:
-	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" $(GO) test -race -count=1 ./...
+	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" PYTHON="$$(scripts/install-python-hvac.sh)" \
+	$(GO) test -race -count=1 ./...
 
 FUZZTIME ?= 10s
 fuzz:

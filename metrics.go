@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// metrics counts what the engine does for the Prometheus exposition at "metrics". One per
+// metrics counts what the engine does for "metrics" (JSON, or Prometheus text). One per
 // mount (no global registry): a multiplexed plugin process serves many mounts. Every method
 // is safe on a nil receiver and is a few atomic adds: tokenRead runs on every token read.
 //

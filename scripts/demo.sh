@@ -165,7 +165,7 @@ ${path_hint}  export VAULT_ADDR=$vault_addr VAULT_TOKEN=$root_token
   curl -H "Authorization: Bearer \$(cat .demo/token.txt)" $emulator_url/v1/seller/account
 
 The emulator knows the sellers $known_sellers (any other account_id is refused, as by Naver);
-its admin API is at ${emulator_url%/external}/_emulator/ (see README, "The emulator").
+its admin API is at ${emulator_url%/external}/_emulator/ (README: "The demo's ports and the emulator's admin API").
 
 Run the example apps against the demo, from the repository root. They use a Vault token of
 examples/policy.hcl (it may read navercommerce/token/my-store only), in .demo/app-token, and

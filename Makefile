@@ -10,13 +10,18 @@ BIN := bin
 PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
 EMULATOR := $(BIN)/navercommerce-emulator
 
-.PHONY: all build vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench sim release lint fmt vet clean
+.PHONY: all build version vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench sim release lint fmt vet clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN) ./cmd/vault-plugin-secrets-navercommerce
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(EMULATOR) ./cmd/navercommerce-emulator
+	@echo "$(PLUGIN) -version: $$($(PLUGIN) -version)"
+
+# Prints the version `make build` stamps into the plugin, alone on its line (for scripts).
+version:
+	@echo $(VERSION)
 
 # Prints the path of the pinned Vault, building it the first time (20-40 minutes on 2 cores).
 vault:
@@ -25,9 +30,11 @@ vault:
 # Everything: lint, unit tests with the race detector, short fuzz runs, the real-Vault tests.
 test: lint unit-test fuzz acceptance-test
 
-# promtool (Debian's prometheus) lets the metrics unit tests check the exposition too.
+# promtool (Debian's prometheus) lets the metrics unit tests check the exposition too;
+# Python with requests (Debian's python3-hvac brings it) runs the README's snippets.
 unit-test:
-	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" $(GO) test -race -count=1 ./...
+	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" PYTHON="$$(scripts/install-python-hvac.sh)" \
+	$(GO) test -race -count=1 ./...
 
 FUZZTIME ?= 10s
 fuzz:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -119,6 +120,7 @@ func newBackend(opts backendOptions) *backend {
 		Clean: func(context.Context) { b.tokens.close() },
 	}
 	rejectUnknownFieldsEverywhere(b.Backend.Paths)
+	checkRoleNamesEverywhere(b.Backend.Paths)
 	b.metrics = newMetrics()
 	b.tokens = newTokenCache(b.now, nil)
 	if opts.renewAtWindowStart {
@@ -189,6 +191,63 @@ func rejectUnknownFieldsEverywhere(paths []*framework.Path) {
 	}
 }
 
+// HandleExistenceCheck first checks the values the request gives for the path's fields: the
+// framework's existence check converts them before any handler runs and refuses a bad one
+// with "error converting input for field "lease": cannot parse ... as bool", which says
+// neither what was wrong nor what the field takes.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if p := b.Route(req.Path); p != nil && p.ExistenceCheck != nil {
+		d := &framework.FieldData{Raw: req.Data, Schema: p.Fields}
+		names := make([]string, 0, len(req.Data))
+		for name := range req.Data {
+			if _, known := p.Fields[name]; known { // unknown ones are refused by the handler's wrapper
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if _, _, err := d.GetOkErr(name); err != nil {
+				return false, false, errutil.UserError{Err: fieldValueError(d, name).Error()}
+			}
+		}
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// checkRoleNamesEverywhere wraps every operation (and existence check) of the paths that
+// take a role name so that a name outside roleNameRule is refused with a 400 saying which
+// names are allowed. Those paths capture any name (roleNamePattern): with the framework's
+// name pattern, "roles/bad_name!" would be a bare 404 "unsupported path".
+func checkRoleNamesEverywhere(paths []*framework.Path) {
+	for _, p := range paths {
+		if _, ok := p.Fields[fieldRoleName]; !ok {
+			continue
+		}
+		for _, op := range p.Operations {
+			po, ok := op.(*framework.PathOperation)
+			if !ok || po.Callback == nil {
+				continue
+			}
+			next := po.Callback
+			po.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+				if err := checkRoleName(d.Get(fieldRoleName).(string)); err != nil {
+					return logical.ErrorResponse(err.Error()), nil
+				}
+				return next(ctx, req, d)
+			}
+		}
+		if next := p.ExistenceCheck; next != nil {
+			// A bad name does not exist; the operation that follows refuses it.
+			p.ExistenceCheck = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+				if checkRoleName(d.Get(fieldRoleName).(string)) != nil {
+					return false, nil
+				}
+				return next(ctx, req, d)
+			}
+		}
+	}
+}
+
 // rejectUnknownFields makes a typo in a field name an error instead of a silent no-op.
 func rejectUnknownFields(d *framework.FieldData) error {
 	var unknown []string
@@ -207,4 +266,27 @@ func rejectUnknownFields(d *framework.FieldData) error {
 	}
 	sort.Strings(known)
 	return fmt.Errorf("unknown field(s) %s; this path takes %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
+}
+
+// fieldValueError is the error for a value of field name that does not parse as the field's
+// type. The framework's own message ("cannot parse ... as bool") names neither the field nor
+// what it accepts. It quotes the value of a bool, int or duration field only.
+func fieldValueError(d *framework.FieldData, name string) error {
+	var accepts string
+	switch d.Schema[name].Type {
+	case framework.TypeBool:
+		accepts = "true or false"
+	case framework.TypeDurationSecond:
+		accepts = `a duration such as "90s", "10m" or "3h", or a whole number of seconds`
+	case framework.TypeInt:
+		accepts = "a whole number"
+	default:
+		// A string field's value may hold a secret (proxy_url's password): not quoted.
+		return fmt.Errorf("%s: must be a string", name)
+	}
+	value := fmt.Sprint(d.Raw[name])
+	if len(value) > 40 {
+		value = value[:40] + "..."
+	}
+	return fmt.Errorf("%s: %q is not valid; it takes %s", name, value, accepts)
 }

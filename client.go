@@ -414,16 +414,31 @@ func (e *upstreamError) callerFault() bool {
 	return e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests
 }
 
+// hint says what to check for this refusal. Naver's message names what it refused (the
+// signature, the timestamp, the client ID, the seller's account), so the hint follows it:
+// a typo in a seller's account ID must not send an operator to the client secret and the
+// clock. Only an unexplained refusal lists every cause.
 func (e *upstreamError) hint() string {
+	msg := strings.ToLower(e.Message)
 	switch {
 	case e.Code == "GW.IP_NOT_ALLOWED":
 		return "register this Vault server's outgoing IP address for the application in the Naver Commerce API center, or set proxy_url to a proxy with a registered address"
-	case e.StatusCode == http.StatusForbidden || e.StatusCode == http.StatusUnauthorized:
-		return "check client_id and client_secret, and that the Vault server's clock is right: Naver accepts a signed timestamp only within 5 minutes of its own clock"
 	case e.StatusCode == http.StatusTooManyRequests:
 		return "Naver is rate limiting this application; excessive token requests can get it limited to about one per hour"
 	case e.StatusCode == 0 && errors.Is(e.Err, context.DeadlineExceeded):
 		return "raise request_timeout, or check the network path to Naver"
+	case !e.callerFault():
+		return ""
+	case strings.Contains(msg, "account"):
+		return "check the role's account_id: it must be the ID or UID (ncp_...) of a seller who has authorised this application, spelled exactly (a typo gets this answer)"
+	case strings.Contains(msg, "timestamp"):
+		return "check the Vault server's clock (NTP): Naver accepts a signed timestamp only within 5 minutes of its own clock"
+	case strings.Contains(msg, "client_secret") || strings.Contains(msg, "signature"):
+		return "check client_secret: it must be the application's current secret (re-issuing it in the Naver Commerce API center ends the old one at once) and belong to client_id"
+	case strings.Contains(msg, "client_id"):
+		return "check client_id: it must be the application ID shown in the Naver Commerce API center"
+	case e.StatusCode == http.StatusForbidden || e.StatusCode == http.StatusUnauthorized:
+		return "check client_id and client_secret, that the Vault server's clock is right (Naver accepts a signed timestamp only within 5 minutes of its own clock), and for a SELLER role that account_id is a seller who has authorised the application"
 	}
 	return ""
 }

@@ -193,3 +193,61 @@ func TestRetryBackoff(t *testing.T) {
 		t.Errorf("Retry-After 3 gave %s", d)
 	}
 }
+
+// Each refusal gets the hint that fits it: a typo in a seller's account ID is not a matter of
+// the client secret or the clock. The refusals are the emulator's own answers where it can
+// give them.
+func TestRefusalHints(t *testing.T) {
+	tests := []struct {
+		name      string
+		config    map[string]any // written over the working config, without verification
+		account   string
+		fault     *navercommercetest.Fault
+		want      []string
+		wantNot   []string
+		wantCause string
+	}{
+		{name: "seller account not authorised (a typo)", account: "ncp_typo",
+			want: []string{`account_id "ncp_typo"`, "check the role's account_id", "authorised"}, wantNot: []string{"client_secret", "clock"}},
+		{name: "wrong client secret", config: map[string]any{"client_secret": "$2a$04$AAAAAAAAAAAAAAAAAAAAAu"}, account: testAccount,
+			want: []string{"client_secret_sign is invalid", "check client_secret", "re-issuing"}, wantNot: []string{"clock", "account_id"}},
+		{name: "unknown client_id", config: map[string]any{"client_id": "noSuchClientId"}, account: testAccount,
+			want: []string{"client_id is invalid", "check client_id"}, wantNot: []string{"clock", "account_id", "client_secret"}},
+		{name: "clock off", account: testAccount, fault: &navercommercetest.Fault{Status: 403, Code: "GW.AUTHN", Message: "timestamp is out of the allowed range (5 minutes)"},
+			want: []string{"timestamp", "check the Vault server's clock"}, wantNot: []string{"account_id", "client_secret"}},
+		{name: "refusal that says nothing", account: testAccount, fault: &navercommercetest.Fault{Status: 401, Code: "GW.AUTHN", Message: "unauthorized"},
+			want: []string{"client_id and client_secret", "clock", "account_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnvWithApp(t, navercommercetest.Application{ClientID: testClientID, ClientSecret: testSecret, AccountIDs: []string{testAccount}})
+			env.configure()
+			cfg := map[string]any{"max_retries": 0, "verify_connection": false}
+			for k, v := range tt.config {
+				cfg[k] = v
+			}
+			env.mustWrite("config", cfg)
+			env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": tt.account})
+			if tt.fault != nil {
+				env.naver.InjectFault(*tt.fault)
+			}
+			resp, err := env.read("token/store")
+			msg := errorText(resp, err)
+			if httpStatus(resp, err) != 400 {
+				t.Fatalf("status %d (%s), want 400", httpStatus(resp, err), msg)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			hint := msg[strings.LastIndex(msg, "; check"):]
+			for _, not := range tt.wantNot {
+				if strings.Contains(hint, not) {
+					t.Errorf("hint %q mentions %q", hint, not)
+				}
+			}
+			assertNoSecrets(t, msg)
+		})
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// metrics counts what the engine does for the Prometheus exposition at "metrics". One per
+// metrics counts what the engine does for "metrics" (JSON, or Prometheus text). One per
 // mount (no global registry): a multiplexed plugin process serves many mounts. Every method
 // is safe on a nil receiver and is a few atomic adds: tokenRead runs on every token read.
 //
@@ -190,41 +190,44 @@ var labelValueEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // metricsContentType is Prometheus's text exposition format, version 0.0.4.
 const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-// exposition writes the counters and g in Prometheus's text format. Every counter series is
-// written, zeros included, so rate() sees a series from its first increment on; the
-// exception is navercommerce_token_requests_total, whose outcome×code pairs are mostly
-// impossible: there only the success series is always written, the others once counted.
-// navercommerce_token_expiry_seconds is left out when no key holds a token, so an alert on
-// a low value does not fire on an idle mount.
-func (m *metrics) exposition(g metricsGauges) []byte {
-	var buf bytes.Buffer
-	family := func(name, typ, help string) {
-		fmt.Fprintf(&buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	sample := func(name string, value float64, labels ...string) {
-		buf.WriteString(name)
-		if len(labels) > 0 {
-			buf.WriteByte('{')
-			for i := 0; i < len(labels); i += 2 {
-				if i > 0 {
-					buf.WriteByte(',')
-				}
-				buf.WriteString(labels[i])
-				buf.WriteString(`="`)
-				labelValueEscaper.WriteString(&buf, labels[i+1])
-				buf.WriteByte('"')
-			}
-			buf.WriteByte('}')
-		}
-		buf.WriteByte(' ')
-		buf.WriteString(strconv.FormatFloat(value, 'f', -1, 64))
-		buf.WriteByte('\n')
-	}
+// metricFamily is one metric and its series: what both forms of "metrics" (JSON and
+// Prometheus text) are written from, so the two never disagree.
+type metricFamily struct {
+	name, typ, help string
+	samples         []metricSample
+}
+
+// metricSample is one series: label name and value pairs, in order, and its value.
+type metricSample struct {
+	labels []string
+	value  float64
+}
+
+const (
+	metricCounter = "counter"
+	metricGauge   = "gauge"
+)
+
+// families gives the counters and g as metric families. Every counter series is given, zeros
+// included, so rate() sees a series from its first increment on; the exception is
+// navercommerce_token_requests_total, whose outcome×code pairs are mostly impossible: there
+// only the success series is always given, the others once counted.
+// navercommerce_token_expiry_seconds is left out when no key holds a token, so an alert on a
+// low value does not fire on an idle mount.
+func (m *metrics) families(g metricsGauges) []metricFamily {
 	if m == nil {
 		m = &metrics{}
 	}
+	var fams []metricFamily
+	family := func(name, typ, help string) *metricFamily {
+		fams = append(fams, metricFamily{name: name, typ: typ, help: help})
+		return &fams[len(fams)-1]
+	}
+	add := func(f *metricFamily, value float64, labels ...string) {
+		f.samples = append(f.samples, metricSample{labels: labels, value: value})
+	}
 
-	family("navercommerce_token_requests_total", "counter",
+	f := family("navercommerce_token_requests_total", metricCounter,
 		`Token requests sent to Naver, by outcome (success, refused: 4xx, rate_limited: 429, failed: 5xx or no answer) and Naver's error code ("" when none, "other" when not a documented one). Retries within one request are not counted apart.`)
 	for o := range requestOutcomes {
 		for c := range requestCodes {
@@ -232,59 +235,108 @@ func (m *metrics) exposition(g metricsGauges) []byte {
 			if n == 0 && !(o == outcomeSuccess && c == 0) {
 				continue
 			}
-			sample("navercommerce_token_requests_total", float64(n), "outcome", requestOutcomes[o], "code", requestCodes[c])
+			add(f, float64(n), "outcome", requestOutcomes[o], "code", requestCodes[c])
 		}
 	}
 
-	family("navercommerce_token_reads_total", "counter",
+	f = family("navercommerce_token_reads_total", metricCounter,
 		"Token reads, by result: cached (no request to Naver), fetched (after a request), stale (renewal failed, the cached token served with a warning), failed (no token served).")
 	for i, r := range readResults {
-		sample("navercommerce_token_reads_total", float64(m.reads[i].Load()), "result", r)
+		add(f, float64(m.reads[i].Load()), "result", r)
 	}
 
-	family("navercommerce_background_renewals_total", "counter",
+	f = family("navercommerce_background_renewals_total", metricCounter,
 		"Tokens renewed ahead of reads (by the periodic function or behind a read), by outcome.")
 	for i, o := range renewalOutcomes {
-		sample("navercommerce_background_renewals_total", float64(m.renewals[i].Load()), "outcome", o)
+		add(f, float64(m.renewals[i].Load()), "outcome", o)
 	}
 
-	family("navercommerce_budget_refusals_total", "counter",
+	f = family("navercommerce_budget_refusals_total", metricCounter,
 		"Token requests not sent because the token had spent its max_token_requests_per_hour.")
-	sample("navercommerce_budget_refusals_total", float64(m.budgetRefusals.Load()))
+	add(f, float64(m.budgetRefusals.Load()))
 
-	family("navercommerce_application_budget_refusals_total", "counter",
-		"Token requests not sent because the application had spent max_application_requests_per_hour.")
-	sample("navercommerce_application_budget_refusals_total", float64(m.appBudgetRefusals.Load()))
-
-	family("navercommerce_naver_failing_refusals_total", "counter",
-		"Token requests not sent because Naver's last answers to the application were failures (one probe at a time tries again).")
-	sample("navercommerce_naver_failing_refusals_total", float64(m.breakerRefusals.Load()))
-
-	family("navercommerce_cached_keys", "gauge",
+	f = family("navercommerce_cached_keys", metricGauge,
 		"Tokens (one per client ID, type and account) cached with life left.")
-	sample("navercommerce_cached_keys", float64(g.cachedKeys))
+	add(f, float64(g.cachedKeys))
 
 	if g.cachedKeys > 0 {
-		family("navercommerce_token_expiry_seconds", "gauge",
+		f = family("navercommerce_token_expiry_seconds", metricGauge,
 			"Seconds until the cached token that expires first expires; absent when no token is cached.")
-		sample("navercommerce_token_expiry_seconds", g.soonestExpiry.Seconds())
+		add(f, g.soonestExpiry.Seconds())
 	}
 
-	family("navercommerce_token_requests_last_hour_max", "gauge",
+	f = family("navercommerce_token_requests_last_hour_max", metricGauge,
 		"The most token requests any one token sent to Naver in the last hour, retries included; compare with navercommerce_token_request_budget_per_hour.")
-	sample("navercommerce_token_requests_last_hour_max", float64(g.maxRequestsLastHour))
+	add(f, float64(g.maxRequestsLastHour))
 
-	family("navercommerce_token_request_budget_per_hour", "gauge",
+	f = family("navercommerce_token_request_budget_per_hour", metricGauge,
 		"max_token_requests_per_hour: the most token requests one token may send in an hour (0 when the mount is not configured).")
-	sample("navercommerce_token_request_budget_per_hour", float64(g.budgetPerHour))
+	add(f, float64(g.budgetPerHour))
 
-	family("navercommerce_application_requests_last_hour", "gauge",
+	f = family("navercommerce_application_budget_refusals_total", metricCounter,
+		"Token requests not sent because the application had spent max_application_requests_per_hour.")
+	add(f, float64(m.appBudgetRefusals.Load()))
+
+	f = family("navercommerce_naver_failing_refusals_total", metricCounter,
+		"Token requests not sent because Naver's last answers to the application were failures (one probe at a time tries again).")
+	add(f, float64(m.breakerRefusals.Load()))
+
+	f = family("navercommerce_application_requests_last_hour", metricGauge,
 		"Token requests the whole application sent to Naver in the last hour, retries included; compare with navercommerce_application_request_budget_per_hour.")
-	sample("navercommerce_application_requests_last_hour", float64(g.appRequestsLastHour))
+	add(f, float64(g.appRequestsLastHour))
 
-	family("navercommerce_application_request_budget_per_hour", "gauge",
+	f = family("navercommerce_application_request_budget_per_hour", metricGauge,
 		"max_application_requests_per_hour, or the automatic budget (0 when the mount is not configured).")
-	sample("navercommerce_application_request_budget_per_hour", float64(g.appBudgetPerHour))
+	add(f, float64(g.appBudgetPerHour))
+	return fams
+}
 
+// exposition writes the counters and g in Prometheus's text format.
+func (m *metrics) exposition(g metricsGauges) []byte {
+	var buf bytes.Buffer
+	for _, f := range m.families(g) {
+		fmt.Fprintf(&buf, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
+		for _, s := range f.samples {
+			buf.WriteString(f.name)
+			if len(s.labels) > 0 {
+				buf.WriteByte('{')
+				for i := 0; i < len(s.labels); i += 2 {
+					if i > 0 {
+						buf.WriteByte(',')
+					}
+					buf.WriteString(s.labels[i])
+					buf.WriteString(`="`)
+					labelValueEscaper.WriteString(&buf, s.labels[i+1])
+					buf.WriteByte('"')
+				}
+				buf.WriteByte('}')
+			}
+			buf.WriteByte(' ')
+			buf.WriteString(strconv.FormatFloat(s.value, 'f', -1, 64))
+			buf.WriteByte('\n')
+		}
+	}
 	return buf.Bytes()
+}
+
+// summary gives the counters and g as Vault's sys/metrics gives its own in JSON: a list of
+// counters and a list of gauges, each series an object with its name, labels and value.
+// The names are the Prometheus ones, so an alert and a dashboard can use either form.
+func (m *metrics) summary(g metricsGauges) (counters, gauges []map[string]any) {
+	counters, gauges = []map[string]any{}, []map[string]any{}
+	for _, f := range m.families(g) {
+		for _, s := range f.samples {
+			labels := make(map[string]string, len(s.labels)/2)
+			for i := 0; i < len(s.labels); i += 2 {
+				labels[s.labels[i]] = s.labels[i+1]
+			}
+			series := map[string]any{"name": f.name, "labels": labels, "value": s.value}
+			if f.typ == metricCounter {
+				counters = append(counters, series)
+			} else {
+				gauges = append(gauges, series)
+			}
+		}
+	}
+	return counters, gauges
 }

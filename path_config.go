@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -443,7 +444,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	cfg.Format = configFormat
 
 	if v, ok, err := d.GetOkErr(fieldClientID); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldClientID, err)
+		return nil, fieldValueError(d, fieldClientID)
 	} else if ok {
 		cfg.ClientID = strings.TrimSpace(v.(string))
 	}
@@ -463,11 +464,16 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 		return nil, fmt.Errorf("%s is required", fieldClientSecret)
 	}
 	if _, err := parseClientSecret(cfg.ClientSecret); err != nil {
+		// The length (never the value) tells a whole bcrypt hash (60) or a clipped copy apart.
+		if n := utf8.RuneCountInString(cfg.ClientSecret); n != clientSecretLength {
+			return nil, fmt.Errorf("%s: %w; the value given has %d characters, a secret from the API center has %d",
+				fieldClientSecret, err, n, clientSecretLength)
+		}
 		return nil, fmt.Errorf("%s: %w", fieldClientSecret, err)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldBaseURL); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldBaseURL, err)
+		return nil, fieldValueError(d, fieldBaseURL)
 	} else if ok {
 		u, err := validateBaseURL(v.(string))
 		if err != nil {
@@ -477,7 +483,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	}
 
 	if v, ok, err := d.GetOkErr(fieldRequestTimeout); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldRequestTimeout, err)
+		return nil, fieldValueError(d, fieldRequestTimeout)
 	} else if ok {
 		timeout := time.Duration(v.(int)) * time.Second
 		if timeout < time.Second || timeout > maxRequestTimeout {
@@ -487,7 +493,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	}
 
 	if v, ok, err := d.GetOkErr(fieldMaxRetries); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldMaxRetries, err)
+		return nil, fieldValueError(d, fieldMaxRetries)
 	} else if ok {
 		n := v.(int)
 		if n < 0 || n > maxMaxRetries {
@@ -497,7 +503,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	}
 
 	if v, ok, err := d.GetOkErr(fieldProxyURL); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldProxyURL, err)
+		return nil, fieldValueError(d, fieldProxyURL)
 	} else if ok {
 		p, err := validateProxyURL(v.(string))
 		if err != nil {
@@ -507,13 +513,13 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	}
 
 	if v, ok, err := d.GetOkErr(fieldBackgroundRefresh); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldBackgroundRefresh, err)
+		return nil, fieldValueError(d, fieldBackgroundRefresh)
 	} else if ok {
 		cfg.NoBackgroundRefresh = !v.(bool)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldMaxRequestsHour); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldMaxRequestsHour, err)
+		return nil, fieldValueError(d, fieldMaxRequestsHour)
 	} else if ok {
 		n := v.(int)
 		if n < 1 || n > maxMaxRequestsHour {
@@ -533,7 +539,7 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 	}
 
 	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldVerifyConnection, err)
+		return nil, fieldValueError(d, fieldVerifyConnection)
 	}
 	return cfg, nil
 }

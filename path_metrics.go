@@ -2,8 +2,10 @@ package navercommerce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -15,10 +17,18 @@ func pathMetrics(b *backend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
+		Fields: map[string]*framework.FieldSchema{
+			fieldMetricsFormat: {
+				Type:          framework.TypeString,
+				Description:   `"prometheus": Prometheus's text exposition format, served raw (for a scraper). Empty (default) or "json": Vault's JSON, with the series in "counters" and "gauges", as sys/metrics does.`,
+				AllowedValues: []any{"", metricsFormatJSON, metricsFormatPrometheus},
+				Query:         true,
+			},
+		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathMetricsRead,
-				Summary:  "Prometheus metrics of token requests, reads and the cache (text exposition format).",
+				Summary:  "Metrics of token requests, reads and the cache: JSON, or Prometheus text with format=prometheus.",
 				// The counters live in the memory of the node that serves token reads: the
 				// active one, to which performance standbys forward those reads.
 				ForwardPerformanceStandby: true,
@@ -27,22 +37,40 @@ func pathMetrics(b *backend) *framework.Path {
 					OperationSuffix: "metrics",
 				},
 				Responses: map[int][]framework.Response{
-					200: {{
-						Description: "Prometheus text exposition format 0.0.4.",
-						MediaType:   "text/plain",
-					}},
+					200: {
+						{
+							Description: "OK: JSON by default; Prometheus text exposition format 0.0.4 with format=prometheus.",
+							Fields: map[string]*framework.FieldSchema{
+								"timestamp": {Type: framework.TypeTime, Required: true, Description: "When the metrics were taken (RFC 3339, UTC)."},
+								"counters":  {Type: framework.TypeSlice, Required: true, Description: `Counter series, each {"name", "labels" (an object), "value"}; the names and labels are the Prometheus ones.`},
+								"gauges":    {Type: framework.TypeSlice, Required: true, Description: `Gauge series, each {"name", "labels" (an object), "value"}.`},
+							},
+						},
+						{
+							Description: "With format=prometheus: Prometheus text exposition format 0.0.4, raw.",
+							MediaType:   "text/plain",
+						},
+					},
 				},
 			},
 		},
-		HelpSynopsis:    "Prometheus metrics of token requests, reads and the cache.",
+		HelpSynopsis:    "Metrics of token requests, reads and the cache (JSON, or Prometheus text with format=prometheus).",
 		HelpDescription: strings.TrimSpace(pathMetricsHelp),
 	}
 }
 
+const (
+	fieldMetricsFormat      = "format"
+	metricsFormatJSON       = "json"
+	metricsFormatPrometheus = "prometheus"
+)
+
 const pathMetricsHelp = `
-Returns the mount's metrics in Prometheus's text exposition format (text/plain; version=0.0.4),
-raw, not wrapped in Vault's JSON. Prometheus scrapes it at /v1/<mount>/metrics with a Vault token
-sent as "Authorization: Bearer <token>" (a policy granting read on <mount>/metrics).
+Returns the mount's metrics as Vault's sys/metrics does: by default in Vault's JSON, the series
+in "counters" and "gauges" (each with name, labels and value), so "vault read" and client
+libraries can read them; with format=prometheus in Prometheus's text exposition format
+(text/plain; version=0.0.4), raw. Prometheus scrapes /v1/<mount>/metrics?format=prometheus with
+a Vault token sent as "Authorization: Bearer <token>" (a policy granting read on <mount>/metrics).
 
   navercommerce_token_requests_total{outcome,code}   requests to Naver: outcome success, refused
                                                      (4xx), rate_limited (429) or failed (5xx, no
@@ -62,15 +90,22 @@ Counters start at zero when the plugin starts (or reloads). No label carries an 
 token or a secret.
 `
 
-func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	format := strings.ToLower(strings.TrimSpace(d.Get(fieldMetricsFormat).(string)))
+	switch format {
+	case "", metricsFormatJSON, metricsFormatPrometheus:
+	default:
+		return logical.ErrorResponse(fmt.Sprintf("%s: %q is not a format; use %s=%s for Prometheus text, or leave it out for JSON",
+			fieldMetricsFormat, d.Get(fieldMetricsFormat), fieldMetricsFormat, metricsFormatPrometheus)), nil
+	}
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	var g metricsGauges
+	now := b.now()
 	if st != nil {
 		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
-		now := b.now()
 		g.budgetPerHour = st.config.maxRequestsPerHour()
 		g.appBudgetPerHour = b.tokens.appBudget(&st.policy)
 		app := b.tokens.app(st.config.ClientID)
@@ -90,9 +125,17 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 			g.cachedKeys++
 		}
 	}
+	if format == metricsFormatPrometheus {
+		return &logical.Response{Data: map[string]any{
+			logical.HTTPStatusCode:  http.StatusOK,
+			logical.HTTPContentType: metricsContentType,
+			logical.HTTPRawBody:     b.metrics.exposition(g),
+		}}, nil
+	}
+	counters, gauges := b.metrics.summary(g)
 	return &logical.Response{Data: map[string]any{
-		logical.HTTPStatusCode:  http.StatusOK,
-		logical.HTTPContentType: metricsContentType,
-		logical.HTTPRawBody:     b.metrics.exposition(g),
+		"timestamp": now.UTC().Format(time.RFC3339),
+		"counters":  counters,
+		"gauges":    gauges,
 	}}, nil
 }

@@ -3,6 +3,7 @@ package navercommerce
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -17,10 +18,10 @@ import (
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
-// scrapeMetrics reads "metrics" as Vault would serve it and returns the raw body.
+// scrapeMetrics reads "metrics" as Prometheus does (format=prometheus) and returns the raw body.
 func (e *testEnv) scrapeMetrics() []byte {
 	e.t.Helper()
-	resp, err := e.read("metrics")
+	resp, err := e.request(e.b, logical.ReadOperation, "metrics", map[string]any{"format": "prometheus"})
 	if err != nil || resp.IsError() {
 		e.t.Fatalf("read metrics: %v %v", err, resp.Error())
 	}
@@ -294,11 +295,119 @@ func TestMetricsGauges(t *testing.T) {
 	}
 }
 
-func TestMetricsRejectsUnknownFields(t *testing.T) {
+func TestMetricsRejectsUnknownFieldsAndFormats(t *testing.T) {
 	env := newTestEnv(t)
-	resp, err := env.request(env.b, logical.ReadOperation, "metrics", map[string]any{"format": "json"})
-	if httpStatus(resp, err) != http.StatusBadRequest || !strings.Contains(errorText(resp, err), "format") {
-		t.Errorf("unknown field: %d %q", httpStatus(resp, err), errorText(resp, err))
+	tests := []struct {
+		data     map[string]any
+		wantText []string
+	}{
+		{map[string]any{"fromat": "prometheus"}, []string{"fromat", "format"}},
+		{map[string]any{"format": "openmetrics"}, []string{"format", `"openmetrics"`, "format=prometheus", "JSON"}},
+	}
+	for _, tt := range tests {
+		resp, err := env.request(env.b, logical.ReadOperation, "metrics", tt.data)
+		if httpStatus(resp, err) != http.StatusBadRequest {
+			t.Errorf("%v: status %d %q, want 400", tt.data, httpStatus(resp, err), errorText(resp, err))
+		}
+		for _, want := range tt.wantText {
+			if !strings.Contains(errorText(resp, err), want) {
+				t.Errorf("%v: error %q does not mention %q", tt.data, errorText(resp, err), want)
+			}
+		}
+	}
+}
+
+// By default "metrics" answers Vault's JSON, as sys/metrics does, so that `vault read` and
+// client libraries (hvac, node-vault) read it; it carries the same series as the exposition.
+func TestMetricsJSONByDefault(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("config", map[string]any{"max_retries": 0})
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.readToken("store")
+	env.naver.InjectFault(navercommercetest.Fault{Status: 403, Code: "GW.AUTHN"})
+	env.mustWrite("roles/bad", map[string]any{"type": "SELLER", "account_id": "ncp_bad"})
+	if _, err := env.read("token/bad"); err == nil {
+		t.Fatal("the injected fault did not fail the read")
+	}
+
+	for _, data := range []map[string]any{nil, {"format": ""}, {"format": "json"}, {"format": " JSON "}} {
+		resp, err := env.request(env.b, logical.ReadOperation, "metrics", data) // schema-checked by request
+		if err != nil || resp.IsError() {
+			t.Fatalf("read metrics %v: %v %v", data, err, resp.Error())
+		}
+		if _, raw := resp.Data[logical.HTTPRawBody]; raw {
+			t.Fatalf("format %v: a raw body, want Vault's JSON", data)
+		}
+		// What a client sees: the response as JSON.
+		body, err := json.Marshal(resp.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Timestamp string `json:"timestamp"`
+			Counters  []struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+				Value  *float64          `json:"value"`
+			} `json:"counters"`
+			Gauges []struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+				Value  *float64          `json:"value"`
+			} `json:"gauges"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if ts, err := time.Parse(time.RFC3339, got.Timestamp); err != nil || !ts.Equal(env.clock.Now().Truncate(time.Second)) {
+			t.Errorf("timestamp %q, want %s", got.Timestamp, env.clock.Now().UTC().Format(time.RFC3339))
+		}
+		// Every series of the exposition is in the JSON with the same value, and no other.
+		want := parseExposition(t, env.scrapeMetrics())
+		seen := map[string]float64{}
+		series := func(kind, name string, labels map[string]string, value *float64) {
+			if value == nil || labels == nil {
+				t.Errorf("%s %s: labels %v, value %v: both must be present", kind, name, labels, value)
+				return
+			}
+			key := name
+			if len(labels) > 0 {
+				var pairs []string
+				for _, l := range [][2]string{{"outcome", labels["outcome"]}, {"code", labels["code"]}, {"result", labels["result"]}} {
+					if _, ok := labels[l[0]]; ok {
+						pairs = append(pairs, l[0]+`="`+l[1]+`"`)
+					}
+				}
+				key += "{" + strings.Join(pairs, ",") + "}"
+			}
+			isCounter := strings.HasSuffix(name, "_total")
+			if isCounter != (kind == "counter") {
+				t.Errorf("%s listed among the %ss", name, kind)
+			}
+			seen[key] = *value
+		}
+		for _, c := range got.Counters {
+			series("counter", c.Name, c.Labels, c.Value)
+		}
+		for _, g := range got.Gauges {
+			series("gauge", g.Name, g.Labels, g.Value)
+		}
+		if len(seen) != len(want) {
+			t.Errorf("JSON has %d series, the exposition %d:\n%v\n%v", len(seen), len(want), seen, want)
+		}
+		for k, v := range want {
+			if seen[k] != v {
+				t.Errorf("%s: JSON %v, exposition %v", k, seen[k], v)
+			}
+		}
+		if seen[`navercommerce_token_requests_total{outcome="refused",code="GW.AUTHN"}`] != 1 || seen["navercommerce_cached_keys"] != 2 {
+			t.Errorf("series: %v", seen)
+		}
+		assertNoSecrets(t, string(body), env.tokens...)
+		if strings.Contains(string(body), testAccount) || strings.Contains(string(body), "ncp_bad") {
+			t.Errorf("an account ID in the metrics: %s", body)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,26 @@ const (
 	// accountWildcard in allowed_account_ids matches any run of characters (also none).
 	accountWildcard = "*"
 )
+
+// roleNamePattern captures any role name in a path (up to a "/", which starts a seller's
+// account on the token and status paths); checkRoleName then refuses a bad one with
+// an error that says which names are allowed (checkRoleNamesEverywhere).
+var roleNamePattern = "(?P<" + fieldRoleName + ">[^/]+)"
+
+// roleNameRule is what a role name may be: Vault's usual name rule
+// (framework.GenericNameRegex), which role names have always followed.
+var roleNameRule = regexp.MustCompile("^" + framework.GenericNameRegex(fieldRoleName) + "$")
+
+func checkRoleName(name string) error {
+	if roleNameRule.MatchString(name) {
+		return nil
+	}
+	shown := name
+	if len(shown) > 60 {
+		shown = shown[:60] + "..."
+	}
+	return fmt.Errorf(`role name %q is not allowed: a role name is letters, digits and "_", with "-" or "." allowed between them (not first or last), e.g. my-store or shop_1.orders`, shown)
+}
 
 // roleEntry is a stored role: which kind of token it reads.
 type roleEntry struct {
@@ -136,7 +157,7 @@ func pathRoles(b *backend) []*framework.Path {
 			HelpDescription: "Lists the names of the roles defined on this mount.",
 		},
 		{
-			Pattern: "roles/" + framework.GenericNameRegex(fieldRoleName),
+			Pattern: "roles/" + roleNamePattern,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "role",
@@ -493,7 +514,7 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 		*r = *old
 	}
 	if v, ok, err := d.GetOkErr(fieldType); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldType, err)
+		return nil, fieldValueError(d, fieldType)
 	} else if ok {
 		r.Type = strings.ToUpper(strings.TrimSpace(v.(string)))
 	}
@@ -506,7 +527,7 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldAccountID); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldAccountID, err)
+		return nil, fieldValueError(d, fieldAccountID)
 	} else if ok {
 		r.AccountID = v.(string)
 	}
@@ -534,7 +555,7 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldTTL); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldTTL, err)
+		return nil, fieldValueError(d, fieldTTL)
 	} else if ok {
 		ttl := time.Duration(v.(int)) * time.Second
 		if ttl < 0 {
@@ -544,7 +565,7 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	}
 
 	if v, ok, err := d.GetOkErr(fieldLease); err != nil {
-		return nil, fmt.Errorf("%s: %w", fieldLease, err)
+		return nil, fieldValueError(d, fieldLease)
 	} else if ok {
 		r.NoLease = !v.(bool)
 	}

@@ -118,3 +118,95 @@ func TestOnlyRolesInUseAreCached(t *testing.T) {
 		t.Errorf("%d roles cached after writing 100 and reading one, want 1", cached)
 	}
 }
+
+// A value of the wrong kind gets an error naming the field, the value and what the field
+// takes, not the framework's "cannot parse ... as bool"; a bad client secret gets its length,
+// never its value.
+func TestBadValuesSayWhatIsAccepted(t *testing.T) {
+	env := newTestEnv(t)
+	config := map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL}
+	with := func(base map[string]any, k string, v any) map[string]any {
+		m := map[string]any{k: v}
+		for bk, bv := range base {
+			if bk != k {
+				m[bk] = bv
+			}
+		}
+		return m
+	}
+	role := map[string]any{"type": "SELF"}
+	tests := []struct {
+		path    string
+		data    map[string]any
+		want    []string
+		wantNot []string
+	}{
+		{"roles/r", with(role, "lease", "maybe"), []string{`lease: "maybe" is not valid`, "true or false"}, []string{"cannot parse"}},
+		{"roles/r", with(role, "ttl", "forever"), []string{`ttl: "forever" is not valid`, `"3h"`, "seconds"}, []string{"cannot parse"}},
+		{"config", with(config, "background_refresh", "sometimes"), []string{`background_refresh: "sometimes" is not valid`, "true or false"}, nil},
+		{"config", with(config, "verify_connection", "perhaps"), []string{`verify_connection: "perhaps" is not valid`, "true or false"}, nil},
+		{"config", with(config, "max_retries", "two"), []string{`max_retries: "two" is not valid`, "whole number"}, nil},
+		{"config", with(config, "request_timeout", "soon"), []string{`request_timeout: "soon" is not valid`, "duration"}, nil},
+		{"config", with(config, "client_secret", testSecret+"mkgWHhD5UNbHprCG2.USOiBzWBlJid2"),
+			[]string{"client_secret: must be a bcrypt salt", "has 60 characters", "has 29"}, []string{"mkgWHhD5UNbHprCG2"}},
+		{"config", with(config, "client_secret", testSecret[:28]), []string{"client_secret", "has 28 characters"}, []string{testSecret[:28]}},
+		{"config", with(config, "client_secret", "$2a$03$QKLnou1D2cSH19Pia30bcu"), []string{"client_secret: must have a bcrypt cost"}, []string{"characters", "QKLnou1D2"}},
+	}
+	for _, tt := range tests {
+		resp, err := env.write(tt.path, tt.data)
+		msg := errorText(resp, err)
+		if httpStatus(resp, err) != http.StatusBadRequest {
+			t.Errorf("%s %v: status %d %q, want 400", tt.path, tt.data, httpStatus(resp, err), msg)
+			continue
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: error %q does not say %q", tt.path, msg, want)
+			}
+		}
+		for _, not := range tt.wantNot {
+			if strings.Contains(msg, not) {
+				t.Errorf("%s: error %q has %q", tt.path, msg, not)
+			}
+		}
+		assertNoSecrets(t, msg)
+	}
+}
+
+// Every path that takes a role name says which names are allowed instead of a bare 404
+// "unsupported path", and good names keep working.
+func TestBadRoleNamesSayWhichAreAllowed(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	for _, name := range []string{"bad_name!", "-store", "store.", "한글", "my store"} { // a "/" starts a seller's account
+		for _, r := range []struct {
+			op   logical.Operation
+			path string
+			data map[string]any
+		}{
+			{logical.UpdateOperation, "roles/" + name, map[string]any{"type": "SELF"}},
+			{logical.ReadOperation, "roles/" + name, nil},
+			{logical.DeleteOperation, "roles/" + name, nil},
+			{logical.ReadOperation, "token/" + name, nil},
+			{logical.DeleteOperation, "token/" + name, nil},
+			{logical.ReadOperation, "status/" + name, nil},
+		} {
+			resp, err := env.request(env.b, r.op, r.path, r.data)
+			msg := errorText(resp, err)
+			if httpStatus(resp, err) != http.StatusBadRequest || !strings.Contains(msg, fmt.Sprintf("role name %q is not allowed", name)) ||
+				!strings.Contains(msg, `letters, digits and "_"`) {
+				t.Errorf("%s %s: %d %q, want a 400 saying which names are allowed", r.op, r.path, httpStatus(resp, err), msg)
+			}
+		}
+	}
+	if keys, _ := env.storage.List(context.Background(), "roles/"); len(keys) != 0 {
+		t.Errorf("bad names stored roles: %v", keys)
+	}
+	for _, name := range []string{"a", "my-store", "shop_1.orders", "A9"} {
+		env.mustWrite("roles/"+name, map[string]any{"type": "SELF"})
+		env.readToken(name)
+		if _, err := env.read("status/" + name); err != nil {
+			t.Errorf("status/%s: %v", name, err)
+		}
+	}
+}

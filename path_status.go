@@ -190,7 +190,7 @@ func pathStatus(b *backend) []*framework.Path {
 			HelpDescription: strings.TrimSpace(pathStatusHelp),
 		},
 		{
-			Pattern: "status/" + framework.GenericNameRegex(fieldRoleName) + "$",
+			Pattern: "status/" + roleNamePattern,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 			},

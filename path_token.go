@@ -26,7 +26,7 @@ const (
 
 func pathToken(b *backend) *framework.Path {
 	return &framework.Path{
-		Pattern: "token/" + framework.GenericNameRegex(fieldRoleName),
+		Pattern: "token/" + roleNamePattern,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},

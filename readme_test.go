@@ -2,10 +2,15 @@ package navercommerce
 
 import (
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -274,4 +279,134 @@ func readmeIncludes(readme string) (map[string]string, []string) {
 		includes[path] = body.String()
 	}
 	return includes, problems
+}
+
+// snippetReaders are the README files whose code blocks users copy.
+var snippetReaders = []string{englishReadme, koreanReadme, "examples/python/README.md", "examples/node/README.md"}
+
+// codeBlock is a fenced code block of a markdown file.
+type codeBlock struct {
+	file, lang, code string
+	line             int
+}
+
+func fencedBlocks(file, text string) []codeBlock {
+	var blocks []codeBlock
+	var cur *codeBlock
+	n := 0
+	for line := range strings.Lines(text) {
+		n++
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && strings.HasPrefix(trimmed, "```"):
+			cur = &codeBlock{file: file, lang: strings.TrimPrefix(trimmed, "```"), line: n}
+		case cur != nil && trimmed == "```":
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.code += line
+		}
+	}
+	return blocks
+}
+
+// withoutComments drops what follows # (Python) or // (JavaScript) on each line; crude, but
+// enough to tell code that reads lease_duration from a comment that mentions it.
+func withoutComments(lang, code string) string {
+	marker := "#"
+	if lang == "javascript" {
+		marker = "//"
+	}
+	var b strings.Builder
+	for line := range strings.Lines(code) {
+		if i := strings.Index(line, marker); i >= 0 {
+			line = line[:i] + "\n"
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// Every README snippet that decides when to read again from lease_duration falls back to
+// expires_in when the role is lease-free (lease_duration 0): otherwise it re-reads in a hot
+// loop. The snippets run as written against a fake Vault, leased and lease-free, and must
+// compute read_again_in (Python) or readAgainIn (JavaScript) as 90% of the token's life.
+// Python needs requests (Debian's python3-requests, which python3-hvac brings:
+// scripts/install-python-hvac.sh; `make unit-test` installs it) and Node.js 18 or later.
+func TestReadmeSnippetsReadAgainByExpiresInWithoutALease(t *testing.T) {
+	var snippets []codeBlock
+	for _, file := range snippetReaders {
+		for _, b := range fencedBlocks(file, readFile(t, file)) {
+			if (b.lang == "python" || b.lang == "javascript") && strings.Contains(withoutComments(b.lang, b.code), "lease_duration") {
+				snippets = append(snippets, b)
+			}
+		}
+	}
+	langs := map[string]bool{}
+	for _, s := range snippets {
+		langs[s.lang] = true
+	}
+	if !langs["python"] || !langs["javascript"] {
+		t.Fatalf("found snippets in %v only (%d): has the README changed its code blocks?", langs, len(snippets))
+	}
+
+	vault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Vault-Token") != "test-token" {
+			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
+			return
+		}
+		var body string
+		switch r.URL.Path {
+		case "/v1/navercommerce/token/my-store": // leased: the lease is the token's life
+			body = `{"lease_id":"navercommerce/token/my-store/abc","renewable":false,"lease_duration":2000,` +
+				`"data":{"access_token":"tok","token_type":"Bearer","expires_in":2000,"type":"SELLER","account_id":"ncp_1"}}`
+		case "/v1/navercommerce/token/lease-free":
+			body = `{"lease_id":"","renewable":false,"lease_duration":0,` +
+				`"data":{"access_token":"tok","token_type":"Bearer","expires_in":1000,"type":"SELLER","account_id":"ncp_1"}}`
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(vault.Close)
+
+	python := os.Getenv("PYTHON")
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	for _, s := range snippets {
+		for _, tt := range []struct {
+			role string
+			want float64
+		}{{"my-store", 1800}, {"lease-free", 900}} {
+			name := fmt.Sprintf("%s:%d %s %s", s.file, s.line, s.lang, tt.role)
+			code := strings.ReplaceAll(s.code, "navercommerce/token/my-store", "navercommerce/token/"+tt.role)
+			var cmd *exec.Cmd
+			switch s.lang {
+			case "python":
+				if exec.Command(python, "-c", "import requests").Run() != nil {
+					t.Skipf("%s cannot import requests: run scripts/install-python-hvac.sh (make unit-test does)", python)
+				}
+				cmd = exec.Command(python, "-c", "import os\nimport requests\n"+code+"\nprint(read_again_in)\n")
+			case "javascript":
+				node, err := exec.LookPath("node")
+				if err != nil {
+					t.Skip("node is not installed")
+				}
+				cmd = exec.Command(node, "--input-type=module", "-e", code+"\nconsole.log(readAgainIn);\n")
+			}
+			cmd.Env = append(os.Environ(), "VAULT_ADDR="+vault.URL, "VAULT_TOKEN=test-token")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: %v\n%s", name, err, out)
+				continue
+			}
+			got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+			if err != nil || got != tt.want {
+				t.Errorf("%s: reads again in %q, want %v (90%% of the lease, or of expires_in without one)", name, out, tt.want)
+			}
+		}
+	}
 }

@@ -33,6 +33,9 @@ var bcryptEncoding = base64.NewEncoding(bcryptAlphabet).WithPadding(base64.NoPad
 // bcrypt's "magic" plaintext, encrypted 64 times under the expensive key schedule.
 var bcryptMagic = [24]byte{'O', 'r', 'p', 'h', 'e', 'a', 'n', 'B', 'e', 'h', 'o', 'l', 'd', 'e', 'r', 'S', 'c', 'r', 'y', 'D', 'o', 'u', 'b', 't'}
 
+// clientSecretLength is the length of a Naver client secret: "$2a$04$" and the salt.
+const clientSecretLength = 7 + bcryptSaltChars
+
 // errClientSecretFormat never quotes the input: the input is the secret.
 var errClientSecretFormat = errors.New(`must be a bcrypt salt: "$2a$", "$2b$" or "$2y$", a two-digit cost, "$", and 22 characters of [./A-Za-z0-9]`)
 
@@ -49,7 +52,7 @@ type clientSecret struct {
 // parseClientSecret validates s (after trimming white space) as a bcrypt salt.
 func parseClientSecret(s string) (clientSecret, error) {
 	s = strings.TrimSpace(s)
-	if len(s) != 7+bcryptSaltChars || s[0] != '$' || s[1] != '2' || s[3] != '$' || s[6] != '$' {
+	if len(s) != clientSecretLength || s[0] != '$' || s[1] != '2' || s[3] != '$' || s[6] != '$' {
 		return clientSecret{}, errClientSecretFormat
 	}
 	minor := s[2]

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // echoingGateway answers every token request with what answer builds from the request's
@@ -135,11 +133,7 @@ func TestReview2MetricsCachedKeysAgreeWithStatusAfterRestart(t *testing.T) {
 	if err != nil || status.IsError() {
 		t.Fatalf("status: %v %v", err, status.Error())
 	}
-	resp, err := env.read("metrics")
-	if err != nil || resp.IsError() {
-		t.Fatalf("metrics: %v %v", err, resp.Error())
-	}
-	body := string(resp.Data[logical.HTTPRawBody].([]byte))
+	body := string(env.scrapeMetrics())
 	m := regexp.MustCompile(`(?m)^navercommerce_cached_keys (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no navercommerce_cached_keys in\n%s", body)

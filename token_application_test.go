@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
@@ -81,7 +83,10 @@ func TestApplicationBudget(t *testing.T) {
 	if env.naver.TokenRequests() != 3 {
 		t.Errorf("%d requests, want 3", env.naver.TokenRequests())
 	}
-	resp, _ := env.read("metrics")
+	resp, err := env.request(env.b, logical.ReadOperation, "metrics", map[string]any{"format": "prometheus"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	body := string(resp.Data["http_raw_body"].([]byte))
 	for _, want := range []string{"navercommerce_application_budget_refusals_total 1", "navercommerce_application_requests_last_hour 3", "navercommerce_application_request_budget_per_hour 3"} {
 		if !strings.Contains(body, want) {

@@ -200,3 +200,47 @@ func absDuration(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// TestCLIErrorsSayWhatIsAllowed: through a real Vault and the plugin's gRPC boundary, a bad
+// value, a bad role name, a malformed secret and a seller that has not authorised the
+// application each get an error a user can act on.
+func TestCLIErrorsSayWhatIsAllowed(t *testing.T) {
+	em := startEmulator(t, emulatorOpts{AccountIDs: []string{"ncp_cli_known"}})
+	v := startDevVaultWithEngine(t)
+	v.configure(t, "navercommerce", em, "max_retries=0")
+	v.write(t, "navercommerce/roles/typo", "type=SELLER", "account_id=ncp_cli_knwon")
+
+	for _, tt := range []struct {
+		args    []string
+		want    []string
+		wantNot []string
+	}{
+		{[]string{"write", "navercommerce/roles/r", "type=SELF", "lease=maybe"},
+			[]string{`lease: "maybe" is not valid`, "true or false"}, []string{"cannot parse"}},
+		{[]string{"write", "navercommerce/roles/bad_name!", "type=SELF"},
+			[]string{`role name "bad_name!" is not allowed`, `letters, digits and "_"`}, []string{"unsupported path"}},
+		{[]string{"read", "navercommerce/token/bad_name!"},
+			[]string{`role name "bad_name!" is not allowed`}, []string{"unsupported path"}},
+		{[]string{"write", "navercommerce/config", "client_secret=" + em.ClientSecret + "mkgWHhD5UNbHprCG2.USOiBzWBlJid2"},
+			[]string{"client_secret: must be a bcrypt salt", "has 60 characters"}, []string{em.ClientSecret[7:]}},
+		{[]string{"read", "navercommerce/token/typo"},
+			[]string{"GW.AUTHN", `account_id "ncp_cli_knwon"`, "check the role's account_id"}, []string{"clock", "check client_secret"}},
+	} {
+		out, err := v.cliErr(tt.args...)
+		if err == nil {
+			t.Errorf("vault %s succeeded: %s", strings.Join(tt.args, " "), out)
+			continue
+		}
+		text := out + err.Error()
+		for _, want := range tt.want {
+			if !strings.Contains(text, want) {
+				t.Errorf("vault %s: %q does not say %q", strings.Join(tt.args, " "), text, want)
+			}
+		}
+		for _, not := range tt.wantNot {
+			if strings.Contains(text, not) {
+				t.Errorf("vault %s: %q has %q", strings.Join(tt.args, " "), text, not)
+			}
+		}
+	}
+}

@@ -24,8 +24,9 @@ import (
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
 )
 
-// TestPrometheusScrapesMetrics: navercommerce/metrics is Prometheus text that promtool
-// accepts, read over plain HTTP with a Vault token as a bearer token; a real Prometheus
+// TestPrometheusScrapesMetrics: navercommerce/metrics?format=prometheus is Prometheus text
+// that promtool accepts, read over plain HTTP with a Vault token as a bearer token, and without
+// the parameter Vault's JSON that `vault read` shows (as sys/metrics does); a real Prometheus
 // server scrapes it from the dev Vault, and its query API shows the counters moving after
 // token reads and after a request Naver refused. `vault read navercommerce/status` shows the
 // failing key with Naver's code and trace ID.
@@ -56,6 +57,25 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
+	}
+
+	// Without format=prometheus: Vault's JSON, which the CLI reads.
+	if out := v.cli(t, "read", "navercommerce/metrics"); !strings.Contains(out, "navercommerce_cached_keys") {
+		t.Errorf("vault read navercommerce/metrics:\n%s", out)
+	}
+	var metricsJSON struct {
+		Data struct {
+			Counters []struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+				Value  float64           `json:"value"`
+			} `json:"counters"`
+		} `json:"data"`
+	}
+	if out := v.cli(t, "read", "-format=json", "navercommerce/metrics"); json.Unmarshal([]byte(out), &metricsJSON) != nil ||
+		len(metricsJSON.Data.Counters) == 0 || metricsJSON.Data.Counters[0].Name != "navercommerce_token_requests_total" ||
+		metricsJSON.Data.Counters[0].Labels["outcome"] != "success" || metricsJSON.Data.Counters[0].Value != 1 {
+		t.Errorf("vault read -format=json navercommerce/metrics: %+v\n%s", metricsJSON, out)
 	}
 
 	prom := startPrometheus(t, promDir, v, opToken)
@@ -146,11 +166,11 @@ func installPrometheus(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// scrapeVault reads navercommerce/metrics the way Prometheus does: plain HTTP, a Vault
-// token as a bearer token, text back.
+// scrapeVault reads navercommerce/metrics the way Prometheus does: plain HTTP,
+// format=prometheus, a Vault token as a bearer token, text back.
 func scrapeVault(t *testing.T, v *vaultProc, vaultToken string) []byte {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, v.addr+"/v1/navercommerce/metrics", nil)
+	req, err := http.NewRequest(http.MethodGet, v.addr+"/v1/navercommerce/metrics?format=prometheus", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +229,7 @@ func startPrometheus(t *testing.T, dir string, v *vaultProc, vaultToken string) 
 	writeFile(t, tokenFile, vaultToken)
 	config := string(example)
 	for _, r := range [][2]string{
+		{"format: [prometheus]", "format: [prometheus]"}, // without it Vault answers JSON
 		{"scrape_interval: 30s", "scrape_interval: 1s\n    scrape_timeout: 1s"},
 		{"scheme: https", "scheme: http"},
 		{"/etc/prometheus/vault-token", tokenFile},

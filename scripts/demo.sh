@@ -3,8 +3,9 @@
 # plugin registered by SHA-256 under its version, and a Vault Agent rendering a token into a
 # file, all on 127.0.0.1 and running in the background. State, pid files and logs: .demo/
 #
-#   scripts/demo.sh start    (env: VAULT_BIN, PLUGIN_VERSION; DEMO_VAULT_PORT=8200, DEMO_EMULATOR_PORT=9443;
-#                             PLUGIN_BIN and EMULATOR_BIN default to bin/ as built by `make build`)
+#   scripts/demo.sh start    (env: VAULT_BIN, PLUGIN_VERSION; DEMO_VAULT_PORT=8200 (and +1 for Vault's
+#                             cluster port), DEMO_EMULATOR_PORT=9443; PLUGIN_BIN and EMULATOR_BIN
+#                             default to bin/ as built by `make build`)
 #   scripts/demo.sh stop     (safe to run twice)
 #   scripts/demo.sh status
 set -euo pipefail
@@ -24,6 +25,10 @@ root_token=demo-root-token
 client_id=naverDemoClientId01
 client_secret='$2a$04$NaverCommerceDemo1234u'
 seller_account=ncp_demo_seller
+# The sellers that authorised the demo application: the emulator refuses any other account_id,
+# as Naver does, so a typo in a role's account_id fails here too.
+known_sellers="$seller_account,ncp_demo_seller2"
+app_policy=my-store-app
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -36,7 +41,7 @@ running() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   # A recycled pid belongs to something else: check the command line.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
+  { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$2"
 }
 
 stop_one() { # NAME MATCH
@@ -68,12 +73,39 @@ stop() {
 # port_taken PORT: something accepts connections on 127.0.0.1:PORT.
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# background NAME LOG CMD...: start CMD detached from this shell, remember its pid.
+# background NAME LOG CMD...: start CMD detached from this shell, remember its pid. It stays
+# this shell's child, so `wait` can tell how it ended.
 background() {
   local name=$1 log=$2
   shift 2
   setsid "$@" >"$log" 2>&1 </dev/null &
   echo $! >"$demo/$name.pid"
+}
+
+# how_it_ended NAME: sets `ended` to how the background process NAME ended, from its exit
+# status. Not in $(...): a subshell cannot wait for this shell's children.
+how_it_ended() {
+  local pid status=0
+  ended="ended"
+  pid=$(cat "$demo/$1.pid" 2>/dev/null) || return 0
+  wait "$pid" 2>"$demo/wait.err" || status=$?
+  if [ -s "$demo/wait.err" ]; then
+    ended="ended (pid $pid; its exit status is unknown: $(cat "$demo/wait.err"))"
+  elif [ "$status" -gt 128 ]; then
+    ended="was killed by signal $((status - 128)) (SIG$(kill -l $((status - 128)) 2>/dev/null || echo '?')) (pid $pid)"
+  else
+    ended="exited with status $status (pid $pid)"
+  fi
+  rm -f "$demo/wait.err"
+}
+
+# what NAME: the binary and the address of the process NAME, for error messages.
+what() {
+  case $1 in
+    emulator) echo "the emulator ($emulator_bin, port 127.0.0.1:$emulator_port from DEMO_EMULATOR_PORT)" ;;
+    vault) echo "Vault (${vault:-vault} server -dev, ports 127.0.0.1:$vault_port and :$((vault_port + 1)) from DEMO_VAULT_PORT)" ;;
+    agent) echo "Vault Agent (${vault:-vault} agent)" ;;
+  esac
 }
 
 fail_start() {
@@ -98,10 +130,16 @@ wait_until() {
   esac
   for _ in $(seq 1 $((secs * 10))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
-    running "$name" "$match" || fail_start "$name exited" "$log"
+    if ! running "$name" "$match"; then
+      how_it_ended "$name"
+      if [ ! -s "$log" ]; then
+        ended="$ended, and its log is empty: it ended before it wrote a line"
+      fi
+      fail_start "$(what "$name") $ended" "$log"
+    fi
     sleep 0.1
   done
-  fail_start "$name was not ready within ${secs}s" "$log"
+  fail_start "$(what "$name") was not ready within ${secs}s" "$log"
 }
 
 summary() {
@@ -123,7 +161,17 @@ Use it:
 ${path_hint}  export VAULT_ADDR=$vault_addr VAULT_TOKEN=$root_token
   vault read navercommerce/token/my-app
   vault read -format=json navercommerce/token/my-store
+  vault read -format=yaml navercommerce/status
   curl -H "Authorization: Bearer \$(cat .demo/token.txt)" $emulator_url/v1/seller/account
+
+The emulator knows the sellers $known_sellers (any other account_id is refused, as by Naver);
+its admin API is at ${emulator_url%/external}/_emulator/ (README: "The demo's ports and the emulator's admin API").
+
+Run the example apps against the demo, from the repository root. They use a Vault token of
+examples/policy.hcl (it may read navercommerce/token/my-store only), in .demo/app-token, and
+call the emulator instead of Naver; the first run installs python3-hvac (apt) and node-vault (npm ci):
+  VAULT_ADDR=$vault_addr VAULT_TOKEN=\$(cat .demo/app-token) NAVER_COMMERCE_API_URL=$emulator_url APP_ITERATIONS=3 APP_INTERVAL=1 "\$(scripts/install-python-hvac.sh)" examples/python/app.py
+  VAULT_ADDR=$vault_addr VAULT_TOKEN=\$(cat .demo/app-token) NAVER_COMMERCE_API_URL=$emulator_url APP_ITERATIONS=3 APP_INTERVAL=1 node "\$(scripts/install-node-vault.sh)/app.js"
 
 Stop it: make demo-stop
 EOF
@@ -160,7 +208,7 @@ start() {
 
   say "starting the Naver emulator on 127.0.0.1:$emulator_port"
   background emulator "$demo/emulator.log" "$emulator_bin" -listen "127.0.0.1:$emulator_port" \
-    -client-id "$client_id" -client-secret "$client_secret" -url-file "$demo/emulator.url"
+    -client-id "$client_id" -client-secret "$client_secret" -account-ids "$known_sellers" -url-file "$demo/emulator.url"
   wait_until 15 emulator "$demo/emulator.log" test -s "$demo/emulator.url"
   emulator_url=$(cat "$demo/emulator.url")
 
@@ -221,8 +269,14 @@ EOF
   wait_until 30 agent "$demo/agent.log" test -s "$demo/token.txt"
   say "the agent rendered .demo/token.txt: $(cat "$demo/token.txt")"
 
-  say "vault read navercommerce/status   (what operators see: cached keys, requests, last errors)"
-  "$vault" read navercommerce/status || fail_start "reading the status failed" "$demo/vault.log"
+  say "vault policy write $app_policy examples/policy.hcl; vault token create -policy=$app_policy  (the example apps' token, in .demo/app-token)"
+  "$vault" policy write "$app_policy" "$here/examples/policy.hcl" >/dev/null ||
+    fail_start "writing the policy examples/policy.hcl failed" "$demo/vault.log"
+  (umask 077 && "$vault" token create -policy="$app_policy" -field=token >"$demo/app-token") ||
+    fail_start "creating the example apps' token failed" "$demo/vault.log"
+
+  say "vault read -format=yaml navercommerce/status   (what operators see: cached keys, requests, last errors)"
+  "$vault" read -format=yaml navercommerce/status || fail_start "reading the status failed" "$demo/vault.log"
   summary
 }
 

@@ -51,6 +51,10 @@
 //
 // (https:// with -tls).
 //
+// Its first line on stderr, before the flags are parsed, is
+//
+//	navercommerce-emulator: starting (pid PID)
+//
 // Each token request is logged to stderr without secrets, signatures or
 // tokens. SIGINT or SIGTERM shuts it down gracefully.
 package main
@@ -245,6 +249,9 @@ func checkLoopback(addr string) error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// First, before anything can fail: a log that lacks even this line tells whoever started
+	// the emulator that it died before it ran (killed, or never started), not of a bad flag.
+	fmt.Fprintf(stderr, "navercommerce-emulator: starting (pid %d)\n", os.Getpid())
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err

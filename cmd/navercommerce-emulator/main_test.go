@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -346,6 +347,21 @@ func TestRunSettings(t *testing.T) {
 	for _, want := range []string{"latency=200ms", "jwt_tokens=true", "reused_token_full_lifetime=true", "penalty: on", "PENALTY:"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// The start-up line comes first, before anything can fail, so that a log without it means the
+// process never ran; a refusal follows it.
+func TestRunWritesItsStartUpLineFirst(t *testing.T) {
+	want := fmt.Sprintf("navercommerce-emulator: starting (pid %d)\n", os.Getpid())
+	for _, args := range [][]string{{"-no-such-flag"}, {"-listen", "0.0.0.0:0"}, {"-client-secret", "x"}} {
+		var stderr bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &bytes.Buffer{}, &stderr); err == nil {
+			t.Fatalf("run %q succeeded", args)
+		}
+		if !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("run %q: stderr %q does not start with %q", args, stderr.String(), want)
 		}
 	}
 }

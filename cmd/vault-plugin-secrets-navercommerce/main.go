@@ -1,7 +1,12 @@
 // Command vault-plugin-secrets-navercommerce serves the Naver Commerce secrets engine to Vault.
+//
+// Run by hand with -version, it prints the version it was built as (the one to register with
+// `vault plugin register -version=...`) and exits.
 package main
 
 import (
+	"fmt"
+	"io"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -12,21 +17,34 @@ import (
 )
 
 func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, serve))
+}
+
+// run parses the arguments and either prints the version or serves the plugin; it returns
+// the exit status.
+func run(args []string, stdout, stderr io.Writer, serve func(*api.PluginAPIClientMeta) error) int {
 	meta := &api.PluginAPIClientMeta{}
 	flags := meta.FlagSet()
-	if err := flags.Parse(os.Args[1:]); err != nil {
-		fatal(err)
+	flags.SetOutput(stderr)
+	printVersion := flags.Bool("version", false, "print the plugin's version (the one to register) and exit")
+	if err := flags.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "vault-plugin-secrets-navercommerce: %v\n", err)
+		return 2
 	}
-	err := plugin.ServeMultiplex(&plugin.ServeOpts{
+	if *printVersion {
+		fmt.Fprintln(stdout, navercommerce.Version)
+		return 0
+	}
+	if err := serve(meta); err != nil {
+		hclog.New(&hclog.LoggerOptions{Output: stderr}).Error("plugin shutting down", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(meta *api.PluginAPIClientMeta) error {
+	return plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: navercommerce.Factory,
 		TLSProviderFunc:    api.VaultPluginTLSProvider(meta.GetTLSConfig()),
 	})
-	if err != nil {
-		fatal(err)
-	}
-}
-
-func fatal(err error) {
-	hclog.New(&hclog.LoggerOptions{}).Error("plugin shutting down", "error", err)
-	os.Exit(1)
 }

@@ -46,7 +46,8 @@ func main() {
 }
 
 // useToken reads a token, calls the API with it, and says when to read again: at 90% of the
-// lease, as Vault Agent does, which is inside Naver's 30-minute renewal window.
+// lease, as Vault Agent does, which is inside Naver's 30-minute renewal window (at 90% of
+// expires_in on a lease-free role).
 func useToken(ctx context.Context, client *vault.Client, mount, role, apiBase string) (time.Duration, error) {
 	secret, err := client.Logical().ReadWithContext(ctx, mount+"/token/"+role)
 	if err != nil {
@@ -56,7 +57,10 @@ func useToken(ctx context.Context, client *vault.Client, mount, role, apiBase st
 		return 0, fmt.Errorf("no token for role %q", role)
 	}
 	token, _ := secret.Data["access_token"].(string)
-	lease := time.Duration(secret.LeaseDuration) * time.Second
+	life, err := tokenLife(secret)
+	if err != nil {
+		return 0, fmt.Errorf("the token for role %q: %w", role, err)
+	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiBase+"/v1/seller/account", nil)
 	if err != nil {
@@ -74,6 +78,32 @@ func useToken(ctx context.Context, client *vault.Client, mount, role, apiBase st
 	}
 	var account map[string]any
 	_ = json.Unmarshal(body, &account)
-	fmt.Fprintf(os.Stdout, "token for role %s (lease %s) works: account %v\n", role, lease, account["accountId"])
-	return lease * 9 / 10, nil
+	fmt.Fprintf(os.Stdout, "token for role %s (life %s) works: account %v\n", role, life, account["accountId"])
+	return life * 9 / 10, nil
+}
+
+// tokenLife is how long the token read has left: its lease, or on a lease-free role
+// (lease=false, lease_duration 0) its expires_in. Reading again at 90% of a zero lease would
+// read in a hot loop.
+func tokenLife(secret *vault.Secret) (time.Duration, error) {
+	if secret.LeaseDuration > 0 {
+		return time.Duration(secret.LeaseDuration) * time.Second, nil
+	}
+	var seconds int64
+	switch v := secret.Data["expires_in"].(type) {
+	case json.Number:
+		n, err := v.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("expires_in %q: %w", v, err)
+		}
+		seconds = n
+	case float64:
+		seconds = int64(v)
+	default:
+		return 0, fmt.Errorf("no lease and no expires_in (%T)", v)
+	}
+	if seconds <= 0 {
+		return 0, fmt.Errorf("no lease and expires_in %d", seconds)
+	}
+	return time.Duration(seconds) * time.Second, nil
 }

@@ -125,6 +125,7 @@ func newBackend(opts backendOptions) *backend {
 	b.tokens = newTokenCache(b.now, nil)
 	if opts.renewAtWindowStart {
 		b.tokens.spreadWidth = 0
+		b.tokens.useSpread(0)
 	}
 	b.tokens.metrics = b.metrics
 	return b

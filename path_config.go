@@ -28,6 +28,7 @@ const (
 	fieldBackgroundRefresh = "background_refresh"
 	fieldMaxRequestsHour   = "max_token_requests_per_hour"
 	fieldMaxAppRequests    = "max_application_requests_per_hour"
+	fieldRenewalSpread     = "renewal_spread"
 
 	defaultBaseURL        = "https://api.commerce.naver.com/external"
 	defaultRequestTimeout = 10 * time.Second
@@ -60,6 +61,15 @@ type naverConfig struct {
 	MaxRequestsPerHour int `json:"max_token_requests_per_hour,omitempty"`
 	// MaxAppRequestsPerHour is 0 for the automatic budget (see appBudget).
 	MaxAppRequestsPerHour int `json:"max_application_requests_per_hour,omitempty"`
+	// RenewalSpread is nil in configs that never set it: the default.
+	RenewalSpread *time.Duration `json:"renewal_spread,omitempty"`
+}
+
+func (c *naverConfig) renewalSpread() time.Duration {
+	if c.RenewalSpread == nil {
+		return renewSpreadWidth
+	}
+	return *c.RenewalSpread
 }
 
 func (c *naverConfig) maxRequestsPerHour() int {
@@ -152,6 +162,14 @@ func pathConfig(b *backend) *framework.Path {
 					Name: "Max application requests per hour",
 				},
 			},
+			fieldRenewalSpread: {
+				Type:        framework.TypeDurationSecond,
+				Default:     int(renewSpreadWidth / time.Second),
+				Description: fmt.Sprintf("How far into Naver's 30-minute window each token's renewal may move, at a point stable for the token, so that tokens fetched together (sellers onboarded at once, the end of an outage) are not renewed together forever (0 to %s; 0 renews as soon as the window opens). A token is always renewed with 10 minutes or more left.", renewSpreadWidth),
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Renewal spread",
+				},
+			},
 			fieldVerifyConnection: {
 				Type:        framework.TypeBool,
 				Default:     true,
@@ -226,6 +244,7 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	fieldBackgroundRefresh: {Type: framework.TypeBool, Description: "Whether tokens in use are renewed ahead of reads."},
 	fieldMaxRequestsHour:   {Type: framework.TypeInt, Description: "Most token requests per token per hour."},
 	fieldMaxAppRequests:    {Type: framework.TypeInt, Description: "Most token requests of the whole application per hour; 0: automatic."},
+	fieldRenewalSpread:     {Type: framework.TypeDurationSecond, Description: "How far into Naver's window renewals spread, in seconds."},
 }
 
 // configState is a config with what every token read derives from it, made once; never
@@ -290,6 +309,7 @@ func (b *backend) publishConfig(gen uint64, st *configState) bool {
 	}
 	b.current.Store(st)
 	b.tokens.useCredentials(st.policy.credentials)
+	b.tokens.useSpread(st.config.renewalSpread())
 	return true
 }
 
@@ -301,6 +321,7 @@ func (b *backend) replaceConfig(st *configState) {
 	b.current.Store(st)
 	if st != nil {
 		b.tokens.useCredentials(st.policy.credentials)
+		b.tokens.useSpread(st.config.renewalSpread())
 	}
 }
 
@@ -360,6 +381,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		fieldBackgroundRefresh: !cfg.NoBackgroundRefresh,
 		fieldMaxRequestsHour:   cfg.maxRequestsPerHour(),
 		fieldMaxAppRequests:    cfg.MaxAppRequestsPerHour,
+		fieldRenewalSpread:     int64(cfg.renewalSpread() / time.Second),
 	}}, nil
 }
 
@@ -536,6 +558,16 @@ func configFromRequest(old *naverConfig, d *framework.FieldData) (*naverConfig, 
 			return nil, fmt.Errorf("%s: must be from 0 (automatic) to %d", fieldMaxAppRequests, maxMaxAppRequests)
 		}
 		cfg.MaxAppRequestsPerHour = n
+	}
+
+	if v, ok, err := d.GetOkErr(fieldRenewalSpread); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldRenewalSpread, err)
+	} else if ok {
+		spread := time.Duration(v.(int)) * time.Second
+		if spread < 0 || spread > renewSpreadWidth {
+			return nil, fmt.Errorf("%s: must be from 0 to %s", fieldRenewalSpread, renewSpreadWidth)
+		}
+		cfg.RenewalSpread = &spread
 	}
 
 	if _, _, err := d.GetOkErr(fieldVerifyConnection); err != nil {

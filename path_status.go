@@ -610,10 +610,10 @@ func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now ti
 	if err != nil {
 		return keyStatus{}, false, fmt.Errorf("reading the cached %s token: %w", key.Type, err)
 	}
-	if tok == nil || tok.Credentials != credentials || tok.life(now) <= 0 {
+	if !tok.servable(credentials) || tok.life(now) <= 0 {
 		return keyStatus{}, false, nil
 	}
-	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt(b.tokens.spreadWidth)}
+	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt(b.tokens.spreadNow())}
 	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
 	return ks, true, nil
 }

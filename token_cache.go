@@ -206,6 +206,8 @@ type tokenCache struct {
 	// spreadWidth is how far into Naver's window renewals spread (renewSpreadWidth; 0 in
 	// tests of the window's start).
 	spreadWidth time.Duration
+	// spread is the spread in force: the config's renewal_spread within spreadWidth.
+	spread atomic.Int64
 	// keysInUse counts keys read within a token's life, for the automatic application
 	// budget: raised as keys appear, recounted by each periodic run.
 	keysInUse atomic.Int64
@@ -228,7 +230,9 @@ func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tokenCache{now: now, logger: logger, ctx: ctx, cancel: cancel, spreadWidth: renewSpreadWidth}
+	c := &tokenCache{now: now, logger: logger, ctx: ctx, cancel: cancel, spreadWidth: renewSpreadWidth}
+	c.spread.Store(int64(renewSpreadWidth))
+	return c
 }
 
 // close stops requests in flight; the mount is going away.
@@ -302,7 +306,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	ks.markRead(now)
 	ks.addRole(role)
 	if tok := ks.token.Load(); tok.servable(p.credentials) {
-		if !tok.due(now, c.spreadWidth) {
+		if !tok.due(now, c.spreadNow()) {
 			return tokenResult{token: tok}, nil
 		}
 		if p.ahead && tok.life(now) >= minAheadLife {
@@ -329,6 +333,9 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	}
 	return res, nil
 }
+
+// spreadNow is the renewal spread in force.
+func (c *tokenCache) spreadNow() time.Duration { return time.Duration(c.spread.Load()) }
 
 // flightKey includes the generation so no caller joins a request made with old credentials.
 func (c *tokenCache) flightKey(ks *keyState) string {
@@ -366,7 +373,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		}
 	}
 	now := c.now()
-	if current != nil && !current.due(now, c.spreadWidth) {
+	if current != nil && !current.due(now, c.spreadNow()) {
 		return tokenResult{token: current}, nil
 	}
 	servable := current != nil && current.life(now) >= minServableLife

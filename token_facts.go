@@ -438,6 +438,12 @@ func (c *tokenCache) useCredentials(credentials string) {
 	c.credentials = credentials
 }
 
+// useSpread sets how far into Naver's window renewals spread (renewal_spread), within
+// the cache's own cap (none in tests of the window's start).
+func (c *tokenCache) useSpread(d time.Duration) {
+	c.spread.Store(int64(min(d, c.spreadWidth)))
+}
+
 // credentialsID fingerprints what a token depends on, so a stored token from other
 // credentials is recognised after a restart. It is a one-way hash: the secret cannot be
 // recovered from it.

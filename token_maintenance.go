@@ -174,7 +174,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 			check = append(check, ks)
 		}
 		if tok.servable(p.credentials) && p.ahead &&
-			tok.due(now, c.spreadWidth) && tok.life(now) > 0 &&
+			tok.due(now, c.spreadNow()) && tok.life(now) > 0 &&
 			now.Sub(lastRead) < tok.ExpiresAt.Sub(tok.FetchedAt) &&
 			!now.Before(nextBackground) {
 			due = append(due, ks)
@@ -279,7 +279,7 @@ func (c *tokenCache) status(now time.Time, credentials string, match func(tokenK
 		st := keyStatus{Key: ks.key, Roles: ks.roleNames()}
 		sort.Strings(st.Roles)
 		if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {
-			st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt(c.spreadWidth)
+			st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt(c.spreadNow())
 		}
 		if n := ks.lastRead.Load(); n != 0 {
 			st.LastRead = time.Unix(0, n)

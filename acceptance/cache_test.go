@@ -79,7 +79,8 @@ func TestThirtyMinuteRule(t *testing.T) {
 			em := startEmulator(t, emulatorOpts{TokenLifetime: 1805 * time.Second})
 			mount := "navercommerce-bg-" + mode
 			v.enable(t, mount)
-			v.configure(t, mount, em, "background_refresh="+mode)
+			// renewal_spread=0: this test is about the window's start.
+			v.configure(t, mount, em, "background_refresh="+mode, "renewal_spread=0")
 			v.write(t, mount+"/roles/x", "type=SELLER", "account_id=ncp_thirty")
 			key := em.key("SELLER", "ncp_thirty")
 
@@ -137,7 +138,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	t.Parallel()
 	em := startEmulator(t, emulatorOpts{TokenLifetime: 1805 * time.Second})
 	v := startDevVaultWithEngine(t)
-	v.configure(t, "navercommerce", em)
+	v.configure(t, "navercommerce", em, "renewal_spread=0") // renewed when the window opens
 	v.write(t, "navercommerce/roles/x", "type=SELLER", "account_id=ncp_background")
 	key := em.key("SELLER", "ncp_background")
 

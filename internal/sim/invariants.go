@@ -119,7 +119,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 	case iss == nil:
 		w.report(invTokenValid, "unknown:"+name, "app%d role %s: served a token Naver never issued", a.idx, name)
 		return
-	case iss.revoked:
+	case iss.killed && iss.dropped:
 		w.report(invTokenValid, "dead:"+name, "app%d role %s: served a token that was killed at Naver and dropped (expires_in %s)%s", a.idx, name, left, a.recent(r.key()))
 	case iss.gen < a.gen && a.cfgSecret == a.secret:
 		// A rotation revokes tokens at Naver; until the new secret is written to config

@@ -411,7 +411,7 @@ func (w *world) operate(a *app, act Action) {
 			w.mu.Lock()
 			tok := w.latest[fmt.Sprint(a.idx)+"|"+r.key()]
 			if iss := w.issued[tok]; iss != nil {
-				iss.revoked = true
+				iss.killed = true
 			}
 			w.mu.Unlock()
 			w.emu.KillToken(tok)
@@ -425,6 +425,7 @@ func (w *world) operate(a *app, act Action) {
 			w.mu.Lock()
 			k := a.key(r.key())
 			k.lastOK, k.resetAt = true, now
+			w.markDropped(a, r.key())
 			w.mu.Unlock()
 		}
 	case actRotate:
@@ -500,6 +501,16 @@ func (w *world) operate(a *app, act Action) {
 		w.mu.Lock()
 		w.stats.Faults["op-"+act.Kind]++
 		w.mu.Unlock()
+	}
+}
+
+// markDropped records that a drop of the app's key succeeded: every token of the key killed
+// at Naver so far is one the plugin must not serve any more. Under w.mu.
+func (w *world) markDropped(a *app, key string) {
+	for _, iss := range w.issued {
+		if iss.app == a.idx && iss.key == key && iss.killed {
+			iss.dropped = true
+		}
 	}
 }
 

@@ -81,7 +81,12 @@ type issuedToken struct {
 	app, gen int
 	key      string
 	expires  time.Time // on the simulator's clock
-	revoked  bool      // killed at Naver (a seller re-authorised)
+	killed   bool      // killed at Naver (a seller re-authorised)
+	// dropped: a drop of the key succeeded after the token was killed, so the plugin has
+	// asked Naver about its token since. A drop that failed (Naver did not answer the
+	// probe, storage failed) told the plugin nothing: it keeps serving the token, as the
+	// drop's error says ("nothing was dropped").
+	dropped bool
 }
 
 type activeFault struct {

@@ -113,8 +113,13 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 	// Judged on absolute times: the clock may have moved since the read (a renewal
 	// behind it met latency).
 	expiresAt, _ := time.Parse(time.RFC3339, fmt.Sprint(resp.Data["expires_at"]))
+	// A copy: a drop running concurrently (a concurrent action) updates the original.
+	var iss *issuedToken
 	w.mu.Lock()
-	iss := w.issued[tok]
+	if p := w.issued[tok]; p != nil {
+		c := *p
+		iss = &c
+	}
 	w.mu.Unlock()
 	switch {
 	case iss == nil:

@@ -339,6 +339,10 @@ func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, 
 		return dropRenewed, nil
 	}
 	fact := tok.retired(retiredDropped)
+	// Storage first: if it fails, nothing was dropped, in memory or storage.
+	if err := c.store(ctx, s, fact); err != nil {
+		return 0, fmt.Errorf("storing the dropped token's fact: %w", err)
+	}
 	ks.token.Store(nil)
 	ks.learn(fact)
 	ks.mu.Lock()
@@ -346,9 +350,6 @@ func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, 
 	// the pause after a handed-back token ends, as that token is now known to be dead.
 	ks.notBefore = time.Time{}
 	ks.mu.Unlock()
-	if err := c.store(ctx, s, fact); err != nil {
-		return 0, fmt.Errorf("storing the dropped token's fact: %w", err)
-	}
 	return droppedToken, nil
 }
 

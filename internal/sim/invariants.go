@@ -79,8 +79,9 @@ func (w *world) report(inv, subject, format string, args ...any) {
 	w.violate(inv, subject, format, args...)
 }
 
-// checkRead checks one token read through role r (the model before the read).
-func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, readStart time.Time, resp *logical.Response, err error, storageFault bool) {
+// checkRead checks one token read through role r (the model before the read); dropsBefore
+// is world.dropsDone when the read started.
+func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, readStart time.Time, dropsBefore uint64, resp *logical.Response, err error, storageFault bool) {
 	w.stats.Reads++
 	if err != nil && !isCoded(err) {
 		if !storageFault && !r.damaged {
@@ -112,14 +113,19 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 	// Judged on absolute times: the clock may have moved since the read (a renewal
 	// behind it met latency).
 	expiresAt, _ := time.Parse(time.RFC3339, fmt.Sprint(resp.Data["expires_at"]))
+	// A copy: a drop running concurrently (a concurrent action) updates the original.
+	var iss *issuedToken
 	w.mu.Lock()
-	iss := w.issued[tok]
+	if p := w.issued[tok]; p != nil {
+		c := *p
+		iss = &c
+	}
 	w.mu.Unlock()
 	switch {
 	case iss == nil:
 		w.report(invTokenValid, "unknown:"+name, "app%d role %s: served a token Naver never issued", a.idx, name)
 		return
-	case iss.revoked:
+	case iss.killed && iss.droppedBy != 0 && iss.droppedBy <= dropsBefore:
 		w.report(invTokenValid, "dead:"+name, "app%d role %s: served a token that was killed at Naver and dropped (expires_in %s)%s", a.idx, name, left, a.recent(r.key()))
 	case iss.gen < a.gen && a.cfgSecret == a.secret:
 		// A rotation revokes tokens at Naver; until the new secret is written to config

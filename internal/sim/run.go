@@ -207,6 +207,7 @@ func (w *world) read(a *app, name string) {
 	w.mu.Lock()
 	k := a.key(model.key())
 	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
+	dropsBefore := w.dropsDone
 	w.mu.Unlock()
 	start, b := w.now(), a.b
 	resp, err, sf := a.request(logical.ReadOperation, "token/"+name, nil)
@@ -214,7 +215,7 @@ func (w *world) read(a *app, name string) {
 	// A read whose backend was shut down under it (a concurrent restart) may fail; its
 	// failure is excused like a storage failure's.
 	excused := sf || a.b != b
-	w.checkRead(a, name, model, failedBefore, start, resp, err, excused)
+	w.checkRead(a, name, model, failedBefore, start, dropsBefore, resp, err, excused)
 }
 
 // concurrent runs act's first request, and act.Then while the first waits at act.Gate.
@@ -411,7 +412,7 @@ func (w *world) operate(a *app, act Action) {
 			w.mu.Lock()
 			tok := w.latest[fmt.Sprint(a.idx)+"|"+r.key()]
 			if iss := w.issued[tok]; iss != nil {
-				iss.revoked = true
+				iss.killed = true
 			}
 			w.mu.Unlock()
 			w.emu.KillToken(tok)
@@ -425,6 +426,7 @@ func (w *world) operate(a *app, act Action) {
 			w.mu.Lock()
 			k := a.key(r.key())
 			k.lastOK, k.resetAt = true, now
+			w.markDropped(a, r.key())
 			w.mu.Unlock()
 		}
 	case actRotate:
@@ -500,6 +502,18 @@ func (w *world) operate(a *app, act Action) {
 		w.mu.Lock()
 		w.stats.Faults["op-"+act.Kind]++
 		w.mu.Unlock()
+	}
+}
+
+// markDropped records that a drop of the app's key succeeded: every token of the key killed
+// at Naver so far is one the plugin must not serve to a read that starts from now on
+// (a read already running may have loaded it before the drop). Under w.mu.
+func (w *world) markDropped(a *app, key string) {
+	w.dropsDone++
+	for _, iss := range w.issued {
+		if iss.app == a.idx && iss.key == key && iss.killed && iss.droppedBy == 0 {
+			iss.droppedBy = w.dropsDone
+		}
 	}
 }
 

@@ -71,6 +71,8 @@ type world struct {
 	latest map[string]string
 	// lastBurst is when the last queued fault answer was used.
 	lastBurst time.Time
+	// dropsDone counts the drops that succeeded, in the order they answered.
+	dropsDone uint64
 	// storageFaults counts injected storage failures, so an operation that met one may fail.
 	storageFaults atomic.Int64
 	hourly        map[int64]int // application requests per (app, hour)
@@ -81,7 +83,13 @@ type issuedToken struct {
 	app, gen int
 	key      string
 	expires  time.Time // on the simulator's clock
-	revoked  bool      // killed at Naver (a seller re-authorised)
+	killed   bool      // killed at Naver (a seller re-authorised)
+	// droppedBy numbers (world.dropsDone) the first drop of the key that succeeded after
+	// the token was killed, 0 before: from then on the plugin has asked Naver about its
+	// token. A drop that failed (Naver did not answer the probe, storage failed) told the
+	// plugin nothing: it keeps serving the token, as the drop's error says ("nothing was
+	// dropped"). A read that started before the drop answered may still be served it.
+	droppedBy uint64
 }
 
 type activeFault struct {

@@ -161,7 +161,7 @@ Use it:
 ${path_hint}  export VAULT_ADDR=$vault_addr VAULT_TOKEN=$root_token
   vault read navercommerce/token/my-app
   vault read -format=json navercommerce/token/my-store
-  vault read -format=yaml navercommerce/status
+  vault read -format=yaml navercommerce/status keys=true
   curl -H "Authorization: Bearer \$(cat .demo/token.txt)" $emulator_url/v1/seller/account
 
 The emulator knows the sellers $known_sellers (any other account_id is refused, as by Naver);
@@ -275,8 +275,8 @@ EOF
   (umask 077 && "$vault" token create -policy="$app_policy" -field=token >"$demo/app-token") ||
     fail_start "creating the example apps' token failed" "$demo/vault.log"
 
-  say "vault read -format=yaml navercommerce/status   (what operators see: cached keys, requests, last errors)"
-  "$vault" read -format=yaml navercommerce/status || fail_start "reading the status failed" "$demo/vault.log"
+  say "vault read -format=yaml navercommerce/status keys=true   (what operators see: cached keys, requests, last errors)"
+  "$vault" read -format=yaml navercommerce/status keys=true || fail_start "reading the status failed" "$demo/vault.log"
   summary
 }
 

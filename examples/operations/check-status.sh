@@ -10,7 +10,7 @@
 set -euo pipefail
 mount=${MOUNT:-navercommerce}
 
-vault read -format=json "$mount/status" | jq -r '
+vault read -format=json "$mount/status" keys=true limit=1000 | jq -r '
   def unread: (.roles // []) == [];
   def level: if unread or (.consecutive_failures // 0) == 0 then 0 elif .cached then 1 else 2 end;
   def account: if (.account_id // "") == "" then "-" else .account_id end;

@@ -24,6 +24,6 @@ if [ -n "${AGENT_SERVICE:-}" ]; then
 fi
 
 # 3. Each key: cached, since when, and its last failure if the newest request failed.
-vault read -format=json "$mount/status" | jq -r '.data.keys[]? |
+vault read -format=json "$mount/status" keys=true limit=1000 | jq -r '.data.keys[]? |
   [.type, (if (.account_id // "") == "" then "-" else .account_id end), "cached=\(.cached)", (.fetched_at // "-"),
    (if (.consecutive_failures // 0) > 0 then "FAILING \(.last_error.code) trace \(.last_error.trace_id)" else "ok" end)] | @tsv'

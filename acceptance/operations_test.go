@@ -436,7 +436,7 @@ func TestOperationsCheckStatus(t *testing.T) {
 	// Tokens of 30 minutes and 5 seconds: in Naver's renewal window 5 seconds after issue.
 	em := startEmulator(t, emulatorOpts{TokenLifetime: 30*time.Minute + 5*time.Second, ExtraArgs: []string{"-penalty=false"}})
 	v := startDevVaultWithEngine(t)
-	v.configure(t, "navercommerce", em)
+	v.configure(t, "navercommerce", em, "renewal_spread=0") // renewed as soon as the window opens
 	v.write(t, "navercommerce/roles/store", "type=SELLER", "account_id=ncp_ops_check")
 	v.readToken(t, "navercommerce", "store")
 	policy, err := filepath.Abs(filepath.Join("..", "examples", "policy-operator.hcl"))

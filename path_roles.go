@@ -20,8 +20,16 @@ const (
 	fieldAccountID = "account_id"
 	fieldTTL       = "ttl"
 	fieldLease     = "lease"
+	// fieldMinRemainingTTL: the least life a token read through the role may have.
+	fieldMinRemainingTTL = "min_remaining_ttl"
 
 	maxAccountIDLength = 128
+
+	// maxMinRemainingTTL bounds min_remaining_ttl: a token with 30 minutes or more left is the
+	// one Naver hands back, so no read can be given more than that; the minute kept back is
+	// the longest a request to Naver may take (request_timeout), by which a served token's
+	// life can trail Naver's view of it.
+	maxMinRemainingTTL = refreshWindow - time.Minute
 )
 
 // roleEntry is a stored role: which kind of token it reads.
@@ -32,7 +40,12 @@ type roleEntry struct {
 	TTL       time.Duration `json:"ttl"`
 	// NoLease is stored negated so roles written before the field existed keep leases.
 	NoLease bool `json:"no_lease,omitempty"`
+	// MinRemainingTTL: a read never returns a token with less life left (0: minServableLife).
+	MinRemainingTTL time.Duration `json:"min_remaining_ttl,omitempty"`
 }
+
+// minLife is the least life a token read through the role must have.
+func (r *roleEntry) minLife() time.Duration { return max(r.MinRemainingTTL, minServableLife) }
 
 func (r *roleEntry) tokenKey(clientID string) tokenKey {
 	return tokenKey{ClientID: clientID, Type: r.Type, AccountID: r.AccountID}
@@ -93,6 +106,13 @@ func pathRoles(b *backend) []*framework.Path {
 						Name: "TTL",
 					},
 				},
+				fieldMinRemainingTTL: {
+					Type:        framework.TypeDurationSecond,
+					Description: "A read never returns a token with less life left than this: a token with less is renewed first, and if renewing fails the read fails. For consumers that ignore leases and re-read on a timer (set it above their re-read interval). 0 (default): 10 seconds. At most 29m.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Minimum remaining TTL",
+					},
+				},
 				fieldLease: {
 					Type:        framework.TypeBool,
 					Default:     true,
@@ -148,10 +168,11 @@ lease is the token's remaining life. Deleting a role does not revoke tokens alre
 `
 
 var roleResponseFields = map[string]*framework.FieldSchema{
-	fieldType:      {Type: framework.TypeString, Description: "SELF or SELLER."},
-	fieldAccountID: {Type: framework.TypeString, Description: "Seller account ID (SELLER only)."},
-	fieldTTL:       {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
-	fieldLease:     {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
+	fieldType:            {Type: framework.TypeString, Description: "SELF or SELLER."},
+	fieldAccountID:       {Type: framework.TypeString, Description: "Seller account ID (SELLER only)."},
+	fieldTTL:             {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
+	fieldLease:           {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
+	fieldMinRemainingTTL: {Type: framework.TypeDurationSecond, Description: "The least life, in seconds, a token read through the role has; 0 means 10 seconds."},
 }
 
 // role returns the named role, from memory when it was read before. Only roles that tokens
@@ -212,10 +233,11 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 
 func roleResponseData(r *roleEntry) map[string]any {
 	return map[string]any{
-		fieldType:      r.Type,
-		fieldAccountID: r.AccountID,
-		fieldTTL:       int64(r.TTL / time.Second),
-		fieldLease:     !r.NoLease,
+		fieldType:            r.Type,
+		fieldAccountID:       r.AccountID,
+		fieldTTL:             int64(r.TTL / time.Second),
+		fieldLease:           !r.NoLease,
+		fieldMinRemainingTTL: int64(r.MinRemainingTTL / time.Second),
 	}
 }
 
@@ -291,6 +313,16 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 			return nil, fmt.Errorf("%s: must not be negative", fieldTTL)
 		}
 		r.TTL = ttl
+	}
+
+	if v, ok, err := d.GetOkErr(fieldMinRemainingTTL); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldMinRemainingTTL, err)
+	} else if ok {
+		minLife := time.Duration(v.(int)) * time.Second
+		if minLife < 0 || minLife > maxMinRemainingTTL {
+			return nil, fmt.Errorf("%s: must be from 0 to %dm (a token with 30 minutes or more left is the one Naver hands back, so no read can promise more)", fieldMinRemainingTTL, maxMinRemainingTTL/time.Minute)
+		}
+		r.MinRemainingTTL = minLife
 	}
 
 	if v, ok, err := d.GetOkErr(fieldLease); err != nil {

@@ -114,7 +114,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	}
 	key := role.tokenKey(st.config.ClientID)
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
-	res, err := b.tokens.get(ctx, req.Storage, key, name, &st.policy)
+	res, err := b.tokens.get(ctx, req.Storage, key, name, role.minLife(), &st.policy)
 	if err != nil {
 		b.metrics.tokenRead(readFailed)
 		return nil, tokenRequestError(what, err)

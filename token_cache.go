@@ -241,9 +241,10 @@ func (r tokenResult) warning() string {
 // get returns the key's token for a read through role, asking Naver through p.fetch only
 // when Naver would issue a new one. Concurrent callers for one key share one request and
 // its result or error. With p.ahead, a token in the window with minAheadLife left is served
-// at once and renewed behind the read. A token is returned only with minServableLife left
-// at the moment get returns.
-func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, p *cachePolicy) (tokenResult, error) {
+// at once and renewed behind the read. A token is returned only with minLife (at least
+// minServableLife) left at the moment get returns.
+func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, p *cachePolicy) (tokenResult, error) {
+	minLife = max(minLife, minServableLife)
 	now := c.now()
 	ks := c.state(key)
 	ks.markRead(now)
@@ -252,7 +253,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 		if tok.naverLife(now) >= refreshWindow {
 			return tokenResult{token: tok}, nil
 		}
-		if p.ahead && tok.life(now) >= minAheadLife {
+		if p.ahead && tok.life(now) >= max(minAheadLife, minLife) {
 			// DoChan starts the flight (or joins the running one) without waiting for it.
 			c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true))
 			return tokenResult{token: tok}, nil
@@ -264,9 +265,12 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	}
 	res := v.(tokenResult)
 	// The flight may have taken a while, or been joined late: judge the token now.
-	if left := res.token.life(c.now()); left < minServableLife {
-		if res.renewErr != nil {
+	if left := res.token.life(c.now()); left < minLife {
+		if res.renewErr != nil && left < minServableLife {
 			return tokenResult{}, res.renewErr
+		}
+		if res.renewErr != nil {
+			return tokenResult{}, fmt.Errorf("the token has only %s left, less than the role's %s, and renewing it failed: %w", left.Round(time.Second), fieldMinRemainingTTL, res.renewErr)
 		}
 		return tokenResult{}, fmt.Errorf("the token has only %s left", left.Round(time.Second))
 	}

@@ -164,7 +164,9 @@ A role names the token that "token/<name>" returns: type SELF for the applicatio
 or type SELLER with the account_id of a seller who authorised the application. Roles with the
 same type and account share one cached token, so defining a role per application or team costs
 no extra requests to Naver. ttl caps the lease of tokens read through the role; by default the
-lease is the token's remaining life. Deleting a role does not revoke tokens already issued.
+lease is the token's remaining life. min_remaining_ttl is the least life a token read through
+the role has: set it for consumers that ignore leases and re-read on a timer (the timer plus
+5 minutes). Deleting a role does not revoke tokens already issued.
 `
 
 var roleResponseFields = map[string]*framework.FieldSchema{

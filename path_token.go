@@ -78,7 +78,8 @@ role's ttl and the mount's max lease TTL), so Vault Agent fetches a new token be
 one expires; a role with lease=false returns the same data without a lease. Leases are not
 renewable: read again for a new token. Revoking a lease is local only: Naver has no way to
 revoke a token, and the token stays valid until it expires. A token is never returned with
-less than 10 seconds left: the read fails (502) instead, saying why.
+less than 10 seconds left, or less than the role's min_remaining_ttl: it is renewed first, and
+if that fails the read fails (502) instead, saying why.
 
 Deleting token/<name> drops the cached token of the role's type and account, in memory and
 storage, so that the next read asks Naver: for when the token is dead at Naver while the cache

@@ -250,7 +250,9 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	ks.markRead(now)
 	ks.addRole(role)
 	if tok := ks.token.Load(); tok != nil && tok.Credentials == p.credentials {
-		if tok.naverLife(now) >= refreshWindow {
+		// min_remaining_ttl is at most refreshWindow less the longest request, so a token
+		// Naver would hand back has it; the check only keeps the promise unconditional.
+		if tok.naverLife(now) >= refreshWindow && tok.life(now) >= minLife {
 			return tokenResult{token: tok}, nil
 		}
 		if p.ahead && tok.life(now) >= max(minAheadLife, minLife) {

@@ -413,3 +413,12 @@ func TestServerSpeaksBoth(t *testing.T) {
 		})
 	}
 }
+
+func TestPluginReloadArgs(t *testing.T) {
+	if got := strings.Join(ServerVault.PluginReloadArgs("p"), " "); got != "plugin reload -type=secret -plugin=p" {
+		t.Errorf("Vault: %s", got)
+	}
+	if got := strings.Join(ServerOpenBao.PluginReloadArgs("p"), " "); got != "plugin reload -plugin=p" {
+		t.Errorf("OpenBao: %s", got)
+	}
+}

@@ -42,6 +42,15 @@ func (s Server) ClientEnv(addr, token string) []string {
 	return env
 }
 
+// PluginReloadArgs are the CLI arguments that reload every mount of the secrets plugin name:
+// Vault's `plugin reload` takes the plugin's type, OpenBao's (v2.6) has no -type flag.
+func (s Server) PluginReloadArgs(name string) []string {
+	if s == ServerOpenBao {
+		return []string{"plugin", "reload", "-plugin=" + name}
+	}
+	return []string{"plugin", "reload", "-type=secret", "-plugin=" + name}
+}
+
 // extraConfig is what s needs in every server config to run the acceptance suite.
 func (s Server) extraConfig() string {
 	if s == ServerOpenBao {

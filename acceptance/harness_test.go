@@ -75,15 +75,6 @@ func requireEnv(t *testing.T) env {
 	return e
 }
 
-// skipOnOpenBao skips the test when the server is OpenBao, saying why: what it tests is
-// something OpenBao does not have or does differently.
-func skipOnOpenBao(t *testing.T, why string) {
-	t.Helper()
-	if requireEnv(t).server == harness.ServerOpenBao {
-		t.Skipf("skipped on OpenBao: %s", why)
-	}
-}
-
 // testDir is where a test's processes keep their files and logs: a fresh temporary
 // directory, or a directory under $ACCEPTANCE_LOG_DIR that outlives the run.
 func testDir(t *testing.T, name string) string {

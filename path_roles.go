@@ -24,6 +24,8 @@ const (
 	fieldAccountID = "account_id"
 	fieldTTL       = "ttl"
 	fieldLease     = "lease"
+	// fieldMinRemainingTTL: the least life a token read through the role may have.
+	fieldMinRemainingTTL = "min_remaining_ttl"
 
 	fieldAllowedAccountIDs = "allowed_account_ids"
 
@@ -33,6 +35,12 @@ const (
 	maxAllowedAccountIDs = 5000
 	// accountWildcard in allowed_account_ids matches any run of characters (also none).
 	accountWildcard = "*"
+
+	// maxMinRemainingTTL bounds min_remaining_ttl: a token with 30 minutes or more left is the
+	// one Naver hands back, so no read can be given more than that; the minute kept back is
+	// the longest a request to Naver may take (request_timeout), by which a served token's
+	// life can trail Naver's view of it.
+	maxMinRemainingTTL = refreshWindow - time.Minute
 )
 
 // roleNamePattern captures any role name in a path (up to a "/", which starts a seller's
@@ -67,7 +75,12 @@ type roleEntry struct {
 	TTL               time.Duration `json:"ttl"`
 	// NoLease is stored negated so roles written before the field existed keep leases.
 	NoLease bool `json:"no_lease,omitempty"`
+	// MinRemainingTTL: a read never returns a token with less life left (0: minServableLife).
+	MinRemainingTTL time.Duration `json:"min_remaining_ttl,omitempty"`
 }
+
+// minLife is the least life a token read through the role must have.
+func (r *roleEntry) minLife() time.Duration { return max(r.MinRemainingTTL, minServableLife) }
 
 // tokenKey is the key of a single-account role (SELF, or SELLER with account_id).
 func (r *roleEntry) tokenKey(clientID string) tokenKey {
@@ -196,6 +209,13 @@ func pathRoles(b *backend) []*framework.Path {
 						Name: "TTL",
 					},
 				},
+				fieldMinRemainingTTL: {
+					Type:        framework.TypeDurationSecond,
+					Description: "A read never returns a token with less life left than this: a token with less is renewed first, and if renewing fails the read fails. For consumers that ignore leases and re-read on a timer (set it above their re-read interval). 0 (default): 10 seconds. At most 29m.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Minimum remaining TTL",
+					},
+				},
 				fieldLease: {
 					Type:        framework.TypeBool,
 					Default:     true,
@@ -250,7 +270,9 @@ seller's token is then read as "token/<name>/<account_id>", so a policy can gran
 path to one tenant. Roles with the
 same type and account share one cached token, so defining a role per application or team costs
 no extra requests to Naver. ttl caps the lease of tokens read through the role; by default the
-lease is the token's remaining life. Deleting a role does not revoke tokens already issued.
+lease is the token's remaining life. min_remaining_ttl is the least life a token read through
+the role has: set it for consumers that ignore leases and re-read on a timer (the timer plus
+5 minutes). Deleting a role does not revoke tokens already issued.
 `
 
 var roleResponseFields = map[string]*framework.FieldSchema{
@@ -259,6 +281,7 @@ var roleResponseFields = map[string]*framework.FieldSchema{
 	fieldAllowedAccountIDs: {Type: framework.TypeCommaStringSlice, Description: "The sellers a many-seller role serves (IDs or globs); empty on other roles."},
 	fieldTTL:               {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
 	fieldLease:             {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
+	fieldMinRemainingTTL:   {Type: framework.TypeDurationSecond, Description: "The least life, in seconds, a token read through the role has; 0 means 10 seconds."},
 }
 
 // unreadableRoleError is a stored role this version cannot read: stored by a newer plugin
@@ -429,6 +452,7 @@ func roleResponseData(r *roleEntry) map[string]any {
 		fieldAllowedAccountIDs: allowed,
 		fieldTTL:               int64(r.TTL / time.Second),
 		fieldLease:             !r.NoLease,
+		fieldMinRemainingTTL:   int64(r.MinRemainingTTL / time.Second),
 	}
 }
 
@@ -562,6 +586,16 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 			return nil, fmt.Errorf("%s: must not be negative", fieldTTL)
 		}
 		r.TTL = ttl
+	}
+
+	if v, ok, err := d.GetOkErr(fieldMinRemainingTTL); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldMinRemainingTTL, err)
+	} else if ok {
+		minLife := time.Duration(v.(int)) * time.Second
+		if minLife < 0 || minLife > maxMinRemainingTTL {
+			return nil, fmt.Errorf("%s: must be from 0 to %dm (a token with 30 minutes or more left is the one Naver hands back, so no read can promise more)", fieldMinRemainingTTL, maxMinRemainingTTL/time.Minute)
+		}
+		r.MinRemainingTTL = minLife
 	}
 
 	if v, ok, err := d.GetOkErr(fieldLease); err != nil {

@@ -28,6 +28,9 @@ func TestRoleWriteRejectsBadInput(t *testing.T) {
 		{"negative ttl", map[string]any{"type": "SELF", "ttl": "-5s"}, "ttl"},
 		{"ttl garbage", map[string]any{"type": "SELF", "ttl": "forever"}, "ttl"},
 		{"unknown field", map[string]any{"type": "SELF", "acount_id": "x"}, "acount_id"},
+		{"negative min_remaining_ttl", map[string]any{"type": "SELF", "min_remaining_ttl": "-1s"}, "min_remaining_ttl"},
+		{"min_remaining_ttl beyond Naver's window", map[string]any{"type": "SELF", "min_remaining_ttl": "30m"}, "min_remaining_ttl"},
+		{"min_remaining_ttl garbage", map[string]any{"type": "SELF", "min_remaining_ttl": "long"}, "min_remaining_ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,15 +53,16 @@ func TestRoleLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"type": "SELLER", "account_id": testAccount, "allowed_account_ids": []string{}, "ttl": int64(3600), "lease": true}
+	want := map[string]any{"type": "SELLER", "account_id": testAccount, "allowed_account_ids": []string{}, "ttl": int64(3600), "lease": true, "min_remaining_ttl": int64(0)}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("role = %v, want %v", resp.Data, want)
 	}
 
 	// An update keeps what it does not name.
+	env.mustWrite("roles/store", map[string]any{"min_remaining_ttl": "29m"})
 	env.mustWrite("roles/store", map[string]any{"ttl": 0})
 	resp, _ = env.read("roles/store")
-	if resp.Data["account_id"] != testAccount || resp.Data["ttl"] != int64(0) {
+	if resp.Data["account_id"] != testAccount || resp.Data["ttl"] != int64(0) || resp.Data["min_remaining_ttl"] != int64(29*60) {
 		t.Errorf("update: %v", resp.Data)
 	}
 	// Switching to SELF needs the account cleared explicitly; the error says how.

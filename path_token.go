@@ -130,7 +130,8 @@ role's ttl and the mount's max lease TTL), so Vault Agent fetches a new token be
 one expires; a role with lease=false returns the same data without a lease. Leases are not
 renewable: read again for a new token. Revoking a lease is local only: Naver has no way to
 revoke a token, and the token stays valid until it expires. A token is never returned with
-less than 10 seconds left: the read fails (502) instead, saying why.
+less than 10 seconds left, or less than the role's min_remaining_ttl: it is renewed first, and
+if that fails the read fails (502) instead, saying why.
 
 Deleting token/<name> drops the cached token of the role's type and account, so that the
 next read asks Naver: for when the token is dead at Naver while the cache still has hours (for
@@ -196,7 +197,7 @@ func (b *backend) readToken(ctx context.Context, req *logical.Request, name stri
 		return errResp, nil
 	}
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
-	res, err := b.tokens.get(ctx, req.Storage, key, name, &st.policy)
+	res, err := b.tokens.get(ctx, req.Storage, key, name, role.minLife(), &st.policy)
 	if err != nil {
 		b.metrics.tokenRead(readFailed)
 		return nil, tokenRequestError(what, err)

@@ -54,7 +54,7 @@ func TestManySellerRoleWriteRules(t *testing.T) {
 	// Sorted, without repeats; stored in format 2, which an older plugin refuses rather than
 	// reading it as a SELLER role with no account.
 	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_b,ncp_a*,ncp_b"})
-	want := map[string]any{"type": "SELLER", "account_id": "", "allowed_account_ids": []string{"ncp_a*", "ncp_b"}, "ttl": int64(0), "lease": true}
+	want := map[string]any{"type": "SELLER", "account_id": "", "allowed_account_ids": []string{"ncp_a*", "ncp_b"}, "ttl": int64(0), "lease": true, "min_remaining_ttl": int64(0)}
 	if r := env.mustRead("roles/sellers"); !reflect.DeepEqual(r.Data, want) {
 		t.Errorf("role = %v, want %v", r.Data, want)
 	}

@@ -98,6 +98,9 @@ type keyState struct {
 	entryMu sync.Mutex
 	// unstored is set while the token in memory could not be stored.
 	unstored atomic.Bool
+	// minLife (nanoseconds) is the most min_remaining_ttl of the roles read through the key
+	// since it was cached: its token is renewed before it has less left.
+	minLife atomic.Int64
 	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
 	lastRead atomic.Int64
 	// roles are the names of the roles read through the key, copied on write.
@@ -298,18 +301,20 @@ func (f *renewFailure) Unwrap() error { return f.Err }
 // get returns the key's token for a read through role, asking Naver through p.fetch only
 // when Naver would issue a new one. Concurrent callers for one key share one request and
 // its result or error. With p.ahead, a token in the window with minAheadLife left is served
-// at once and renewed behind the read. A token is returned only with minServableLife left
-// at the moment get returns.
-func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, p *cachePolicy) (tokenResult, error) {
+// at once and renewed behind the read. A token is returned only with minLife (at least
+// minServableLife) left at the moment get returns.
+func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, p *cachePolicy) (tokenResult, error) {
+	minLife = max(minLife, minServableLife)
 	now := c.now()
 	ks := c.state(key)
+	ks.noteMinLife(minLife)
 	ks.markRead(now)
 	ks.addRole(role)
 	if tok := ks.token.Load(); tok.servable(p.credentials) {
-		if !tok.due(now, c.spreadNow()) {
+		if !c.isDue(ks, tok, now) {
 			return tokenResult{token: tok}, nil
 		}
-		if p.ahead && tok.life(now) >= minAheadLife {
+		if p.ahead && tok.life(now) >= max(minAheadLife, minLife) {
 			// DoChan starts the flight (or joins the running one) without waiting for it.
 			c.background.track(c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true)))
 			// The renewal behind the read has not ended yet: report the last one's failure.
@@ -325,13 +330,33 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	}
 	res := v.(tokenResult)
 	// The flight may have taken a while, or been joined late: judge the token now.
-	if left := res.token.life(c.now()); left < minServableLife {
-		if res.renewErr != nil {
+	if left := res.token.life(c.now()); left < minLife {
+		if res.renewErr != nil && left < minServableLife {
 			return tokenResult{}, res.renewErr
+		}
+		if res.renewErr != nil {
+			return tokenResult{}, fmt.Errorf("the token has only %s left, less than the role's %s, and renewing it failed: %w", left.Round(time.Second), fieldMinRemainingTTL, res.renewErr)
 		}
 		return tokenResult{}, fmt.Errorf("the token has only %s left", left.Round(time.Second))
 	}
 	return res, nil
+}
+
+// noteMinLife raises the least life the key's token must keep to d.
+func (ks *keyState) noteMinLife(d time.Duration) {
+	for {
+		old := ks.minLife.Load()
+		if int64(d) <= old || ks.minLife.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+// isDue reports whether the key's token is to be renewed at now: past its point in Naver's
+// window, or with less life than a role reading it asks for (min_remaining_ttl is below 30
+// minutes, so Naver then issues a new token).
+func (c *tokenCache) isDue(ks *keyState, tok *cachedToken, now time.Time) bool {
+	return tok.due(now, c.spreadNow()) || tok.life(now) < time.Duration(ks.minLife.Load())
 }
 
 // spreadNow is the renewal spread in force.
@@ -373,7 +398,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		}
 	}
 	now := c.now()
-	if current != nil && !current.due(now, c.spreadNow()) {
+	if current != nil && !c.isDue(ks, current, now) {
 		return tokenResult{token: current}, nil
 	}
 	servable := current != nil && current.life(now) >= minServableLife

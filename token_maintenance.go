@@ -174,7 +174,7 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 			check = append(check, ks)
 		}
 		if tok.servable(p.credentials) && p.ahead &&
-			tok.due(now, c.spreadNow()) && tok.life(now) > 0 &&
+			c.isDue(ks, tok, now) && tok.life(now) > 0 &&
 			now.Sub(lastRead) < tok.ExpiresAt.Sub(tok.FetchedAt) &&
 			!now.Before(nextBackground) {
 			due = append(due, ks)

@@ -32,20 +32,32 @@ const pluginName = "vault-plugin-secrets-navercommerce"
 
 // env is what `make acceptance-test` passes in.
 type env struct {
+	// vaultBin is the server binary: VAULT_BIN, or BAO_BINARY for OpenBao; server says which.
 	vaultBin, pluginBin, pluginVersion, emulatorBin string
+	server                                          harness.Server
+}
+
+// servers remembers which server each binary is (its version line), asked once per run.
+var servers sync.Map // bin → detected
+
+type detected struct {
+	once   sync.Once
+	server harness.Server
+	err    error
 }
 
 // requireEnv skips the test unless the binaries it needs are named in the environment.
 func requireEnv(t *testing.T) env {
 	t.Helper()
+	bin, binVar := harness.ServerBinFromEnv()
 	e := env{
-		vaultBin:      os.Getenv("VAULT_BIN"),
+		vaultBin:      bin,
 		pluginBin:     os.Getenv("PLUGIN_BIN"),
 		pluginVersion: os.Getenv("PLUGIN_VERSION"),
 		emulatorBin:   os.Getenv("EMULATOR_BIN"),
 	}
 	var missing []string
-	for name, v := range map[string]string{"VAULT_BIN": e.vaultBin, "PLUGIN_BIN": e.pluginBin, "PLUGIN_VERSION": e.pluginVersion, "EMULATOR_BIN": e.emulatorBin} {
+	for name, v := range map[string]string{"VAULT_BIN (or BAO_BINARY)": e.vaultBin, "PLUGIN_BIN": e.pluginBin, "PLUGIN_VERSION": e.pluginVersion, "EMULATOR_BIN": e.emulatorBin} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -53,6 +65,13 @@ func requireEnv(t *testing.T) env {
 	if len(missing) > 0 {
 		t.Skipf("acceptance tests need %s; run them with `make acceptance-test`", strings.Join(missing, ", "))
 	}
+	v, _ := servers.LoadOrStore(bin, &detected{})
+	d := v.(*detected)
+	d.once.Do(func() { d.server, _, d.err = harness.DetectServer(bin) })
+	if d.err != nil {
+		t.Fatalf("%s=%s: %v", binVar, bin, d.err)
+	}
+	e.server = d.server
 	return e
 }
 
@@ -407,7 +426,7 @@ func newVaultWith(t *testing.T, dev bool, opts vaultOpts) *vaultProc {
 	v := &vaultProc{env: e, h: hygiene(t)}
 	v.plugin = &harness.Plugin{Name: pluginName, Bin: e.pluginBin, Version: e.pluginVersion}
 	hv, err := harness.NewVault(harness.VaultOptions{
-		Bin: e.vaultBin, Dir: testDir(t, "vault-"+randomHex(3)), Plugins: []*harness.Plugin{v.plugin}, LogLevel: "debug",
+		Bin: e.vaultBin, Server: e.server, Dir: testDir(t, "vault-"+randomHex(3)), Plugins: []*harness.Plugin{v.plugin}, LogLevel: "debug",
 		Env: opts.Env, DropProxyEnv: opts.DropProxyEnv,
 	})
 	if err != nil {
@@ -747,7 +766,7 @@ func runAgentConfig(t *testing.T, v *vaultProc, dir, config string) *agentProc {
 // a subtest starts the agent.
 func runAgent(t *testing.T, v *vaultProc, opts harness.AgentOptions) *agentProc {
 	t.Helper()
-	opts.Bin, opts.Token = v.env.vaultBin, v.token
+	opts.Bin, opts.Server, opts.Token = v.env.vaultBin, v.env.server, v.token
 	ha, err := harness.StartAgent(nil, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func TestRegistrationLifecycle(t *testing.T) {
 
 	// Reload: the plugin process is replaced; the token cache in Vault storage survives it.
 	reloadFrom := logSize(v.logPath())
-	out := v.cli(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+	out := v.cli(t, v.env.server.PluginReloadArgs(pluginName)...)
 	if !strings.Contains(out, "Reloaded") {
 		t.Fatalf("vault plugin reload said: %s", out)
 	}

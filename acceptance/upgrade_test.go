@@ -44,7 +44,7 @@ func TestUpgradeKeepsCachedTokens(t *testing.T) {
 	v.cli(t, "plugin", "register", "-sha256="+hex.EncodeToString(sum[:]), "-version="+newVersion,
 		"-command="+filepath.Base(newBin), "secret", pluginName)
 	v.cli(t, "secrets", "tune", "-plugin-version="+newVersion, "navercommerce/")
-	v.cli(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+	v.cli(t, v.env.server.PluginReloadArgs(pluginName)...)
 
 	if out := v.cli(t, "read", "-field=version", "navercommerce/info"); strings.TrimSpace(out) != newVersion {
 		t.Fatalf("navercommerce/info says %q after the upgrade, want %s", out, newVersion)

@@ -17,7 +17,8 @@ type AgentTemplate struct {
 
 // AgentOptions says how to run Vault Agent against a server.
 type AgentOptions struct {
-	Bin       string // the vault binary
+	Bin       string // the vault (or bao) binary
+	Server    Server // which server's agent Bin is, for names in logs and errors
 	Dir       string // created if missing; gets agent.hcl, the token file, the pid file and agent.log
 	VaultAddr string
 	Token     string // written to Dir/vault-token for a token_file auto_auth
@@ -78,7 +79,7 @@ func StartAgent(g *Group, opts AgentOptions) (*Agent, error) {
 	if err := os.WriteFile(a.Config, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("writing vault agent's config: %w", err)
 	}
-	p, err := g.Start("vault agent", a.LogPath, ChildEnv("HOME="+opts.Dir), opts.Bin, "agent", "-config="+a.Config, "-log-level=debug")
+	p, err := g.Start(opts.Server.CLI()+" agent", a.LogPath, ChildEnv("HOME="+opts.Dir), opts.Bin, "agent", "-config="+a.Config, "-log-level=debug")
 	if err != nil {
 		return nil, err
 	}

@@ -343,3 +343,82 @@ func TestAgentConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestParseServer(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    Server
+		wantErr bool
+	}{
+		{line: "Vault v1.21.0, built 2025-10-21T19:39:43Z", want: ServerVault},
+		{line: "Vault v1.21.0 (abc), built 2025-10-21", want: ServerVault},
+		{line: "OpenBao v2.6.2 (5f1f1d1), built 2026-11-30T12:00:00Z", want: ServerOpenBao},
+		{line: "Consul v1.20.0", wantErr: true},
+		{line: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseServer(tt.line)
+			if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+				t.Fatalf("ParseServer(%q) = %v, %v; want %v (error %v)", tt.line, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// What each server is given: its CLI name, the variables its CLI reads, the config lines it
+// needs; and ours, VAULT_* and BAO_* alike, never reach a child.
+func TestServerSpeaksBoth(t *testing.T) {
+	t.Setenv("BAO_TOKEN", "ours")
+	t.Setenv("VAULT_ADDR", "http://ours.invalid:1")
+	for _, kv := range ChildEnv() {
+		if strings.HasPrefix(kv, "BAO_") || strings.HasPrefix(kv, "VAULT_") {
+			t.Errorf("ChildEnv passes on %s", kv)
+		}
+	}
+	tests := []struct {
+		server    Server
+		cli       string
+		env       []string
+		devConfig string // a line the dev config must have ("" none beyond plugin_directory)
+	}{
+		{ServerVault, "vault", []string{"VAULT_ADDR=http://a", "VAULT_TOKEN=t"}, ""},
+		{ServerOpenBao, "bao", []string{"VAULT_ADDR=http://a", "VAULT_TOKEN=t", "BAO_ADDR=http://a", "BAO_TOKEN=t"}, "unsafe_allow_api_audit_creation = true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.server.String(), func(t *testing.T) {
+			if got := tt.server.CLI(); got != tt.cli {
+				t.Errorf("CLI %q, want %q", got, tt.cli)
+			}
+			if got := tt.server.ClientEnv("http://a", "t"); strings.Join(got, " ") != strings.Join(tt.env, " ") {
+				t.Errorf("ClientEnv %v, want %v", got, tt.env)
+			}
+			v, err := NewVault(VaultOptions{Server: tt.server, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, write := range map[string]func() error{"dev": v.WriteDevConfig, "server": func() error { return v.WriteServerConfig(FileStorage("/d")) }} {
+				if err := write(); err != nil {
+					t.Fatal(err)
+				}
+				config, err := os.ReadFile(v.Config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				has := strings.Contains(string(config), "unsafe_allow_api_audit_creation")
+				if tt.devConfig != "" && !strings.Contains(string(config), tt.devConfig) || tt.devConfig == "" && has {
+					t.Errorf("%s config:\n%s", name, config)
+				}
+			}
+		})
+	}
+}
+
+func TestPluginReloadArgs(t *testing.T) {
+	if got := strings.Join(ServerVault.PluginReloadArgs("p"), " "); got != "plugin reload -type=secret -plugin=p" {
+		t.Errorf("Vault: %s", got)
+	}
+	if got := strings.Join(ServerOpenBao.PluginReloadArgs("p"), " "); got != "plugin reload -plugin=p" {
+		t.Errorf("OpenBao: %s", got)
+	}
+}

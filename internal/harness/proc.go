@@ -183,12 +183,12 @@ func appendLine(path, line string) error {
 	return err
 }
 
-// ChildEnv is the environment for child processes: ours without VAULT_* settings (a user's
-// VAULT_ADDR or VAULT_TOKEN must not reach a test's Vault CLI or agent) plus extra.
+// ChildEnv is the environment for child processes: ours without VAULT_* and BAO_* settings
+// (a user's VAULT_ADDR or BAO_TOKEN must not reach a test's CLI or agent) plus extra.
 func ChildEnv(extra ...string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "VAULT_") {
+		if !strings.HasPrefix(kv, "VAULT_") && !strings.HasPrefix(kv, "BAO_") {
 			out = append(out, kv)
 		}
 	}

@@ -26,7 +26,8 @@ type Plugin struct {
 
 // VaultOptions says how to prepare a Vault server.
 type VaultOptions struct {
-	Bin      string    // the vault binary
+	Bin      string    // the vault (or OpenBao bao) binary
+	Server   Server    // which server Bin is; the zero value is Vault
 	Dir      string    // the server's directory (created): config, logs, plugins/, home/
 	Plugins  []*Plugin // copied into Dir/plugins (Vault runs only binaries directly inside plugin_directory)
 	LogLevel string    // default "debug"
@@ -43,6 +44,7 @@ type VaultOptions struct {
 // WriteServerConfig, run by Start.
 type Vault struct {
 	Bin          string
+	Server       Server
 	Dir          string
 	Port         int    // the API listener; the cluster listener takes Port+1
 	Addr         string // http://127.0.0.1:Port
@@ -64,7 +66,7 @@ type Vault struct {
 // (Plugin.SHA256 is set from the copy), and picks its ports. It starts nothing.
 func NewVault(opts VaultOptions) (*Vault, error) {
 	v := &Vault{
-		Bin: opts.Bin, Dir: opts.Dir, LogLevel: opts.LogLevel, Env: opts.Env, DropProxyEnv: opts.DropProxyEnv,
+		Bin: opts.Bin, Server: opts.Server, Dir: opts.Dir, LogLevel: opts.LogLevel, Env: opts.Env, DropProxyEnv: opts.DropProxyEnv,
 		PluginDir: filepath.Join(opts.Dir, "plugins"),
 		HomeDir:   filepath.Join(opts.Dir, "home"),
 		Config:    filepath.Join(opts.Dir, "server.hcl"),
@@ -110,7 +112,7 @@ func (v *Vault) WriteDevConfig() error {
 	if v.Token == "" {
 		v.Token = "root-" + RandomHex(8)
 	}
-	return writeConfig(v.Config, fmt.Sprintf("plugin_directory = %q\n", v.PluginDir))
+	return writeConfig(v.Config, fmt.Sprintf("plugin_directory = %q\n%s", v.PluginDir, v.Server.extraConfig()))
 }
 
 // WriteServerConfig makes v a non-dev server: stanzas (storage, telemetry, ...) followed by
@@ -127,7 +129,7 @@ api_addr         = %q
 cluster_addr     = "https://127.0.0.1:%d"
 disable_mlock    = true
 plugin_directory = %q
-`, stanzas, v.Port, v.Port+1, v.Addr, v.Port+1, v.PluginDir))
+%s`, stanzas, v.Port, v.Port+1, v.Addr, v.Port+1, v.PluginDir, v.Server.extraConfig()))
 }
 
 func writeConfig(path, content string) error {
@@ -169,7 +171,7 @@ func (v *Vault) Start(g *Group) error {
 	if v.Dev {
 		args = append(args, "-dev", "-dev-root-token-id="+v.Token, fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.Port))
 	}
-	p, err := g.Start("vault server", v.LogPath(), v.serverEnv(), v.Bin, args...)
+	p, err := g.Start(v.Server.CLI()+" server", v.LogPath(), v.serverEnv(), v.Bin, args...)
 	if err != nil {
 		return err
 	}
@@ -178,9 +180,9 @@ func (v *Vault) Start(g *Group) error {
 		_ = p.Stop(DefaultStopTimeout)
 		return err
 	}
-	what := "Vault at " + v.Addr + " to answer sys/health"
+	what := v.Server.String() + " at " + v.Addr + " to answer sys/health"
 	if v.Dev {
-		what = "the dev Vault at " + v.Addr + " to become active"
+		what = "the dev " + v.Server.String() + " at " + v.Addr + " to become active"
 	}
 	err = WaitFor(60*time.Second, 50*time.Millisecond, what, func() (bool, error) {
 		if err := v.exitError(); err != nil {
@@ -227,7 +229,7 @@ func (v *Vault) exitError() error {
 	if v.Proc == nil || !v.Proc.Exited() {
 		return nil
 	}
-	return fmt.Errorf("vault server %s exited: %v\n%s", v.Addr, v.Proc.Err(), v.Proc.Tail(30))
+	return fmt.Errorf("%s server %s exited: %v\n%s", v.Server.CLI(), v.Addr, v.Proc.Err(), v.Proc.Tail(30))
 }
 
 func healthError(h *api.HealthResponse) error {
@@ -279,7 +281,7 @@ func (v *Vault) WaitActive(timeout time.Duration) error {
 	})
 }
 
-// CLI runs the vault CLI against the server with the root token and returns its standard
+// CLI runs the server's CLI (vault or bao) against the server with the root token and returns its standard
 // output, or an error with its standard error (and output). It is killed after two minutes.
 func (v *Vault) CLI(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -287,7 +289,7 @@ func (v *Vault) CLI(args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, v.Bin, args...)
 	// WaitDelay: a child that kept the output pipes open must not hold Run past the timeout.
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = ChildEnv("VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+v.Token, "HOME="+v.HomeDir)
+	cmd.Env = ChildEnv(append(v.Server.ClientEnv(v.Addr, v.Token), "HOME="+v.HomeDir)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -390,7 +392,7 @@ func NewClient(addr, token string) (*api.Client, error) {
 	return c, nil
 }
 
-// Version is `vault version` of bin.
+// Version is `vault version` (or `bao version`) of bin.
 func Version(bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -398,7 +400,7 @@ func Version(bin string) (string, error) {
 	cmd.Env = ChildEnv()
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("vault version: %w", err)
+		return "", fmt.Errorf("%s version: %w", bin, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -8,19 +8,24 @@ import (
 	"time"
 )
 
-// vaultBin is the Vault binary named in VAULT_BIN (as `make acceptance-test` sets it); the
-// tests that need one are skipped without it.
-func vaultBin(t *testing.T) string {
+// serverBin is the server binary named in VAULT_BIN or BAO_BINARY (as `make
+// acceptance-test` sets them), and which server it is; the tests that need one are
+// skipped without it.
+func serverBin(t *testing.T) (string, Server) {
 	t.Helper()
-	bin := os.Getenv("VAULT_BIN")
+	bin, from := ServerBinFromEnv()
 	if bin == "" {
-		t.Skip("needs VAULT_BIN (a vault binary; `make vault` prints the pinned one)")
+		t.Skip("needs VAULT_BIN (a vault binary; `make vault` prints the pinned one) or BAO_BINARY (an OpenBao bao)")
 	}
-	return bin
+	server, _, err := DetectServer(bin)
+	if err != nil {
+		t.Fatalf("%s: %v", from, err)
+	}
+	return bin, server
 }
 
 func TestStartInitialisedVaultRaft(t *testing.T) {
-	bin := vaultBin(t)
+	bin, server := serverBin(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
@@ -28,7 +33,7 @@ func TestStartInitialisedVaultRaft(t *testing.T) {
 	}
 	var g Group
 	defer g.StopAll(5 * time.Second)
-	v, err := StartInitialisedVault(&g, VaultOptions{Bin: bin, Dir: filepath.Join(dir, "vault"), LogLevel: "warn"}, RaftStorage(data, "test"))
+	v, err := StartInitialisedVault(&g, VaultOptions{Bin: bin, Server: server, Dir: filepath.Join(dir, "vault"), LogLevel: "warn"}, RaftStorage(data, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +57,11 @@ func TestStartInitialisedVaultRaft(t *testing.T) {
 }
 
 func TestStartInitialisedVaultFailsFast(t *testing.T) {
-	bin := vaultBin(t)
+	bin, server := serverBin(t)
 	dir := t.TempDir()
 	start := time.Now()
 	// A storage type Vault does not know: the server exits at once.
-	_, err := StartInitialisedVault(nil, VaultOptions{Bin: bin, Dir: dir}, `storage "nonesuch" {}`)
+	_, err := StartInitialisedVault(nil, VaultOptions{Bin: bin, Server: server, Dir: dir}, `storage "nonesuch" {}`)
 	if err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("want the server's exit, got %v", err)
 	}

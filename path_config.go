@@ -421,7 +421,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 	if verify {
-		tok, err := b.tokens.request(ctx, req.Storage, selfKey, &st.policy, requestOptions{})
+		tok, err := b.tokens.request(ctx, req.Storage, selfKey, &st.policy, requestOptions{verification: true})
 		if err != nil {
 			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
 		}

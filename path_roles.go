@@ -481,6 +481,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if old != nil && !sameTokens(old, r) {
 		b.tokens.roleChanged(name)
 		b.dropOrphanedToken(ctx, req.Storage, old)
+	} else if old != nil && old.MinRemainingTTL != r.MinRemainingTTL {
+		// The key's least life is worked out again from the reads that follow.
+		b.tokens.roleChanged(name)
 	}
 	return nil, nil
 }

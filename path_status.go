@@ -354,7 +354,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 			(q.role == nil || q.role.names(clientID, k))
 	})
 	if q.failing {
-		statuses = slicesFilter(statuses, func(ks keyStatus) bool { return ks.Failures > 0 })
+		statuses = slicesFilter(statuses, func(ks keyStatus) bool { return ks.Failures > 0 || ks.Refused })
 	}
 	budget := st.config.maxRequestsPerHour()
 	data := map[string]any{
@@ -442,11 +442,11 @@ func pageOfKeys(statuses []keyStatus, after string, limit int) (page []keyStatus
 func keyStateOf(ks keyStatus, now time.Time) string {
 	cached := ks.ExpiresAt.After(now)
 	switch {
-	case cached && ks.Failures == 0:
+	case cached && ks.Failures == 0 && !ks.Refused:
 		return stateCached
 	case cached:
 		return stateStale
-	case ks.Failures > 0:
+	case ks.Failures > 0 || ks.Refused:
 		return stateFailing
 	default:
 		return stateIdle

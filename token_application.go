@@ -37,6 +37,10 @@ const (
 	maxBreakerBackoff = 5 * time.Minute
 
 	appStoragePrefix = "applications/"
+
+	// appWindow is how long a request counts against the application's budget: counted per
+	// minute, a request is kept one minute more than an hour, so no hour ever holds more.
+	appWindow = time.Hour + time.Minute
 )
 
 // appGuard is what the cache knows of one application's requests.
@@ -77,7 +81,11 @@ func (c *tokenCache) app(clientID string) *appGuard {
 func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.loaded || s == nil {
+	if a.loaded {
+		return nil
+	}
+	if s == nil {
+		a.loaded = true
 		return nil
 	}
 	entry, err := s.Get(ctx, a.storageKey())
@@ -101,7 +109,7 @@ func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 func (a *appGuard) lastHourLocked(now time.Time) (n int, oldest time.Time) {
 	cur := now.Unix() / 60
 	for m, k := range a.minutes {
-		if m <= cur-60 {
+		if m <= cur-61 {
 			delete(a.minutes, m)
 			continue
 		}
@@ -126,12 +134,15 @@ func (a *appGuard) record(ctx context.Context, s logical.Storage, now time.Time)
 	a.mu.Lock()
 	a.minutes[now.Unix()/60]++
 	a.lastHourLocked(now)
+	loaded := a.loaded
 	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes))}
 	for m, n := range a.minutes {
 		stored.Minutes[m] = n
 	}
 	a.mu.Unlock()
-	if s == nil {
+	if s == nil || !loaded {
+		// Until the stored counts were read, writing would erase them; they are added to
+		// what is counted here once a read succeeds.
 		return nil
 	}
 	entry, err := logical.StorageEntryJSON(a.storageKey(), &stored)

@@ -89,12 +89,12 @@ func (rb *requestBudget) check() error {
 	if rb.perHour > 0 && n >= rb.perHour {
 		return &budgetError{Limit: rb.perHour, NextAfter: oldest.Add(time.Hour)}
 	}
-	if rb.app != nil && rb.appPerHour > 0 {
+	if rb.app != nil && rb.appPerHour != 0 {
 		rb.app.mu.Lock()
 		n, oldest := rb.app.lastHourLocked(now)
 		rb.app.mu.Unlock()
-		if n >= rb.appPerHour {
-			return &appBudgetError{Limit: rb.appPerHour, Background: rb.background, NextAfter: oldest.Add(time.Hour)}
+		if limit := max(rb.appPerHour, 0); n >= limit {
+			return &appBudgetError{Limit: limit, Background: rb.background, NextAfter: oldest.Add(appWindow)}
 		}
 	}
 	if rb.single && rb.attempts > 0 {
@@ -151,6 +151,8 @@ type requestOptions struct {
 	bound      func(*cachedToken) // bounds the answer by what is known; nil: nothing is
 	background bool               // a background renewal: only its share of the budget
 	single     bool               // no retries
+	// verification: the SELF request that verifies credentials before they are stored.
+	verification bool
 }
 
 // request asks Naver within the key's hourly budget: every HTTP attempt counts. One request
@@ -171,10 +173,16 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	if err := app.load(ctx, s); err != nil {
 		c.logger.Warn("reading the application's request counts failed; counting from now", "error", err)
 	}
+	// The automatic budget counts the keys in use: after a restart, those in storage too.
+	c.ensureSwept(ctx, s, p.credentials)
 	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p),
 		background: opts.background, single: opts.single || app.failing(), ctx: ctx, storage: s}
 	if opts.background {
-		rb.appPerHour = max(1, int(float64(rb.appPerHour)*backgroundShare))
+		// Background renewals leave at least one request of the hour to reads.
+		rb.appPerHour = min(int(float64(rb.appPerHour)*backgroundShare), rb.appPerHour-1)
+		if rb.appPerHour < 1 {
+			rb.appPerHour = -1 // none
+		}
 	}
 	if err := rb.check(); err != nil {
 		var ab *appBudgetError
@@ -186,14 +194,21 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 		c.logger.Warn("token request refused by the hourly budget", "type", key.Type, "error", err)
 		return nil, err
 	}
-	probe, err := app.admit(c.now(), p.timeout)
-	if err != nil {
-		c.metrics.breakerRefused()
-		return nil, err
+	// A verification is of credentials not yet stored: it neither waits on the breaker of
+	// the live config nor feeds it.
+	var probe bool
+	if !opts.verification {
+		var err error
+		if probe, err = app.admit(c.now(), p.timeout); err != nil {
+			c.metrics.breakerRefused()
+			return nil, err
+		}
 	}
 	sentAt := c.now()
 	raw, err := p.fetch(withRequestBudget(ctx, rb), key)
-	app.result(c.now(), probe, err)
+	if !opts.verification {
+		app.result(c.now(), probe, err)
+	}
 	if rb.storeErr != nil {
 		c.logger.Warn("storing the application's request counts failed", "error", rb.storeErr)
 	}

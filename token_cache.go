@@ -209,6 +209,8 @@ type tokenCache struct {
 	// spreadWidth is how far into Naver's window renewals spread (renewSpreadWidth; 0 in
 	// tests of the window's start).
 	spreadWidth time.Duration
+	// swept is set once storage was swept after the start (see ensureSwept).
+	swept atomic.Bool
 	// spread is the spread in force: the config's renewal_spread within spreadWidth.
 	spread atomic.Int64
 	// keysInUse counts keys read within a token's life, for the automatic application

@@ -83,19 +83,26 @@ func (c *tokenCache) restore(ctx context.Context, s logical.Storage, ks *keyStat
 func (c *tokenCache) sweepIfDue(ctx context.Context, s logical.Storage, credentials string) {
 	now := c.now()
 	c.mu.RLock()
-	sweep := c.lastSweep.IsZero() || now.Sub(c.lastSweep) >= storageSweepInterval
+	first := c.lastSweep.IsZero()
+	sweep := first || now.Sub(c.lastSweep) >= storageSweepInterval
 	c.mu.RUnlock()
 	if sweep {
-		c.sweepStorage(ctx, s, credentials, false)
+		// The first sweep after a start also brings stored tokens into memory (status,
+		// metrics, the automatic application budget).
+		c.sweepStorage(ctx, s, credentials, first && credentials != "")
 		c.mu.Lock()
 		c.lastSweep = now
 		c.mu.Unlock()
+		c.swept.Store(true)
 	}
 }
 
 // ensureSwept sweeps storage once after the plugin starts, so that what memory shows
 // (metrics) includes the tokens stored before the restart.
 func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credentials string) {
+	if c.swept.Load() {
+		return // the common case, without the lock a credential change may hold a while
+	}
 	c.mu.RLock()
 	swept := !c.lastSweep.IsZero()
 	c.mu.RUnlock()
@@ -106,6 +113,7 @@ func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credent
 	c.mu.Lock()
 	c.lastSweep = c.now()
 	c.mu.Unlock()
+	c.swept.Store(true)
 }
 
 // roleChanged notes that role no longer reads its key: the next periodic run checks whether
@@ -114,6 +122,8 @@ func (c *tokenCache) roleChanged(role string) {
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
 		if ks.removeRole(role) {
+			// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
+			ks.minLife.Store(0)
 			ks.mu.Lock()
 			ks.checkRoles = true
 			ks.mu.Unlock()
@@ -265,6 +275,9 @@ type keyStatus struct {
 	// NextBackground is when background renewal may ask Naver next, after failures.
 	NextBackground time.Time
 	Failures       int // consecutive failed requests
+	// Refused is set when the key's last request was not sent (a budget, or the breaker
+	// while Naver fails): its reads fail or are stale all the same.
+	Refused bool
 }
 
 // status reports the keys of the current credentials generation that match accepts (nil:
@@ -280,6 +293,9 @@ func (c *tokenCache) status(now time.Time, credentials string, match func(tokenK
 		sort.Strings(st.Roles)
 		if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {
 			st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt(c.spreadNow())
+			if early := tok.ExpiresAt.Add(-time.Duration(ks.minLife.Load())); early.Before(st.RenewAt) {
+				st.RenewAt = early // a role's min_remaining_ttl
+			}
 		}
 		if n := ks.lastRead.Load(); n != 0 {
 			st.LastRead = time.Unix(0, n)
@@ -293,6 +309,7 @@ func (c *tokenCache) status(now time.Time, credentials string, match func(tokenK
 			st.LastError = &e
 		}
 		st.BackoffUntil, st.NextBackground, st.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
+		st.Refused = ks.failures == 0 && ks.lastFailure != nil
 		ks.mu.Unlock()
 		out = append(out, st)
 		return true

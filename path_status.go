@@ -71,7 +71,7 @@ var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldState:               {Type: framework.TypeString, Description: "cached (a token with life left), stale (a token with life left whose renewal fails), failing (no token, the last request failed) or idle (no token, no failure)."},
 	fieldFetchedAt:           {Type: framework.TypeTime, Description: "When the cached token was requested (RFC 3339, UTC); absent when none is cached."},
 	fieldExpiresAt:           {Type: framework.TypeTime, Description: "When the cached token expires (RFC 3339, UTC); absent when none is cached."},
-	fieldRenewAt:             {Type: framework.TypeTime, Description: "When Naver will issue a new token, and so when the token is renewed: 30 minutes before its expiry (RFC 3339, UTC); absent when none is cached."},
+	fieldRenewAt:             {Type: framework.TypeTime, Description: "When the token is renewed: in its last 30 minutes (when Naver issues a new one), at the key's point of renewal_spread, or earlier for a role's min_remaining_ttl (RFC 3339, UTC); absent when none is cached."},
 	fieldLastRead:            {Type: framework.TypeTime, Description: "When a token was last read for this key (RFC 3339, UTC, to the second); absent when not read since the plugin started."},
 	fieldRequestsLastHour:    {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for this key in the last hour, retries included."},
 	fieldRequestsLast24h:     {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for this key in the last 24 hours, retries included."},
@@ -260,8 +260,8 @@ is false, and a warning says so); it reads only that role. For a many-seller rol
 summary of the keys the role names; "status/<role>/<account_id>" describes one seller's key.
 
 Per key: type, account_id, state, the roles read through it since the plugin started, when its
-token was fetched, expires and will be renewed (30 minutes before expiry, when Naver issues a
-new one), when it was last read, the requests sent to Naver in the last hour and 24 hours
+token was fetched, expires and will be renewed (in its last 30 minutes, when Naver issues a
+new one, at the key's point of renewal_spread), when it was last read, the requests sent to Naver in the last hour and 24 hours
 against max_token_requests_per_hour, the last error (time, HTTP status, Naver's code and
 message, and the trace ID Naver support asks for), and any back-off: the time until which reads
 share that error instead of asking again, and, after repeated failures, the next background

@@ -28,6 +28,10 @@ import (
 // it printed (standard output and error together).
 func recipe(t *testing.T, v *vaultProc, script string, env []string, args ...string) (string, error) {
 	t.Helper()
+	if v.env.server == harness.ServerOpenBao {
+		// The recipes are written for the `vault` CLI; on OpenBao they read the same with `bao`.
+		t.Skip("the Operations recipes use the vault CLI; OpenBao's is bao (README \"OpenBao\")")
+	}
 	path, err := filepath.Abs(filepath.Join("..", "examples", "operations", script))
 	if err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldBaseURL: {
 				Type:        framework.TypeString,
 				Default:     defaultBaseURL,
-				Description: `Naver Commerce API base URL; "https://api.commerce.naver.com/partner" for agencies. HTTPS only, except plain HTTP to a loopback address for testing.`,
+				Description: `Naver Commerce API base URL; "https://api.commerce.naver.com/partner" for agencies. HTTPS only, except plain HTTP to a loopback address for testing. Changing it requires client_secret in the same write.`,
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Base URL",
 				},
@@ -396,6 +396,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	cfg, err := configFromRequest(old, d)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
+	}
+	if _, given := d.Raw[fieldClientSecret]; old != nil && old.BaseURL != cfg.BaseURL && !given {
+		// The next token request signs with the stored secret and sends the signature to
+		// the new address: pointing base_url elsewhere must take knowing the secret.
+		return logical.ErrorResponse("%s is required when %s changes: the signature made with it is sent to the new address", fieldClientSecret, fieldBaseURL), nil
 	}
 	credentialsChanged := old == nil || old.credentialsID() != cfg.credentialsID()
 	connectionChanged := credentialsChanged || old.ProxyURL != cfg.ProxyURL

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 func TestConfigWriteRejectsBadInput(t *testing.T) {
@@ -292,3 +294,38 @@ func newForwardProxy(t *testing.T, user, password string) *forwardProxy {
 }
 
 func (p *forwardProxy) requests() int { return int(p.count.Load()) }
+
+// Pointing base_url elsewhere sends the next signature there, so it takes the secret.
+func TestConfigBaseURLChangeNeedsTheSecret(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the new base_url received %s %s", r.Method, r.URL.Path)
+	}))
+	t.Cleanup(other.Close)
+	before := env.naver.TokenRequests()
+
+	resp, err := env.write("config", map[string]any{"base_url": other.URL})
+	msg := errorText(resp, err)
+	if !strings.Contains(msg, "client_secret is required when base_url changes") {
+		t.Fatalf("base_url changed without client_secret: %q, want an error naming client_secret", msg)
+	}
+	if resp, _ := env.read("config"); resp == nil || resp.Data["base_url"] != env.naver.URL {
+		t.Errorf("the rejected write changed the config: %v", resp)
+	}
+
+	// The same address written differently is no change; with the secret, a change is allowed.
+	env.mustWrite("config", map[string]any{"base_url": env.naver.URL + "/"})
+	naver2 := navercommercetest.NewServer(navercommercetest.Config{
+		Applications: []navercommercetest.Application{{ClientID: testClientID, ClientSecret: testSecret}},
+		Now:          env.clock.Now,
+	})
+	t.Cleanup(naver2.Close)
+	env.mustWrite("config", map[string]any{"base_url": naver2.URL, "client_secret": testSecret})
+	if resp, _ := env.read("config"); resp.Data["base_url"] != naver2.URL {
+		t.Errorf("base_url = %v, want %s", resp.Data["base_url"], naver2.URL)
+	}
+	if n := env.naver.TokenRequests() - before; n != 0 {
+		t.Errorf("%d token requests to the old address, want 0", n)
+	}
+}

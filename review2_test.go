@@ -290,7 +290,7 @@ func TestReview2FailedVerificationsOpenTheBreakerForTheLiveConfig(t *testing.T) 
 	env.mustWrite("roles/s1", map[string]any{"type": "SELLER", "account_id": "ncp_s1"})
 	env.readToken("s0")
 	for range 3 {
-		resp, err := env.write("config", map[string]any{"base_url": "http://127.0.0.1:1", "max_retries": 0})
+		resp, err := env.write("config", map[string]any{"client_secret": testSecret, "base_url": "http://127.0.0.1:1", "max_retries": 0})
 		if errorText(resp, err) == "" {
 			t.Fatal("a config write with an unreachable base_url was accepted")
 		}

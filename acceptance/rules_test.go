@@ -175,6 +175,9 @@ func TestConfigRolesTokenRules(t *testing.T) {
 		other := startEmulator(t, emulatorOpts{ClientID: em.ClientID})
 		_, err = v.api.Logical().Write("navercommerce/config", kvMap(with("base_url="+other.URL)))
 		requireStatus(t, err, 400, "verify_connection")
+		// Without the secret, base_url cannot be pointed elsewhere: nothing is sent there.
+		_, err = v.api.Logical().Write("navercommerce/config", map[string]any{"base_url": other.URL})
+		requireStatus(t, err, 400, "client_secret is required when base_url changes")
 		if got := other.stats(t).Keys[other.key("SELF", "")].Requests; got != 1 {
 			t.Errorf("the other emulator saw %d SELF requests, want 1", got)
 		}

@@ -123,6 +123,9 @@ type app struct {
 	lastConfigChange time.Time
 	lastRestart      time.Time
 	penaltyLogged    bool
+	// verifying is set while a config write is being handled (under world.mu): a token
+	// request then is the write's verification of credentials not yet stored.
+	verifying bool
 	// history holds the app's last operator actions, for violation reports.
 	history []string
 }
@@ -464,6 +467,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	w.netMu.Lock()
 	var k *keyModel
+	var verification bool
 	if isToken {
 		w.mu.Lock()
 		k = a.key(keyID)
@@ -471,11 +475,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if k.inFlight > 1 {
 			w.violate(invOneFlight, keyID, "app%d key %s: %d token requests in flight at once", a.idx, keyID, k.inFlight)
 		}
-		w.checkAttempt(a, k, keyID, form)
+		verification = a.verifying
+		w.checkAttempt(a, k, keyID, form, verification)
 		w.mu.Unlock()
 	}
 	resp, err := t.send(req, body, form, isToken, keyID)
-	if isToken {
+	if isToken && verification {
+		w.mu.Lock()
+		k.inFlight--
+		w.mu.Unlock()
+	} else if isToken {
 		w.mu.Lock()
 		k.inFlight--
 		k.lastAt = w.now()
@@ -494,8 +503,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // checkAttempt records one HTTP attempt of key k, checking the key's budget and its
-// back-off after a failed request. Under w.mu.
-func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values) {
+// back-off after a failed request. A verification (a config write's SELF request with
+// credentials not yet stored) counts against the key's budget (README), but is not the
+// key's renewal: it neither waits out the live key's back-off nor sets it, as the plugin
+// keeps its outcome out of the live key's state. Under w.mu.
+func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool) {
 	now := w.now()
 	w.stats.NaverRequests++
 	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
@@ -504,7 +516,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values)
 			w.fragments[s[i:i+12]] = true
 		}
 	}
-	if ts := form.Get("timestamp"); ts != k.lastTS {
+	if ts := form.Get("timestamp"); ts != k.lastTS && !verification {
 		// A new request, not a retry of the last one.
 		if k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && now.Sub(k.lastAt) < failureBackoff {
 			w.violate(invBackoff, keyID, "app%d key %s asked Naver %s after a failed request (%s); reads must share the failure for %s",

@@ -76,6 +76,13 @@ type world struct {
 	// storageFaults counts injected storage failures, so an operation that met one may fail.
 	storageFaults atomic.Int64
 	hourly        map[int64]int // application requests per (app, hour)
+	// lostAtRestart holds, per app and key, the token Naver held when the app restarted
+	// while the key's storage entry was out of date (its last put had failed): the new
+	// backend cannot know that token, so its next request may be needless (seed 357).
+	lostAtRestart map[string]string
+	// excusedNaver holds emulator findings excused by lostAtRestart, so the penalty they
+	// earn is excused too.
+	excusedNaver []string
 }
 
 // issuedToken is a token Naver issued, as the simulator saw it pass.
@@ -123,6 +130,9 @@ type app struct {
 	lastConfigChange time.Time
 	lastRestart      time.Time
 	penaltyLogged    bool
+	// unstored maps the storage path of a token entry whose last put failed (an injected
+	// fault) to its key: this backend holds in memory what storage lacks. Under world.mu.
+	unstored map[string]string
 	// verifying is set while a config write is being handled (under world.mu): a token
 	// request then is the write's verification of credentials not yet stored.
 	verifying bool
@@ -193,6 +203,8 @@ func newWorld(seed uint64, p Params) *world {
 		issued:    map[string]*issuedToken{},
 		latest:    map[string]string{},
 		hourly:    map[int64]int{},
+
+		lostAtRestart: map[string]string{},
 	}
 	w.stats.Faults = map[string]int{}
 	var apps []navercommercetest.Application
@@ -204,6 +216,7 @@ func newWorld(seed uint64, p Params) *world {
 			storage:  &logical.InmemStorage{},
 			roles:    map[string]*roleModel{},
 			keys:     map[string]*keyModel{},
+			unstored: map[string]string{},
 			perHour:  6, ahead: true, retries: 1, timeout: 10 * time.Second,
 		}
 		w.secrets[a.secret] = true
@@ -260,6 +273,13 @@ func (a *app) start() {
 	if a.view != nil {
 		a.view.closed.Store(true)
 		a.b.Cleanup(a.w.ctx)
+		a.w.mu.Lock()
+		for _, keyID := range a.unstored {
+			id := fmt.Sprint(a.idx) + "|" + keyID
+			a.w.lostAtRestart[id] = a.w.latest[id]
+		}
+		a.unstored = map[string]string{}
+		a.w.mu.Unlock()
 	}
 	a.view = &storageView{a: a, under: a.storage}
 	conf := logical.TestBackendConfig()
@@ -372,13 +392,44 @@ func (s *storageView) Get(ctx context.Context, key string) (*logical.StorageEntr
 
 func (s *storageView) Put(ctx context.Context, e *logical.StorageEntry) error {
 	if err := s.fail("put", e.Key); err != nil {
+		if !errors.Is(err, errShutDown) {
+			s.noteTokenEntry(e, false)
+		}
 		return err
 	}
 	s.a.w.atGate("put:" + e.Key)
 	if s.closed.Load() {
 		return errShutDown
 	}
-	return s.under.Put(ctx, e)
+	err := s.under.Put(ctx, e)
+	if err == nil {
+		s.noteTokenEntry(e, true)
+	}
+	return err
+}
+
+// noteTokenEntry follows whether storage holds what the backend last put in a token
+// entry (whose value names its key).
+func (s *storageView) noteTokenEntry(e *logical.StorageEntry, stored bool) {
+	if !strings.HasPrefix(e.Key, "tokens/") {
+		return
+	}
+	w := s.a.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if stored {
+		delete(s.a.unstored, e.Key)
+		return
+	}
+	var v struct {
+		Key struct {
+			Type      string `json:"type"`
+			AccountID string `json:"account_id"`
+		} `json:"key"`
+	}
+	if json.Unmarshal(e.Value, &v) == nil && v.Key.Type != "" {
+		s.a.unstored[e.Key] = v.Key.Type + "|" + v.Key.AccountID
+	}
 }
 
 func (s *storageView) Delete(ctx context.Context, key string) error {
@@ -389,7 +440,14 @@ func (s *storageView) Delete(ctx context.Context, key string) error {
 	if s.closed.Load() {
 		return errShutDown
 	}
-	return s.under.Delete(ctx, key)
+	err := s.under.Delete(ctx, key)
+	if err == nil {
+		w := s.a.w
+		w.mu.Lock()
+		delete(s.a.unstored, key)
+		w.mu.Unlock()
+	}
+	return err
 }
 
 func hash(xs ...uint64) uint64 {

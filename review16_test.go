@@ -352,7 +352,7 @@ func TestReview16ReadAfterDropJoinsFailedRenewalAndGetsDroppedToken(t *testing.T
 }
 
 // Promise (README, Failures): "After a failure the key backs off (5 s; 30 s after a 429;
-// Retry-After when Naver sends one ...) and reads in that time share the error instead of
+// ... longer when Naver's Retry-After asks for more ...) and reads in that time share the error instead of
 // asking again." A drop clears the back-off: Naver said to wait 2 minutes (429,
 // Retry-After 120), the operator drops the dead token, and the next read asks Naver 10
 // seconds later.
@@ -393,8 +393,8 @@ func TestReview16DropWarningSaysNextReadAsksDuringBackoff(t *testing.T) {
 	}
 }
 
-// Promise (README, Failures): "After a failure the key backs off (... Retry-After when Naver
-// sends one ...) and reads in that time share the error instead of asking again." When the
+// Promise (README, Failures): "After a failure the key backs off (... longer when Naver's
+// Retry-After asks for more ...) and reads in that time share the error instead of asking again." When the
 // token expires during the back-off, the periodic run evicts the key's state, back-off and
 // last error with it: the next read asks Naver at once, 2 minutes into a 5-minute
 // Retry-After.

@@ -290,19 +290,20 @@ func (ks *keyState) failureFor(credentials string) *renewFailure {
 	return ks.lastFailure
 }
 
-// readBackoff is how long reads share a failure instead of asking Naver again.
+// readBackoff is how long reads share a failure instead of asking Naver again. Naver's
+// Retry-After can lengthen it, never shorten it: it says when Naver may be ready at the
+// earliest, not that asking sooner than the key's own back-off is safe (seed 44).
 func readBackoff(err error, failures int) time.Duration {
 	base := failureBackoff
+	var retryAfter time.Duration
 	var ue *upstreamError
 	if errors.As(err, &ue) {
-		switch {
-		case ue.RetryAfter > 0:
-			return min(ue.RetryAfter, maxBackoff)
-		case ue.StatusCode == http.StatusTooManyRequests:
+		retryAfter = ue.RetryAfter
+		if ue.StatusCode == http.StatusTooManyRequests {
 			base = rateLimitBackoff
 		}
 	}
-	return doubling(base, failures, maxBackoff)
+	return max(doubling(base, failures, maxBackoff), min(retryAfter, maxBackoff))
 }
 
 // doubling is base doubled for every failure after the first, at most ceiling.

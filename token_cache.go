@@ -39,8 +39,8 @@ const (
 	// least this much left is served at once while a new one is requested behind the read.
 	minAheadLife = 5 * time.Minute
 
-	// Back-off after failed requests, for reads: failureBackoff (rateLimitBackoff after a 429,
-	// or Retry-After), doubled per consecutive failure, at most maxBackoff.
+	// Back-off after failed requests, for reads: failureBackoff (rateLimitBackoff after a 429),
+	// doubled per consecutive failure, at most maxBackoff; Naver's Retry-After if longer.
 	failureBackoff   = 5 * time.Second
 	rateLimitBackoff = 30 * time.Second
 	maxBackoff       = 5 * time.Minute

@@ -28,19 +28,25 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}})
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false)
 		}, invBackoff},
+		{"a config write's verification 2 s after a failure", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true)
+		}, ""},
 		{"a retry of the failed request", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}})
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false)
 		}, ""},
 		{"seventh request within an hour", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			for i := 0; i < 7; i++ {
-				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}})
+				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0)
 			}
 		}, invKeyBudget},
 	}

@@ -530,7 +530,13 @@ func (w *world) remember(a *app, what string) {
 // writeConfig writes config fields and follows the model when the write succeeds.
 func (w *world) writeConfig(a *app, data map[string]any) {
 	now := w.now()
+	w.mu.Lock()
+	a.verifying = true
+	w.mu.Unlock()
 	resp, err, sf := a.request(logical.UpdateOperation, "config", data)
+	w.mu.Lock()
+	a.verifying = false
+	w.mu.Unlock()
 	if err != nil && !sf && !isCoded(err) {
 		w.report(invNoInternalError, "config-write", "app%d write config failed: %v", a.idx, err)
 	}

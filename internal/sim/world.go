@@ -76,6 +76,13 @@ type world struct {
 	// storageFaults counts injected storage failures, so an operation that met one may fail.
 	storageFaults atomic.Int64
 	hourly        map[int64]int // application requests per (app, hour)
+	// lostAtRestart holds, per app and key, the token Naver held when the app restarted
+	// while the key's storage entry was out of date (its last put had failed): the new
+	// backend cannot know that token, so its next request may be needless (seed 357).
+	lostAtRestart map[string]string
+	// excusedNaver holds emulator findings excused by lostAtRestart, so the penalty they
+	// earn is excused too.
+	excusedNaver []string
 }
 
 // issuedToken is a token Naver issued, as the simulator saw it pass.
@@ -123,6 +130,12 @@ type app struct {
 	lastConfigChange time.Time
 	lastRestart      time.Time
 	penaltyLogged    bool
+	// unstored maps the storage path of a token entry whose last put failed (an injected
+	// fault) to its key: this backend holds in memory what storage lacks. Under world.mu.
+	unstored map[string]string
+	// verifying is set while a config write is being handled (under world.mu): a token
+	// request then is the write's verification of credentials not yet stored.
+	verifying bool
 	// history holds the app's last operator actions, for violation reports.
 	history []string
 }
@@ -190,6 +203,8 @@ func newWorld(seed uint64, p Params) *world {
 		issued:    map[string]*issuedToken{},
 		latest:    map[string]string{},
 		hourly:    map[int64]int{},
+
+		lostAtRestart: map[string]string{},
 	}
 	w.stats.Faults = map[string]int{}
 	var apps []navercommercetest.Application
@@ -201,6 +216,7 @@ func newWorld(seed uint64, p Params) *world {
 			storage:  &logical.InmemStorage{},
 			roles:    map[string]*roleModel{},
 			keys:     map[string]*keyModel{},
+			unstored: map[string]string{},
 			perHour:  6, ahead: true, retries: 1, timeout: 10 * time.Second,
 		}
 		w.secrets[a.secret] = true
@@ -257,6 +273,13 @@ func (a *app) start() {
 	if a.view != nil {
 		a.view.closed.Store(true)
 		a.b.Cleanup(a.w.ctx)
+		a.w.mu.Lock()
+		for _, keyID := range a.unstored {
+			id := fmt.Sprint(a.idx) + "|" + keyID
+			a.w.lostAtRestart[id] = a.w.latest[id]
+		}
+		a.unstored = map[string]string{}
+		a.w.mu.Unlock()
 	}
 	a.view = &storageView{a: a, under: a.storage}
 	conf := logical.TestBackendConfig()
@@ -369,13 +392,44 @@ func (s *storageView) Get(ctx context.Context, key string) (*logical.StorageEntr
 
 func (s *storageView) Put(ctx context.Context, e *logical.StorageEntry) error {
 	if err := s.fail("put", e.Key); err != nil {
+		if !errors.Is(err, errShutDown) {
+			s.noteTokenEntry(e, false)
+		}
 		return err
 	}
 	s.a.w.atGate("put:" + e.Key)
 	if s.closed.Load() {
 		return errShutDown
 	}
-	return s.under.Put(ctx, e)
+	err := s.under.Put(ctx, e)
+	if err == nil {
+		s.noteTokenEntry(e, true)
+	}
+	return err
+}
+
+// noteTokenEntry follows whether storage holds what the backend last put in a token
+// entry (whose value names its key).
+func (s *storageView) noteTokenEntry(e *logical.StorageEntry, stored bool) {
+	if !strings.HasPrefix(e.Key, "tokens/") {
+		return
+	}
+	w := s.a.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if stored {
+		delete(s.a.unstored, e.Key)
+		return
+	}
+	var v struct {
+		Key struct {
+			Type      string `json:"type"`
+			AccountID string `json:"account_id"`
+		} `json:"key"`
+	}
+	if json.Unmarshal(e.Value, &v) == nil && v.Key.Type != "" {
+		s.a.unstored[e.Key] = v.Key.Type + "|" + v.Key.AccountID
+	}
 }
 
 func (s *storageView) Delete(ctx context.Context, key string) error {
@@ -386,7 +440,14 @@ func (s *storageView) Delete(ctx context.Context, key string) error {
 	if s.closed.Load() {
 		return errShutDown
 	}
-	return s.under.Delete(ctx, key)
+	err := s.under.Delete(ctx, key)
+	if err == nil {
+		w := s.a.w
+		w.mu.Lock()
+		delete(s.a.unstored, key)
+		w.mu.Unlock()
+	}
+	return err
 }
 
 func hash(xs ...uint64) uint64 {
@@ -464,6 +525,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	w.netMu.Lock()
 	var k *keyModel
+	var verification bool
 	if isToken {
 		w.mu.Lock()
 		k = a.key(keyID)
@@ -471,11 +533,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if k.inFlight > 1 {
 			w.violate(invOneFlight, keyID, "app%d key %s: %d token requests in flight at once", a.idx, keyID, k.inFlight)
 		}
-		w.checkAttempt(a, k, keyID, form)
+		verification = a.verifying
+		w.checkAttempt(a, k, keyID, form, verification)
 		w.mu.Unlock()
 	}
 	resp, err := t.send(req, body, form, isToken, keyID)
-	if isToken {
+	if isToken && verification {
+		w.mu.Lock()
+		k.inFlight--
+		w.mu.Unlock()
+	} else if isToken {
 		w.mu.Lock()
 		k.inFlight--
 		k.lastAt = w.now()
@@ -494,8 +561,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // checkAttempt records one HTTP attempt of key k, checking the key's budget and its
-// back-off after a failed request. Under w.mu.
-func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values) {
+// back-off after a failed request. A verification (a config write's SELF request with
+// credentials not yet stored) counts against the key's budget (README), but is not the
+// key's renewal: it neither waits out the live key's back-off nor sets it, as the plugin
+// keeps its outcome out of the live key's state. Under w.mu.
+func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool) {
 	now := w.now()
 	w.stats.NaverRequests++
 	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
@@ -504,7 +574,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values)
 			w.fragments[s[i:i+12]] = true
 		}
 	}
-	if ts := form.Get("timestamp"); ts != k.lastTS {
+	if ts := form.Get("timestamp"); ts != k.lastTS && !verification {
 		// A new request, not a retry of the last one.
 		if k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && now.Sub(k.lastAt) < failureBackoff {
 			w.violate(invBackoff, keyID, "app%d key %s asked Naver %s after a failed request (%s); reads must share the failure for %s",

@@ -1,7 +1,8 @@
 package navercommerce
 
 // What a key may ask of Naver: the request log behind the hourly budget, the budget
-// itself, and the back-off after failed requests.
+// itself, the pacing of a failing key's requests over the hour, and the back-off after
+// failed requests.
 
 import (
 	"context"
@@ -21,13 +22,49 @@ type requestLog struct {
 	sending chan struct{}
 	mu      sync.Mutex
 	times   []time.Time // oldest first, at most a day
+	// paceAt is the pacing's theoretical arrival time (GCRA): a paced attempt may go once
+	// paceAt is at most (burst-1) intervals ahead of now.
+	paceAt time.Time
 }
 
-func (l *requestLog) record(now time.Time) {
+const (
+	// paceBurst attempts a key may send at once (a read and its default 2 retries); after
+	// them, while Naver fails, one per pacing interval. See pacing.
+	paceBurst = 3
+)
+
+// pacing is how a key's budget of perHour requests is spread while Naver fails for it: a
+// burst of up to paceBurst, then one attempt per interval, the interval leaving the burst
+// room in every hour, so the pace alone never spends the hourly budget and a storm of any
+// length leaves the key a request within one interval of Naver's recovery.
+func pacing(perHour int) (burst int, interval time.Duration) {
+	burst = max(min(paceBurst, perHour), 1)
+	return burst, time.Hour / time.Duration(max(perHour-burst, 1))
+}
+
+func (l *requestLog) record(now time.Time, perHour int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trimLocked(now)
 	l.times = append(l.times, now)
+	if perHour <= 0 {
+		return
+	}
+	// Every attempt takes its place in the pace, paced or not; a run of unpaced successes
+	// (drops, verifications) empties the burst but owes no more than an empty one.
+	burst, interval := pacing(perHour)
+	l.paceAt = earliest(latest(l.paceAt, now).Add(interval), now.Add(time.Duration(burst)*interval))
+}
+
+// nextPaced is when the pace lets the key's next attempt go (at or before now: at once).
+func (l *requestLog) nextPaced(perHour int) time.Time {
+	if perHour <= 0 {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	burst, interval := pacing(perHour)
+	return l.paceAt.Add(-time.Duration(burst-1) * interval)
 }
 
 func (l *requestLog) trimLocked(now time.Time) {
@@ -49,13 +86,20 @@ func (l *requestLog) since(now time.Time, d time.Duration) (n int, oldest time.T
 	return n, oldest
 }
 
-// budgetError is a request not sent because the key spent its hourly budget.
+// budgetError is a request not sent because the key spent its hourly budget, or (Paced)
+// because its requests are spread over the hour while Naver fails for it.
 type budgetError struct {
 	Limit     int
 	NextAfter time.Time
+	Paced     bool
 }
 
 func (e *budgetError) Error() string {
+	if e.Paced {
+		burst, interval := pacing(e.Limit)
+		return fmt.Sprintf("not asking Naver before %s: Naver is failing, and meanwhile a token's requests are spread over the hour (max_token_requests_per_hour %d: %d at once, then one every %s)",
+			e.NextAfter.UTC().Format(time.RFC3339), e.Limit, burst, interval.Round(time.Second))
+	}
 	return fmt.Sprintf("not asking Naver: this token has had %d requests in the last hour, the limit set by max_token_requests_per_hour; the next is allowed at %s",
 		e.Limit, e.NextAfter.UTC().Format(time.RFC3339))
 }
@@ -100,13 +144,20 @@ func (rb *requestBudget) check() error {
 	if rb.single && rb.attempts > 0 {
 		return errNoRetry
 	}
+	// A retry, or a request while Naver fails, keeps to the pace: a storm must not spend
+	// the hour's budget in its first minutes.
+	if rb.single || rb.attempts > 0 {
+		if next := rb.log.nextPaced(rb.perHour); now.Before(next) {
+			return &budgetError{Limit: rb.perHour, NextAfter: next, Paced: true}
+		}
+	}
 	return nil
 }
 
 func (rb *requestBudget) record() {
 	now := rb.now()
 	rb.attempts++
-	rb.log.record(now)
+	rb.log.record(now, rb.perHour)
 	if rb.app != nil {
 		if err := rb.app.record(rb.ctx, rb.storage, now); err != nil {
 			rb.storeErr = err
@@ -230,8 +281,9 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 }
 
 // recordFailure notes a failed request (or one the budget refused) of the key, sets its
-// back-off, and returns the failure reads report.
-func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) *renewFailure {
+// back-off, and returns the failure reads report. perHour is the key's budget: the
+// back-off lasts at least until the pace lets the next request go.
+func (c *tokenCache) recordFailure(ks *keyState, credentials string, perHour int, err error) *renewFailure {
 	now := c.now()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -258,8 +310,10 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) 
 		return failure
 	}
 	ks.failures++
-	ks.backoffUntil = now.Add(readBackoff(err, ks.failures))
-	ks.nextBackground = now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff))
+	// Reads share the failure until the pace lets the key ask again, so that they are
+	// answered with Naver's failure, not a refusal of the budget.
+	ks.backoffUntil = latest(now.Add(readBackoff(err, ks.failures)), c.requestLog(ks.key).nextPaced(perHour))
+	ks.nextBackground = latest(now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff)), ks.backoffUntil)
 	return failure
 }
 
@@ -312,4 +366,20 @@ func doubling(base time.Duration, failures int, ceiling time.Duration) time.Dura
 		d *= 2
 	}
 	return min(d, ceiling)
+}
+
+// earliest is the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -434,7 +434,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		}
 	}
 	if err != nil {
-		failure := c.recordFailure(ks, p.credentials, err)
+		failure := c.recordFailure(ks, p.credentials, p.perHour, err)
 		// The request may have taken until the token's last seconds: judge it again. A
 		// token dropped meanwhile is not served.
 		if current != nil && current.life(c.now()) >= minServableLife && ks.token.Load() == current {

@@ -151,7 +151,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldMaxRequestsHour: {
 				Type:        framework.TypeInt,
 				Default:     defaultMaxRequestsHour,
-				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty.", maxMaxRequestsHour),
+				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty. While Naver fails, a token's requests are spread over the hour: %d at once, then one every hour / (this - %d), so a storm never spends the budget in minutes.", maxMaxRequestsHour, paceBurst, paceBurst),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Max token requests per hour",
 				},

@@ -201,7 +201,7 @@ func newWorld(seed uint64, p Params) *world {
 			storage:  &logical.InmemStorage{},
 			roles:    map[string]*roleModel{},
 			keys:     map[string]*keyModel{},
-			perHour:  6, ahead: true, retries: 1, timeout: 10 * time.Second,
+			perHour:  12, ahead: true, retries: 1, timeout: 10 * time.Second, // perHour: the plugin's default
 		}
 		w.secrets[a.secret] = true
 		w.secrets[a.secret[7:]] = true

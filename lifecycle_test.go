@@ -601,7 +601,7 @@ func TestPacingSpreadsAFailingKeysBudget(t *testing.T) {
 					if n, _ := log.since(now, time.Hour); n >= perHour || now.Before(log.nextPaced(perHour)) {
 						break
 					}
-					log.record(now, perHour)
+					log.record(now, perHour, true)
 					sent = append(sent, now)
 				}
 			}

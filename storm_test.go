@@ -1,10 +1,13 @@
 package navercommerce
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,4 +189,88 @@ func TestStormSpendsAKeysBudgetSlowly(t *testing.T) {
 			})
 		}
 	}
+}
+
+// failingAccount answers 503 to every token request for one account, as Naver failing for
+// one seller only; other requests pass.
+type failingAccount struct {
+	account string
+	clock   *fakeClock
+	mu      sync.Mutex
+	sent    []time.Time // when each request for the account was sent
+}
+
+func (f *failingAccount) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if strings.Contains(string(b), "account_id="+f.account) {
+			f.mu.Lock()
+			f.sent = append(f.sent, f.clock.Now())
+			f.mu.Unlock()
+			return &http.Response{
+				StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Request: req,
+				Header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {"0"}},
+				Body:   io.NopCloser(strings.NewReader(`{"code":"GW.SERVICE_UNAVAILABLE","message":"down for one seller","timestamp":"2026-11-24T12:00:00Z"}`)),
+			}, nil
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// Keys may skip their pace once Naver is back for the application, but only once per
+// recovery: a seller Naver keeps failing for, while other sellers are served (and so close
+// the breaker again and again), still keeps to its pace and its budget.
+func TestOneFailingSellerKeepsToItsPaceWhileOthersAreServed(t *testing.T) {
+	env := newTestEnv(t)
+	bad := &failingAccount{account: "ncp_bad", clock: env.clock}
+	env.useTransport(bad)
+	env.configure()
+	env.mustWrite("roles/bad", map[string]any{"type": "SELLER", "account_id": "ncp_bad"})
+	for step := 0; step < 240; step++ { // 2 hours, a read every 30 s
+		now := env.clock.Now()
+		if step%30 == 15 { // a new seller every 15 minutes, served at once: the breaker closes
+			role := fmt.Sprintf("good%d", step)
+			env.mustWrite("roles/"+role, map[string]any{"type": "SELLER", "account_id": "ncp_" + role})
+			env.readToken(role)
+		}
+		resp, err := env.read("token/bad")
+		if text := errorText(resp, err); strings.Contains(text, fieldMaxRequestsHour) && !strings.Contains(text, "spread over the hour") {
+			t.Fatalf("the failing seller was refused by its budget at %v (requests at %v): %s", now.Format("15:04:05"), bad.times(), text)
+		}
+		waitForFlights(env.b, tokenKey{testClientID, "SELLER", "ncp_bad"})
+		if step%2 == 0 {
+			env.periodic(context.Background())
+		}
+		env.clock.Advance(30 * time.Second)
+	}
+	bad.mu.Lock()
+	sent := bad.sent
+	bad.mu.Unlock()
+	for i, at := range sent {
+		n := 0
+		for _, b := range sent[i:] {
+			if b.Sub(at) < time.Hour {
+				n++
+			}
+		}
+		if n > defaultMaxRequestsHour {
+			t.Fatalf("the failing seller sent %d requests in the hour from request %d, over its budget of %d", n, i, defaultMaxRequestsHour)
+		}
+	}
+	t.Logf("the failing seller sent %d requests in 2 hours: %v", len(sent), bad.times())
+}
+
+func (f *failingAccount) times() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, t := range f.sent {
+		out = append(out, t.Format("15:04:05"))
+	}
+	return out
 }

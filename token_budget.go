@@ -42,7 +42,9 @@ func pacing(perHour int) (burst int, interval time.Duration) {
 	return burst, time.Hour / time.Duration(max(perHour-burst, 1))
 }
 
-func (l *requestLog) record(now time.Time, perHour int) {
+// record notes an attempt sent at now. failing: it was sent while the key (or the
+// application) was failing.
+func (l *requestLog) record(now time.Time, perHour int, failing bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trimLocked(now)
@@ -50,10 +52,15 @@ func (l *requestLog) record(now time.Time, perHour int) {
 	if perHour <= 0 {
 		return
 	}
-	// Every attempt takes its place in the pace, paced or not; a run of unpaced successes
-	// (drops, verifications) empties the burst but owes no more than an empty one.
+	// Every attempt takes its place in the pace. One sent while Naver was healthy (drops,
+	// verifications, a read and its retries) empties the burst but owes no more than an
+	// empty one; one sent while failing, ahead of the pace (after Naver came back), is
+	// owed: the next paced attempt waits for it.
 	burst, interval := pacing(perHour)
-	l.paceAt = earliest(latest(l.paceAt, now).Add(interval), now.Add(time.Duration(burst)*interval))
+	l.paceAt = latest(l.paceAt, now).Add(interval)
+	if !failing {
+		l.paceAt = earliest(l.paceAt, now.Add(time.Duration(burst)*interval))
+	}
 }
 
 // nextPaced is when the pace lets the key's next attempt go (at or before now: at once).
@@ -115,6 +122,7 @@ type requestBudget struct {
 	appPerHour int  // for this request: background renewals get only their share
 	background bool // for the refusal's text
 	single     bool // no retries: Naver was failing
+	unpaced    bool // Naver came back since the key failed: its first attempt skips the pace
 	attempts   int
 	// ctx and storage keep the application's counts across restarts; storeErr is the
 	// last failure to do so.
@@ -146,7 +154,7 @@ func (rb *requestBudget) check() error {
 	}
 	// A retry, or a request while Naver fails, keeps to the pace: a storm must not spend
 	// the hour's budget in its first minutes.
-	if rb.single || rb.attempts > 0 {
+	if (rb.single || rb.attempts > 0) && !(rb.unpaced && rb.attempts == 0) {
 		if next := rb.log.nextPaced(rb.perHour); now.Before(next) {
 			return &budgetError{Limit: rb.perHour, NextAfter: next, Paced: true}
 		}
@@ -157,7 +165,7 @@ func (rb *requestBudget) check() error {
 func (rb *requestBudget) record() {
 	now := rb.now()
 	rb.attempts++
-	rb.log.record(now, rb.perHour)
+	rb.log.record(now, rb.perHour, rb.single)
 	if rb.app != nil {
 		if err := rb.app.record(rb.ctx, rb.storage, now); err != nil {
 			rb.storeErr = err
@@ -185,8 +193,9 @@ func (c *tokenCache) requestLog(key tokenKey) *requestLog {
 }
 
 // fetch asks Naver for the key's token (see request); the answer is bounded by what is
-// known of the key's token. A key that failed last time sends no retries.
-func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background bool) (*cachedToken, error) {
+// known of the key's token. A key that failed last time sends no retries. recovered: Naver
+// came back since the key's failure, so the request need not keep to the pace.
+func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background, recovered bool) (*cachedToken, error) {
 	ks.mu.Lock()
 	failing := ks.failures > 0
 	ks.mu.Unlock()
@@ -194,7 +203,27 @@ func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState,
 		bound:      func(t *cachedToken) { c.boundHandedBack(ks, t) },
 		background: background,
 		single:     failing,
+		unpaced:    recovered,
 	})
+}
+
+// naverBackFor reports whether a key backing off after failure may ask now because Naver
+// came back for the application since: only after Naver failed (no answer or a 5xx; not a
+// 429 or Retry-After, which ask for time), at least failureBackoff after it, and only once
+// per recovery — a key whose own request fails again waits for the next one — and never
+// into the last burst of the key's hourly budget (perHour).
+func (c *tokenCache) naverBackFor(key tokenKey, perHour int, failure *renewFailure, now time.Time) bool {
+	var ue *upstreamError
+	if !errors.As(failure.Err, &ue) || ue.RetryAfter > 0 || ue.StatusCode == http.StatusTooManyRequests || !naverFailing(ue) {
+		return false
+	}
+	if now.Sub(failure.At) < failureBackoff || !c.app(key.ClientID).recoveredSince(failure.At) {
+		return false
+	}
+	// Never into the last burst of the key's hour: the pace alone may need it.
+	n, _ := c.requestLog(key).since(now, time.Hour)
+	burst, _ := pacing(perHour)
+	return perHour <= 0 || n < perHour-burst
 }
 
 // requestOptions say how one request is made.
@@ -202,6 +231,7 @@ type requestOptions struct {
 	bound      func(*cachedToken) // bounds the answer by what is known; nil: nothing is
 	background bool               // a background renewal: only its share of the budget
 	single     bool               // no retries
+	unpaced    bool               // Naver came back: not held to the pace (the budget holds)
 	// verification: the SELF request that verifies credentials before they are stored.
 	verification bool
 }
@@ -227,7 +257,7 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	// The automatic budget counts the keys in use: after a restart, those in storage too.
 	c.ensureSwept(ctx, s, p.credentials)
 	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p),
-		background: opts.background, single: opts.single || app.failing(), ctx: ctx, storage: s}
+		background: opts.background, single: opts.single || app.failing(), unpaced: opts.unpaced, ctx: ctx, storage: s}
 	if opts.background {
 		// Background renewals leave at least one request of the hour to reads.
 		rb.appPerHour = min(int(float64(rb.appPerHour)*backgroundShare), rb.appPerHour-1)

@@ -117,11 +117,7 @@ func TestConsumersNeverHoldADeadToken(t *testing.T) {
 			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
 				"verify_connection": false, "background_refresh": background,
 				// Retries wait in real time; without them every failure reaches the cache.
-				"max_retries": 0,
-				// Outages spend requests on retries; the default budget of 6 an hour would
-				// leave a key that met one at the start of its window without a token for the
-				// rest of the hour (see the README), whatever the serving rule does.
-				"max_token_requests_per_hour": 30})
+				"max_retries": 0})
 
 			consumers := consumerSchedules()
 			for i, c := range consumers {

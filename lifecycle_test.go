@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -537,7 +538,8 @@ func TestRequestBudget(t *testing.T) {
 	env.readToken("store") // 1 request
 	env.clock.Advance(2*time.Hour + 31*time.Minute)
 
-	// Naver fails: 3 attempts (1 + 2 retries), the whole budget of the hour.
+	// Naver fails: 3 attempts (1 + 2 retries), the whole budget of the hour. With a budget
+	// of 3 the pace after that burst is one request an hour: reads share the failure.
 	env.naver.InjectFault(navercommercetest.Fault{Status: 500, Count: 1000})
 	resp := env.readToken("store")
 	if len(resp.Warnings) == 0 {
@@ -546,29 +548,82 @@ func TestRequestBudget(t *testing.T) {
 	if n := env.requestsFor("SELLER", testAccount); n != 4 {
 		t.Fatalf("%d requests, want 1 + 3 (the budget)", n)
 	}
-	// Over the budget: the valid token is served with a warning naming the limit, and
-	// Naver is not asked.
 	env.clock.Advance(10 * time.Minute)
 	resp = env.readToken("store")
-	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "max_token_requests_per_hour") {
-		t.Errorf("warnings %q do not name the budget", resp.Warnings)
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "is not asked again before 2026-11-24T15:31:00Z") {
+		t.Errorf("warnings %q do not say when Naver is asked again (an hour after the failed attempts)", resp.Warnings)
 	}
-	// Once the token is gone, reads fail fast with 429 naming the budget.
+	// Once the token is gone, reads fail fast with Naver's failure and the same time.
 	env.clock.Advance(19*time.Minute + 55*time.Second)
 	r, err := env.read("token/store")
-	if got := httpStatus(r, err); got != http.StatusTooManyRequests || !strings.Contains(errorText(r, err), "max_token_requests_per_hour") {
-		t.Errorf("status %d (%s), want 429 naming the budget", got, errorText(r, err))
+	if got := httpStatus(r, err); got != http.StatusBadGateway || !strings.Contains(errorText(r, err), "not asking Naver again before 2026-11-24T15:31:00Z") {
+		t.Errorf("status %d (%s), want 502 saying when Naver is asked again", got, errorText(r, err))
 	}
 	if n := env.requestsFor("SELLER", testAccount); n != 4 {
 		t.Errorf("%d requests, want still 4", n)
-	}
-	if !strings.Contains(env.logs.String(), "refused by the hourly budget") {
-		t.Error("the refusal was not logged")
 	}
 	// An hour after the failed attempts, the key may ask again.
 	env.clock.Advance(31 * time.Minute)
 	env.naver.Reset()
 	env.readToken("store")
+
+	// Requests that succeed are not paced, but the budget holds them too: after two drops,
+	// the fourth request of the hour is refused with 429 naming the limit, and logged.
+	for range 2 {
+		env.deleteToken("store", true)
+		env.readToken("store")
+	}
+	env.deleteToken("store", true)
+	r, err = env.read("token/store")
+	if got := httpStatus(r, err); got != http.StatusTooManyRequests || !strings.Contains(errorText(r, err), "max_token_requests_per_hour") {
+		t.Errorf("status %d (%s), want 429 naming the budget", got, errorText(r, err))
+	}
+	if n := env.requestsFor("SELLER", testAccount); n != 3 { // since the Reset
+		t.Errorf("%d requests in the hour, want 3", n)
+	}
+	if !strings.Contains(env.logs.String(), "refused by the hourly budget") {
+		t.Error("the refusal was not logged")
+	}
+}
+
+// While Naver fails, a key's requests keep to the pace: a burst of up to 3, then one per
+// interval, and never more than the budget in any sliding hour, whatever the budget.
+func TestPacingSpreadsAFailingKeysBudget(t *testing.T) {
+	for _, perHour := range []int{1, 2, 3, 6, 12, 60} {
+		t.Run(fmt.Sprint(perHour), func(t *testing.T) {
+			burst, interval := pacing(perHour)
+			start := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+			log := &requestLog{}
+			var sent []time.Time
+			// A key that asks whenever the pace lets it, every 10 s, for 4 hours.
+			for now := start; now.Before(start.Add(4 * time.Hour)); now = now.Add(10 * time.Second) {
+				for {
+					if n, _ := log.since(now, time.Hour); n >= perHour || now.Before(log.nextPaced(perHour)) {
+						break
+					}
+					log.record(now, perHour, true)
+					sent = append(sent, now)
+				}
+			}
+			for i, at := range sent {
+				n := 0
+				for _, b := range sent[i:] {
+					if b.Sub(at) < time.Hour {
+						n++
+					}
+				}
+				if n > perHour {
+					t.Fatalf("%d requests in the hour from %v, over %d", n, at.Sub(start), perHour)
+				}
+				if i > 0 && i >= burst && at.Sub(sent[i-1]) > interval+10*time.Second {
+					t.Errorf("a gap of %v before request %d, over the interval %v", at.Sub(sent[i-1]), i, interval)
+				}
+			}
+			if !sent[burst-1].Equal(start) {
+				t.Errorf("the first %d requests were not sent at once: %v", burst, sent[:burst])
+			}
+		})
+	}
 }
 
 func TestVerificationCountsAgainstTheBudget(t *testing.T) {

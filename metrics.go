@@ -252,7 +252,7 @@ func (m *metrics) families(g metricsGauges) []metricFamily {
 	}
 
 	f = family("navercommerce_budget_refusals_total", metricCounter,
-		"Token requests not sent because the token had spent its max_token_requests_per_hour.")
+		"Token requests not sent because the token had spent its max_token_requests_per_hour, or kept to its pace while Naver failed.")
 	add(f, float64(m.budgetRefusals.Load()))
 
 	f = family("navercommerce_cached_keys", metricGauge,

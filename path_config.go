@@ -35,9 +35,11 @@ const (
 	maxRequestTimeout     = 60 * time.Second // well inside Vault's 90-second request limit
 	defaultMaxRetries     = 2
 	maxMaxRetries         = 5
-	// defaultMaxRequestsHour leaves room for a renewal, its retries and a restart or two,
-	// far below anything that earns Naver's penalty; a healthy key asks once in 2.5 hours.
-	defaultMaxRequestsHour = 6
+	// defaultMaxRequestsHour: a healthy key asks once in 2.5 hours. While Naver fails, a
+	// key's requests are paced (see pacing): 3 at once, then one every 6m40s, so a key is
+	// served within minutes of Naver's recovery, however long the storm. The application
+	// budget, not this, keeps many keys from Naver's penalty.
+	defaultMaxRequestsHour = 12
 	maxMaxRequestsHour     = 60
 	maxMaxAppRequests      = 1000000
 	// The password Naver signs is client_id + "_" + a 13-digit timestamp, and bcrypt reads
@@ -149,7 +151,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldMaxRequestsHour: {
 				Type:        framework.TypeInt,
 				Default:     defaultMaxRequestsHour,
-				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty.", maxMaxRequestsHour),
+				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty. While Naver fails, a token's requests are spread over the hour: %d at once, then one every hour / (this - %d), so a storm never spends the budget in minutes.", maxMaxRequestsHour, paceBurst, paceBurst),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Max token requests per hour",
 				},

@@ -77,7 +77,7 @@ var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldRequestsLast24h:     {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for this key in the last 24 hours, retries included."},
 	fieldRequestBudget:       {Type: framework.TypeInt, Description: "max_token_requests_per_hour: the most requests this key may send in an hour."},
 	fieldLastError:           {Type: framework.TypeMap, Description: "The last failed request since the plugin started, absent when none: at (RFC 3339, UTC), status (HTTP status; 0 when Naver did not answer), code (Naver's), message, trace_id (Naver's GNCP-GW-Trace-ID, for Naver support)."},
-	fieldBackoffUntil:        {Type: framework.TypeTime, Description: "After a failure, reads share the error instead of asking Naver until this time (RFC 3339, UTC); absent when not backing off."},
+	fieldBackoffUntil:        {Type: framework.TypeTime, Description: "After a failure, reads share the error instead of asking Naver until this time: the back-off, or while Naver keeps failing, the key's next paced request (RFC 3339, UTC); absent when not backing off."},
 	fieldNextBackground:      {Type: framework.TypeTime, Description: "After failures, background renewal does not ask Naver before this time (RFC 3339, UTC); absent when not backing off."},
 	fieldConsecutiveFailures: {Type: framework.TypeInt, Description: "Failed requests since the last success."},
 }

@@ -86,7 +86,7 @@ func TestStatusShowsCachedKeys(t *testing.T) {
 	resp := env.statusList(nil)
 	want := map[string]any{
 		"configured": true, "client_id": testClientID, "background_refresh": true,
-		"max_token_requests_per_hour": 6, "cached_keys": 2,
+		"max_token_requests_per_hour": 12, "cached_keys": 2,
 	}
 	for k, v := range want {
 		if resp.Data[k] != v {
@@ -106,13 +106,13 @@ func TestStatusShowsCachedKeys(t *testing.T) {
 			"roles": []string{}, "cached": true, "state": "cached",
 			"fetched_at": rfc3339(configuredAt), "expires_at": rfc3339(configuredAt.Add(3 * time.Hour)),
 			"renew_at":           rfc3339(configuredAt.Add(150 * time.Minute)),
-			"requests_last_hour": 1, "requests_last_24h": 1, "request_budget_per_hour": 6, "consecutive_failures": 0,
+			"requests_last_hour": 1, "requests_last_24h": 1, "request_budget_per_hour": 12, "consecutive_failures": 0,
 		}},
 		{"SELLER|" + testAccount, map[string]any{
 			"roles": []string{"store", "store-too"}, "cached": true, "state": "cached",
 			"fetched_at": rfc3339(fetchedAt), "expires_at": rfc3339(fetchedAt.Add(3 * time.Hour)),
 			"renew_at": rfc3339(fetchedAt.Add(150 * time.Minute)), "last_read": rfc3339(now),
-			"requests_last_hour": 1, "requests_last_24h": 1, "request_budget_per_hour": 6, "consecutive_failures": 0,
+			"requests_last_hour": 1, "requests_last_24h": 1, "request_budget_per_hour": 12, "consecutive_failures": 0,
 		}},
 	}
 	for _, tt := range tests {

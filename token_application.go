@@ -57,6 +57,9 @@ type appGuard struct {
 	openUntil   time.Time
 	probing     bool
 	lastFailure error
+	// recoveredAt is when a request last succeeded after the breaker had opened: Naver is
+	// back, and keys that failed in the storm need not wait for their pace.
+	recoveredAt time.Time
 }
 
 // appCounts is the stored form of an application's request counts.
@@ -209,6 +212,14 @@ func (a *appGuard) failingUntil() time.Time {
 	return a.openUntil
 }
 
+// recoveredSince reports whether Naver came back for the application (a request succeeded
+// after the breaker had opened) after t.
+func (a *appGuard) recoveredSince(t time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recoveredAt.After(t)
+}
+
 // failing reports whether the application's last request failed: then no retries.
 func (a *appGuard) failing() bool {
 	a.mu.Lock()
@@ -225,6 +236,9 @@ func (a *appGuard) result(now time.Time, probe bool, err error) {
 		a.probing = false
 	}
 	if !naverFailing(err) {
+		if a.failures >= breakerThreshold {
+			a.recoveredAt = now
+		}
 		a.failures, a.openUntil, a.lastFailure = 0, time.Time{}, nil
 		return
 	}

@@ -1,7 +1,8 @@
 package navercommerce
 
 // What a key may ask of Naver: the request log behind the hourly budget, the budget
-// itself, and the back-off after failed requests.
+// itself, the pacing of a failing key's requests over the hour, and the back-off after
+// failed requests.
 
 import (
 	"context"
@@ -21,13 +22,56 @@ type requestLog struct {
 	sending chan struct{}
 	mu      sync.Mutex
 	times   []time.Time // oldest first, at most a day
+	// paceAt is the pacing's theoretical arrival time (GCRA): a paced attempt may go once
+	// paceAt is at most (burst-1) intervals ahead of now.
+	paceAt time.Time
 }
 
-func (l *requestLog) record(now time.Time) {
+const (
+	// paceBurst attempts a key may send at once (a read and its default 2 retries); after
+	// them, while Naver fails, one per pacing interval. See pacing.
+	paceBurst = 3
+)
+
+// pacing is how a key's budget of perHour requests is spread while Naver fails for it: a
+// burst of up to paceBurst, then one attempt per interval, the interval leaving the burst
+// room in every hour, so the pace alone never spends the hourly budget and a storm of any
+// length leaves the key a request within one interval of Naver's recovery.
+func pacing(perHour int) (burst int, interval time.Duration) {
+	burst = max(min(paceBurst, perHour), 1)
+	return burst, time.Hour / time.Duration(max(perHour-burst, 1))
+}
+
+// record notes an attempt sent at now. failing: it was sent while the key (or the
+// application) was failing.
+func (l *requestLog) record(now time.Time, perHour int, failing bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.trimLocked(now)
 	l.times = append(l.times, now)
+	if perHour <= 0 {
+		return
+	}
+	// Every attempt takes its place in the pace. One sent while Naver was healthy (drops,
+	// verifications, a read and its retries) empties the burst but owes no more than an
+	// empty one; one sent while failing, ahead of the pace (after Naver came back), is
+	// owed: the next paced attempt waits for it.
+	burst, interval := pacing(perHour)
+	l.paceAt = latest(l.paceAt, now).Add(interval)
+	if !failing {
+		l.paceAt = earliest(l.paceAt, now.Add(time.Duration(burst)*interval))
+	}
+}
+
+// nextPaced is when the pace lets the key's next attempt go (at or before now: at once).
+func (l *requestLog) nextPaced(perHour int) time.Time {
+	if perHour <= 0 {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	burst, interval := pacing(perHour)
+	return l.paceAt.Add(-time.Duration(burst-1) * interval)
 }
 
 func (l *requestLog) trimLocked(now time.Time) {
@@ -49,13 +93,20 @@ func (l *requestLog) since(now time.Time, d time.Duration) (n int, oldest time.T
 	return n, oldest
 }
 
-// budgetError is a request not sent because the key spent its hourly budget.
+// budgetError is a request not sent because the key spent its hourly budget, or (Paced)
+// because its requests are spread over the hour while Naver fails for it.
 type budgetError struct {
 	Limit     int
 	NextAfter time.Time
+	Paced     bool
 }
 
 func (e *budgetError) Error() string {
+	if e.Paced {
+		burst, interval := pacing(e.Limit)
+		return fmt.Sprintf("not asking Naver before %s: Naver is failing, and meanwhile a token's requests are spread over the hour (max_token_requests_per_hour %d: %d at once, then one every %s)",
+			e.NextAfter.UTC().Format(time.RFC3339), e.Limit, burst, interval.Round(time.Second))
+	}
 	return fmt.Sprintf("not asking Naver: this token has had %d requests in the last hour, the limit set by max_token_requests_per_hour; the next is allowed at %s",
 		e.Limit, e.NextAfter.UTC().Format(time.RFC3339))
 }
@@ -71,6 +122,7 @@ type requestBudget struct {
 	appPerHour int  // for this request: background renewals get only their share
 	background bool // for the refusal's text
 	single     bool // no retries: Naver was failing
+	unpaced    bool // Naver came back since the key failed: its first attempt skips the pace
 	attempts   int
 	// ctx and storage keep the application's counts across restarts; storeErr is the
 	// last failure to do so.
@@ -100,13 +152,20 @@ func (rb *requestBudget) check() error {
 	if rb.single && rb.attempts > 0 {
 		return errNoRetry
 	}
+	// A retry, or a request while Naver fails, keeps to the pace: a storm must not spend
+	// the hour's budget in its first minutes.
+	if (rb.single || rb.attempts > 0) && !(rb.unpaced && rb.attempts == 0) {
+		if next := rb.log.nextPaced(rb.perHour); now.Before(next) {
+			return &budgetError{Limit: rb.perHour, NextAfter: next, Paced: true}
+		}
+	}
 	return nil
 }
 
 func (rb *requestBudget) record() {
 	now := rb.now()
 	rb.attempts++
-	rb.log.record(now)
+	rb.log.record(now, rb.perHour, rb.single)
 	if rb.app != nil {
 		if err := rb.app.record(rb.ctx, rb.storage, now); err != nil {
 			rb.storeErr = err
@@ -134,8 +193,9 @@ func (c *tokenCache) requestLog(key tokenKey) *requestLog {
 }
 
 // fetch asks Naver for the key's token (see request); the answer is bounded by what is
-// known of the key's token. A key that failed last time sends no retries.
-func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background bool) (*cachedToken, error) {
+// known of the key's token. A key that failed last time sends no retries. recovered: Naver
+// came back since the key's failure, so the request need not keep to the pace.
+func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background, recovered bool) (*cachedToken, error) {
 	ks.mu.Lock()
 	failing := ks.failures > 0
 	ks.mu.Unlock()
@@ -143,7 +203,27 @@ func (c *tokenCache) fetch(ctx context.Context, s logical.Storage, ks *keyState,
 		bound:      func(t *cachedToken) { c.boundHandedBack(ks, t) },
 		background: background,
 		single:     failing,
+		unpaced:    recovered,
 	})
+}
+
+// naverBackFor reports whether a key backing off after failure may ask now because Naver
+// came back for the application since: only after Naver failed (no answer or a 5xx; not a
+// 429 or Retry-After, which ask for time), at least failureBackoff after it, and only once
+// per recovery — a key whose own request fails again waits for the next one — and never
+// into the last burst of the key's hourly budget (perHour).
+func (c *tokenCache) naverBackFor(key tokenKey, perHour int, failure *renewFailure, now time.Time) bool {
+	var ue *upstreamError
+	if !errors.As(failure.Err, &ue) || ue.RetryAfter > 0 || ue.StatusCode == http.StatusTooManyRequests || !naverFailing(ue) {
+		return false
+	}
+	if now.Sub(failure.At) < failureBackoff || !c.app(key.ClientID).recoveredSince(failure.At) {
+		return false
+	}
+	// Never into the last burst of the key's hour: the pace alone may need it.
+	n, _ := c.requestLog(key).since(now, time.Hour)
+	burst, _ := pacing(perHour)
+	return perHour <= 0 || n < perHour-burst
 }
 
 // requestOptions say how one request is made.
@@ -151,6 +231,7 @@ type requestOptions struct {
 	bound      func(*cachedToken) // bounds the answer by what is known; nil: nothing is
 	background bool               // a background renewal: only its share of the budget
 	single     bool               // no retries
+	unpaced    bool               // Naver came back: not held to the pace (the budget holds)
 	// verification: the SELF request that verifies credentials before they are stored.
 	verification bool
 }
@@ -176,7 +257,7 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	// The automatic budget counts the keys in use: after a restart, those in storage too.
 	c.ensureSwept(ctx, s, p.credentials)
 	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p),
-		background: opts.background, single: opts.single || app.failing(), ctx: ctx, storage: s}
+		background: opts.background, single: opts.single || app.failing(), unpaced: opts.unpaced, ctx: ctx, storage: s}
 	if opts.background {
 		// Background renewals leave at least one request of the hour to reads.
 		rb.appPerHour = min(int(float64(rb.appPerHour)*backgroundShare), rb.appPerHour-1)
@@ -230,8 +311,9 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 }
 
 // recordFailure notes a failed request (or one the budget refused) of the key, sets its
-// back-off, and returns the failure reads report.
-func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) *renewFailure {
+// back-off, and returns the failure reads report. perHour is the key's budget: the
+// back-off lasts at least until the pace lets the next request go.
+func (c *tokenCache) recordFailure(ks *keyState, credentials string, perHour int, err error) *renewFailure {
 	now := c.now()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -258,8 +340,10 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, err error) 
 		return failure
 	}
 	ks.failures++
-	ks.backoffUntil = now.Add(readBackoff(err, ks.failures))
-	ks.nextBackground = now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff))
+	// Reads share the failure until the pace lets the key ask again, so that they are
+	// answered with Naver's failure, not a refusal of the budget.
+	ks.backoffUntil = latest(now.Add(readBackoff(err, ks.failures)), c.requestLog(ks.key).nextPaced(perHour))
+	ks.nextBackground = latest(now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff)), ks.backoffUntil)
 	return failure
 }
 
@@ -313,4 +397,20 @@ func doubling(base time.Duration, failures int, ceiling time.Duration) time.Dura
 		d *= 2
 	}
 	return min(d, ceiling)
+}
+
+// earliest is the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -416,7 +416,8 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
 		return tokenResult{token: current, renewErr: failure}, nil
 	}
-	if now.Before(backoffUntil) {
+	recovered := failure != nil && now.Before(backoffUntil) && c.naverBackFor(ks.key, p.perHour, failure, now)
+	if now.Before(backoffUntil) && !recovered {
 		// Naver just failed for this key: do not ask again before it may succeed.
 		replay := &renewFailure{Err: failure.Err, At: failure.At, Replayed: true, RetryAt: backoffUntil}
 		if servable {
@@ -425,7 +426,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		return tokenResult{}, replay
 	}
 
-	fetched, err := c.fetch(ctx, s, ks, p, background)
+	fetched, err := c.fetch(ctx, s, ks, p, background, recovered)
 	// An unservable answer is remembered, but never over a token still servable.
 	if fetched != nil && (fetched.Retired == "" || current == nil) {
 		if perr := c.publish(ctx, s, ks, fetched); perr != nil {
@@ -434,7 +435,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 		}
 	}
 	if err != nil {
-		failure := c.recordFailure(ks, p.credentials, err)
+		failure := c.recordFailure(ks, p.credentials, p.perHour, err)
 		// The request may have taken until the token's last seconds: judge it again. A
 		// token dropped meanwhile is not served.
 		if current != nil && current.life(c.now()) >= minServableLife && ks.token.Load() == current {

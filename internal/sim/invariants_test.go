@@ -42,10 +42,10 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
 			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false)
 		}, ""},
-		{"seventh request within an hour", func(w *world) {
+		{"thirteenth request within an hour (the default budget is 12)", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
-			for i := 0; i < 7; i++ {
+			for i := 0; i < 13; i++ {
 				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0)
 			}
 		}, invKeyBudget},

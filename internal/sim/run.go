@@ -548,7 +548,7 @@ func (w *world) writeConfig(a *app, data map[string]any) {
 	}
 	if _, ok := data["client_id"]; ok {
 		a.configured = true
-		a.perHour, a.ahead, a.retries, a.timeout = 6, true, 1, 10*time.Second
+		a.perHour, a.ahead, a.retries, a.timeout = 12, true, 1, 10*time.Second // perHour: the plugin's default
 	}
 	credentials := false
 	if s, ok := data["client_secret"].(string); ok {

@@ -217,7 +217,7 @@ func newWorld(seed uint64, p Params) *world {
 			roles:    map[string]*roleModel{},
 			keys:     map[string]*keyModel{},
 			unstored: map[string]string{},
-			perHour:  6, ahead: true, retries: 1, timeout: 10 * time.Second,
+			perHour:  12, ahead: true, retries: 1, timeout: 10 * time.Second, // perHour: the plugin's default
 		}
 		w.secrets[a.secret] = true
 		w.secrets[a.secret[7:]] = true

@@ -50,7 +50,11 @@ type appGuard struct {
 	mu sync.Mutex
 	// minutes counts requests per minute over the last hour (Unix minute → count).
 	minutes map[int64]int
-	loaded  bool // the counts stored before a restart were read
+	loaded  bool  // the counts stored before a restart were read
+	counted int64 // how many requests minutes has counted since the start
+	// storeMu orders the writes of the counts; stored is the counted of the last one.
+	storeMu sync.Mutex
+	stored  int64
 	// The breaker: failures counts consecutive failed requests; from breakerThreshold on,
 	// no key asks before openUntil, when one probe may.
 	failures    int
@@ -128,16 +132,31 @@ func (a *appGuard) lastHour(now time.Time) int {
 	return n
 }
 
-// record counts one request sent at now and stores the counts, so that a restart (or a
-// crash loop) does not start the hour afresh.
-func (a *appGuard) record(ctx context.Context, s logical.Storage, now time.Time) error {
+// count counts one request sent at now and returns its number since the start, for store.
+func (a *appGuard) count(now time.Time) int64 {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.minutes[now.Unix()/60]++
 	a.lastHourLocked(now)
-	loaded := a.loaded
+	a.counted++
+	return a.counted
+}
+
+// store writes the counts to storage once they include request n (see count), so that a
+// restart (or a crash loop) does not start the hour afresh. Concurrent requests share a
+// write: each writes the counts as they are when its turn comes, which include every
+// request counted before.
+func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64) error {
+	a.storeMu.Lock()
+	defer a.storeMu.Unlock()
+	if a.stored >= n {
+		return nil // a later write included it
+	}
+	a.mu.Lock()
+	loaded, counted := a.loaded, a.counted
 	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes))}
-	for m, n := range a.minutes {
-		stored.Minutes[m] = n
+	for m, k := range a.minutes {
+		stored.Minutes[m] = k
 	}
 	a.mu.Unlock()
 	if s == nil || !loaded {
@@ -149,7 +168,11 @@ func (a *appGuard) record(ctx context.Context, s logical.Storage, now time.Time)
 	if err != nil {
 		return err
 	}
-	return s.Put(ctx, entry)
+	if err := s.Put(ctx, entry); err != nil {
+		return err
+	}
+	a.stored = counted
+	return nil
 }
 
 // appBudgetError is a request not sent because the application spent its hourly budget.

@@ -516,16 +516,10 @@ func (b *backend) storeRole(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, nil, false, nil, err
 	}
-	// What a token read would load, decoded from what was stored: a new seller's first
-	// read then reads no role from storage.
-	cached := new(roleEntry)
-	if err := decodeEntry(entry, fmt.Sprintf("role %q", name), cached); err != nil {
-		return nil, nil, false, nil, err
-	}
 	b.rolesMu.Lock()
 	err = s.Put(ctx, entry)
 	if err == nil {
-		b.roles.Store(name, cached)
+		b.roles.Delete(name) // the next token read loads it
 		b.unreadable.forget(name)
 	}
 	b.rolesMu.Unlock()

@@ -404,13 +404,13 @@ func (c *tokenCache) evict(ks *keyState, seen *cachedToken) {
 func (c *tokenCache) evictKey(ctx context.Context, s logical.Storage, key tokenKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.storing.wait() // a token still being stored would land unmarked
 	c.entries.Delete(key)
 	return c.markUnnamed(ctx, s, key)
 }
 
 // markUnnamed marks the key's stored token unnamed; c.mu is held.
 func (c *tokenCache) markUnnamed(ctx context.Context, s logical.Storage, key tokenKey) error {
+	c.storing.wait() // a token still being stored would land unmarked
 	stored, err := c.load(ctx, s, key)
 	if err != nil || stored == nil || stored.Retired != "" || stored.Unnamed {
 		return err

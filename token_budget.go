@@ -111,7 +111,9 @@ func (rb *requestBudget) record() {
 		rb.countedAhead = false // the first attempt, counted by recordAhead
 		return
 	}
-	rb.storeCount(rb.count())
+	if n, reserved := rb.count(); !reserved {
+		rb.storeCount(n)
+	}
 }
 
 // recordAhead counts the first attempt before it is signed, and stores the counts while it
@@ -119,8 +121,11 @@ func (rb *requestBudget) record() {
 // return before the attempt is sent, so that every request sent is counted in storage.
 // An attempt that is then not sent (signing failed) stays counted.
 func (rb *requestBudget) recordAhead() (wait func()) {
-	n := rb.count()
+	n, reserved := rb.count()
 	rb.countedAhead = true
+	if reserved {
+		return func() {}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -129,22 +134,20 @@ func (rb *requestBudget) recordAhead() (wait func()) {
 	return func() { <-done }
 }
 
-// count counts an attempt in memory; its number is the application's (see appGuard.count).
-func (rb *requestBudget) count() int64 {
+// count counts an attempt in memory; its number is the application's, and reserved says
+// the stored counts include it already (see appGuard.count).
+func (rb *requestBudget) count() (n int64, reserved bool) {
 	now := rb.now()
 	rb.attempts++
 	rb.log.record(now)
 	if rb.app == nil {
-		return 0
+		return 0, true
 	}
 	return rb.app.count(now)
 }
 
 func (rb *requestBudget) storeCount(n int64) {
-	if rb.app == nil {
-		return
-	}
-	if err := rb.app.store(rb.ctx, rb.storage, n); err != nil {
+	if err := rb.app.store(rb.ctx, rb.storage, n, rb.now(), max(rb.appPerHour, 0)); err != nil {
 		rb.storeErr = err
 	}
 }

@@ -339,12 +339,12 @@ func TestBusyApplicationCountsAheadAndNeverUnderCounts(t *testing.T) {
 		}
 		return writes
 	}
-	if w := read(0, 10); w != 10 {
-		t.Errorf("a quiet application wrote its counts %d times for 10 requests, want 10", w)
+	if w := read(0, 1); w != 1 {
+		t.Errorf("a quiet application wrote its counts %d times for 1 request, want 1", w)
 	}
-	env.clock.Advance(time.Minute)
-	if w := read(10, 20); w > 5 {
-		t.Errorf("a busy application wrote its counts %d times for 20 requests, want at most 5", w)
+	env.clock.Advance(10 * time.Minute)
+	if w := read(1, 30); w > 8 {
+		t.Errorf("a busy application wrote its counts %d times for 30 requests, want at most 8", w)
 	}
 	env.assertCompliant()
 }

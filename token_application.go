@@ -151,8 +151,9 @@ func (a *appGuard) count(now time.Time) (n int64, reserved bool) {
 // countReserve bounds how many requests one write of the counts stores ahead of time, in
 // its minute, so that the requests that follow in that minute are sent without waiting for
 // a write (on Raft an fsync each). After a crash the unused ones count as sent: the
-// reserve is at most the requests of the two minutes before (a busy application only, so a
-// crash loop can at most triple an hour's count), and a hundredth of the budget.
+// reserve is at most the requests of this minute and the two before (a busy application
+// only: a quiet one writes every request) and a hundredth of the budget, so what a crash
+// adds to an hour's count is at most 8 a minute and 61% of the budget.
 const countReserve = 8
 
 // store writes the counts to storage once they include request n (see count), so that a
@@ -172,7 +173,8 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 	for k, v := range a.minutes {
 		stored.Minutes[k] = v
 	}
-	reserve := min(countReserve, a.minutes[m-1]+a.minutes[m-2], limit/100)
+	// This request is counted in minute m already: only the others make it busy.
+	reserve := min(countReserve, a.minutes[m]-1+a.minutes[m-1]+a.minutes[m-2], limit/100)
 	a.mu.Unlock()
 	if s == nil || !loaded {
 		// Until the stored counts were read, writing would erase them; they are added to

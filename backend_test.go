@@ -94,9 +94,15 @@ func newTestEnvWithApp(t *testing.T, app navercommercetest.Application) *testEnv
 	return env
 }
 
-// newBackend is a fresh backend on the same storage: a restart or another node.
+// newBackend is a fresh backend on the same storage: a restart or another node. Before a
+// restart Vault cleans the old backend up, which waits for the tokens being stored behind
+// reads; WaitIdle waits for them the same way (TestColdReadTokenSurvivesARestartRightAfterTheRead
+// restarts through Clean itself).
 func (e *testEnv) newBackend() *backend {
 	e.t.Helper()
+	if e.b != nil {
+		e.b.WaitIdle()
+	}
 	b := newBackend(backendOptions{now: e.clock.Now, transport: e.transport, renewAtWindowStart: !e.spreadRenewals})
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage

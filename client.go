@@ -138,8 +138,15 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 // context bounds the whole attempt, retries included.
 func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (accessToken, error) {
 	sentAt := c.now()
+	// The application's count of this attempt is stored while it is signed; both end
+	// before it is sent (see recordAhead).
+	counted := func() {}
+	if rb := requestBudgetFrom(ctx); rb != nil {
+		counted = rb.recordAhead()
+	}
 	timestamp := strconv.FormatInt(sentAt.Add(-signingSkew).UnixMilli(), 10)
 	sign, err := signClientSecret(c.secret, c.clientID, timestamp)
+	counted()
 	if err != nil {
 		return accessToken{}, err
 	}

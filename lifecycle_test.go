@@ -80,6 +80,7 @@ func (e *testEnv) periodic(ctx context.Context) {
 
 func (e *testEnv) storedToken(typ, account string) *cachedToken {
 	e.t.Helper()
+	e.b.WaitIdle() // a read's token is stored after its answer
 	tok, err := e.b.tokens.load(context.Background(), e.storage, tokenKey{testClientID, typ, account})
 	if err != nil {
 		e.t.Fatal(err)

@@ -25,8 +25,9 @@ type Options struct {
 // Backend is one mount of the secrets engine, made by New.
 type Backend interface {
 	logical.Backend
-	// WaitIdle returns once no renewal started behind a read is running, so that a caller
-	// driving the backend step by step sees the effect of one step before the next.
+	// WaitIdle returns once no renewal started behind a read is running and every token
+	// a read answered with is in storage (or failed to be stored), so that a caller driving
+	// the backend step by step sees the effect of one step before the next.
 	WaitIdle()
 }
 
@@ -41,10 +42,14 @@ func New(ctx context.Context, conf *logical.BackendConfig, opts Options) (Backen
 }
 
 // WaitIdle implements Backend.
-func (b *backend) WaitIdle() { b.tokens.background.wait() }
+func (b *backend) WaitIdle() {
+	// Renewals first: each may start a store.
+	b.tokens.background.wait()
+	b.tokens.storing.wait()
+}
 
-// flightTracker counts renewals running behind reads (single-flight DoChan), so WaitIdle
-// can wait for them.
+// flightTracker counts work running behind reads (renewals, single-flight DoChan; token
+// stores), so WaitIdle can wait for it.
 type flightTracker struct {
 	mu      sync.Mutex
 	running int
@@ -53,18 +58,35 @@ type flightTracker struct {
 
 // track counts the flight whose result arrives on ch until it has arrived.
 func (t *flightTracker) track(ch <-chan singleflight.Result) {
+	t.add()
+	go func() {
+		<-ch
+		t.done()
+	}()
+}
+
+// goTracked runs f in a goroutine, counted until it returns.
+func (t *flightTracker) goTracked(f func()) {
+	t.add()
+	go func() {
+		defer t.done()
+		f()
+	}()
+}
+
+func (t *flightTracker) add() {
 	t.mu.Lock()
 	t.running++
 	t.mu.Unlock()
-	go func() {
-		<-ch
-		t.mu.Lock()
-		t.running--
-		if t.running == 0 && t.idle != nil {
-			t.idle.Broadcast()
-		}
-		t.mu.Unlock()
-	}()
+}
+
+func (t *flightTracker) done() {
+	t.mu.Lock()
+	t.running--
+	if t.running == 0 && t.idle != nil {
+		t.idle.Broadcast()
+	}
+	t.mu.Unlock()
 }
 
 func (t *flightTracker) wait() {

@@ -165,6 +165,7 @@ func TestManySellerRoleReads(t *testing.T) {
 		}
 		return true
 	})
+	env.b.WaitIdle() // a read's token is stored after its answer
 	if keys, _ := env.storage.List(context.Background(), tokenStoragePrefix); len(keys) != 3 {
 		t.Errorf("stored tokens %v, want the SELF one and the two sellers'", keys)
 	}

@@ -33,6 +33,7 @@ func (e *testEnv) rewriteStored(key string, edit func(map[string]any)) {
 
 func (e *testEnv) storedFormat(key string) any {
 	e.t.Helper()
+	e.b.WaitIdle() // a read's token is stored after its answer
 	entry, err := e.storage.Get(context.Background(), key)
 	if err != nil || entry == nil {
 		e.t.Fatalf("no entry %s: %v", key, err)

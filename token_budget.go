@@ -124,6 +124,8 @@ type requestBudget struct {
 	single     bool // no retries: Naver was failing
 	unpaced    bool // Naver came back since the key failed: its first attempt skips the pace
 	attempts   int
+	// countedAhead: the first attempt was counted before it was signed (recordAhead).
+	countedAhead bool
 	// ctx and storage keep the application's counts across restarts; storeErr is the
 	// last failure to do so.
 	ctx      context.Context
@@ -162,14 +164,50 @@ func (rb *requestBudget) check() error {
 	return nil
 }
 
+// record counts an attempt about to be sent, in memory and in storage.
 func (rb *requestBudget) record() {
+	if rb.countedAhead {
+		rb.countedAhead = false // the first attempt, counted by recordAhead
+		return
+	}
+	if n, reserved := rb.count(); !reserved {
+		rb.storeCount(n)
+	}
+}
+
+// recordAhead counts the first attempt before it is signed, and stores the counts while it
+// is: on Raft the write is an fsync, as long as signing or longer. The returned wait must
+// return before the attempt is sent, so that every request sent is counted in storage.
+// An attempt that is then not sent (signing failed) stays counted.
+func (rb *requestBudget) recordAhead() (wait func()) {
+	n, reserved := rb.count()
+	rb.countedAhead = true
+	if reserved {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rb.storeCount(n)
+	}()
+	return func() { <-done }
+}
+
+// count counts an attempt in memory; its number is the application's, and reserved says
+// the stored counts include it already (see appGuard.count).
+func (rb *requestBudget) count() (n int64, reserved bool) {
 	now := rb.now()
 	rb.attempts++
 	rb.log.record(now, rb.perHour, rb.single)
-	if rb.app != nil {
-		if err := rb.app.record(rb.ctx, rb.storage, now); err != nil {
-			rb.storeErr = err
-		}
+	if rb.app == nil {
+		return 0, true
+	}
+	return rb.app.count(now)
+}
+
+func (rb *requestBudget) storeCount(n int64) {
+	if err := rb.app.store(rb.ctx, rb.storage, n, rb.now(), max(rb.appPerHour, 0)); err != nil {
+		rb.storeErr = err
 	}
 }
 

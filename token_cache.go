@@ -219,6 +219,10 @@ type tokenCache struct {
 	flights   singleflight.Group
 	// background counts renewals running behind reads (see Backend.WaitIdle).
 	background flightTracker
+	// storing counts tokens being stored after the read that fetched them answered (see
+	// publish); started under mu's read lock, so whatever holds the write lock may wait
+	// for them.
+	storing flightTracker
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
 	generation atomic.Uint64
@@ -240,8 +244,12 @@ func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
 	return c
 }
 
-// close stops requests in flight; the mount is going away.
-func (c *tokenCache) close() { c.cancel() }
+// close stops requests in flight once the tokens being stored are stored; the mount is
+// going away (a plugin reload, a seal, a leader change, an unmount).
+func (c *tokenCache) close() {
+	c.storing.wait()
+	c.cancel()
+}
 
 // state returns the key's state in the current generation, creating it.
 func (c *tokenCache) state(key tokenKey) *keyState {
@@ -429,7 +437,10 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	fetched, err := c.fetch(ctx, s, ks, p, background, recovered)
 	// An unservable answer is remembered, but never over a token still servable.
 	if fetched != nil && (fetched.Retired == "" || current == nil) {
-		if perr := c.publish(ctx, s, ks, fetched); perr != nil {
+		// A read waiting on this token is answered while it is stored (see publish);
+		// background renewals have no one waiting and store it first.
+		behind := !background && err == nil
+		if perr := c.publish(ctx, s, ks, fetched, behind); perr != nil {
 			// The token (or what is known of it) is good; only the copy for restarts is missing.
 			c.logger.Warn("storing token failed; it is cached in memory only", "type", key.Type, "error", perr)
 		}

@@ -171,7 +171,16 @@ func (ks *keyState) learn(f *cachedToken) {
 
 // publish makes tok the key's token in memory and storage, unless the credentials changed
 // while it was being fetched. A retired tok (an unusable answer) is stored as a fact only.
-func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyState, tok *cachedToken) error {
+//
+// With behind, only memory is written before publish returns, and tok is stored in the
+// background: a read that fetched a new token is answered without waiting for a storage
+// write (on Raft an fsync, paid while Vault writes the read's lease). The key is marked
+// unstored until the write lands, so a failed write is retried by the periodic run; Clean
+// and WaitIdle wait for it, and so does everything that changes the generation or marks
+// stored tokens (under the write lock), so storage never misses a token they would have
+// retired or marked. Only a crash of the plugin within that one write loses it (see
+// docs/decisions.md).
+func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyState, tok *cachedToken, behind bool) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.generation.Load() != ks.gen {
@@ -183,11 +192,31 @@ func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyStat
 	if tok.Retired == "" {
 		ks.token.Store(tok)
 	}
+	if behind {
+		ks.unstored.Store(true)
+		c.storing.goTracked(func() { c.storeBehind(s, ks, tok) })
+		return nil
+	}
 	err := c.store(ctx, s, tok)
 	// A token stored nowhere would be asked for again after a restart: the periodic run
 	// stores it again.
 	ks.unstored.Store(err != nil)
 	return err
+}
+
+// storeBehind stores tok, published in memory by publish, unless the key moved on
+// meanwhile: a drop stored its own fact, a newer token stores itself.
+func (c *tokenCache) storeBehind(s logical.Storage, ks *keyState, tok *cachedToken) {
+	ks.entryMu.Lock()
+	defer ks.entryMu.Unlock()
+	if ks.fact.Load() != tok && ks.token.Load() != tok {
+		return
+	}
+	err := c.store(c.ctx, s, tok)
+	ks.unstored.Store(err != nil)
+	if err != nil {
+		c.logger.Warn("storing token failed; it is cached in memory only", "type", ks.key.Type, "error", err)
+	}
 }
 
 func (c *tokenCache) store(ctx context.Context, s logical.Storage, tok *cachedToken) error {
@@ -243,6 +272,7 @@ func (c *tokenCache) loadStored(ctx context.Context, s logical.Storage, ks *keyS
 func (c *tokenCache) forgetMemory() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.storing.wait()
 	c.generation.Add(1)
 	c.entries.Clear()
 }
@@ -254,6 +284,8 @@ func (c *tokenCache) forgetMemory() {
 func (c *tokenCache) retireAll(ctx context.Context, s logical.Storage, keep string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A token still being stored would escape the listing below.
+	c.storing.wait()
 	c.generation.Add(1)
 	c.entries.Clear()
 	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenStoragePrefix)
@@ -378,6 +410,7 @@ func (c *tokenCache) evictKey(ctx context.Context, s logical.Storage, key tokenK
 
 // markUnnamed marks the key's stored token unnamed; c.mu is held.
 func (c *tokenCache) markUnnamed(ctx context.Context, s logical.Storage, key tokenKey) error {
+	c.storing.wait() // a token still being stored would land unmarked
 	stored, err := c.load(ctx, s, key)
 	if err != nil || stored == nil || stored.Retired != "" || stored.Unnamed {
 		return err
@@ -407,7 +440,7 @@ func (c *tokenCache) seed(ctx context.Context, s logical.Storage, tok *cachedTok
 		}
 	}
 	c.boundHandedBack(ks, tok)
-	return c.publish(ctx, s, ks, tok)
+	return c.publish(ctx, s, ks, tok, false)
 }
 
 // fresh reports whether the key holds a token of credentials (in memory or storage) that
@@ -433,6 +466,7 @@ func (c *tokenCache) useCredentials(credentials string) {
 		return
 	}
 	if c.credentials != "" {
+		c.storing.wait()
 		c.generation.Add(1)
 		c.entries.Clear()
 	}

@@ -86,6 +86,12 @@ func Run(seed uint64, p Params) Result {
 }
 
 func runSchedule(seed uint64, p Params, acts []Action) Result {
+	r, _ := runWorld(seed, p, acts)
+	return r
+}
+
+// runWorld runs a schedule and returns the world too, for figures beyond Stats.
+func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 	start := time.Now()
 	w := newWorld(seed, p)
 	horizon := epoch.Add(time.Duration(p.Days * float64(24*time.Hour)))
@@ -141,6 +147,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 	}
 	w.checkNaver()
 	for _, a := range w.apps {
+		a.countRefusals()
 		a.view.closed.Store(true)
 		a.b.Cleanup(context.Background())
 	}
@@ -149,7 +156,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 		w.stats.PeakAppHour = max(w.stats.PeakAppHour, n)
 	}
 	sort.SliceStable(w.violations, func(i, j int) bool { return w.violations[i].At.Before(w.violations[j].At) })
-	return Result{Seed: seed, Params: p, Stats: w.stats, Violations: w.violations, Schedule: acts, Elapsed: time.Since(start)}
+	return Result{Seed: seed, Params: p, Stats: w.stats, Violations: w.violations, Schedule: acts, Elapsed: time.Since(start)}, w
 }
 
 // forgetExpiredTokens drops what the world knows of tokens that died at Naver a day ago:

@@ -219,3 +219,34 @@ func failureReport(r Result) string {
 	fmt.Fprintf(&b, "replay: go test ./internal/sim -run TestSim -seed=%d%s%s", r.Seed, shape, days)
 	return b.String()
 }
+
+var (
+	sellersWeekOut     = flag.String("sellers-week-out", "", "TestSellersWeek: write the 10,000-seller week's Markdown section to this file")
+	sellersWeekSellers = flag.Int("sellers-week-sellers", 10000, "TestSellersWeek: how many sellers")
+	sellersWeekDays    = flag.Int("sellers-week-days", 7, "TestSellersWeek: how many days")
+)
+
+// TestSellersWeek is issue 18's simulated week (make bench writes it into
+// docs/benchmarks.md). It needs -sellers-week-out; it fails if a promise broke or Naver
+// penalised the application.
+func TestSellersWeek(t *testing.T) {
+	if *sellersWeekOut == "" {
+		t.Skip("run with -sellers-week-out=PATH")
+	}
+	wk := RunSellersWeek(*sellersWeekSellers, *sellersWeekDays, sellersWeekOnboarding, sellersWeekReadEvery)
+	cmd := fmt.Sprintf("go test ./internal/sim -run TestSellersWeek -count=1 -sellers-week-out=PATH")
+	if *sellersWeekSellers != 10000 {
+		cmd = strings.Replace(cmd, " -sellers-week-out", fmt.Sprintf(" -sellers-week-sellers=%d -sellers-week-out", *sellersWeekSellers), 1)
+	}
+	md := wk.Markdown(cmd)
+	if err := os.WriteFile(*sellersWeekOut, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s\n%s", summary(wk.Result), md)
+	if wk.Result.Failed() {
+		t.Error(failureReport(wk.Result))
+	}
+	if wk.Penalised {
+		t.Error("Naver penalised the application")
+	}
+}

@@ -77,6 +77,7 @@ type world struct {
 	// storageFaults counts injected storage failures, so an operation that met one may fail.
 	storageFaults atomic.Int64
 	hourly        map[int64]int // application requests per (app, hour)
+	minutely      map[int64]int // requests of every application per minute since the epoch
 }
 
 // issuedToken is a token Naver issued, as the simulator saw it pass.
@@ -128,6 +129,9 @@ type app struct {
 	history []string
 	// storedExpiries are the stored token entries checkStorage read last, by storage key.
 	storedExpiries map[string]storedExpiry
+	// appBudgetRefusals sums the application budget's refusals of the backends replaced so
+	// far (a restart starts the metric at 0).
+	appBudgetRefusals float64
 	// viewTurn is where the operator view's round of the many-seller role's sellers is.
 	viewTurn int
 }
@@ -197,6 +201,7 @@ func newWorld(seed uint64, p Params) *world {
 		issued:    map[string]*issuedToken{},
 		latest:    map[string]string{},
 		hourly:    map[int64]int{},
+		minutely:  map[int64]int{},
 	}
 	w.stats.Faults = map[string]int{}
 	w.stats.FailedReads = map[string]int{}
@@ -273,6 +278,7 @@ func newSecret(seed uint64, app, gen int) string {
 // start makes a new backend over the app's storage: the first start, or a restart.
 func (a *app) start() {
 	if a.view != nil {
+		a.countRefusals()
 		a.view.closed.Store(true)
 		a.b.Cleanup(a.w.ctx)
 	}
@@ -298,6 +304,27 @@ func (a *app) start() {
 	a.lastRestart = a.w.now()
 	for _, k := range a.keys {
 		k.reset(a.w.now())
+	}
+}
+
+// countRefusals adds the current backend's application budget refusals (its metric) to
+// appBudgetRefusals; the backend is about to be replaced or the run ends. Only runs with a
+// many-seller role count them: reading metrics sweeps storage if no sweep ran yet, which
+// would change the schedules of the seeds in the corpus.
+func (a *app) countRefusals() {
+	if a.w.p.ManySellers == 0 {
+		return
+	}
+	resp, err, _ := a.request(logical.ReadOperation, "metrics", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		return
+	}
+	counters, _ := resp.Data["counters"].([]map[string]any)
+	for _, c := range counters {
+		if c["name"] == "navercommerce_application_budget_refusals_total" {
+			v, _ := c["value"].(float64)
+			a.appBudgetRefusals += v
+		}
 	}
 }
 
@@ -532,6 +559,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values)
 	now := w.now()
 	w.stats.NaverRequests++
 	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
+	w.minutely[int64(now.Sub(epoch)/time.Minute)]++
 	for _, s := range []string{form.Get("client_secret_sign")} {
 		for i := 0; i+12 <= len(s); i++ {
 			w.fragments[s[i:i+12]] = true

@@ -245,7 +245,7 @@ func (c Campaign) Markdown(command, machine string) string {
 			"Every invariant is checked as in the short campaign: each read's answer and each request to Naver as it happens, the emulator's records after every step, and the operator view and storage every half hour " +
 			"(status/<role> of every single-account role; of the many-seller role's sellers, each one whose last request failed, where a key can be backing off, and four more in turn). " +
 			"Signatures are a digest on both sides instead of bcrypt (see docs/decisions.md); the short campaign and the corpus keep bcrypt. " +
-			"The 10,000-seller week of issue 18 is `go test ./internal/sim -run TestSellersWeek -count=1 -sellers-week-out=PATH` (in docs/benchmarks.md).\n\n")
+			"The 10,000-seller week of issue 18 is `go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH` (in docs/benchmarks.md).\n\n")
 	}
 	b.WriteString("## Faults and actions injected\n\n| kind | count |\n|---|---:|\n")
 	for _, k := range sortedKeys(c.Faults) {

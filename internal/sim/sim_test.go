@@ -234,7 +234,7 @@ func TestSellersWeek(t *testing.T) {
 		t.Skip("run with -sellers-week-out=PATH")
 	}
 	wk := RunSellersWeek(*sellersWeekSellers, *sellersWeekDays, sellersWeekOnboarding, sellersWeekReadEvery)
-	cmd := fmt.Sprintf("go test ./internal/sim -run TestSellersWeek -count=1 -sellers-week-out=PATH")
+	cmd := "go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH"
 	if *sellersWeekSellers != 10000 {
 		cmd = strings.Replace(cmd, " -sellers-week-out", fmt.Sprintf(" -sellers-week-sellers=%d -sellers-week-out", *sellersWeekSellers), 1)
 	}

@@ -73,11 +73,13 @@ bench:
 go-bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
 
-# The long simulation campaign: seeds of internal/sim for SIMTIME on every CPU, written up in
-# docs/simulation.md (TestSim's short campaign is part of unit-test).
+# The long simulation campaign: seeds of internal/sim's long shape (one application of 100
+# keys for 10 days each) for SIMTIME on every CPU, written up in docs/simulation.md (TestSim's
+# short campaign is part of unit-test). Issue 18's 10,000-seller week is another command:
+# go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH
 SIMTIME ?= 10m
 sim:
-	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -campaign-out=$(CURDIR)/docs/simulation.md -campaign-code=$(VERSION)
+	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -shape=long -campaign-out=$(CURDIR)/docs/simulation.md -campaign-code=$(VERSION)
 
 release:
 	@VERSION=$(VERSION) scripts/release.sh

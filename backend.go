@@ -43,6 +43,7 @@ type backend struct {
 	transport http.RoundTripper   // nil: the real network
 	tlsConfig *tls.Config         // nil: the system's roots
 	retryWait func(time.Duration) // nil: retries sleep their waits
+	digest    SignatureDigest     // nil: bcrypt
 
 	// current is the config and its client, loaded from storage on first use; nil until
 	// then or after an invalidation. Reads take no lock; loadMu keeps loads single.
@@ -80,6 +81,8 @@ type backendOptions struct {
 	renewAtWindowStart bool
 	// retryWait, when set, is handed the waits between retries instead of sleeping them.
 	retryWait func(time.Duration)
+	// digest, when set, replaces bcrypt in signatures (Options.SignatureDigest).
+	digest SignatureDigest
 }
 
 // Factory creates a mount of the secrets engine; Vault calls it once per mount.
@@ -92,7 +95,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend(opts backendOptions) *backend {
-	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, retryWait: opts.retryWait, roleLocks: locksutil.CreateLocks()}
+	b := &backend{now: opts.now, transport: opts.transport, tlsConfig: opts.tlsConfig, retryWait: opts.retryWait, digest: opts.digest, roleLocks: locksutil.CreateLocks()}
 	if b.now == nil {
 		b.now = time.Now
 	}

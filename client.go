@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -64,6 +65,16 @@ type naverClient struct {
 	http     *retryablehttp.Client
 	now      func() time.Time
 	logger   hclog.Logger
+	// digest replaces bcrypt in signatures (a simulation); nil: bcrypt.
+	digest SignatureDigest
+
+	// The signature depends only on the timestamp (the client ID and secret are the
+	// client's): requests sent in the same millisecond, such as a periodic run renewing many
+	// keys of the application at once, share the last one instead of each paying for bcrypt.
+	signMu          sync.Mutex
+	signedTimestamp string
+	signature       string
+	signaturesMade  int // bcrypt hashes computed, for tests
 }
 
 type naverClientConfig struct {
@@ -75,6 +86,7 @@ type naverClientConfig struct {
 	transport  http.RoundTripper   // tests; nil: a pooled transport from go-cleanhttp
 	tlsConfig  *tls.Config         // tests: trust a test server; nil: the system's roots
 	retryWait  func(time.Duration) // a simulation: takes the waits between retries; nil: sleep them
+	digest     SignatureDigest     // a simulation: replaces bcrypt in signatures; nil: bcrypt
 	now        func() time.Time
 	logger     hclog.Logger
 }
@@ -131,7 +143,30 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 		http:     rc,
 		now:      cfg.now,
 		logger:   cfg.logger,
+		digest:   cfg.digest,
 	}, nil
+}
+
+// sign returns client_secret_sign for timestamp, reusing the last one made for the same
+// timestamp. The hash runs outside the lock, so concurrent requests of different
+// milliseconds do not wait for each other.
+func (c *naverClient) sign(timestamp string) (string, error) {
+	c.signMu.Lock()
+	if c.signature != "" && c.signedTimestamp == timestamp {
+		sign := c.signature
+		c.signMu.Unlock()
+		return sign, nil
+	}
+	c.signMu.Unlock()
+	sign, err := signClientSecretWith(c.secret, c.clientID, timestamp, c.digest)
+	if err != nil {
+		return "", err
+	}
+	c.signMu.Lock()
+	c.signedTimestamp, c.signature = timestamp, sign
+	c.signaturesMade++
+	c.signMu.Unlock()
+	return sign, nil
 }
 
 // requestToken asks Naver for a token of type typ (for accountID when typ is SELLER). The
@@ -145,7 +180,7 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 		counted = rb.recordAhead()
 	}
 	timestamp := strconv.FormatInt(sentAt.Add(-signingSkew).UnixMilli(), 10)
-	sign, err := signClientSecret(c.secret, c.clientID, timestamp)
+	sign, err := c.sign(timestamp)
 	counted()
 	if err != nil {
 		return accessToken{}, err

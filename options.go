@@ -20,6 +20,10 @@ type Options struct {
 	// RetryWait, when set, is handed every wait between retries of a token request instead
 	// of the client sleeping it: a simulation moves its clock by it.
 	RetryWait func(time.Duration)
+	// SignatureDigest, when set, replaces bcrypt in client_secret_sign, for a simulation
+	// whose request count makes bcrypt most of its cost; the emulator must be given the same
+	// function. Real Naver accepts only bcrypt: never set it against a real gateway.
+	SignatureDigest SignatureDigest
 }
 
 // Backend is one mount of the secrets engine, made by New.
@@ -34,7 +38,7 @@ type Backend interface {
 // New creates and sets up a mount of the secrets engine with opts; Factory is New with
 // the zero Options.
 func New(ctx context.Context, conf *logical.BackendConfig, opts Options) (Backend, error) {
-	b := newBackend(backendOptions{now: opts.Now, transport: opts.Transport, retryWait: opts.RetryWait})
+	b := newBackend(backendOptions{now: opts.Now, transport: opts.Transport, retryWait: opts.RetryWait, digest: opts.SignatureDigest})
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}

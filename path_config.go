@@ -358,6 +358,7 @@ func (b *backend) newClient(cfg *naverConfig) (*naverClient, error) {
 		transport:  b.transport,
 		tlsConfig:  b.tlsConfig,
 		retryWait:  b.retryWait,
+		digest:     b.digest,
 		now:        b.now,
 		logger:     logger.Named("naver"),
 	})

@@ -113,7 +113,25 @@ func (cs clientSecret) hash(password []byte) ([]byte, error) {
 // signClientSecret makes Naver's client_secret_sign for clientID at timestampMillis: standard
 // base64 (padded) of bcrypt(clientID + "_" + timestampMillis) with the client secret as salt.
 func signClientSecret(cs clientSecret, clientID, timestampMillis string) (string, error) {
-	hashed, err := cs.hash([]byte(clientID + "_" + timestampMillis))
+	return signClientSecretWith(cs, clientID, timestampMillis, nil)
+}
+
+// SignatureDigest stands in for bcrypt's hash in a simulation that sends millions of token
+// requests (Options.SignatureDigest): given the 16-byte salt and the password it returns
+// the 23 bytes that bcrypt would encode after the salt. The emulator must be given the
+// same function (navercommercetest.Config.SignatureDigest).
+type SignatureDigest func(salt, password []byte) []byte
+
+// signClientSecretWith is signClientSecret with digest in place of bcrypt's hash (nil:
+// bcrypt). Everything around the hash, the prefix, the salt and the encodings, is the same.
+func signClientSecretWith(cs clientSecret, clientID, timestampMillis string, digest SignatureDigest) (string, error) {
+	var hashed []byte
+	var err error
+	if digest == nil {
+		hashed, err = cs.hash([]byte(clientID + "_" + timestampMillis))
+	} else {
+		hashed = bcryptEncoding.AppendEncode([]byte(cs.prefix), digest(cs.salt, []byte(clientID+"_"+timestampMillis))[:23])
+	}
 	if err != nil {
 		return "", fmt.Errorf("signing client secret: %w", err)
 	}

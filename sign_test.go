@@ -148,3 +148,39 @@ func BenchmarkSignClientSecret(b *testing.B) {
 		})
 	}
 }
+
+func TestClientSignatureMemo(t *testing.T) {
+	cs, err := parseClientSecret("$2a$04$N1Gx7cSLNGTm1gV9kLfDKe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newNaverClient(naverClientConfig{baseURL: "http://127.0.0.1:9", clientID: "7dMvteboKNHwyRremLXXXX", secret: cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		timestamp string
+		wantMade  int // bcrypt hashes computed so far
+	}{
+		{"1643956077762", 1},
+		{"1643956077762", 1}, // the same millisecond: the last signature, not a new hash
+		{"1643956077763", 2},
+		{"1643956077762", 3}, // only the last one is kept
+	}
+	for _, s := range steps {
+		got, err := c.sign(s.timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := signClientSecret(cs, c.clientID, s.timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("sign(%s) = %s, want %s", s.timestamp, got, want)
+		}
+		if c.signaturesMade != s.wantMade {
+			t.Fatalf("after sign(%s): %d hashes computed, want %d", s.timestamp, c.signaturesMade, s.wantMade)
+		}
+	}
+}

@@ -191,7 +191,7 @@ func (e *Emulator) answerToken(w http.ResponseWriter, r *http.Request, traceID s
 		}
 		return e.writeError(w, traceID, http.StatusForbidden, "GW.AUTHN", msg, nil), note
 	}
-	if reason := verifySignature(sec, key.clientID, ts, form.Get("client_secret_sign")); reason != "" {
+	if reason := e.verifySignature(sec, key.clientID, ts, form.Get("client_secret_sign")); reason != "" {
 		return e.writeError(w, traceID, http.StatusForbidden, "GW.AUTHN", "client_secret_sign is invalid", nil), "bad signature: " + reason
 	}
 	if !accountAllowed {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,6 +153,9 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 // been over for recoveryBound, a healthy role must be served.
 func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.Response, err error, storageFault bool) {
 	msg := errText(resp, err)
+	w.mu.Lock()
+	w.stats.FailedReads[failedReadReason(msg)]++
+	w.mu.Unlock()
 	w.scanText(msg, fmt.Sprintf("app%d read token/%s error", a.idx, name))
 	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || storageFault {
 		return
@@ -161,6 +165,25 @@ func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.
 	if now.Sub(calm) >= recoveryBound {
 		w.report(invRecovers, name, "app%d role %s: read failed %s after every fault ended: %s", a.idx, name, now.Sub(calm).Round(time.Second), msg)
 	}
+}
+
+// failedReadReason sorts a failed read's error into a few kinds, for the campaign's table.
+func failedReadReason(msg string) string {
+	for _, r := range []struct{ contains, reason string }{
+		{"does not exist", "no such role"},
+		{"application budget", "the application budget"},
+		{"max_token_requests_per_hour", "the key's budget"},
+		{"not configured", "no config"},
+		{"config", "config"},
+		{"answers to this application were failures", "Naver failing (the breaker)"},
+		{"not asking Naver again before", "the key's back-off after a failure"},
+		{"storage", "storage"},
+	} {
+		if strings.Contains(msg, r.contains) {
+			return r.reason
+		}
+	}
+	return "Naver's answer or none"
 }
 
 // calmSince is when the last fault that could make app's reads fail ended, or the last
@@ -281,8 +304,11 @@ func (w *world) checkOperatorView(a *app) {
 		}
 	}
 	names := make([]string, 0, len(a.roles))
+	sellers := w.sellersToView(a)
 	for n := range a.roles {
-		names = append(names, n)
+		if !strings.HasPrefix(n, sellersRole+"/") || sellers[n] {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
@@ -314,6 +340,31 @@ func (w *world) checkOperatorView(a *app) {
 	w.scanText(w.logs.unscanned(), "the log")
 }
 
+// sellersToView picks the sellers of the many-seller role whose status/sellers/<account>
+// the operator view reads: every seller whose last request the simulator saw fail (a key
+// backs off only after one, which is where status-truthful can break), and a few more in
+// turn, so that every seller's status is read and scanned for secrets now and then.
+// Reading all of them every half hour would be most of a long run's cost.
+func (w *world) sellersToView(a *app) map[string]bool {
+	out := map[string]bool{}
+	if w.p.ManySellers == 0 {
+		return out
+	}
+	w.mu.Lock()
+	for i := 0; i < w.p.ManySellers; i++ {
+		if k := a.keys["SELLER|"+manySellerID(a.idx, i)]; k != nil && !k.lastOK {
+			out[sellerPath(a.idx, i)] = true
+		}
+	}
+	w.mu.Unlock()
+	const inTurn = 4
+	for i := 0; i < inTurn; i++ {
+		out[sellerPath(a.idx, (a.viewTurn+i)%w.p.ManySellers)] = true
+	}
+	a.viewTurn += inTurn
+	return out
+}
+
 func (a *app) damagedNames() []string {
 	var out []string
 	for n, r := range a.roles {
@@ -335,20 +386,37 @@ func (w *world) checkStorage(a *app) {
 	if err != nil {
 		return
 	}
+	seen := make(map[string]storedExpiry, len(keys))
 	for _, k := range keys {
 		e, err := a.storage.Get(ctx, k)
 		if err != nil || e == nil {
 			continue
 		}
-		var fields map[string]any
-		if json.Unmarshal(e.Value, &fields) != nil {
-			continue
+		// An entry unchanged since the last check has the expiry read then: decoding every
+		// stored token every half hour was a tenth of a long run's cost.
+		latest, ok := time.Time{}, false
+		if prev, found := a.storedExpiries[k]; found && bytes.Equal(prev.value, e.Value) {
+			latest, ok = prev.latest, true
 		}
-		latest := latestTime(fields)
+		if !ok {
+			var fields map[string]any
+			if json.Unmarshal(e.Value, &fields) != nil {
+				continue
+			}
+			latest = latestTime(fields)
+		}
+		seen[k] = storedExpiry{value: e.Value, latest: latest}
 		if !latest.IsZero() && w.now().Sub(latest) > sweepBound && w.now().Sub(a.lastRestart) > sweepBound {
 			w.report(invStorageSwept, k, "app%d keeps %s in storage %s after its expiry", a.idx, k, w.now().Sub(latest).Round(time.Minute))
 		}
 	}
+	a.storedExpiries = seen
+}
+
+// storedExpiry is a stored token entry as checkStorage last read it.
+type storedExpiry struct {
+	value  []byte
+	latest time.Time
 }
 
 // latestTime is the latest RFC 3339 time among a stored entry's fields: its expiry,

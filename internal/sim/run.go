@@ -20,10 +20,36 @@ type Params struct {
 	Apps        int     // applications (mounts), each with its own storage and backend
 	RolesPerApp int     // role names per application
 	Accounts    int     // seller accounts per application (keys: Accounts SELLER + 1 SELF)
+	// ManySellers is how many more sellers each application reads through one many-seller
+	// role (sellersRole, allowed_account_ids "ncp_app<i>_*"), as token/sellers/<account>.
+	ManySellers int
+	// ReadScale stretches the gaps between an app's reads while it is at work (0 or 1: the
+	// default rates; 4: about a quarter of the reads); idle hours stay as they are. Fewer
+	// reads still exercise every promise: what costs is the number of reads.
+	ReadScale float64
+	// ConfigBack: after an operator deletes the config, it is written again after about
+	// this long (0: only when the operators' mix happens to, hours later on average). A
+	// long run would otherwise spend a third of its key-days unconfigured.
+	ConfigBack time.Duration
+	// FastSignatures signs and verifies with a digest instead of bcrypt (both sides), for
+	// the long campaign only: bcrypt would be most of its cost. The short campaign and the
+	// corpus keep bcrypt.
+	FastSignatures bool
 }
 
 // DefaultParams is the short campaign's size: every seed lives 2 days of 2 applications.
 func DefaultParams() Params { return Params{Days: 2, Apps: 2, RolesPerApp: 6, Accounts: 4} }
+
+// LongParams is make sim's size: every seed lives 10 days of one application of about 100
+// keys: 6 single-account roles over 4 sellers and SELF, and 95 sellers read through one
+// many-seller role, read at a tenth of the default rate while at work, a config deleted by
+// an operator written again within about an hour.
+func LongParams() Params {
+	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true}
+}
+
+// keysPerApp is how many keys an application can read.
+func (p Params) keysPerApp() int { return p.Accounts + 1 + p.ManySellers }
 
 // Stats is what a run did.
 type Stats struct {
@@ -34,6 +60,8 @@ type Stats struct {
 	// PeakAppHour is the most token requests one application sent in one clock hour.
 	PeakAppHour int
 	Faults      map[string]int
+	// FailedReads counts failed reads by failedReadReason.
+	FailedReads map[string]int
 	Actions     int
 
 	naverViolationsSeen int
@@ -58,6 +86,12 @@ func Run(seed uint64, p Params) Result {
 }
 
 func runSchedule(seed uint64, p Params, acts []Action) Result {
+	r, _ := runWorld(seed, p, acts)
+	return r
+}
+
+// runWorld runs a schedule and returns the world too, for figures beyond Stats.
+func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 	start := time.Now()
 	w := newWorld(seed, p)
 	horizon := epoch.Add(time.Duration(p.Days * float64(24*time.Hour)))
@@ -74,6 +108,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 		w.checkNaver()
 		if !w.now().Before(nextCheck) {
 			nextCheck = w.now().Add(operatorViewEvery)
+			w.forgetExpiredTokens()
 			for _, a := range w.apps {
 				w.checkOperatorView(a)
 				w.checkStorage(a)
@@ -112,6 +147,7 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 	}
 	w.checkNaver()
 	for _, a := range w.apps {
+		a.countRefusals()
 		a.view.closed.Store(true)
 		a.b.Cleanup(context.Background())
 	}
@@ -120,7 +156,21 @@ func runSchedule(seed uint64, p Params, acts []Action) Result {
 		w.stats.PeakAppHour = max(w.stats.PeakAppHour, n)
 	}
 	sort.SliceStable(w.violations, func(i, j int) bool { return w.violations[i].At.Before(w.violations[j].At) })
-	return Result{Seed: seed, Params: p, Stats: w.stats, Violations: w.violations, Schedule: acts, Elapsed: time.Since(start)}
+	return Result{Seed: seed, Params: p, Stats: w.stats, Violations: w.violations, Schedule: acts, Elapsed: time.Since(start)}, w
+}
+
+// forgetExpiredTokens drops what the world knows of tokens that died at Naver a day ago:
+// on a long run they would be most of its memory, and markDropped walks them. A read
+// served one of them still breaks token-valid (a token Naver never issued, or no longer has).
+func (w *world) forgetExpiredTokens() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cut := w.now().Add(-24 * time.Hour)
+	for tok, iss := range w.issued {
+		if iss.expires.Before(cut) {
+			delete(w.issued, tok)
+		}
+	}
 }
 
 func (w *world) expireFaults() {
@@ -341,6 +391,10 @@ func (w *world) operate(a *app, act Action) {
 		}
 		w.remember(a, fmt.Sprintf("%s %s %s %s]", fmtOffset(now.Sub(epoch)), act.Kind, act.Role, keys))
 	}()
+	if act.Role == sellersRole {
+		w.operateSellers(a, act, now)
+		return
+	}
 	switch act.Kind {
 	case actRoleCreate:
 		typ, account := "SELLER", act.S
@@ -503,6 +557,67 @@ func (w *world) operate(a *app, act Action) {
 		w.stats.Faults["op-"+act.Kind]++
 		w.mu.Unlock()
 	}
+}
+
+// operateSellers performs an operator's action on the many-seller role and follows it in
+// the models of its sellers (sellers/<account>).
+func (w *world) operateSellers(a *app, act Action, now time.Time) {
+	sellers := make([]*roleModel, w.p.ManySellers)
+	for i := range sellers {
+		name := sellerPath(a.idx, i)
+		if a.roles[name] == nil {
+			a.roles[name] = &roleModel{}
+		}
+		sellers[i] = a.roles[name]
+	}
+	exists := sellers[0].exists
+	switch act.Kind {
+	case actRoleCreate:
+		data := map[string]any{"type": "SELLER", "allowed_account_ids": fmt.Sprintf("ncp_app%d_many*", a.idx), "ttl": act.N, "lease": !act.B}
+		if _, err := w.writeRole(a, sellersRole, data); err == nil {
+			for i, r := range sellers {
+				*r = roleModel{exists: true, typ: "SELLER", account: manySellerID(a.idx, i), ttl: time.Duration(act.N) * time.Second, noLease: act.B}
+			}
+		}
+		a.lastRoleChange = now
+	case actRoleTTL:
+		if !exists {
+			return
+		}
+		if _, err := w.writeRole(a, sellersRole, map[string]any{"ttl": act.N}); err == nil {
+			for _, r := range sellers {
+				r.ttl = time.Duration(act.N) * time.Second
+			}
+		}
+	case actRoleLease:
+		if !exists {
+			return
+		}
+		if _, err := w.writeRole(a, sellersRole, map[string]any{"lease": !act.B}); err == nil {
+			for _, r := range sellers {
+				r.noLease = act.B
+			}
+		}
+	case actRoleDelete:
+		if !exists {
+			return
+		}
+		resp, err, sf := a.request(logical.DeleteOperation, "roles/"+sellersRole, nil)
+		if err == nil && (resp == nil || !resp.IsError()) {
+			for _, r := range sellers {
+				*r = roleModel{}
+			}
+		} else if !sf {
+			w.report(invNoInternalError, "delete "+sellersRole, "app%d delete roles/%s failed: %s", a.idx, sellersRole, errText(resp, err))
+		}
+		a.lastRoleChange = now
+	default:
+		return
+	}
+	w.remember(a, fmt.Sprintf("%s %s %s [SELLER|ncp_app%d_many*]", fmtOffset(now.Sub(epoch)), act.Kind, sellersRole, a.idx))
+	w.mu.Lock()
+	w.stats.Faults["op-sellers-"+act.Kind]++
+	w.mu.Unlock()
 }
 
 // markDropped records that a drop of the app's key succeeded: every token of the key killed

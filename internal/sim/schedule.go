@@ -108,6 +108,24 @@ func generate(seed uint64, p Params) []Action {
 	exp := func(mean time.Duration) time.Duration {
 		return time.Duration(rng.ExpFloat64() * float64(mean))
 	}
+	readScale := 1.0
+	if p.ReadScale > 0 {
+		readScale = p.ReadScale
+	}
+	// reads adds the reads of one reader of token/<name>: active spells (an app at work)
+	// separated by idle hours.
+	reads := func(app int, name string) {
+		t := exp(time.Hour)
+		for t < horizon {
+			spell := exp(4 * time.Hour)
+			every := []time.Duration{2 * time.Minute, 10 * time.Minute, 45 * time.Minute}[rng.IntN(3)]
+			every = time.Duration(float64(every) * readScale)
+			for end := t + spell; t < end && t < horizon; t += time.Second + exp(every) {
+				add(Action{At: t, Kind: actRead, App: app, Role: name})
+			}
+			t += exp([]time.Duration{30 * time.Minute, 3 * time.Hour, 14 * time.Hour}[rng.IntN(3)])
+		}
+	}
 	account := func(app int) string {
 		if rng.IntN(5) == 0 {
 			return ""
@@ -119,20 +137,42 @@ func generate(seed uint64, p Params) []Action {
 		for r := 0; r < p.RolesPerApp; r++ {
 			name := roleName(r)
 			add(Action{At: exp(20 * time.Minute), Kind: actRoleCreate, App: app, Role: name, S: account(app), N: ttlChoice(rng), B: rng.IntN(4) == 0})
-			// Reads come in active spells (an app at work) separated by idle hours.
-			t := exp(time.Hour)
-			for t < horizon {
-				spell := exp(4 * time.Hour)
-				every := []time.Duration{2 * time.Minute, 10 * time.Minute, 45 * time.Minute}[rng.IntN(3)]
-				for end := t + spell; t < end && t < horizon; t += time.Second + exp(every) {
-					add(Action{At: t, Kind: actRead, App: app, Role: name})
-				}
-				t += exp([]time.Duration{30 * time.Minute, 3 * time.Hour, 14 * time.Hour}[rng.IntN(3)])
-			}
+			reads(app, name)
 		}
 		// Operators, about every 3 hours per application.
 		for t := exp(3 * time.Hour); t < horizon; t += exp(3 * time.Hour) {
-			add(operatorAction(rng, p, app, t, account))
+			op := operatorAction(rng, p, app, t, account)
+			add(op)
+			if op.Kind == actConfigDel && p.ConfigBack > 0 {
+				add(Action{At: t + exp(p.ConfigBack), Kind: actConfigNew, App: app, B: rng.IntN(2) == 0})
+			}
+		}
+		if p.ManySellers > 0 {
+			// The many-seller role is created at once, each of its sellers read like a role.
+			add(Action{At: 0, Kind: actRoleCreate, App: app, Role: sellersRole, N: ttlChoice(rng), B: rng.IntN(4) == 0})
+			for i := 0; i < p.ManySellers; i++ {
+				reads(app, sellerPath(app, i))
+			}
+			// Its operators: a seller's token dropped (as often per seller as an operator
+			// acts on a single-account role), and about twice a day the role itself: its
+			// ttl or lease changed, or deleted and re-created within the hour.
+			every := time.Duration(float64(3*time.Hour) * float64(p.RolesPerApp) / float64(p.ManySellers))
+			for t := exp(every); t < horizon; t += exp(every) {
+				add(Action{At: t, Kind: actDrop, App: app, Role: sellerPath(app, rng.IntN(p.ManySellers)), B: rng.IntN(2) == 0})
+			}
+			for t := exp(12 * time.Hour); t < horizon; t += exp(12 * time.Hour) {
+				a := Action{At: t, App: app, Role: sellersRole}
+				switch rng.IntN(3) {
+				case 0:
+					a.Kind, a.N = actRoleTTL, ttlChoice(rng)
+				case 1:
+					a.Kind, a.B = actRoleLease, rng.IntN(2) == 0
+				default:
+					a.Kind = actRoleDelete
+					add(Action{At: t + exp(20*time.Minute), Kind: actRoleCreate, App: app, Role: sellersRole, N: ttlChoice(rng), B: rng.IntN(4) == 0})
+				}
+				add(a)
+			}
 		}
 	}
 	// Naver's and storage's faults, about every 4 hours.
@@ -148,6 +188,15 @@ func ttlChoice(rng *rand.Rand) int {
 }
 
 func roleName(i int) string { return fmt.Sprintf("r%d", i) }
+
+// sellersRole is the many-seller role's name; its sellers are read as sellers/<account>.
+const sellersRole = "sellers"
+
+// manySellerID is the account of the many-seller role's i-th seller (distinct from the
+// single-account roles' sellers, matched by the role's glob).
+func manySellerID(app, i int) string { return fmt.Sprintf("ncp_app%d_many%d", app, i) }
+
+func sellerPath(app, i int) string { return sellersRole + "/" + manySellerID(app, i) }
 
 func accountID(app, i int) string { return fmt.Sprintf("ncp_app%d_seller%d", app, i) }
 

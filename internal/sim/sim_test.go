@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ var (
 	campaignOut  = flag.String("campaign-out", "", "TestCampaign: the Markdown report to write (docs/simulation.md)")
 	firstSeed    = flag.Uint64("first-seed", 1, "TestCampaign: the first seed")
 	campaignCode = flag.String("campaign-code", "", "TestCampaign: the version of the code under test, for the report")
+	shapeFlag    = flag.String("shape", "", `the run's shape: "default" (DefaultParams, TestSim's default) or "long" (LongParams, TestCampaign's default)`)
 	shrinkFlag   = flag.Duration("shrink", time.Minute, "TestSim -seed: how long to look for a shorter failing schedule (0: do not)")
 )
 
@@ -34,7 +36,7 @@ func strict() bool { return knownDefectsFixed || os.Getenv("SIM_STRICT") == "1" 
 // half a day each, so every `go test ./...` lives a few weeks of Naver.
 func TestSim(t *testing.T) {
 	if *seedFlag != 0 {
-		p := DefaultParams()
+		p := shapeParams(*shapeFlag, "default", t)
 		if *daysFlag > 0 {
 			p.Days = *daysFlag
 		}
@@ -110,10 +112,13 @@ func TestCampaign(t *testing.T) {
 	if *campaignFlag == 0 {
 		t.Skip("run with -campaign=10m (make sim)")
 	}
-	p := DefaultParams()
+	p := shapeParams(*shapeFlag, "long", t)
 	if *daysFlag > 0 {
 		p.Days = *daysFlag
 	}
+	// The campaign's garbage is short-lived: collecting it less often saves CPU, which is
+	// what bounds how many key-days fit in make sim's minutes.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	c := RunCampaign(*firstSeed, 0, *campaignFlag, p)
 	t.Logf("%d seeds, %.0f key-days in %s", c.Seeds, c.KeyDays, c.Elapsed.Round(time.Second))
 	if *campaignOut != "" {
@@ -121,7 +126,7 @@ func TestCampaign(t *testing.T) {
 		if *campaignCode != "" {
 			machine += " Code: " + *campaignCode + "."
 		}
-		cmd := fmt.Sprintf("make sim (go test ./internal/sim -run TestCampaign -campaign=%s -days=%g)", *campaignFlag, p.Days)
+		cmd := fmt.Sprintf("make sim (go test ./internal/sim -run TestCampaign -campaign=%s -shape=%s -days=%g)", *campaignFlag, shapeName(p), p.Days)
 		if err := os.WriteFile(*campaignOut, []byte(c.Markdown(cmd, machine)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -132,6 +137,30 @@ func TestCampaign(t *testing.T) {
 	if len(c.Results) > 0 && strict() {
 		t.Errorf("%d seed(s) broke promises", len(c.Results))
 	}
+}
+
+// shapeParams returns the Params of a shape name ("" means def).
+func shapeParams(name, def string, t *testing.T) Params {
+	if name == "" {
+		name = def
+	}
+	switch name {
+	case "default":
+		return DefaultParams()
+	case "long":
+		return LongParams()
+	}
+	t.Fatalf("-shape=%q: want default or long", name)
+	return Params{}
+}
+
+// shapeName names the shape p was made from (its days aside).
+func shapeName(p Params) string {
+	p.Days = LongParams().Days
+	if p == LongParams() {
+		return "long"
+	}
+	return "default"
 }
 
 type corpusSeed struct {
@@ -179,10 +208,45 @@ func failureReport(r Result) string {
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  %s\n      → %s\n", v, classify(v))
 	}
+	shape, base := "", DefaultParams()
+	if shapeName(r.Params) == "long" {
+		shape, base = " -shape=long", LongParams()
+	}
 	days := ""
-	if r.Params.Days != DefaultParams().Days {
+	if r.Params.Days != base.Days {
 		days = fmt.Sprintf(" -days=%g", r.Params.Days)
 	}
-	fmt.Fprintf(&b, "replay: go test ./internal/sim -run TestSim -seed=%d%s", r.Seed, days)
+	fmt.Fprintf(&b, "replay: go test ./internal/sim -run TestSim -seed=%d%s%s", r.Seed, shape, days)
 	return b.String()
+}
+
+var (
+	sellersWeekOut     = flag.String("sellers-week-out", "", "TestSellersWeek: write the 10,000-seller week's Markdown section to this file")
+	sellersWeekSellers = flag.Int("sellers-week-sellers", 10000, "TestSellersWeek: how many sellers")
+	sellersWeekDays    = flag.Int("sellers-week-days", 7, "TestSellersWeek: how many days")
+)
+
+// TestSellersWeek is issue 18's simulated week (make bench writes it into
+// docs/benchmarks.md). It needs -sellers-week-out; it fails if a promise broke or Naver
+// penalised the application.
+func TestSellersWeek(t *testing.T) {
+	if *sellersWeekOut == "" {
+		t.Skip("run with -sellers-week-out=PATH")
+	}
+	wk := RunSellersWeek(*sellersWeekSellers, *sellersWeekDays, sellersWeekOnboarding, sellersWeekReadEvery)
+	cmd := "go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH"
+	if *sellersWeekSellers != 10000 {
+		cmd = strings.Replace(cmd, " -sellers-week-out", fmt.Sprintf(" -sellers-week-sellers=%d -sellers-week-out", *sellersWeekSellers), 1)
+	}
+	md := wk.Markdown(cmd)
+	if err := os.WriteFile(*sellersWeekOut, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s\n%s", summary(wk.Result), md)
+	if wk.Result.Failed() {
+		t.Error(failureReport(wk.Result))
+	}
+	if wk.Penalised {
+		t.Error("Naver penalised the application")
+	}
 }

@@ -8,7 +8,9 @@
 //   - cold reads (a new key each, so signing plus one request to the emulator), beside the raw
 //     upstream round trip to the emulator, timed from here;
 //   - 10,000 roles over 10,000 accounts: creating them, LIST, a warm read, the plugin's RSS;
-//   - reads while a token is renewed and Naver is slow, with background refresh on and off.
+//   - reads while a token is renewed and Naver is slow, with background refresh on and off;
+//   - on a Raft server: the same warm reads leased and lease-free, what they leave in storage,
+//     and 10,000 sellers of one application read through many-seller roles (sellers.go).
 //
 // It prints one table to stdout and writes the report (docs/benchmarks.md), folding in the Go
 // micro-benchmark output that scripts/bench.sh collected (-gobench). Every child process runs
@@ -59,6 +61,11 @@ type options struct {
 	raftRounds                                               int
 	raftRoundDur                                             time.Duration
 	storageReads                                             int
+	sellers, sellersFirst, sellersRounds                     int
+	sellersConcurrency                                       []int
+	restartWatch                                             time.Duration
+	emulatorAppPerHour                                       int       // 0: derived from sellers
+	sellersWeek                                              string    // the simulated week's section, if any
 	t0                                                       time.Time // when scripts/bench.sh started
 }
 
@@ -90,6 +97,13 @@ func main() {
 	flag.IntVar(&o.raftRounds, "raft-rounds", 6, "measured rounds per target and concurrency in the Raft phase")
 	flag.DurationVar(&o.raftRoundDur, "raft-round", time.Second, "length of one round in the Raft phase")
 	flag.IntVar(&o.storageReads, "storage-reads", 1000, "sequential reads per target for counting Raft writes and leases")
+	flag.IntVar(&o.sellers, "sellers", 10000, "sellers of one application in the Raft phase's many-seller test (0: skip it)")
+	flag.IntVar(&o.sellersFirst, "sellers-first", 200, "new sellers' first reads measured one at a time (the rest are warmed up concurrently)")
+	sellersConc := flag.String("sellers-concurrency", "1,64", "concurrency levels of the warm reads spread over the sellers")
+	flag.IntVar(&o.sellersRounds, "sellers-rounds", 5, "measured rounds per target and concurrency of the warm reads spread over the sellers")
+	flag.DurationVar(&o.restartWatch, "restart-watch", 2*time.Minute, "how long to count Naver requests after the plugin's reload")
+	flag.IntVar(&o.emulatorAppPerHour, "emulator-app-per-hour", 0, "the Raft phase emulator's token requests per application per hour before its penalty (0: 2 x sellers + 1000)")
+	flag.StringVar(&o.sellersWeek, "sellers-week", "", "markdown of the simulated week at 10,000 sellers (internal/sim TestSellersWeek) to include")
 	t0 := flag.Int64("t0", 0, "Unix time scripts/bench.sh started (for the report)")
 	flag.Parse()
 	if *t0 > 0 {
@@ -101,6 +115,12 @@ func main() {
 	}
 	if o.raftConcurrency, err = parseConcurrency(*raftConc); err != nil {
 		fatalf("-raft-concurrency: %v", err)
+	}
+	if o.sellersConcurrency, err = parseConcurrency(*sellersConc); err != nil {
+		fatalf("-sellers-concurrency: %v", err)
+	}
+	if o.sellers < 0 || o.sellersFirst < 1 || o.sellersRounds < 1 || o.emulatorAppPerHour < 0 {
+		fatalf("-sellers and -emulator-app-per-hour must not be negative, -sellers-first and -sellers-rounds at least 1")
 	}
 	if o.storageReads < 1 || o.raftRounds < 1 {
 		fatalf("-storage-reads and -raft-rounds must be at least 1")
@@ -137,6 +157,15 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// naverAppPerHour is the Raft phase emulator's hourly limit per application: room for every
+// seller's first token and the bench's raw requests, twice.
+func (o options) naverAppPerHour() int {
+	if o.emulatorAppPerHour > 0 {
+		return o.emulatorAppPerHour
+	}
+	return 2*o.sellers + 1000
 }
 
 // parseConcurrency reads a comma-separated list of concurrency levels (1 to 256).
@@ -192,9 +221,18 @@ func run(o options, g *harness.Group) error {
 		r.goBenchRaw = string(data)
 		r.goBench = parseGoBench(r.goBenchRaw)
 	}
+	if o.sellersWeek != "" {
+		data, err := os.ReadFile(o.sellersWeek)
+		if err != nil {
+			return err
+		}
+		r.sellersWeek = string(data)
+	}
 
 	logf("starting the emulator and a dev Vault")
-	e, err := startEnv(o, g, "dev", func(opts harness.VaultOptions) (*harness.Vault, error) {
+	// No hourly request budget at the dev phase's emulator: the cold and scale measurements
+	// ask for hundreds of new keys on purpose. Violations of Naver's rules are still recorded.
+	e, err := startEnv(o, g, "dev", []string{"-penalty-requests-per-hour=-1"}, func(opts harness.VaultOptions) (*harness.Vault, error) {
 		return harness.StartDevVault(g, opts)
 	})
 	if err != nil {
@@ -256,18 +294,16 @@ func run(o options, g *harness.Group) error {
 // startEnv starts a phase's emulator and Vault server (by start, with both plugins in its
 // plugin directory, log level warn) in the work directory's folder phase, sets them up and
 // finds the plugin processes. On an error what it started is stopped again.
-func startEnv(o options, g *harness.Group, phase string, start func(harness.VaultOptions) (*harness.Vault, error)) (*env, error) {
+func startEnv(o options, g *harness.Group, phase string, emulatorArgs []string, start func(harness.VaultOptions) (*harness.Vault, error)) (*env, error) {
 	dir := filepath.Join(o.workDir, phase)
 	e := &env{o: o, ctx: context.Background(),
 		ours: &harness.Plugin{Name: pluginName, Bin: o.pluginBin, Version: o.pluginVersion},
 		noop: &harness.Plugin{Name: noopName, Bin: o.noopBin, Version: noopVer},
 	}
 	var err error
-	// No hourly request budget at the emulator: the cold and scale measurements ask for
-	// hundreds of new keys on purpose. Violations of Naver's rules are still recorded.
 	if e.em, err = harness.StartEmulator(g, harness.EmulatorOptions{
 		Bin: o.emulatorBin, Dir: filepath.Join(dir, "emulator"), ClientID: "benchClient" + harness.RandomHex(6),
-		ExtraArgs: []string{"-penalty-requests-per-hour=-1"},
+		ExtraArgs: emulatorArgs,
 	}); err != nil {
 		return nil, err
 	}

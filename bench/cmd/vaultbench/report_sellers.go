@@ -66,11 +66,20 @@ func (r *report) sellersSummaryRows(b *strings.Builder) {
 	fmt.Fprintf(b, "| Raft: a new seller's first read | 1 | %s | %s | | **%.2fx of no-op read + signing + round trip (%s)** |\n", ms(s.first.P50), ms(s.first.P99), x, ms(budget))
 	fmt.Fprintf(b, "| Raft: plugin RSS, %d sellers' tokens cached | | | | | %.1f MiB |\n", s.n, mib(s.rss))
 	_, bytes := storageTotal(s.storage)
-	fmt.Fprintf(b, "| Raft: plugin's stored bytes per seller | | | | | %.0f B (values); state file +%s per seller |\n", bytes/float64(s.n), fsmPerSeller(s))
+	fmt.Fprintf(b, "| Raft: plugin's stored bytes per seller | | | | | %.0f B of values; onboarding: %.1f Raft writes, %.0f B of Raft log per seller |\n",
+		bytes/float64(s.n), s.warmupRaft.applies/float64(s.n-s.first.N), s.warmupRaft.logBytes/float64(s.n-s.first.N))
 	fmt.Fprintf(b, "| Raft: periodic run, %d tokens in memory | | %s | | | Vault's rollback metric for the mount |\n", s.n, durations(s.periodic))
 	rr := s.restart
 	fmt.Fprintf(b, "| Raft: plugin reload, %d tokens stored: first read served | | %s | | | all %d read in %s; %d + %d Naver requests during and %s after |\n",
 		s.n, rr.firstRead.Round(time.Millisecond), s.n, rr.allRead.Round(time.Millisecond), rr.readRequests, rr.watchRequests, rr.watch.Round(time.Second))
+}
+
+// bytesOf formats a byte count in bytes below 10 KiB, else as byteSize.
+func bytesOf(n float64) string {
+	if n < 10<<10 {
+		return fmt.Sprintf("%.0f B", n)
+	}
+	return byteSize(n)
 }
 
 func fsmPerSeller(s *sellersResult) string {
@@ -184,20 +193,28 @@ func (r *report) sellersSection(p func(string, ...any)) {
 	p("| plugin RSS (VmRSS) / peak (VmHWM), every seller's token cached | %.1f MiB / %.1f MiB |\n", mib(s.rss), mib(s.hwm))
 	p("| for comparison: the no-op plugin's RSS | %.1f MiB |\n", mib(s.noopRSS))
 	for _, sp := range s.storage {
-		p("| plugin's entries under `%s` | %d entries, %.0f bytes each on average (%d sampled), %s in all |\n", sp.prefix, sp.entries, sp.bytes, sp.sampled, byteSize(sp.bytes*float64(sp.entries)))
+		if !strings.HasSuffix(sp.prefix, "/") {
+			p("| plugin's entry `%s` | %.0f bytes |\n", sp.prefix, sp.bytes)
+			continue
+		}
+		p("| plugin's entries under `%s` | %d entries, %.0f bytes each on average (%d sampled), %s in all |\n", sp.prefix, sp.entries, sp.bytes, sp.sampled, bytesOf(sp.bytes*float64(sp.entries)))
 	}
 	entries, bytes := storageTotal(s.storage)
-	p("| plugin's stored values per seller | %.0f bytes (%d entries, %s in all, over %d sellers) |\n", bytes/float64(s.n), entries, byteSize(bytes), s.n)
+	p("| plugin's stored values per seller | %.0f bytes (%d entries, %s in all, over %d sellers) |\n", bytes/float64(s.n), entries, bytesOf(bytes), s.n)
+	warmed := float64(s.n - s.first.N)
+	p("| Raft writes during the lease-free warm-up, per seller | %.1f (%.0f in all: the token, the application's request count, and Vault's own) |\n", s.warmupRaft.applies/warmed, s.warmupRaft.applies)
+	p("| Raft log written during the warm-up, per seller | %.0f bytes (%s in all) |\n", s.warmupRaft.logBytes/warmed, bytesOf(s.warmupRaft.logBytes))
 	if s.fsmGrowth >= 0 {
-		p("| growth of Vault's state file (`vault.db`) during the lease-free warm-up | %s, %s per seller |\n", byteSize(float64(s.fsmGrowth)), fsmPerSeller(s))
+		p("| growth of Vault's state file (`vault.db`) during the warm-up | %s, %s per seller (BoltDB grows the file in steps) |\n", bytesOf(float64(s.fsmGrowth)), fsmPerSeller(s))
 	}
 	p("| the plugin's periodic run, every token in memory | %s |\n", durations(s.periodic))
 	p("| the periodic runs in the %s after the reload (below) | %s |\n\n", rr.watch.Round(time.Second), durations(rr.periodic))
 	p("Entries are counted with `LIST sys/raw/logical/<mount UUID>/<folder>` (the server has `raw_storage_endpoint = true`)\n")
 	p("and their sizes are the lengths of up to %d values per folder read through `sys/raw` (decrypted, before the\n", storageSample)
-	p("barrier's encryption adds its own bytes and BoltDB its pages). The state file's growth is measured over the\n")
-	p("lease-free warm-up, so it holds the plugin's entries and BoltDB's page overhead but no leases; BoltDB grows the\n")
-	p("file in steps, so it is a coarse figure. The periodic run's duration is Vault's own measurement of the mount's\n")
+	p("barrier's encryption adds its own bytes and BoltDB its pages). Raft writes and log bytes are the growth of\n")
+	p("`vault_raft_apply` and `vault_raft_boltdb_logSize_sum` over the warm-up, whose reads are lease-free, so they are the\n")
+	p("plugin's writes for new sellers (and whatever Vault wrote meanwhile); the state file's growth over the same time\n")
+	p("is a coarse figure, as BoltDB grows the file in steps and reuses freed pages. The periodic run's duration is Vault's own measurement of the mount's\n")
 	p("rollback (`vault.rollback.attempt.navercommerce-`, with `add_mount_point_rollback_metrics = true`), in which Vault\n")
 	p("calls the plugin's periodic function once a minute: the gRPC call and the plugin's work (expired and unnamed keys,\n")
 	p("renewals due, the hourly storage sweep and role scan when due).\n\n")

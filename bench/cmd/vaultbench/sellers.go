@@ -43,11 +43,12 @@ type sellersResult struct {
 	// The warm-up: every other seller read once (lease-free, workers concurrent reads).
 	warmup         time.Duration
 	warmupWorkers  int
-	warmupRequests int    // token requests the emulator saw for it
-	refused        int    // reads the plugin's application budget refused
-	refusedExample string // one refusal, as the reader saw it
-	raisedBudget   int    // max_application_requests_per_hour set to finish the warm-up; 0: not needed
-	fsmGrowth      int64  // growth of Vault's state file (vault.db) during the warm-up, bytes; -1 unknown
+	warmupRequests int          // token requests the emulator saw for it
+	refused        int          // reads the plugin's application budget refused
+	refusedExample string       // one refusal, as the reader saw it
+	raisedBudget   int          // max_application_requests_per_hour set to finish the warm-up; 0: not needed
+	fsmGrowth      int64        // growth of Vault's state file (vault.db) during the warm-up, bytes; -1 unknown
+	warmupRaft     raftCounters // Raft writes and log bytes during the warm-up
 	warm           warmResult
 	rss, hwm       int64 // plugin KiB with every seller's token cached
 	noopRSS        int64
@@ -83,7 +84,7 @@ type restartResult struct {
 // sellers runs the phase on e (the Raft server, set up).
 func (e *env) sellers(dataDir string) (*sellersResult, error) {
 	o := e.o
-	res := &sellersResult{n: o.sellers, warmupWorkers: 8, fsmGrowth: -1}
+	res := &sellersResult{n: o.sellers, warmupWorkers: 16, fsmGrowth: -1}
 	ctx := e.ctx
 	for role, lease := range map[string]bool{sellersRole: true, sellersFreeRole: false} {
 		if _, err := e.c.Logical().WriteWithContext(ctx, "navercommerce/roles/"+role, map[string]any{
@@ -186,6 +187,10 @@ func (e *env) sellersWarmup(res *sellersResult, from int, dataDir string) error 
 	if err != nil {
 		return err
 	}
+	m0, err := e.raftMetrics()
+	if err != nil {
+		return err
+	}
 	var (
 		mu      sync.Mutex
 		refused []int
@@ -229,6 +234,11 @@ func (e *env) sellersWarmup(res *sellersResult, from int, dataDir string) error 
 		return err
 	}
 	res.warmupRequests = st1.TokenRequests - st0.TokenRequests
+	m1, err := e.raftMetrics()
+	if err != nil {
+		return err
+	}
+	res.warmupRaft = raftCounters{applies: m1.applies - m0.applies, logBytes: m1.logBytes - m0.logBytes}
 	if size1, err := fileSize(fsm); err == nil && sizeErr == nil {
 		res.fsmGrowth = size1 - size0
 	}
@@ -261,14 +271,13 @@ func (e *env) pluginStorage() ([]storagePrefix, error) {
 		return nil, err
 	}
 	var out []storagePrefix
-	var single storagePrefix
-	single.prefix = "(entries at the top)"
 	for _, k := range top {
 		if !strings.HasSuffix(k, "/") {
-			single.entries++
-			if err := e.sampleSize(&single, root+k); err != nil {
+			sp := storagePrefix{prefix: k, entries: 1}
+			if err := e.sampleSize(&sp, root+k); err != nil {
 				return nil, err
 			}
+			out = append(out, sp)
 			continue
 		}
 		keys, err := e.rawList(root + k)
@@ -283,9 +292,6 @@ func (e *env) pluginStorage() ([]storagePrefix, error) {
 			}
 		}
 		out = append(out, sp)
-	}
-	if single.entries > 0 {
-		out = append(out, single)
 	}
 	return out, nil
 }

@@ -92,7 +92,7 @@ func main() {
 	flag.IntVar(&o.scaleWorkers, "scale-workers", 16, "concurrent role writes")
 	flag.DurationVar(&o.naverDelay, "naver-delay", 2*time.Second, "how slow Naver is during the refresh test")
 	flag.BoolVar(&o.skipRefresh, "skip-refresh", false, "skip the refresh test (about 35s)")
-	flag.BoolVar(&o.raft, "raft", true, "run the Raft phase (a single-node Vault with integrated storage; about 90 s)")
+	flag.BoolVar(&o.raft, "raft", true, "run the Raft phase (a single-node Vault with integrated storage; about 90 s, and about 6 minutes more for -sellers)")
 	raftConc := flag.String("raft-concurrency", "1,8", "concurrency levels of the Raft phase")
 	flag.IntVar(&o.raftRounds, "raft-rounds", 6, "measured rounds per target and concurrency in the Raft phase")
 	flag.DurationVar(&o.raftRoundDur, "raft-round", time.Second, "length of one round in the Raft phase")

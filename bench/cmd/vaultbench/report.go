@@ -232,6 +232,9 @@ func (r *report) markdown() string {
 	vaultSetup := "dev server, in-memory storage"
 	if r.raft != nil {
 		vaultSetup += "; in the Raft phase a single-node server with integrated storage in a temporary folder on " + r.raft.fileSystem
+		if r.raft.sellers != nil {
+			vaultSetup += fmt.Sprintf(", then %d sellers of one application on it", r.raft.sellers.n)
+		}
 	}
 	p("| Vault | %s (%s; log level warn, no audit device) |\n", r.machine.vaultVersion, vaultSetup)
 	p("| plugin | %s %s; no-op plugin %s (`bench/noop-plugin`) |\n", pluginName, r.o.pluginVersion, noopVer)

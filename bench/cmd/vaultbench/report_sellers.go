@@ -211,10 +211,11 @@ func (r *report) sellersSection(p func(string, ...any)) {
 	p("| Raft writes during the lease-free warm-up, per seller | %.1f (%.0f in all: the token, the application's request count, and Vault's own) |\n", s.warmupRaft.applies/warmed, s.warmupRaft.applies)
 	p("| Raft log written during the warm-up, per seller | %.0f bytes (%s in all) |\n", s.warmupRaft.logBytes/warmed, bytesOf(s.warmupRaft.logBytes))
 	if s.fsmGrowth >= 0 {
-		p("| growth of Vault's state file (`vault.db`) during the warm-up | %s, %s per seller (BoltDB grows the file in steps) |\n", bytesOf(float64(s.fsmGrowth)), fsmPerSeller(s))
+		p("| growth of Vault's state file (`vault.db`) during the warm-up | %s, %s per seller (BoltDB grows the file in steps: %s after the warm-up, leases of the earlier phases included) |\n",
+			bytesOf(float64(s.fsmGrowth)), fsmPerSeller(s), bytesOf(float64(s.fsmSize)))
 	}
 	p("| the plugin's periodic run, every token in memory | %s |\n", durations(s.periodic))
-	p("| the periodic runs in the %s after the reload (below) | %s |\n\n", rr.watch.Round(time.Second), durations(rr.periodic))
+	p("| the periodic runs in the %s after the reload (below; the first after a start sweeps every stored token) | %s |\n\n", rr.watch.Round(time.Second), durations(rr.periodic))
 	p("Entries are counted with `LIST sys/raw/logical/<mount UUID>/<folder>` (the server has `raw_storage_endpoint = true`)\n")
 	p("and their sizes are the lengths of up to %d values per folder read through `sys/raw` (decrypted, before the\n", storageSample)
 	p("barrier's encryption adds its own bytes and BoltDB its pages). Raft writes and log bytes are the growth of\n")

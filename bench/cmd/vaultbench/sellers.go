@@ -48,6 +48,7 @@ type sellersResult struct {
 	refusedExample string       // one refusal, as the reader saw it
 	raisedBudget   int          // max_application_requests_per_hour set to finish the warm-up; 0: not needed
 	fsmGrowth      int64        // growth of Vault's state file (vault.db) during the warm-up, bytes; -1 unknown
+	fsmSize        int64        // its size after the warm-up
 	warmupRaft     raftCounters // Raft writes and log bytes during the warm-up
 	warm           warmResult
 	rss, hwm       int64 // plugin KiB with every seller's token cached
@@ -240,7 +241,7 @@ func (e *env) sellersWarmup(res *sellersResult, from int, dataDir string) error 
 	}
 	res.warmupRaft = raftCounters{applies: m1.applies - m0.applies, logBytes: m1.logBytes - m0.logBytes}
 	if size1, err := fileSize(fsm); err == nil && sizeErr == nil {
-		res.fsmGrowth = size1 - size0
+		res.fsmGrowth, res.fsmSize = size1-size0, size1
 	}
 	logf("  %d sellers in %s; %d token requests", n, res.warmup.Round(time.Millisecond), res.warmupRequests)
 	return nil

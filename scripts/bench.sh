@@ -2,8 +2,9 @@
 # The benchmark behind `make bench` (which runs `make build` first): Go micro-benchmarks, then
 # bench/cmd/vaultbench against the Naver emulator and Vault with the plugin and a no-op plugin,
 # all on 127.0.0.1: a dev server phase, then a Raft phase (a single-node server with integrated
-# storage in the work folder). Prints one table to stdout (progress goes to stderr) and writes
-# docs/benchmarks.md. About 6 minutes on 2 cores.
+# storage in the work folder, then 10,000 sellers of one application on it). Prints one table to
+# stdout (progress goes to stderr) and writes docs/benchmarks.md. About 12 minutes on 2 cores.
+# When internal/sim has TestSellersWeek, its simulated week at 10,000 sellers is a section too.
 #
 #   VAULT_BIN=... PLUGIN_VERSION=... scripts/bench.sh
 #   (PLUGIN_BIN, EMULATOR_BIN default to bin/ as built by `make build`; BENCH_OUT overrides
@@ -91,17 +92,33 @@ if [ "$go_bench_failed" = 1 ]; then
   echo "bench: a Go benchmark failed (the report shows its output); measuring Vault anyway" >&2
 fi
 
+# The simulated week at 10,000 sellers, where the simulator has it (a failure is reported like
+# a Go benchmark's: the Vault measurements go on, make bench fails at the end).
+sellers_week_args=()
+if [ "${BENCH_SIM:-1}" != 0 ] && grep -qs 'func TestSellersWeek(' internal/sim/*_test.go; then
+  echo "==> a simulated week at 10,000 sellers (internal/sim TestSellersWeek)" >&2
+  if "$GO" test ./internal/sim -run '^TestSellersWeek$' -count=1 -timeout 20m -sellers-week-out="$work/sellers-week.md" >"$work/sellers-week.log" 2>&1 &&
+    [ -s "$work/sellers-week.md" ]; then
+    sellers_week_args=(-sellers-week "$work/sellers-week.md")
+  else
+    go_bench_failed=1
+    echo "bench: TestSellersWeek failed (output in $work/sellers-week.log); measuring Vault anyway" >&2
+    tail -n 20 "$work/sellers-week.log" >&2 || true
+  fi
+fi
+
 echo "==> Vault benchmarks (vaultbench)" >&2
 # In the background, so that the traps run while it works; vaultbench prints the table.
 # shellcheck disable=SC2086
 "$work/bin/vaultbench" -vault "$VAULT_BIN" -plugin "$plugin_bin" -plugin-version "$PLUGIN_VERSION" \
   -noop "$work/bin/vault-plugin-secrets-benchnoop" -emulator "$emulator_bin" -work "$work" \
-  -gobench "$work/gobench.txt" -go-version "$("$GO" env GOVERSION)" -t0 "$t0" -out "$out" ${BENCH_ARGS:-} &
+  -gobench "$work/gobench.txt" -go-version "$("$GO" env GOVERSION)" -t0 "$t0" -out "$out" \
+  "${sellers_week_args[@]}" ${BENCH_ARGS:-} &
 bench_pid=$!
 wait "$bench_pid"
 bench_pid=""
 ok=1
 if [ "$go_bench_failed" = 1 ]; then
-  echo "bench: failing: a Go benchmark failed (see the Go benchmarks section of $out)" >&2
+  echo "bench: failing: a Go benchmark or the simulated week failed (see $out and the messages above)" >&2
   exit 1
 fi

@@ -5,7 +5,9 @@
 // the plugin, the SDK's routing and field parsing, and the lease registration in Vault's
 // storage) and nothing else: no storage, no calls back to Vault. Its read of leasefree/<name>
 // returns the same data without a lease, the floor of a navercommerce role with lease=false:
-// it writes nothing to Vault's storage.
+// it writes nothing to Vault's storage. token/<name>/<account_id> and leasefree/<name>/<account_id>
+// are the same for one seller of a many-seller role (any name, any account: the account_id
+// answered is the path's, so the answer has the size of the plugin's).
 //
 // The path uses Callbacks rather than Operations on purpose: with Operations the SDK asks Vault
 // for the replication state on every request (a gRPC round trip back to Vault), which is not
@@ -50,7 +52,7 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			return nil, nil
 		},
 	}}
-	data := func() map[string]any {
+	data := func(account string) map[string]any {
 		left := time.Until(expires).Truncate(time.Second)
 		return map[string]any{
 			"access_token": "noopNoopNoopNoopNoopNoopNoopNoopNoopNoopNoo", // 43 characters, as Naver's
@@ -58,38 +60,44 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			"expires_at":   expires.Format(time.RFC3339),
 			"expires_in":   int64(left / time.Second),
 			"type":         "SELLER",
-			"account_id":   "bench-warm-account",
+			"account_id":   account,
 		}
 	}
 	// Callbacks rather than Operations skip the SDK's per-request replication-state round
 	// trip: this plugin is the floor.
+	leased := func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		resp := b.Secret("noop_token").Response(data(accountOf(d)), map[string]any{"role": d.Get("name")})
+		resp.Secret.TTL = time.Until(expires).Truncate(time.Second)
+		resp.Secret.Renewable = false
+		return resp, nil
+	}
+	leaseFree := func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		return &logical.Response{Data: data(accountOf(d))}, nil
+	}
+	name := framework.GenericNameRegex("name")
+	seller := name + "/" + framework.GenericNameRegex("account_id")
+	fields := map[string]*framework.FieldSchema{"name": {Type: framework.TypeString}, "account_id": {Type: framework.TypeString}}
+	path := func(pattern string, read framework.OperationFunc) *framework.Path {
+		return &framework.Path{Pattern: pattern, Fields: fields, Callbacks: map[logical.Operation]framework.OperationFunc{logical.ReadOperation: read}}
+	}
 	b.Paths = []*framework.Path{
-		{
-			Pattern: "token/" + framework.GenericNameRegex("name"),
-			Fields:  map[string]*framework.FieldSchema{"name": {Type: framework.TypeString}},
-			Callbacks: map[logical.Operation]framework.OperationFunc{
-				logical.ReadOperation: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-					resp := b.Secret("noop_token").Response(data(), map[string]any{"role": d.Get("name")})
-					resp.Secret.TTL = time.Until(expires).Truncate(time.Second)
-					resp.Secret.Renewable = false
-					return resp, nil
-				},
-			},
-		},
-		{
-			Pattern: "leasefree/" + framework.GenericNameRegex("name"),
-			Fields:  map[string]*framework.FieldSchema{"name": {Type: framework.TypeString}},
-			Callbacks: map[logical.Operation]framework.OperationFunc{
-				logical.ReadOperation: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-					return &logical.Response{Data: data()}, nil
-				},
-			},
-		},
+		path("token/"+name, leased),
+		path("token/"+seller, leased),
+		path("leasefree/"+name, leaseFree),
+		path("leasefree/"+seller, leaseFree),
 	}
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// accountOf is the seller named in the path, or the single-account roles' account.
+func accountOf(d *framework.FieldData) string {
+	if a, ok := d.GetOk("account_id"); ok && a.(string) != "" {
+		return a.(string)
+	}
+	return "bench-warm-account"
 }
 
 func fatal(err error) {

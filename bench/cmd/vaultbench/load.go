@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,21 @@ type target struct {
 	name  string
 	path  string
 	check func(*api.Secret) error
+	// spread > 0: each read names one of spread sellers at random, path/<account_id>, so
+	// the reads fall on as many keys (a many-seller role).
+	spread int
 }
+
+// pathFor is the path of one read: t.path, or one seller's under it.
+func (t target) pathFor(rng *rand.Rand) string {
+	if t.spread <= 0 {
+		return t.path
+	}
+	return t.path + "/" + sellerAccount(rng.IntN(t.spread))
+}
+
+// sellerAccount is the account ID of the bench's seller i (as long as a Naver one).
+func sellerAccount(i int) string { return fmt.Sprintf("ncp_bench_%05d", i) }
 
 func leased(s *api.Secret) error {
 	if s == nil || s.Data == nil {
@@ -62,16 +77,18 @@ func runRound(ctx context.Context, client *api.Client, t target, c int, dur time
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(30*time.Second))
 	defer cancel()
 	start := time.Now()
-	for range c {
+	for w := range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
 			lat := make([]time.Duration, 0, 4096)
 			var errs int
 			var first error
 			for time.Now().Before(deadline) && issued.Add(1) <= maxReq && ctx.Err() == nil {
 				t0 := time.Now()
-				s, err := client.Logical().ReadWithContext(ctx, t.path)
+				path := t.pathFor(rng)
+				s, err := client.Logical().ReadWithContext(ctx, path)
 				d := time.Since(t0)
 				if err == nil {
 					err = t.check(s)
@@ -79,7 +96,7 @@ func runRound(ctx context.Context, client *api.Client, t target, c int, dur time
 				if err != nil {
 					errs++
 					if first == nil {
-						first = fmt.Errorf("read %s: %w", t.path, err)
+						first = fmt.Errorf("read %s: %w", path, err)
 					}
 					continue
 				}

@@ -8,7 +8,9 @@
 //   - cold reads (a new key each, so signing plus one request to the emulator), beside the raw
 //     upstream round trip to the emulator, timed from here;
 //   - 10,000 roles over 10,000 accounts: creating them, LIST, a warm read, the plugin's RSS;
-//   - reads while a token is renewed and Naver is slow, with background refresh on and off.
+//   - reads while a token is renewed and Naver is slow, with background refresh on and off;
+//   - on a Raft server: the same warm reads leased and lease-free, what they leave in storage,
+//     and 10,000 sellers of one application read through many-seller roles (sellers.go).
 //
 // It prints one table to stdout and writes the report (docs/benchmarks.md), folding in the Go
 // micro-benchmark output that scripts/bench.sh collected (-gobench). Every child process runs
@@ -18,12 +20,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,7 +35,6 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/harness"
-	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 const (
@@ -64,6 +61,11 @@ type options struct {
 	raftRounds                                               int
 	raftRoundDur                                             time.Duration
 	storageReads                                             int
+	sellers, sellersFirst, sellersRounds                     int
+	sellersConcurrency                                       []int
+	restartWatch                                             time.Duration
+	emulatorAppPerHour                                       int       // 0: derived from sellers
+	sellersWeek                                              string    // the simulated week's section, if any
 	t0                                                       time.Time // when scripts/bench.sh started
 }
 
@@ -90,11 +92,18 @@ func main() {
 	flag.IntVar(&o.scaleWorkers, "scale-workers", 16, "concurrent role writes")
 	flag.DurationVar(&o.naverDelay, "naver-delay", 2*time.Second, "how slow Naver is during the refresh test")
 	flag.BoolVar(&o.skipRefresh, "skip-refresh", false, "skip the refresh test (about 35s)")
-	flag.BoolVar(&o.raft, "raft", true, "run the Raft phase (a single-node Vault with integrated storage; about 90 s)")
+	flag.BoolVar(&o.raft, "raft", true, "run the Raft phase (a single-node Vault with integrated storage; about 90 s, and about 6 minutes more for -sellers)")
 	raftConc := flag.String("raft-concurrency", "1,8", "concurrency levels of the Raft phase")
 	flag.IntVar(&o.raftRounds, "raft-rounds", 6, "measured rounds per target and concurrency in the Raft phase")
 	flag.DurationVar(&o.raftRoundDur, "raft-round", time.Second, "length of one round in the Raft phase")
 	flag.IntVar(&o.storageReads, "storage-reads", 1000, "sequential reads per target for counting Raft writes and leases")
+	flag.IntVar(&o.sellers, "sellers", 10000, "sellers of one application in the Raft phase's many-seller test (0: skip it)")
+	flag.IntVar(&o.sellersFirst, "sellers-first", 200, "new sellers' first reads measured one at a time (the rest are warmed up concurrently)")
+	sellersConc := flag.String("sellers-concurrency", "1,64", "concurrency levels of the warm reads spread over the sellers")
+	flag.IntVar(&o.sellersRounds, "sellers-rounds", 5, "measured rounds per target and concurrency of the warm reads spread over the sellers")
+	flag.DurationVar(&o.restartWatch, "restart-watch", 2*time.Minute, "how long to count Naver requests after the plugin's reload")
+	flag.IntVar(&o.emulatorAppPerHour, "emulator-app-per-hour", 0, "the Raft phase emulator's token requests per application per hour before its penalty (0: 2 x sellers + 1000)")
+	flag.StringVar(&o.sellersWeek, "sellers-week", "", "markdown of the simulated week at 10,000 sellers (internal/sim TestSellersWeek) to include")
 	t0 := flag.Int64("t0", 0, "Unix time scripts/bench.sh started (for the report)")
 	flag.Parse()
 	if *t0 > 0 {
@@ -106,6 +115,12 @@ func main() {
 	}
 	if o.raftConcurrency, err = parseConcurrency(*raftConc); err != nil {
 		fatalf("-raft-concurrency: %v", err)
+	}
+	if o.sellersConcurrency, err = parseConcurrency(*sellersConc); err != nil {
+		fatalf("-sellers-concurrency: %v", err)
+	}
+	if o.sellers < 0 || o.sellersFirst < 1 || o.sellersRounds < 1 || o.emulatorAppPerHour < 0 {
+		fatalf("-sellers and -emulator-app-per-hour must not be negative, -sellers-first and -sellers-rounds at least 1")
 	}
 	if o.storageReads < 1 || o.raftRounds < 1 {
 		fatalf("-storage-reads and -raft-rounds must be at least 1")
@@ -142,6 +157,15 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// naverAppPerHour is the Raft phase emulator's hourly limit per application: room for every
+// seller's first token and the bench's raw requests, twice.
+func (o options) naverAppPerHour() int {
+	if o.emulatorAppPerHour > 0 {
+		return o.emulatorAppPerHour
+	}
+	return 2*o.sellers + 1000
 }
 
 // parseConcurrency reads a comma-separated list of concurrency levels (1 to 256).
@@ -197,9 +221,18 @@ func run(o options, g *harness.Group) error {
 		r.goBenchRaw = string(data)
 		r.goBench = parseGoBench(r.goBenchRaw)
 	}
+	if o.sellersWeek != "" {
+		data, err := os.ReadFile(o.sellersWeek)
+		if err != nil {
+			return err
+		}
+		r.sellersWeek = string(data)
+	}
 
 	logf("starting the emulator and a dev Vault")
-	e, err := startEnv(o, g, "dev", func(opts harness.VaultOptions) (*harness.Vault, error) {
+	// No hourly request budget at the dev phase's emulator: the cold and scale measurements
+	// ask for hundreds of new keys on purpose. Violations of Naver's rules are still recorded.
+	e, err := startEnv(o, g, "dev", []string{"-penalty-requests-per-hour=-1"}, func(opts harness.VaultOptions) (*harness.Vault, error) {
 		return harness.StartDevVault(g, opts)
 	})
 	if err != nil {
@@ -261,18 +294,16 @@ func run(o options, g *harness.Group) error {
 // startEnv starts a phase's emulator and Vault server (by start, with both plugins in its
 // plugin directory, log level warn) in the work directory's folder phase, sets them up and
 // finds the plugin processes. On an error what it started is stopped again.
-func startEnv(o options, g *harness.Group, phase string, start func(harness.VaultOptions) (*harness.Vault, error)) (*env, error) {
+func startEnv(o options, g *harness.Group, phase string, emulatorArgs []string, start func(harness.VaultOptions) (*harness.Vault, error)) (*env, error) {
 	dir := filepath.Join(o.workDir, phase)
 	e := &env{o: o, ctx: context.Background(),
 		ours: &harness.Plugin{Name: pluginName, Bin: o.pluginBin, Version: o.pluginVersion},
 		noop: &harness.Plugin{Name: noopName, Bin: o.noopBin, Version: noopVer},
 	}
 	var err error
-	// No hourly request budget at the emulator: the cold and scale measurements ask for
-	// hundreds of new keys on purpose. Violations of Naver's rules are still recorded.
 	if e.em, err = harness.StartEmulator(g, harness.EmulatorOptions{
 		Bin: o.emulatorBin, Dir: filepath.Join(dir, "emulator"), ClientID: "benchClient" + harness.RandomHex(6),
-		ExtraArgs: []string{"-penalty-requests-per-hour=-1"},
+		ExtraArgs: emulatorArgs,
 	}); err != nil {
 		return nil, err
 	}
@@ -411,328 +442,4 @@ func (e *env) ourTicks() int64 {
 		n += cpuTicks(pid)
 	}
 	return n
-}
-
-// warm measures the dev server's three targets.
-func (e *env) warm(r *report) error {
-	w, err := e.measureWarm(e.targets(), e.o.concurrency, e.o.rounds, e.o.roundDur)
-	if err != nil {
-		return err
-	}
-	r.warm, r.cpuBusy, r.cpuOthers = w.stats, w.cpuBusy, w.cpuOthers
-	for _, c := range e.o.concurrency {
-		r.leases += r.warm[c]["token"].N + r.warm[c]["no-op"].N
-	}
-	return nil
-}
-
-// warmResult is the warm reads of some targets at some concurrencies.
-type warmResult struct {
-	stats              map[int]map[string]stats // concurrency → target → stats
-	cpuBusy, cpuOthers float64                  // shares of all CPUs, see report
-}
-
-// measureWarm measures targets interleaved: for each concurrency, an unmeasured round of
-// each, then rounds in rotating order so that drift and other load hit all alike.
-func (e *env) measureWarm(ts []target, concurrency []int, rounds int, roundDur time.Duration) (warmResult, error) {
-	w := warmResult{stats: map[int]map[string]stats{}}
-	busy0, total0 := systemTicks()
-	ours0 := e.ourTicks()
-	for _, c := range concurrency {
-		logf("warm reads at concurrency %d: %d rounds of %s per target, interleaved", c, rounds, roundDur)
-		for _, t := range ts {
-			if rd := runRound(e.ctx, e.c, t, c, e.o.warmupDur, e.o.maxPerRound); rd.err != nil {
-				return w, rd.err
-			}
-		}
-		lat := map[string][]time.Duration{}
-		elapsed := map[string]time.Duration{}
-		for i := range rounds {
-			for j := range ts {
-				t := ts[(i+j)%len(ts)]
-				rd := runRound(e.ctx, e.c, t, c, roundDur, e.o.maxPerRound)
-				if rd.err != nil {
-					return w, rd.err
-				}
-				lat[t.name] = append(lat[t.name], rd.lat...)
-				elapsed[t.name] += rd.elapsed
-			}
-		}
-		w.stats[c] = map[string]stats{}
-		var line []string
-		for _, t := range ts {
-			w.stats[c][t.name] = summarise(lat[t.name], elapsed[t.name], 0)
-			line = append(line, fmt.Sprintf("%s %s", t.name, ms(w.stats[c][t.name].P50)))
-		}
-		logf("  c=%d p50 %s", c, strings.Join(line, ", "))
-	}
-	busy1, total1 := systemTicks()
-	ours1 := e.ourTicks()
-	if total1 > total0 {
-		// /proc/stat counts all CPUs; a process's ticks are in the same unit.
-		w.cpuBusy = float64(busy1-busy0) / float64(total1-total0)
-		w.cpuOthers = max(0, float64((busy1-busy0)-(ours1-ours0))/float64(total1-total0))
-	}
-	return w, nil
-}
-
-// cold alternates a cold read (a role over an account never read before: the plugin signs
-// and asks the emulator once) with a raw signed request to the emulator for another new
-// account, timed from here: the upstream round trip the cold read contains.
-func (e *env) cold(r *report) error {
-	n := e.o.coldN
-	logf("cold reads: %d, each beside a raw upstream request", n)
-	if err := parallel(n, 8, func(i int) error {
-		_, err := e.c.Logical().WriteWithContext(e.ctx, fmt.Sprintf("navercommerce/roles/cold-%04d", i),
-			map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("cold-account-%04d", i)})
-		return err
-	}); err != nil {
-		return err
-	}
-	// One request first, so the raw requests reuse a kept-alive connection as the plugin does.
-	if _, err := e.rawToken("rtt-warmup"); err != nil {
-		return err
-	}
-	if err := e.em.Admin(http.MethodPost, "reset", "", nil, nil); err != nil {
-		return err
-	}
-	var coldLat, rttLat, signLat []time.Duration
-	start := time.Now()
-	for i := range n {
-		t0 := time.Now()
-		s, err := e.c.Logical().ReadWithContext(e.ctx, fmt.Sprintf("navercommerce/token/cold-%04d", i))
-		d := time.Since(t0)
-		if err == nil {
-			err = leased(s)
-		}
-		if err != nil {
-			return err
-		}
-		coldLat = append(coldLat, d)
-		rt, err := e.rawToken(fmt.Sprintf("rtt-account-%04d", i))
-		if err != nil {
-			return err
-		}
-		signLat = append(signLat, rt.sign)
-		rttLat = append(rttLat, rt.rtt)
-	}
-	elapsed := time.Since(start)
-	r.cold = summarise(coldLat, 0, 0)
-	r.rtt = summarise(rttLat, 0, 0)
-	r.benchSign = summarise(signLat, 0, 0)
-	st, err := e.em.Stats()
-	if err != nil {
-		return err
-	}
-	r.coldUpstream = st.TokenRequests
-	logf("  cold p50 %s p99 %s; raw upstream p50 %s; %d requests at the emulator for %d cold reads + %d raw (%s)",
-		ms(r.cold.P50), ms(r.cold.P99), ms(r.rtt.P50), st.TokenRequests, n, n, elapsed.Round(time.Millisecond))
-	return nil
-}
-
-type rawResult struct{ sign, rtt time.Duration }
-
-// rawToken signs a token request for a SELLER account with the emulator's signer
-// (navercommercetest.Sign, independent of the plugin's), then times the POST to the emulator
-// alone.
-func (e *env) rawToken(account string) (rawResult, error) {
-	var out rawResult
-	ts := strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)
-	t0 := time.Now()
-	sig, err := navercommercetest.Sign(e.em.ClientID, ts, e.em.ClientSecret)
-	out.sign = time.Since(t0)
-	if err != nil {
-		return out, err
-	}
-	form := url.Values{
-		"client_id": {e.em.ClientID}, "timestamp": {ts}, "grant_type": {"client_credentials"},
-		"client_secret_sign": {sig}, "type": {"SELLER"}, "account_id": {account},
-	}.Encode()
-	req, err := http.NewRequest(http.MethodPost, e.em.URL+"/v1/oauth2/token", strings.NewReader(form))
-	if err != nil {
-		return out, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	t0 = time.Now()
-	resp, err := e.em.HTTP.Do(req)
-	if err != nil {
-		return out, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	out.rtt = time.Since(t0)
-	if err != nil {
-		return out, err
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if resp.StatusCode != http.StatusOK || jsonUnmarshal(body, &tok) != nil || tok.AccessToken == "" {
-		return out, fmt.Errorf("raw token request: HTTP %d: %.200s", resp.StatusCode, body)
-	}
-	return out, nil
-}
-
-// scale creates many roles over as many accounts, then times LIST and a warm read among
-// them and reads the plugin's RSS.
-func (e *env) scale(r *report) error {
-	n := e.o.scaleRoles
-	r.scale.roles = n
-	var err error
-	if r.scale.rssBefore, err = statusKiB(e.pluginPID, "VmRSS"); err != nil {
-		return err
-	}
-	logf("scale: creating %d roles over %d accounts (%d concurrent writes)", n, n, e.o.scaleWorkers)
-	t0 := time.Now()
-	if err := parallel(n, e.o.scaleWorkers, func(i int) error {
-		_, err := e.c.Logical().WriteWithContext(e.ctx, fmt.Sprintf("navercommerce/roles/scale-%05d", i),
-			map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("scale-account-%05d", i)})
-		return err
-	}); err != nil {
-		return err
-	}
-	r.scale.create = time.Since(t0)
-	var listed int
-	r.scale.list, err = timeN(7, func(int) error {
-		s, err := e.c.Logical().ListWithContext(e.ctx, "navercommerce/roles")
-		if err != nil {
-			return err
-		}
-		if s == nil {
-			return errors.New("LIST navercommerce/roles: no answer")
-		}
-		keys, _ := s.Data["keys"].([]any)
-		listed = len(keys)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	r.scale.listed = listed
-	warmN := min(e.o.scaleWarm, n)
-	if r.scale.warmFirst, err = timeN(warmN, func(i int) error {
-		s, err := e.c.Logical().ReadWithContext(e.ctx, fmt.Sprintf("navercommerce/token/scale-%05d", i))
-		if err == nil {
-			err = leased(s)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	one := fmt.Sprintf("navercommerce/token/scale-%05d", warmN/2)
-	if r.scale.warmOne, err = timeN(500, func(int) error {
-		s, err := e.c.Logical().ReadWithContext(e.ctx, one)
-		if err == nil {
-			err = leased(s)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	if r.scale.rssAfter, err = statusKiB(e.pluginPID, "VmRSS"); err != nil {
-		return err
-	}
-	r.scale.measuredAt = time.Now()
-	r.scale.hwm, _ = statusKiB(e.pluginPID, "VmHWM")
-	r.scale.noopRSS, _ = statusKiB(e.noopPID, "VmRSS")
-	r.scale.vaultRSS, _ = statusKiB(e.v.Proc.Pid(), "VmRSS")
-	logf("  %d roles in %s; LIST p50 %s (%d keys); warm read p50 %s; plugin RSS %.1f MiB",
-		n, r.scale.create.Round(time.Millisecond), ms(r.scale.list.P50), listed, ms(r.scale.warmOne.P50), mib(r.scale.rssAfter))
-	return nil
-}
-
-// refreshResult is one run of the refresh test.
-type refreshResult struct {
-	background   bool
-	reads        int
-	p50, max     time.Duration
-	slow         int           // reads slower than 100 ms
-	renewedAfter time.Duration // from the window's start to the first read that got the new token
-	renewed      bool
-	requests     int // token requests the emulator saw for the key
-}
-
-// refresh reads a token every 50 ms across the start of its renewal window while Naver
-// answers the renewal naverDelay late: with background refresh on, no read should wait.
-func (e *env) refresh(bg bool) (refreshResult, error) {
-	res := refreshResult{background: bg}
-	role := fmt.Sprintf("refresh-%v", bg)
-	account := "refresh-account-" + strconv.FormatBool(bg)
-	logf("refresh test, background_refresh=%v (Naver %s late; about 15s)", bg, e.o.naverDelay)
-	if _, err := e.c.Logical().WriteWithContext(e.ctx, "navercommerce/config", map[string]any{"background_refresh": bg}); err != nil {
-		return res, err
-	}
-	if _, err := e.c.Logical().WriteWithContext(e.ctx, "navercommerce/roles/"+role, map[string]any{"type": "SELLER", "account_id": account}); err != nil {
-		return res, err
-	}
-	// A token that enters Naver's 30-minute window 12 seconds after it is issued (the plugin
-	// asks a key at most every 10 seconds).
-	if err := e.em.AdminJSON(http.MethodPost, "token-lifetime", map[string]string{"token_lifetime": "30m12s"}, nil); err != nil {
-		return res, err
-	}
-	s, err := e.c.Logical().ReadWithContext(e.ctx, "navercommerce/token/"+role)
-	if err == nil {
-		err = leased(s)
-	}
-	fetched := time.Now()
-	if err2 := e.em.AdminJSON(http.MethodPost, "token-lifetime", map[string]string{"token_lifetime": "3h"}, nil); err == nil {
-		err = err2
-	}
-	if err != nil {
-		return res, err
-	}
-	first, _ := s.Data["access_token"].(string)
-	expiresAt, err := time.Parse(time.RFC3339, fmt.Sprint(s.Data["expires_at"]))
-	if err != nil {
-		return res, err
-	}
-	window := expiresAt.Add(-30 * time.Minute)
-	if w := fetched.Add(10 * time.Second); window.Before(w) {
-		window = w
-	}
-	if err := e.em.AdminJSON(http.MethodPost, "faults", map[string]any{"count": 1, "delay": e.o.naverDelay.String()}, nil); err != nil {
-		return res, err
-	}
-	time.Sleep(time.Until(window.Add(-time.Second)))
-	var lat []time.Duration
-	deadline := window.Add(e.o.naverDelay + 15*time.Second)
-	var renewedAt time.Time
-	for time.Now().Before(deadline) {
-		t0 := time.Now()
-		s, err := e.c.Logical().ReadWithContext(e.ctx, "navercommerce/token/"+role)
-		d := time.Since(t0)
-		if err == nil {
-			err = leased(s)
-		}
-		if err != nil {
-			return res, err
-		}
-		lat = append(lat, d)
-		if d > 100*time.Millisecond {
-			res.slow++
-		}
-		if tok, _ := s.Data["access_token"].(string); tok != first && renewedAt.IsZero() {
-			renewedAt = time.Now()
-		}
-		// Read on for a second after the renewal, then stop.
-		if !renewedAt.IsZero() && time.Since(renewedAt) > time.Second {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	st := summarise(lat, 0, 0)
-	res.reads, res.p50, res.max = st.N, st.P50, st.Max
-	res.renewed = !renewedAt.IsZero()
-	if res.renewed {
-		res.renewedAfter = renewedAt.Sub(window)
-	}
-	stats, err := e.em.Stats()
-	if err != nil {
-		return res, err
-	}
-	res.requests = stats.Keys[e.em.Key("SELLER", account)].Requests
-	logf("  %d reads, p50 %s, max %s, %d slower than 100ms; renewed %v (%s after the window opened); %d token requests",
-		res.reads, ms(res.p50), ms(res.max), res.slow, res.renewed, res.renewedAfter.Round(time.Millisecond), res.requests)
-	return res, nil
 }

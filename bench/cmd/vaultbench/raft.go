@@ -56,6 +56,8 @@ type raftResult struct {
 	violations []string // of Naver's rules, seen by the phase's emulator
 	// setup is what the Raft server cost to start: init, unseal, leader election.
 	setup time.Duration
+	// sellers is the many-seller phase on the same server; nil when -sellers=0.
+	sellers *sellersResult
 }
 
 // storageCost is what storageReads sequential reads of one target left in Vault's storage.
@@ -78,10 +80,14 @@ func (s storageCost) per1000(n float64) float64 { return n * 1000 / float64(s.re
 // cumulative, so the difference of two readings is what happened in between (the default
 // in-memory sink's counters restart every 10 s).
 func raftStanzas(dataDir string) string {
+	// raw_storage_endpoint lets the sellers phase count the plugin's entries (sys/raw);
+	// add_mount_point_rollback_metrics times the plugin's periodic function per mount.
 	return harness.RaftStorage(dataDir, "bench") + `
+raw_storage_endpoint = true
 telemetry {
-  prometheus_retention_time = "1h"
-  disable_hostname          = true
+  prometheus_retention_time        = "1h"
+  disable_hostname                 = true
+  add_mount_point_rollback_metrics = true
 }`
 }
 
@@ -92,7 +98,10 @@ func raftPhase(o options, g *harness.Group) (*raftResult, error) {
 	res := &raftResult{}
 	logf("Raft phase: starting an emulator and a single-node Vault with integrated storage")
 	t0 := time.Now()
-	e, err := startEnv(o, g, "raft", func(opts harness.VaultOptions) (*harness.Vault, error) {
+	// The emulator's per-application hourly limit, raised for an application of o.sellers
+	// sellers (the default 60 is for one shop): over it the emulator penalises as Naver would.
+	emArgs := []string{fmt.Sprintf("-penalty-requests-per-hour=%d", o.naverAppPerHour())}
+	e, err := startEnv(o, g, "raft", emArgs, func(opts harness.VaultOptions) (*harness.Vault, error) {
 		res.dataDir = filepath.Join(opts.Dir, "data")
 		if err := os.MkdirAll(res.dataDir, 0o700); err != nil {
 			return nil, err
@@ -120,6 +129,12 @@ func raftPhase(o options, g *harness.Group) (*raftResult, error) {
 		return nil, err
 	}
 	res.violations = st.Violations
+	if o.sellers > 0 {
+		if res.sellers, err = e.sellers(res.dataDir); err != nil {
+			return nil, fmt.Errorf("sellers: %w", err)
+		}
+		res.violations = res.sellers.violations // the same emulator's, counted since it started
+	}
 	return res, nil
 }
 
@@ -191,6 +206,42 @@ func (e *env) raftMetrics() (raftCounters, error) {
 		return raftCounters{}, err
 	}
 	return raftCounters{applies: values["vault_raft_apply"], logBytes: values["vault_raft_boltdb_logSize_sum"]}, nil
+}
+
+// summaryValues are the count and sum of a Prometheus summary.
+type summaryValues struct{ count, sum float64 }
+
+// promSummary reads the count and sum of the summary name in Prometheus text format, however
+// many underscores join the name and the suffix (go-metrics turns a trailing "-" into one);
+// zero when Vault has not measured it yet.
+func promSummary(r io.Reader, name string) (summaryValues, error) {
+	var out summaryValues
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || strings.ContainsRune(f[0], '{') {
+			continue
+		}
+		var dst *float64
+		switch {
+		case strings.HasSuffix(f[0], "_count") && strings.TrimRight(strings.TrimSuffix(f[0], "_count"), "_") == name:
+			dst = &out.count
+		case strings.HasSuffix(f[0], "_sum") && strings.TrimRight(strings.TrimSuffix(f[0], "_sum"), "_") == name:
+			dst = &out.sum
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return out, fmt.Errorf("metric %s: %w", f[0], err)
+		}
+		*dst = v
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("reading metrics: %w", err)
+	}
+	return out, nil
 }
 
 // promValues reads the unlabelled samples named in Prometheus text format; each must be there.

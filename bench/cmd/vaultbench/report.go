@@ -40,6 +40,8 @@ type report struct {
 	refresh    []refreshResult
 	violations []string
 
+	sellersWeek string // the simulated week's markdown, "" when not run
+
 	goBenchRaw string
 	goBench    map[string]map[string][]float64 // benchmark → unit → values
 }
@@ -175,6 +177,7 @@ func (r *report) summaryTable() string {
 		}
 	}
 	r.raftSummaryRows(&b)
+	r.sellersSummaryRows(&b)
 	sign, signSrc := r.signing()
 	_, budget, x := r.coldGoal()
 	fmt.Fprintf(&b, "| cold token read (new key) | 1 | %s | %s | | %.2fx of signing + upstream round trip (%s) |\n", ms(r.cold.P50), ms(r.cold.P99), x, ms(budget))
@@ -229,6 +232,9 @@ func (r *report) markdown() string {
 	vaultSetup := "dev server, in-memory storage"
 	if r.raft != nil {
 		vaultSetup += "; in the Raft phase a single-node server with integrated storage in a temporary folder on " + r.raft.fileSystem
+		if r.raft.sellers != nil {
+			vaultSetup += fmt.Sprintf(", then %d sellers of one application on it", r.raft.sellers.n)
+		}
 	}
 	p("| Vault | %s (%s; log level warn, no audit device) |\n", r.machine.vaultVersion, vaultSetup)
 	p("| plugin | %s %s; no-op plugin %s (`bench/noop-plugin`) |\n", pluginName, r.o.pluginVersion, noopVer)
@@ -255,6 +261,7 @@ func (r *report) markdown() string {
 	}
 	p("\n")
 	r.raftGoals(p)
+	r.sellersGoals(p)
 	cok, budget, x := r.coldGoal()
 	sign, signSrc := r.signing()
 	overhead := r.cold.P50 - budget
@@ -322,6 +329,8 @@ func (r *report) markdown() string {
 	p("\n")
 
 	r.raftSection(p)
+	r.sellersSection(p)
+	r.sellersWeekSection(p)
 
 	p("## Cold reads\n\n")
 	p("%d roles over %d accounts never read before; each is read once (the plugin signs with the cost-4 secret,\n", r.o.coldN, r.o.coldN)

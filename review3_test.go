@@ -1,0 +1,135 @@
+package navercommerce
+
+// Adversarial review of issues 17 and 18 (review 3): each test here fails on the code it was
+// written against and names the promise it holds the plugin to.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// appCountStorage fails reads of the application's counts on demand (the next failGets
+// reads under applications/), to stand for a storage hiccup.
+type appCountStorage struct {
+	logical.Storage
+	failGets atomic.Int32
+}
+
+func (s *appCountStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if strings.HasPrefix(key, appStoragePrefix) && s.failGets.Add(-1) >= 0 {
+		return nil, errStorageDown
+	}
+	return s.Storage.Get(ctx, key)
+}
+
+// sendCheckTransport calls check as each token request leaves, before Naver sees it.
+type sendCheckTransport struct {
+	mu    sync.Mutex
+	check func()
+}
+
+func (t *sendCheckTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, tokenPath) {
+		t.mu.Lock()
+		check := t.check
+		t.mu.Unlock()
+		if check != nil {
+			check()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// storedAppRequests is how many requests storage holds for testClientID's application, or
+// -1 when the entry is missing or unreadable (it counts nothing then).
+func storedAppRequests(s logical.Storage) int {
+	entry, err := s.Get(context.Background(), (&appGuard{clientID: testClientID}).storageKey())
+	if err != nil || entry == nil {
+		return -1
+	}
+	var stored appCounts
+	if err := entry.DecodeJSON(&stored); err != nil {
+		return -1
+	}
+	total := 0
+	for _, n := range stored.Minutes {
+		total += n
+	}
+	return total
+}
+
+// Promise (README.md "Many sellers" → Budgets, README.ko.md likewise; docs/decisions.md
+// "Budget" and "A new seller's first read"): the application's budget "counts every
+// request ... and is kept in storage before each request is sent, so restarts and crash
+// loops do not reset it"; "every request sent is counted in storage".
+//
+// When the stored counts cannot be read (a storage hiccup at the first request after a
+// start, or an entry that does not decode), the request is sent anyway and appGuard.store
+// silently skips the write ("until the stored counts were read, writing would erase them"):
+// requests leave counted nowhere but in memory, and a restart starts the hour afresh. An
+// unreadable entry is never repaired, so every restart of a crash loop starts at zero.
+func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeRead(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, s *appCountStorage)
+	}{
+		{"one failed read of the counts after a start", func(t *testing.T, s *appCountStorage) {
+			s.failGets.Store(1)
+		}},
+		{"a stored entry that does not decode", func(t *testing.T, s *appCountStorage) {
+			entry := &logical.StorageEntry{Key: (&appGuard{clientID: testClientID}).storageKey(), Value: []byte("{not json")}
+			if err := s.Storage.Put(context.Background(), entry); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
+			env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+
+			// A restart over the same storage, whose first read of the counts fails.
+			storage := &appCountStorage{Storage: env.storage}
+			tc.setup(t, storage)
+			transport := &sendCheckTransport{}
+			env.storage, env.transport = storage, transport
+			env.b = env.newBackend()
+
+			sent := 0
+			transport.check = func() {
+				sent++
+				if stored := storedAppRequests(env.storage); stored < sent {
+					t.Errorf("request %d left with %d requests counted in storage", sent, stored)
+				}
+			}
+			const sellers = 5
+			for i := range sellers {
+				env.readToken(fmt.Sprintf("sellers/ncp_r3count%d", i))
+			}
+			env.b.WaitIdle()
+			if sent != sellers {
+				t.Fatalf("%d requests sent for %d new sellers", sent, sellers)
+			}
+
+			// A restart (the crash loop's next round): the hour's requests must still count.
+			transport.check = nil
+			env.b = env.newBackend()
+			resp, err := env.read("status")
+			if err != nil || resp.IsError() {
+				t.Fatalf("read status: %v %v", err, resp.Error())
+			}
+			if got, _ := resp.Data[fieldAppRequests].(int); got < sellers {
+				t.Errorf("after a restart %s = %v, want at least the %d requests sent this hour", fieldAppRequests, resp.Data[fieldAppRequests], sellers)
+			}
+			env.assertCompliant()
+		})
+	}
+}

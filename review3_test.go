@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -131,5 +132,100 @@ func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeRead(
 			}
 			env.assertCompliant()
 		})
+	}
+}
+
+// heldPutStorage holds the next Put, once armed, until release is closed.
+type heldPutStorage struct {
+	logical.InmemStorage
+	mu      sync.Mutex
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *heldPutStorage) arm() (entered, release chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entered, s.release = make(chan struct{}), make(chan struct{})
+	return s.entered, s.release
+}
+
+func (s *heldPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	s.mu.Lock()
+	entered, release := s.entered, s.release
+	s.entered, s.release = nil, nil
+	s.mu.Unlock()
+	if entered != nil {
+		close(entered)
+		<-release
+	}
+	return s.InmemStorage.Put(ctx, e)
+}
+
+// Promise (docs/decisions.md, "A new seller's first read"; README.md "Many sellers" →
+// Budgets): "storage never holds fewer requests than were sent" — a busy application's write
+// reserves up to 8 ahead, and "a crash counts the unused ones as sent".
+//
+// A write replaces the stored counts with the counts in memory plus its own reserve; the
+// previous write's reserve is not carried over. Across a minute boundary, requests that
+// read the clock just before it are counted after a request of the next minute has taken a
+// snapshot: they still see the old reservation (its minute, its number) and are sent
+// without a write, while the write in flight stores a snapshot without them and a smaller
+// reserve (the busy minute two before has left its window). Once it lands, storage holds
+// fewer requests than were sent; a crash then under-counts the hour.
+func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) {
+	ctx := context.Background()
+	s := &heldPutStorage{}
+	a := &appGuard{clientID: testClientID, minutes: map[int64]int{}, loaded: true}
+	const limit = 10000
+	start := newFakeClock().Now().Truncate(time.Minute)
+	minute := func(i int) time.Time { return start.Add(time.Duration(i)*time.Minute + 30*time.Second) }
+
+	sent := 0
+	send := func(at time.Time) {
+		t.Helper()
+		n, reserved := a.count(at)
+		if !reserved {
+			if err := a.store(ctx, s, n, at, limit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sent++
+		if stored := storedAppRequests(s); stored < sent {
+			t.Errorf("request %d (at %s) sent with %d counted in storage", sent, at.Format("15:04:05"), stored)
+		}
+	}
+	// A busy minute, a quiet one, then one request that reserves 8 ahead in its minute.
+	for range 8 {
+		send(minute(0))
+	}
+	send(minute(2))
+
+	// The first request of the next minute: its write is in flight...
+	next := start.Add(3 * time.Minute)
+	entered, release := s.arm()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, reserved := a.count(next)
+		if reserved {
+			t.Error("the first request of a new minute was counted as reserved")
+			return
+		}
+		if err := a.store(ctx, s, n, next, limit); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-entered
+	sent++
+	// ...while requests that read the clock just before the minute ended are counted.
+	late := next.Add(-time.Millisecond)
+	for range 6 {
+		send(late)
+	}
+	close(release)
+	<-done
+	if stored := storedAppRequests(s); stored < sent {
+		t.Errorf("once the write landed, storage holds %d requests; %d were sent", stored, sent)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 // appCountStorage fails reads of the application's counts on demand (the next failGets
@@ -228,4 +230,105 @@ func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) 
 	if stored := storedAppRequests(s); stored < sent {
 		t.Errorf("once the write landed, storage holds %d requests; %d were sent", stored, sent)
 	}
+}
+
+// Promise (README.md "When Naver is down", README.ko.md likewise; the help of
+// max_token_requests_per_hour): "A storm never spends a key's hourly budget: while Naver
+// fails, a key sends a burst of up to 3 requests ..., then one request every hour /
+// (max_token_requests_per_hour − 3)"; README.md "Many sellers": "A seller's own budget is
+// never spent by a storm".
+//
+// The pace leaves room for one burst in the hour, but requests the key sent while Naver was
+// healthy in the minutes before the storm (here an operator dropped its dead token twice:
+// three requests) already used that room: the pace "owes no more than an empty" burst for
+// them, and the storm's own first request plus eight paced ones make 12 in under an hour —
+// the key's whole budget. Short recoveries in between (a probe of another seller finds
+// Naver back, the key asks at once and fails again) change nothing: the budget is reached
+// all the same.
+func TestReview3AStormAfterABusyMinuteNeverSpendsAKeysBudget(t *testing.T) {
+	for _, recoveries := range []int{0, 5} {
+		t.Run(fmt.Sprintf("%d short recoveries", recoveries), func(t *testing.T) {
+			stormAfterABusyMinute(t, recoveries)
+		})
+	}
+}
+
+func stormAfterABusyMinute(t *testing.T, recoveries int) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_retries": 0})
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+	const k = "sellers/ncp_r3k"
+	key := tokenKey{ClientID: testClientID, Type: tokenTypeSeller, AccountID: "ncp_r3k"}
+	start := env.clock.Now()
+	const limit = 12 // the default max_token_requests_per_hour
+	assertUnspent := func(when string) {
+		t.Helper()
+		if n, _ := env.b.tokens.requestLog(key).since(env.clock.Now(), time.Hour); n >= limit {
+			t.Fatalf("%s (+%s): the key has sent %d requests in the last hour, its whole budget of %d (Naver has %d from it since +0)",
+				when, env.clock.Now().Sub(start).Round(time.Second), n, limit, env.requestsFor(tokenTypeSeller, "ncp_r3k"))
+		}
+	}
+	fresh := 0
+	readFresh := func(fail bool) {
+		t.Helper()
+		fresh++
+		env.naver.ClearFaults()
+		if fail {
+			env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable})
+			env.read(fmt.Sprintf("token/sellers/ncp_r3q%d", fresh)) //nolint:errcheck // it fails
+			return
+		}
+		env.readToken(fmt.Sprintf("sellers/ncp_r3p%d", fresh))
+	}
+	readKFailing := func() {
+		t.Helper()
+		env.naver.ClearFaults()
+		env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable})
+		env.read("token/" + k) //nolint:errcheck // Naver fails
+		env.naver.ClearFaults()
+	}
+	dropDead := func(resp *logical.Response) {
+		t.Helper()
+		env.naver.KillToken(resp.Data["access_token"].(string))
+		if resp, err := env.request(env.b, logical.DeleteOperation, "token/"+k, nil); err != nil || resp.IsError() {
+			t.Fatalf("drop: %v %v", err, resp.Error())
+		}
+	}
+
+	// The minute before the storm, Naver healthy: the key's token dies twice and an operator
+	// drops it; three requests.
+	for i := range 3 {
+		resp := env.readToken(k)
+		if i < 2 {
+			dropDead(resp)
+		}
+		env.clock.Advance(10 * time.Second)
+	}
+	env.clock.Advance(30 * time.Second)
+
+	// The storm: the key's token dies; its read fails.
+	dropDead(env.readToken(k))
+	readKFailing()
+	for round := range recoveries {
+		readFresh(true)
+		readFresh(true) // three failures in a row: the breaker opens
+		env.clock.Advance(31 * time.Second)
+		readFresh(false) // the probe finds Naver back
+		env.clock.Advance(time.Second)
+		readKFailing() // the key asks at once, and fails
+		assertUnspent(fmt.Sprintf("recovery %d", round+1))
+	}
+	// Naver keeps failing for the key (others are served, so the breaker stays closed);
+	// the key keeps to its pace.
+	for env.clock.Now().Before(start.Add(time.Hour)) {
+		env.clock.Advance(30 * time.Second)
+		before := env.requestsFor(tokenTypeSeller, "ncp_r3k")
+		readKFailing()
+		assertUnspent("storm")
+		if env.requestsFor(tokenTypeSeller, "ncp_r3k") > before {
+			readFresh(false)
+		}
+	}
+	env.assertCompliant()
 }

@@ -19,10 +19,18 @@ import (
 )
 
 // appCountStorage fails reads of the application's counts on demand (the next failGets
-// reads under applications/), to stand for a storage hiccup.
+// reads under applications/), or every write of them, to stand for a storage hiccup.
 type appCountStorage struct {
 	logical.Storage
 	failGets atomic.Int32
+	failPuts atomic.Bool // every write of the counts fails
+}
+
+func (s *appCountStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, appStoragePrefix) && s.failPuts.Load() {
+		return errStorageDown
+	}
+	return s.Storage.Put(ctx, e)
 }
 
 func (s *appCountStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
@@ -78,13 +86,20 @@ func storedAppRequests(s logical.Storage) int {
 // silently skips the write ("until the stored counts were read, writing would erase them"):
 // requests leave counted nowhere but in memory, and a restart starts the hour afresh. An
 // unreadable entry is never repaired, so every restart of a crash loop starts at zero.
-func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeRead(t *testing.T) {
+// When the write of the counts fails, the request is sent all the same (the failure is only
+// logged): the budget then holds only until the next restart. Refusing to send while the
+// count cannot be stored is the literal promise; if failing open is preferred, the README
+// and docs/decisions.md should say so.
+func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeReadOrWritten(t *testing.T) {
 	cases := []struct {
 		name  string
 		setup func(t *testing.T, s *appCountStorage)
 	}{
 		{"one failed read of the counts after a start", func(t *testing.T, s *appCountStorage) {
 			s.failGets.Store(1)
+		}},
+		{"writes of the counts failing", func(t *testing.T, s *appCountStorage) {
+			s.failPuts.Store(true)
 		}},
 		{"a stored entry that does not decode", func(t *testing.T, s *appCountStorage) {
 			entry := &logical.StorageEntry{Key: (&appGuard{clientID: testClientID}).storageKey(), Value: []byte("{not json")}
@@ -96,6 +111,11 @@ func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeRead(
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t)
+			defer func() {
+				if s, ok := env.storage.(*appCountStorage); ok {
+					s.failPuts.Store(false)
+				}
+			}()
 			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
 			env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
 

@@ -109,18 +109,18 @@ func TestApplicationBudget(t *testing.T) {
 func TestAutomaticApplicationBudget(t *testing.T) {
 	c := newTokenCache(time.Now, nil)
 	p := &cachePolicy{}
-	if got := c.appBudget(p); got != appBudgetFloor {
+	if got := c.appBudget(p, nil, time.Now()); got != appBudgetFloor {
 		t.Errorf("no keys: %d, want %d", got, appBudgetFloor)
 	}
 	for i := range 10000 {
 		c.state(tokenKey{ClientID: "app", Type: "SELLER", AccountID: fmt.Sprint(i)})
 	}
 	// 10,000 sellers renew about 4,000 tokens an hour.
-	if got := c.appBudget(p); got < 2*4000 {
+	if got := c.appBudget(p, nil, time.Now()); got < 2*4000 {
 		t.Errorf("10,000 keys: %d an hour, want at least twice the healthy 4,000", got)
 	}
 	p.appPerHour = 7
-	if got := c.appBudget(p); got != 7 {
+	if got := c.appBudget(p, nil, time.Now()); got != 7 {
 		t.Errorf("configured: %d, want 7", got)
 	}
 }
@@ -268,6 +268,13 @@ func TestAutomaticApplicationBudgetAfterSellersLeave(t *testing.T) {
 			status := env.statusList(nil)
 			if n, budget := status.Data[fieldAppRequests].(int), status.Data[fieldAppBudget].(int); n > budget {
 				t.Errorf("status: %d requests in the last hour against a budget of %d", n, budget)
+			}
+			// Once their requests no longer count, the sellers that left no longer size it.
+			env.clock.Advance(appWindow + time.Minute)
+			env.periodic(t.Context())
+			env.b.WaitIdle()
+			if got, want := env.statusList(nil).Data[fieldAppBudget], appBudgetFloor+appBudgetPerKey*(kept+1); got != want {
+				t.Errorf("status %s an hour after the sellers left: %v, want %d (the 11 sellers in use)", fieldAppBudget, got, want)
 			}
 			env.assertCompliant()
 		})

@@ -159,7 +159,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldMaxAppRequests: {
 				Type:        framework.TypeInt,
 				Default:     0,
-				Description: fmt.Sprintf("Most token requests the whole application may send to Naver in any hour, over every token, retries, verification and background renewals included (0 to %d; 0, the default, is automatic: %d + %d per token in use). Naver judges the application, not the token. Reads of tokens apps wait on may use all of it, background renewals %d%%.", maxMaxAppRequests, appBudgetFloor, appBudgetPerKey, int(backgroundShare*100)),
+				Description: fmt.Sprintf("Most token requests the whole application may send to Naver in any hour, over every token, retries, verification and background renewals included (0 to %d; 0, the default, is automatic: %d + %d per token in use, a token counting as in use while requests sent when it was still count). Naver judges the application, not the token. Reads of tokens apps wait on may use all of it, background renewals %d%%.", maxMaxAppRequests, appBudgetFloor, appBudgetPerKey, int(backgroundShare*100)),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Max application requests per hour",
 				},

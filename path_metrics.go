@@ -107,11 +107,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	if st != nil {
 		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
 		g.budgetPerHour = st.config.maxRequestsPerHour()
-		g.appBudgetPerHour = b.tokens.appBudget(&st.policy)
 		app := b.tokens.app(st.config.ClientID)
 		if err := app.load(ctx, req.Storage); err != nil {
 			b.Logger().Warn("reading the application's request counts failed", "error", err)
 		}
+		g.appBudgetPerHour = b.tokens.appBudget(&st.policy, app, now)
 		g.appRequestsLastHour = app.lastHour(now)
 		for _, ks := range b.tokens.status(now, st.policy.credentials, nil) {
 			g.maxRequestsLastHour = max(g.maxRequestsLastHour, ks.Requests1h)

@@ -377,7 +377,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		b.Logger().Warn("reading the application's request counts failed", "error", err)
 	}
 	data[fieldAppRequests] = app.lastHour(now)
-	data[fieldAppBudget] = b.tokens.appBudget(&st.policy)
+	data[fieldAppBudget] = b.tokens.appBudget(&st.policy, app, now)
 	if until := app.failingUntil(); now.Before(until) {
 		data[fieldNaverFailingUntil] = until.UTC().Format(time.RFC3339)
 	}

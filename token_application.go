@@ -20,9 +20,10 @@ import (
 
 const (
 	// appBudgetFloor and appBudgetPerKey make the automatic application budget per hour:
-	// floor + perKey × keys in use. A healthy application asks about keys / 2.5 an hour, so
-	// this never binds it, while a storm of failures over any number of keys stays far
-	// from it: the breaker lets one probe through at a time.
+	// floor + perKey × keys in use, counting as in use for the hour every key that was when
+	// a request of the hour was sent (see appBudget). A healthy application asks about
+	// keys / 2.5 an hour, so this never binds it, while a storm of failures over any
+	// number of keys stays far from it: the breaker lets one probe through at a time.
 	appBudgetFloor  = 30
 	appBudgetPerKey = 2
 	// backgroundShare is the part of the application budget that background renewals may
@@ -50,6 +51,10 @@ type appGuard struct {
 	mu sync.Mutex
 	// minutes counts requests per minute over the last hour (Unix minute → count).
 	minutes map[int64]int
+	// keys holds, per minute of the same window, the most keys in use when a request of
+	// that minute was counted: the automatic budget stays as large as it was for those
+	// requests while they count, though the keys leave use (see appBudget).
+	keys    map[int64]int
 	loaded  bool  // the counts stored before a restart were read
 	counted int64 // how many requests minutes has counted since the start
 	// The last write of the counts reserved the requests up to reservedUntil (see
@@ -73,6 +78,8 @@ type appGuard struct {
 // appCounts is the stored form of an application's request counts.
 type appCounts struct {
 	Minutes map[int64]int `json:"minutes"`
+	// Keys: see appGuard.keys. Absent in what earlier versions stored.
+	Keys map[int64]int `json:"keys,omitempty"`
 }
 
 func (a *appGuard) storageKey() string {
@@ -84,7 +91,7 @@ func (c *tokenCache) app(clientID string) *appGuard {
 	if v, ok := c.apps.Load(clientID); ok {
 		return v.(*appGuard)
 	}
-	v, _ := c.apps.LoadOrStore(clientID, &appGuard{clientID: clientID, minutes: map[int64]int{}})
+	v, _ := c.apps.LoadOrStore(clientID, &appGuard{clientID: clientID, minutes: map[int64]int{}, keys: map[int64]int{}})
 	return v.(*appGuard)
 }
 
@@ -111,6 +118,9 @@ func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 		for m, n := range stored.Minutes {
 			a.minutes[m] += n
 		}
+		for m, n := range stored.Keys {
+			a.keys[m] = max(a.keys[m], n)
+		}
 	}
 	a.loaded = true
 	return nil
@@ -119,6 +129,11 @@ func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 // lastHour counts the application's requests in the hour before now; a.mu is held.
 func (a *appGuard) lastHourLocked(now time.Time) (n int, oldest time.Time) {
 	cur := now.Unix() / 60
+	for m := range a.keys {
+		if m <= cur-61 {
+			delete(a.keys, m)
+		}
+	}
 	for m, k := range a.minutes {
 		if m <= cur-61 {
 			delete(a.minutes, m)
@@ -139,13 +154,25 @@ func (a *appGuard) lastHour(now time.Time) int {
 	return n
 }
 
-// count counts one request sent at now and returns its number since the start, for store;
-// reserved says that the stored counts include it already (see countReserve).
-func (a *appGuard) count(now time.Time) (n int64, reserved bool) {
+// keysInUseLocked is the most keys in use when any request of the last hour was counted,
+// or inUse if more; a.mu is held.
+func (a *appGuard) keysInUseLocked(now time.Time, inUse int) int {
+	a.lastHourLocked(now)
+	for _, n := range a.keys {
+		inUse = max(inUse, n)
+	}
+	return inUse
+}
+
+// count counts one request sent at now, while inUse keys were in use, and returns its
+// number since the start, for store; reserved says that the stored counts include it
+// already (see countReserve).
+func (a *appGuard) count(now time.Time, inUse int) (n int64, reserved bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	m := now.Unix() / 60
 	a.minutes[m]++
+	a.keys[m] = max(a.keys[m], inUse)
 	a.lastHourLocked(now)
 	a.counted++
 	return a.counted, m == a.reservedMinute && a.counted <= a.reservedUntil
@@ -172,9 +199,12 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 	m := now.Unix() / 60
 	a.mu.Lock()
 	loaded, counted := a.loaded, a.counted
-	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes))}
+	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes)), Keys: make(map[int64]int, len(a.keys))}
 	for k, v := range a.minutes {
 		stored.Minutes[k] = v
+	}
+	for k, v := range a.keys {
+		stored.Keys[k] = v
 	}
 	// This request is counted in minute m already: only the others make it busy.
 	reserve := min(countReserve, a.minutes[m]-1+a.minutes[m-1]+a.minutes[m-2], limit/100)
@@ -308,11 +338,21 @@ func naverFailing(err error) bool {
 	return ue.StatusCode == 0 || ue.StatusCode == http.StatusTooManyRequests || ue.StatusCode >= 500
 }
 
-// appBudget is the application's budget per hour: the configured one, or the automatic one
-// derived from the keys in use.
-func (c *tokenCache) appBudget(p *cachePolicy) int {
+// appBudget is the application's budget per hour at now: the configured one, or the
+// automatic one derived from the keys in use. A key that leaves use (its role deleted, its
+// account no longer allowed, its token evicted, or not counted after a restart) counts as
+// in use as long as requests sent while it was do: Naver still counts them, and a budget
+// that shrank below them would refuse the keys left, healthy ones, for up to an hour. A
+// storm still meets the budget of the keys it runs over. app may be nil (no requests yet).
+func (c *tokenCache) appBudget(p *cachePolicy, app *appGuard, now time.Time) int {
 	if p.appPerHour > 0 {
 		return p.appPerHour
 	}
-	return appBudgetFloor + appBudgetPerKey*int(c.keysInUse.Load())
+	inUse := int(c.keysInUse.Load())
+	if app != nil {
+		app.mu.Lock()
+		inUse = app.keysInUseLocked(now, inUse)
+		app.mu.Unlock()
+	}
+	return appBudgetFloor + appBudgetPerKey*inUse
 }

@@ -109,18 +109,18 @@ func TestApplicationBudget(t *testing.T) {
 func TestAutomaticApplicationBudget(t *testing.T) {
 	c := newTokenCache(time.Now, nil)
 	p := &cachePolicy{}
-	if got := c.appBudget(p); got != appBudgetFloor {
+	if got := c.appBudget(p, nil, time.Now()); got != appBudgetFloor {
 		t.Errorf("no keys: %d, want %d", got, appBudgetFloor)
 	}
 	for i := range 10000 {
 		c.state(tokenKey{ClientID: "app", Type: "SELLER", AccountID: fmt.Sprint(i)})
 	}
 	// 10,000 sellers renew about 4,000 tokens an hour.
-	if got := c.appBudget(p); got < 2*4000 {
+	if got := c.appBudget(p, nil, time.Now()); got < 2*4000 {
 		t.Errorf("10,000 keys: %d an hour, want at least twice the healthy 4,000", got)
 	}
 	p.appPerHour = 7
-	if got := c.appBudget(p); got != 7 {
+	if got := c.appBudget(p, nil, time.Now()); got != 7 {
 		t.Errorf("configured: %d, want 7", got)
 	}
 }
@@ -179,5 +179,104 @@ func TestRenewalsSpreadOut(t *testing.T) {
 	}
 	if together < 3 {
 		t.Errorf("control: without spreading the busiest 30 minutes carry only %.2f× the average; the test measures nothing", together)
+	}
+}
+
+// The automatic budget is sized by the keys in use, but a key's requests count for the
+// hour after it leaves use (its role deleted, its account no longer allowed, its token
+// evicted): Naver still counts them. Sized by the keys in use now, 100 sellers' hour of
+// renewals against the 10 left (30 + 2 × 10 = 50) refused a healthy application's next
+// seller with 429 for up to an hour.
+func TestAutomaticApplicationBudgetAfterSellersLeave(t *testing.T) {
+	const sellers, kept = 100, 10
+	for _, tc := range []struct {
+		name        string
+		manySellers bool // one role allowing every seller, narrowed; else a role per seller, deleted
+		restart     bool // keys in use are counted from storage
+	}{
+		{name: "roles deleted, background renewals in the hour"},
+		{name: "roles deleted, restart", restart: true},
+		{name: "many-seller role narrowed, background renewals in the hour", manySellers: true},
+		{name: "many-seller role narrowed, restart", manySellers: true, restart: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t)
+			env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true}) // 100 sellers ask more than 60 an hour
+			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
+			account := func(i int) string {
+				if i == sellers {
+					return "ncp_keep_new" // a seller added after the others left
+				}
+				if i < kept {
+					return fmt.Sprintf("ncp_keep%d", i)
+				}
+				return fmt.Sprintf("ncp_gone%d", i)
+			}
+			path := func(i int) string { return fmt.Sprintf("s%d", i) }
+			if tc.manySellers {
+				env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+				path = func(i int) string { return "sellers/" + account(i) }
+			} else {
+				for i := range sellers + 1 {
+					env.mustWrite("roles/"+path(i), map[string]any{"type": "SELLER", "account_id": account(i)})
+				}
+			}
+			start := env.clock.Now()
+			for i := range sellers {
+				env.readToken(path(i))
+			}
+			if !tc.restart {
+				// Every seller's token is renewed in the background 2.5 hours on, with no
+				// read since: 3 hours after the reads they are no longer in use.
+				env.clock.Advance(2*time.Hour + 31*time.Minute)
+				env.periodic(t.Context())
+				env.b.WaitIdle()
+				if got := env.naver.TokenRequests(); got != 2*sellers {
+					t.Fatalf("%d requests, want %d: the reads and one background renewal each", got, 2*sellers)
+				}
+			}
+			// The operator removes all but 10 sellers.
+			if tc.manySellers {
+				env.mustWrite("roles/sellers", map[string]any{"allowed_account_ids": "ncp_keep*"})
+			} else {
+				for i := kept; i < sellers; i++ {
+					if resp, err := env.request(env.b, logical.DeleteOperation, "roles/"+path(i), nil); errorText(resp, err) != "" {
+						t.Fatal(errorText(resp, err))
+					}
+				}
+			}
+			env.clock.Advance(time.Minute)
+			env.periodic(t.Context())
+			if tc.restart {
+				env.b = env.newBackend()
+			} else {
+				env.clock.Advance(start.Add(3*time.Hour + 5*time.Minute).Sub(env.clock.Now()))
+			}
+			env.periodic(t.Context())
+			env.b.WaitIdle()
+
+			// The application asked 100 times in the last hour, within the budget it had;
+			// its next seller is healthy and must be served.
+			resp, err := env.read("token/" + path(sellers))
+			if got := httpStatus(resp, err); got != http.StatusOK {
+				t.Fatalf("the next seller of a healthy application after 90 of 100 left: %d %q", got, errorText(resp, err))
+			}
+			env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+			for i := range kept {
+				env.readToken(path(i))
+			}
+			status := env.statusList(nil)
+			if n, budget := status.Data[fieldAppRequests].(int), status.Data[fieldAppBudget].(int); n > budget {
+				t.Errorf("status: %d requests in the last hour against a budget of %d", n, budget)
+			}
+			// Once their requests no longer count, the sellers that left no longer size it.
+			env.clock.Advance(appWindow + time.Minute)
+			env.periodic(t.Context())
+			env.b.WaitIdle()
+			if got, want := env.statusList(nil).Data[fieldAppBudget], appBudgetFloor+appBudgetPerKey*(kept+1); got != want {
+				t.Errorf("status %s an hour after the sellers left: %v, want %d (the 11 sellers in use)", fieldAppBudget, got, want)
+			}
+			env.assertCompliant()
+		})
 	}
 }

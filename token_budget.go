@@ -120,6 +120,7 @@ type requestBudget struct {
 
 	app        *appGuard
 	appPerHour int  // for this request: background renewals get only their share
+	keysInUse  int  // when the request was made, for the automatic budget (appGuard.keys)
 	background bool // for the refusal's text
 	single     bool // no retries: Naver was failing
 	unpaced    bool // Naver came back since the key failed: its first attempt skips the pace
@@ -202,7 +203,7 @@ func (rb *requestBudget) count() (n int64, reserved bool) {
 	if rb.app == nil {
 		return 0, true
 	}
-	return rb.app.count(now)
+	return rb.app.count(now, rb.keysInUse)
 }
 
 func (rb *requestBudget) storeCount(n int64) {
@@ -294,7 +295,8 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	}
 	// The automatic budget counts the keys in use: after a restart, those in storage too.
 	c.ensureSwept(ctx, s, p.credentials)
-	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p),
+	rb := &requestBudget{log: log, perHour: p.perHour, now: c.now, app: app, appPerHour: c.appBudget(p, app, c.now()),
+		keysInUse:  int(c.keysInUse.Load()),
 		background: opts.background, single: opts.single || app.failing(), unpaced: opts.unpaced, ctx: ctx, storage: s}
 	if opts.background {
 		// Background renewals leave at least one request of the hour to reads.

@@ -198,7 +198,7 @@ func (s *heldPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error
 func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) {
 	ctx := context.Background()
 	s := &heldPutStorage{}
-	a := &appGuard{clientID: testClientID, minutes: map[int64]int{}, loaded: true}
+	a := &appGuard{clientID: testClientID, minutes: map[int64]int{}, keys: map[int64]int{}, loaded: true}
 	const limit = 10000
 	start := newFakeClock().Now().Truncate(time.Minute)
 	minute := func(i int) time.Time { return start.Add(time.Duration(i)*time.Minute + 30*time.Second) }
@@ -206,7 +206,7 @@ func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) 
 	sent := 0
 	send := func(at time.Time) {
 		t.Helper()
-		n, reserved := a.count(at)
+		n, reserved := a.count(at, 1)
 		if !reserved {
 			if err := a.store(ctx, s, n, at, limit); err != nil {
 				t.Fatal(err)
@@ -229,7 +229,7 @@ func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n, reserved := a.count(next)
+		n, reserved := a.count(next, 1)
 		if reserved {
 			t.Error("the first request of a new minute was counted as reserved")
 			return

@@ -207,12 +207,22 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 		stored.Keys[k] = v
 	}
 	// This request is counted in minute m already: only the others make it busy.
-	reserve := min(countReserve, a.minutes[m]-1+a.minutes[m-1]+a.minutes[m-2], limit/100)
+	reserve := max(min(countReserve, a.minutes[m]-1+a.minutes[m-1]+a.minutes[m-2], limit/100), 0)
+	// Requests counted after this snapshot may still be sent on the last write's
+	// reservation, without a write of their own: its unused part is stored again, or this
+	// write would leave storage holding fewer requests than were sent.
+	unused, unusedMinute := max(a.reservedUntil-counted, 0), a.reservedMinute
 	a.mu.Unlock()
 	if s == nil || !loaded {
 		// Until the stored counts were read, writing would erase them; they are added to
 		// what is counted here once a read succeeds.
 		return nil
+	}
+	if unused > 0 && unusedMinute == m {
+		// In the same minute the new reservation covers them, if it is as large.
+		reserve = max(reserve, int(unused))
+	} else if unused > 0 {
+		stored.Minutes[unusedMinute] += int(unused)
 	}
 	if reserve > 0 {
 		stored.Minutes[m] += reserve
@@ -226,7 +236,7 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 	}
 	a.stored = counted
 	a.mu.Lock()
-	a.reservedMinute, a.reservedUntil = m, counted+int64(max(reserve, 0))
+	a.reservedMinute, a.reservedUntil = m, counted+int64(reserve)
 	a.mu.Unlock()
 	return nil
 }

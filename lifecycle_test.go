@@ -599,7 +599,7 @@ func TestPacingSpreadsAFailingKeysBudget(t *testing.T) {
 			// A key that asks whenever the pace lets it, every 10 s, for 4 hours.
 			for now := start; now.Before(start.Add(4 * time.Hour)); now = now.Add(10 * time.Second) {
 				for {
-					if n, _ := log.since(now, time.Hour); n >= perHour || now.Before(log.nextPaced(perHour)) {
+					if n, _ := log.since(now, time.Hour); n >= perHour || now.Before(log.nextPaced(now, perHour)) {
 						break
 					}
 					log.record(now, perHour, true)

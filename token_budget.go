@@ -64,14 +64,29 @@ func (l *requestLog) record(now time.Time, perHour int, failing bool) {
 }
 
 // nextPaced is when the pace lets the key's next attempt go (at or before now: at once).
-func (l *requestLog) nextPaced(perHour int) time.Time {
+// Besides the interval, a paced attempt never takes the last request of the key's hour
+// (as the pace alone never does): attempts sent while Naver was healthy, just before a
+// storm, count in the hour though the pace forgives them, and a storm must not spend the
+// budget.
+func (l *requestLog) nextPaced(now time.Time, perHour int) time.Time {
 	if perHour <= 0 {
 		return time.Time{}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	burst, interval := pacing(perHour)
-	return l.paceAt.Add(-time.Duration(burst-1) * interval)
+	next := l.paceAt.Add(-time.Duration(burst-1) * interval)
+	// The attempts of the last hour, oldest first: the pace waits until fewer than
+	// perHour−1 remain in it (a budget no larger than the burst is the burst).
+	first := len(l.times)
+	for first > 0 && now.Sub(l.times[first-1]) < time.Hour {
+		first--
+	}
+	inHour, room := len(l.times)-first, max(perHour-1, burst)
+	if inHour >= room {
+		next = latest(next, l.times[first+inHour-room].Add(time.Hour))
+	}
+	return next
 }
 
 func (l *requestLog) trimLocked(now time.Time) {
@@ -158,7 +173,7 @@ func (rb *requestBudget) check() error {
 	// A retry, or a request while Naver fails, keeps to the pace: a storm must not spend
 	// the hour's budget in its first minutes.
 	if (rb.single || rb.attempts > 0) && !(rb.unpaced && rb.attempts == 0) {
-		if next := rb.log.nextPaced(rb.perHour); now.Before(next) {
+		if next := rb.log.nextPaced(now, rb.perHour); now.Before(next) {
 			return &budgetError{Limit: rb.perHour, NextAfter: next, Paced: true}
 		}
 	}
@@ -382,7 +397,7 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, perHour int
 	ks.failures++
 	// Reads share the failure until the pace lets the key ask again, so that they are
 	// answered with Naver's failure, not a refusal of the budget.
-	ks.backoffUntil = latest(now.Add(readBackoff(err, ks.failures)), c.requestLog(ks.key).nextPaced(perHour))
+	ks.backoffUntil = latest(now.Add(readBackoff(err, ks.failures)), c.requestLog(ks.key).nextPaced(now, perHour))
 	ks.nextBackground = latest(now.Add(doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff)), ks.backoffUntil)
 	return failure
 }

@@ -132,6 +132,13 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 			rb.record()
 		}
 	}
+	// A retry is counted in storage before it is sent, or not sent.
+	rc.PrepareRetry = func(req *http.Request) error {
+		if rb := requestBudgetFrom(req.Context()); rb != nil {
+			return rb.recordRetry()
+		}
+		return nil
+	}
 	rc.Logger = nil
 	if cfg.logger != nil {
 		rc.Logger = cfg.logger.Named("http")
@@ -175,13 +182,15 @@ func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (
 	sentAt := c.now()
 	// The application's count of this attempt is stored while it is signed; both end
 	// before it is sent (see recordAhead).
-	counted := func() {}
+	counted := func() error { return nil }
 	if rb := requestBudgetFrom(ctx); rb != nil {
 		counted = rb.recordAhead()
 	}
 	timestamp := strconv.FormatInt(sentAt.Add(-signingSkew).UnixMilli(), 10)
 	sign, err := c.sign(timestamp)
-	counted()
+	if cerr := counted(); cerr != nil {
+		return accessToken{}, cerr
+	}
 	if err != nil {
 		return accessToken{}, err
 	}

@@ -127,6 +127,20 @@ func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeReadO
 			env.b = env.newBackend()
 
 			sent := 0
+			if storage.failPuts.Load() {
+				// Nothing is sent while the count cannot be stored: the read fails, naming
+				// storage; a cached token would be served (see the cold-path tests).
+				transport.check = func() { t.Error("a request was sent while the count could not be stored") }
+				resp, err := env.read("token/sellers/ncp_r3count0")
+				if err == nil && !resp.IsError() {
+					t.Fatal("a read succeeded while the count could not be stored")
+				}
+				if msg := fmt.Sprint(err, resp.Error()); !strings.Contains(msg, "storage failed") {
+					t.Errorf("the failed read does not say that storage failed: %s", msg)
+				}
+				env.b.WaitIdle()
+				storage.failPuts.Store(false)
+			}
 			transport.check = func() {
 				sent++
 				if stored := storedAppRequests(env.storage); stored < sent {

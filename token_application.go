@@ -113,7 +113,10 @@ func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 	if entry != nil {
 		var stored appCounts
 		if err := entry.DecodeJSON(&stored); err != nil {
-			return fmt.Errorf("decoding the application's request counts: %w", err)
+			// Lost: the counts in memory replace them at the next write, rather than no
+			// count ever being stored again.
+			a.loaded = true
+			return &appCountsLostError{Err: err}
 		}
 		for m, n := range stored.Minutes {
 			a.minutes[m] += n
@@ -125,6 +128,24 @@ func (a *appGuard) load(ctx context.Context, s logical.Storage) error {
 	a.loaded = true
 	return nil
 }
+
+// appCountsLostError is a stored entry of the application's counts that does not decode:
+// it is treated as lost and overwritten.
+type appCountsLostError struct{ Err error }
+
+func (e *appCountsLostError) Error() string {
+	return fmt.Sprintf("the stored request counts of the application do not decode (%v); counting from those in memory", e.Err)
+}
+
+// appCountsError is a request not sent because the application's counts could not be read
+// from or written to storage: every request sent is counted in storage first.
+type appCountsError struct{ Err error }
+
+func (e *appCountsError) Error() string {
+	return fmt.Sprintf("not asking Naver: storage failed keeping the application's request counts: %v", e.Err)
+}
+
+func (e *appCountsError) Unwrap() error { return e.Err }
 
 // lastHour counts the application's requests in the hour before now; a.mu is held.
 func (a *appGuard) lastHourLocked(now time.Time) (n int, oldest time.Time) {
@@ -196,9 +217,20 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 	if a.stored >= n {
 		return nil // a later write included it
 	}
+	if s == nil {
+		return nil
+	}
+	// Until the stored counts were read, writing would erase them: read them now (after a
+	// failed read at the start), and send nothing while they cannot be.
+	if err := a.load(ctx, s); err != nil {
+		var lost *appCountsLostError
+		if !errors.As(err, &lost) {
+			return &appCountsError{Err: err}
+		}
+	}
 	m := now.Unix() / 60
 	a.mu.Lock()
-	loaded, counted := a.loaded, a.counted
+	counted := a.counted
 	stored := appCounts{Minutes: make(map[int64]int, len(a.minutes)), Keys: make(map[int64]int, len(a.keys))}
 	for k, v := range a.minutes {
 		stored.Minutes[k] = v
@@ -213,11 +245,6 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 	// write would leave storage holding fewer requests than were sent.
 	unused, unusedMinute := max(a.reservedUntil-counted, 0), a.reservedMinute
 	a.mu.Unlock()
-	if s == nil || !loaded {
-		// Until the stored counts were read, writing would erase them; they are added to
-		// what is counted here once a read succeeds.
-		return nil
-	}
 	if unused > 0 && unusedMinute == m {
 		// In the same minute the new reservation covers them, if it is as large.
 		reserve = max(reserve, int(unused))
@@ -232,7 +259,7 @@ func (a *appGuard) store(ctx context.Context, s logical.Storage, n int64, now ti
 		return err
 	}
 	if err := s.Put(ctx, entry); err != nil {
-		return err
+		return &appCountsError{Err: fmt.Errorf("writing them: %w", err)}
 	}
 	a.stored = counted
 	a.mu.Lock()
@@ -286,6 +313,16 @@ func (a *appGuard) admit(now time.Time, timeout time.Duration) (probe bool, err 
 	a.probing = true
 	a.openUntil = now.Add(timeout)
 	return true, nil
+}
+
+// endProbe ends a probe that sent nothing: the next request may probe.
+func (a *appGuard) endProbe(probe bool) {
+	if !probe {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.probing, a.openUntil = false, time.Time{}
 }
 
 // failingUntil is when the breaker lets a probe through, zero when it is closed.

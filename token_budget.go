@@ -180,33 +180,42 @@ func (rb *requestBudget) check() error {
 	return nil
 }
 
-// record counts an attempt about to be sent, in memory and in storage.
+// record counts an attempt about to be sent, in memory and in storage, unless
+// recordAhead or recordRetry did.
 func (rb *requestBudget) record() {
 	if rb.countedAhead {
-		rb.countedAhead = false // the first attempt, counted by recordAhead
+		rb.countedAhead = false
 		return
 	}
 	if n, reserved := rb.count(); !reserved {
-		rb.storeCount(n)
+		rb.storeCount(n) //nolint:errcheck // kept in storeErr; the attempt is on its way
 	}
+}
+
+// recordRetry counts a retry before it is sent; an error (storage failed) stops it.
+func (rb *requestBudget) recordRetry() error {
+	n, reserved := rb.count()
+	rb.countedAhead = true
+	if reserved {
+		return nil
+	}
+	return rb.storeCount(n)
 }
 
 // recordAhead counts the first attempt before it is signed, and stores the counts while it
 // is: on Raft the write is an fsync, as long as signing or longer. The returned wait must
 // return before the attempt is sent, so that every request sent is counted in storage.
-// An attempt that is then not sent (signing failed) stays counted.
-func (rb *requestBudget) recordAhead() (wait func()) {
+// An attempt that is then not sent (signing failed) stays counted; one whose count could
+// not be stored is not sent: wait returns the error.
+func (rb *requestBudget) recordAhead() (wait func() error) {
 	n, reserved := rb.count()
 	rb.countedAhead = true
 	if reserved {
-		return func() {}
+		return func() error { return nil }
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rb.storeCount(n)
-	}()
-	return func() { <-done }
+	done := make(chan error, 1)
+	go func() { done <- rb.storeCount(n) }()
+	return func() error { return <-done }
 }
 
 // count counts an attempt in memory; its number is the application's, and reserved says
@@ -221,10 +230,12 @@ func (rb *requestBudget) count() (n int64, reserved bool) {
 	return rb.app.count(now, rb.keysInUse)
 }
 
-func (rb *requestBudget) storeCount(n int64) {
-	if err := rb.app.store(rb.ctx, rb.storage, n, rb.now(), max(rb.appPerHour, 0)); err != nil {
+func (rb *requestBudget) storeCount(n int64) error {
+	err := rb.app.store(rb.ctx, rb.storage, n, rb.now(), max(rb.appPerHour, 0))
+	if err != nil {
 		rb.storeErr = err
 	}
+	return err
 }
 
 type requestBudgetKey struct{}
@@ -306,7 +317,9 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	}
 	app := c.app(key.ClientID)
 	if err := app.load(ctx, s); err != nil {
-		c.logger.Warn("reading the application's request counts failed; counting from now", "error", err)
+		// A lost entry is replaced by the counts in memory; a failed read is tried again
+		// before the request is sent, which it is not while the counts cannot be stored.
+		c.logger.Warn("reading the application's request counts failed", "error", err)
 	}
 	// The automatic budget counts the keys in use: after a restart, those in storage too.
 	c.ensureSwept(ctx, s, p.credentials)
@@ -342,11 +355,21 @@ func (c *tokenCache) request(ctx context.Context, s logical.Storage, key tokenKe
 	}
 	sentAt := c.now()
 	raw, err := p.fetch(withRequestBudget(ctx, rb), key)
-	if !opts.verification {
+	var countsErr *appCountsError
+	notSent := errors.As(err, &countsErr) && rb.attempts <= 1
+	switch {
+	case opts.verification:
+	case notSent:
+		// Storage failed, not Naver: nothing for the breaker to learn.
+		app.endProbe(probe)
+	default:
 		app.result(c.now(), probe, err)
 	}
 	if rb.storeErr != nil {
-		c.logger.Warn("storing the application's request counts failed", "error", rb.storeErr)
+		c.logger.Warn("storing the application's request counts failed; the request was not sent", "error", rb.storeErr)
+	}
+	if notSent {
+		return nil, err
 	}
 	if err != nil {
 		c.metrics.tokenRequested(err)
@@ -390,7 +413,8 @@ func (c *tokenCache) recordFailure(ks *keyState, credentials string, perHour int
 	var be *budgetError
 	var ab *appBudgetError
 	var br *breakerError
-	if errors.As(err, &be) || errors.As(err, &ab) || errors.As(err, &br) {
+	var ce *appCountsError
+	if errors.As(err, &be) || errors.As(err, &ab) || errors.As(err, &br) || errors.As(err, &ce) {
 		// A refusal sent nothing; the budget or the breaker is itself the back-off.
 		return failure
 	}

@@ -274,3 +274,24 @@ func (f *failingAccount) times() []string {
 	}
 	return out
 }
+
+// max_retries is the caller's: a read that begins with Naver healthy makes all its retries
+// (up to 5), not only the pace's burst; the pace starts with the key's next request.
+func TestARetriedBlipMakesEveryRetry(t *testing.T) {
+	for _, retries := range []int{2, 3, 5} {
+		env := newTestEnv(t)
+		env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+			"verify_connection": false, "max_retries": retries})
+		env.mustWrite("roles/shop", map[string]any{"type": "SELLER", "account_id": testAccount})
+		env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusInternalServerError, Count: retries})
+		resp, err := env.read("token/shop")
+		if msg := errorText(resp, err); msg != "" {
+			t.Errorf("max_retries=%d, %d failures: %s", retries, retries, msg)
+			continue
+		}
+		env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+		if n := env.requestsFor("SELLER", testAccount); n != retries+1 {
+			t.Errorf("max_retries=%d: %d requests, want %d", retries, n, retries+1)
+		}
+	}
+}

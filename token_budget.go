@@ -170,9 +170,11 @@ func (rb *requestBudget) check() error {
 	if rb.single && rb.attempts > 0 {
 		return errNoRetry
 	}
-	// A retry, or a request while Naver fails, keeps to the pace: a storm must not spend
-	// the hour's budget in its first minutes.
-	if (rb.single || rb.attempts > 0) && !(rb.unpaced && rb.attempts == 0) {
+	// A request while Naver fails keeps to the pace: a storm must not spend the hour's
+	// budget in its first minutes. The retries of a request that began with Naver healthy
+	// do not wait for it: max_retries bounds them, they are for a blip, and the key is
+	// failing (single, paced) from its next request on.
+	if rb.single && !(rb.unpaced && rb.attempts == 0) {
 		if next := rb.log.nextPaced(now, rb.perHour); now.Before(next) {
 			return &budgetError{Limit: rb.perHour, NextAfter: next, Paced: true}
 		}

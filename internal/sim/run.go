@@ -65,6 +65,8 @@ type Stats struct {
 	Actions     int
 
 	naverViolationsSeen int
+	// cachedNamedKeys counts the keys of status's lists that cached-keys-named looked at.
+	cachedNamedKeys int
 }
 
 // Result is one seed's run.

@@ -131,7 +131,9 @@ type app struct {
 	lastStorageFault time.Time
 	lastConfigChange time.Time
 	lastRestart      time.Time
-	penaltyLogged    bool
+	// namedAtRestart: the keys some role named at the last restart (cached-keys-named).
+	namedAtRestart map[string]bool
+	penaltyLogged  bool
 	// unstored maps the storage path of a token entry whose last put failed (an injected
 	// fault) to its key: this backend holds in memory what storage lacks. Under world.mu.
 	unstored map[string]string
@@ -325,6 +327,7 @@ func (a *app) start() {
 	}
 	a.b = b
 	a.lastRestart = a.w.now()
+	a.namedAtRestart = a.namedKeys()
 	for _, k := range a.keys {
 		k.reset(a.w.now())
 	}

@@ -47,7 +47,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds"},
 	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
 	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
-	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names (a token loaded at a restart, of a key no role named then, is excused until it expires; no check while a role is damaged)"},
+	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names (keys not read since the last restart are excused: the plugin evicts them at expiry; no check while a role is damaged)"},
 	{invStorageSwept, "no stored token outlives its expiry by more than the hourly sweep (plus two periodic runs)"},
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
@@ -278,8 +278,13 @@ func (w *world) excused(reason string) bool {
 // checkOperatorView reads status, every role's status and metrics as an operator would,
 // and checks what they say.
 func (w *world) checkOperatorView(a *app) {
-	// status lists its keys only when asked (keys=true), in pages.
-	query := map[string]any{"keys": true, "limit": statusPage}
+	// status lists its keys only when asked (keys=true), in pages. A key no role names can
+	// only be cached after a role changed (a read needs a role that names its key, and a
+	// renewal checks that one does), so the list is asked for in the views of the hour
+	// after a change; the summary otherwise (listing a hundred keys every half hour was
+	// a tenth of a long run's cost).
+	listKeys := w.now().Sub(a.lastRoleChange) <= time.Hour
+	query := map[string]any{"keys": listKeys, "limit": statusPage}
 	for page := 0; ; page++ {
 		resp, err, sf := a.request(logical.ReadOperation, "status", query)
 		if err != nil && !sf && !isCoded(err) {
@@ -296,7 +301,7 @@ func (w *world) checkOperatorView(a *app) {
 		if next == "" || page >= 100 {
 			break
 		}
-		query = map[string]any{"keys": true, "limit": statusPage, "after": next}
+		query = map[string]any{"keys": listKeys, "limit": statusPage, "after": next}
 	}
 	names := make([]string, 0, len(a.roles))
 	sellers := w.sellersToView(a)
@@ -347,21 +352,26 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 		}
 	}
 	named := a.namedKeys()
-	// After a restart the first sweep loads the stored tokens not marked unnamed. A token a
-	// read published while its role was being deleted was not marked (16.5), so it is
-	// loaded and counted as cached until it expires: excused for keys no role named at the
-	// restart, for a token's lifetime after it (docs/decisions.md). Keys whose roles went
-	// after the restart are checked as ever.
-	loadedUnnamed := func(id string) bool {
-		return !a.namedAtRestart[id] && w.now().Sub(a.lastRestart) < 3*time.Hour
-	}
+	// The plugin learns which roles read a key from the reads since it started. A token
+	// loaded at a restart and not read since is evicted when it expires, not when its role
+	// goes (no role is known to read it), and one a read published while its role was being
+	// deleted (16.5) was never marked unnamed, so the first sweep after a restart loads
+	// it: both are excused for keys not read since the restart (docs/decisions.md). Keys
+	// read since are checked as ever.
+	ids := make([]string, len(keys))
+	readSinceRestart := make([]bool, len(keys))
 	w.mu.Lock()
 	w.stats.cachedNamedKeys += len(keys)
+	for i, k := range keys {
+		ids[i] = fmt.Sprint(k["type"]) + "|" + fmt.Sprint(k["account_id"])
+		m := a.keys[ids[i]]
+		readSinceRestart[i] = m != nil && !m.lastRead.Before(a.lastRestart)
+	}
 	w.mu.Unlock()
-	for _, k := range keys {
-		id := fmt.Sprint(k["type"]) + "|" + fmt.Sprint(k["account_id"])
+	for i, k := range keys {
+		id := ids[i]
 		// A SELF token that verified the config is cached on purpose (README).
-		if k["cached"] == true && !named[id] && id != "SELF|" && !loadedUnnamed(id) {
+		if k["cached"] == true && !named[id] && id != "SELF|" && readSinceRestart[i] {
 			w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
 		}
 	}

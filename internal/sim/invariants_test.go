@@ -65,7 +65,7 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			}}}, "status")
 		}, ""},
 		{"status counts a key no role names as cached", func(w *world) {
-			w.apps[0].namedAtRestart = map[string]bool{"SELLER|ncp_app0_nobody": true} // its role went after the restart
+			w.apps[0].key("SELLER|ncp_app0_nobody").lastRead = w.now() // read since the restart
 			w.checkCachedNamed(w.apps[0], []map[string]any{{"type": "SELLER", "account_id": "ncp_app0_nobody", "cached": true}})
 		}, invCachedNamed},
 		{"status counts a key no role names as not cached", func(w *world) {

@@ -258,6 +258,7 @@ func (w *world) read(a *app, name string) {
 	model := *r
 	w.mu.Lock()
 	k := a.key(model.key())
+	k.lastRead = w.now()
 	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
 	dropsBefore := w.dropsDone
 	w.mu.Unlock()

@@ -131,9 +131,7 @@ type app struct {
 	lastStorageFault time.Time
 	lastConfigChange time.Time
 	lastRestart      time.Time
-	// namedAtRestart: the keys some role named at the last restart (cached-keys-named).
-	namedAtRestart map[string]bool
-	penaltyLogged  bool
+	penaltyLogged    bool
 	// unstored maps the storage path of a token entry whose last put failed (an injected
 	// fault) to its key: this backend holds in memory what storage lacks. Under world.mu.
 	unstored map[string]string
@@ -174,6 +172,7 @@ type keyModel struct {
 	lastError string
 	resetAt   time.Time // restart, credential change or drop: back-off and budget start over
 	everFetch bool
+	lastRead  time.Time // when a read through a role last started
 }
 
 type lockedBuffer struct {
@@ -327,7 +326,6 @@ func (a *app) start() {
 	}
 	a.b = b
 	a.lastRestart = a.w.now()
-	a.namedAtRestart = a.namedKeys()
 	for _, k := range a.keys {
 		k.reset(a.w.now())
 	}

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -131,9 +130,30 @@ func (k tokenKey) renewSpread(width time.Duration) time.Duration {
 	if width <= 0 {
 		return 0
 	}
-	h := fnv.New64a()
-	h.Write([]byte(k.String()))
-	return time.Duration(h.Sum64() % uint64(width))
+	// FNV-1a of k.String(), computed in place: the periodic run asks this of every key
+	// every minute, and building the string and a hash.Hash for it was a tenth of the run
+	// at 10,000 sellers.
+	h := uint64(fnvOffset64)
+	h = fnv1a(h, k.ClientID)
+	h = fnv1a(h, "|")
+	h = fnv1a(h, k.Type)
+	h = fnv1a(h, "|")
+	h = fnv1a(h, k.AccountID)
+	return time.Duration(h % uint64(width))
+}
+
+// FNV-1a, 64-bit (hash/fnv's constants).
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime64
+	}
+	return h
 }
 
 // boundHandedBack: if Naver handed back a token already known (cached, dropped, or of

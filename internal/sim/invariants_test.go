@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // The checks themselves must be able to fail: each is fed a case that breaks its promise.
@@ -49,6 +51,26 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0)
 			}
 		}, invKeyBudget},
+		{"client secret deep in status's keys", func(w *world) {
+			w.scanResponse(&logical.Response{Data: map[string]any{"keys": []map[string]any{
+				{"type": "SELF", "cached": true, "requests_last_hour": 3, "last_error": map[string]any{"message": "naver: " + w.apps[0].secret}},
+			}}}, "status")
+		}, invNoSecret},
+		{"signature fragment in a list of status", func(w *world) {
+			w.scanResponse(&logical.Response{Data: map[string]any{"failing": []any{"SELLER|a", sign[10:30]}}}, "status")
+		}, invNoSecret},
+		{"a status of numbers and names", func(w *world) {
+			w.scanResponse(&logical.Response{Data: map[string]any{"keys": []map[string]any{
+				{"type": "SELF", "cached": true, "requests_last_hour": 3, "roles": []string{"r1"}},
+			}}}, "status")
+		}, ""},
+		{"status counts a key no role names as cached", func(w *world) {
+			w.apps[0].key("SELLER|ncp_app0_nobody").lastRead = w.now() // read since the restart
+			w.checkCachedNamed(w.apps[0], []map[string]any{{"type": "SELLER", "account_id": "ncp_app0_nobody", "cached": true}})
+		}, invCachedNamed},
+		{"status counts a key no role names as not cached", func(w *world) {
+			w.checkCachedNamed(w.apps[0], []map[string]any{{"type": "SELLER", "account_id": "ncp_app0_nobody", "cached": false}})
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,5 +111,19 @@ func TestClassifyNamesTheDefect(t *testing.T) {
 		if got := classify(tt.v); !strings.HasPrefix(got, tt.want) {
 			t.Errorf("classify(%s) = %q, want %s", tt.v.Detail[:40], got, tt.want)
 		}
+	}
+}
+
+// cached-keys-named reads the keys status lists; status lists them only when asked, so the
+// operator view must ask (it did not, and the check never ran).
+func TestOperatorViewChecksStatusKeys(t *testing.T) {
+	p := DefaultParams()
+	p.Days = 0.5
+	r := Run(3, p)
+	if r.Stats.cachedNamedKeys == 0 {
+		t.Errorf("the operator view checked no key of status's list for cached-keys-named (reads %d, served %d)", r.Stats.Reads, r.Stats.ReadsServed)
+	}
+	for _, v := range r.Violations {
+		t.Errorf("violation: %s", v)
 	}
 }

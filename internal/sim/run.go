@@ -65,6 +65,8 @@ type Stats struct {
 	Actions     int
 
 	naverViolationsSeen int
+	// cachedNamedKeys counts the keys of status's lists that cached-keys-named looked at.
+	cachedNamedKeys int
 }
 
 // Result is one seed's run.
@@ -256,6 +258,7 @@ func (w *world) read(a *app, name string) {
 	model := *r
 	w.mu.Lock()
 	k := a.key(model.key())
+	k.lastRead = w.now()
 	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
 	dropsBefore := w.dropsDone
 	w.mu.Unlock()

@@ -172,6 +172,7 @@ type keyModel struct {
 	lastError string
 	resetAt   time.Time // restart, credential change or drop: back-off and budget start over
 	everFetch bool
+	lastRead  time.Time // when a read through a role last started
 }
 
 type lockedBuffer struct {

@@ -266,6 +266,13 @@ func (a *appGuard) recoveredSince(t time.Time) bool {
 	return a.recoveredAt.After(t)
 }
 
+// recoveredAfter is when Naver last came back for the application, if that was after t.
+func (a *appGuard) recoveredAfter(t time.Time) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recoveredAt, a.recoveredAt.After(t)
+}
+
 // failing reports whether the application's last request failed: then no retries.
 func (a *appGuard) failing() bool {
 	a.mu.Lock()

@@ -352,6 +352,27 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	return res, nil
 }
 
+// recoverySpreadPoint is when a key that failed before Naver came back for the application
+// renews its still-servable token: at a point stable for the key in the renewal spread in
+// force after the recovery, no later than minAheadLife (or the life a role reading it asks
+// for) before the token expires: below that, reads wait for the renewal. Zero: at once (Naver has not come back since the
+// failure, no spread, or no time to spare). The point is the key's own point of the
+// window's spread, scaled: keys that renew early in the recovery renew early in the window
+// of their next token too, so the tokens fetched after an outage stay spread.
+func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken, failure *renewFailure) time.Time {
+	recoveredAt, ok := c.app(ks.key.ClientID).recoveredAfter(failure.At)
+	if !ok {
+		return time.Time{}
+	}
+	margin := max(minAheadLife, time.Duration(ks.minLife.Load()))
+	width := min(c.spreadNow(), tok.life(recoveredAt)-margin)
+	if width <= 0 || c.spreadWidth <= 0 {
+		return time.Time{}
+	}
+	// The key's point of the window's spread, scaled to width.
+	return recoveredAt.Add(time.Duration(float64(width) * float64(ks.key.renewSpread(c.spreadWidth)) / float64(c.spreadWidth)))
+}
+
 // noteMinLife raises the least life the key's token must keep to d.
 func (ks *keyState) noteMinLife(d time.Duration) {
 	for {
@@ -423,6 +444,12 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
 		return tokenResult{token: current, renewErr: failure}, nil
+	}
+	if servable && failure != nil && now.Before(c.recoverySpreadPoint(ks, current, failure)) {
+		// Naver is back, and this token has time to spare: its renewal waits for its point
+		// in the recovery's spread, so that the keys that failed in the storm do not all
+		// ask in the minute Naver comes back.
+		return tokenResult{token: current, renewErr: failure, backingOff: true}, nil
 	}
 	recovered := failure != nil && now.Before(backoffUntil) && c.naverBackFor(ks.key, p.perHour, failure, now)
 	if now.Before(backoffUntil) && !recovered {

@@ -266,11 +266,11 @@ func (a *appGuard) recoveredSince(t time.Time) bool {
 	return a.recoveredAt.After(t)
 }
 
-// recoveredAfter is when Naver last came back for the application, if that was after t.
-func (a *appGuard) recoveredAfter(t time.Time) (time.Time, bool) {
+// lastRecovery is when Naver last came back for the application (zero: never).
+func (a *appGuard) lastRecovery() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.recoveredAt, a.recoveredAt.After(t)
+	return a.recoveredAt
 }
 
 // failing reports whether the application's last request failed: then no retries.

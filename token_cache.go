@@ -352,16 +352,22 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	return res, nil
 }
 
-// recoverySpreadPoint is when a key that failed before Naver came back for the application
-// renews its still-servable token: at a point stable for the key in the renewal spread in
-// force after the recovery, no later than minAheadLife (or the life a role reading it asks
-// for) before the token expires: below that, reads wait for the renewal. Zero: at once (Naver has not come back since the
-// failure, no spread, or no time to spare). The point is the key's own point of the
-// window's spread, scaled: keys that renew early in the recovery renew early in the window
-// of their next token too, so the tokens fetched after an outage stay spread.
-func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken, failure *renewFailure) time.Time {
-	recoveredAt, ok := c.app(ks.key.ClientID).recoveredAfter(failure.At)
-	if !ok {
+// recoverySpreadPoint is when a key that failed (in the storm before Naver came back for
+// the application) renews its still-servable token: at a point stable for the key within the renewal spread
+// in force after the recovery, with minAheadLife (or the life a role reading it asks for)
+// left: the storm has taken such a token's renewMinLife already or will, and spreading
+// only the keys with 10 minutes to spare leaves those of a long storm in one burst; below
+// minAheadLife reads wait for the renewal, and keys with so little ask at once. Zero: at once (Naver has not come back since the failure,
+// no spread, or no time to spare: reads waiting on the token ask at once). The point is the
+// key's point of the window's spread, scaled: keys that renew early after the recovery
+// renew early in their next token's window too, so the tokens fetched after an outage
+// spread further each cycle.
+func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken) time.Time {
+	// Not "recovered after the failure": a breaker refusal may be recorded at the instant of
+	// the recovery, or just after it, by a renewal that checked the breaker before the probe
+	// succeeded. A recovery long past puts the point in the past.
+	recoveredAt := c.app(ks.key.ClientID).lastRecovery()
+	if recoveredAt.IsZero() {
 		return time.Time{}
 	}
 	margin := max(minAheadLife, time.Duration(ks.minLife.Load()))
@@ -445,7 +451,7 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
 		return tokenResult{token: current, renewErr: failure}, nil
 	}
-	if servable && failure != nil && now.Before(c.recoverySpreadPoint(ks, current, failure)) {
+	if servable && failure != nil && now.Before(c.recoverySpreadPoint(ks, current)) {
 		// Naver is back, and this token has time to spare: its renewal waits for its point
 		// in the recovery's spread, so that the keys that failed in the storm do not all
 		// ask in the minute Naver comes back.

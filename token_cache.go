@@ -352,16 +352,15 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	return res, nil
 }
 
-// recoverySpreadPoint is when a key that failed (in the storm before Naver came back for
-// the application) renews its still-servable token: at a point stable for the key within the renewal spread
-// in force after the recovery, with minAheadLife (or the life a role reading it asks for)
-// left: the storm has taken such a token's renewMinLife already or will, and spreading
-// only the keys with 10 minutes to spare leaves those of a long storm in one burst; below
-// minAheadLife reads wait for the renewal, and keys with so little ask at once. Zero: at once (Naver has not come back since the failure,
-// no spread, or no time to spare: reads waiting on the token ask at once). The point is the
-// key's point of the window's spread, scaled: keys that renew early after the recovery
-// renew early in their next token's window too, so the tokens fetched after an outage
-// spread further each cycle.
+// recoverySpreadPoint is when a key that failed in a storm renews its still-servable token
+// once Naver is back for the application: at a point stable for the key within the
+// renewal spread in force after the recovery, with minAheadLife (or the life a role
+// reading it asks for) still left at that point. Not renewMinLife: a long storm has taken
+// that margin from many tokens already, and keeping it would leave them in one burst.
+// Zero or past: at once (Naver never came back, renewal_spread is 0, or the token has no
+// time to spare; below minAheadLife reads wait for the renewal). The point is the key's
+// point of the window's spread, scaled: keys that renew early after the recovery renew
+// early in their next token's window too, so tokens fetched after an outage spread further.
 func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken) time.Time {
 	// Not "recovered after the failure": a breaker refusal may be recorded at the instant of
 	// the recovery, or just after it, by a renewal that checked the breaker before the probe

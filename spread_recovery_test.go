@@ -20,23 +20,24 @@ func TestRenewalsStaySpreadAfterAnOutage(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		storm time.Duration
-		// bound on the busiest minute of the cycle after recovery against its average minute
-		bound float64
+		// bounds on the busiest minute and the busiest 5 minutes of the 3 hours after
+		// recovery against the average. At this size a minute carries about 6 requests, so
+		// single minutes are noisy even when calm (2.1×). After a long storm the reads of
+		// sellers whose tokens expired in it, and tokens with under 5 minutes left, ask at
+		// once, as they must: that burst is the 20-minute storm's busiest minute.
+		minute, fiveMinutes float64
 	}{
-		{"no storm (the calm spread, for reference)", 0, 2},
-		{"3-minute 5xx storm", 3 * time.Minute, 2},
-		{"20-minute 5xx storm", 20 * time.Minute, 2},
+		{"no storm (the calm spread, for reference)", 0, 2.5, 2},
+		// Before the recovery spread: 4.0-4.5× and 1.9×; with it 2.3× and 1.8×.
+		{"3-minute 5xx storm", 3 * time.Minute, 3, 2},
+		// Before: 11.5-15× and 3.0×; with it 5.7-7.2× and 2.6-2.8×.
+		{"20-minute 5xx storm", 20 * time.Minute, 9, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			minute, fiveMinutes, failedReads := busiestMinuteAfterStorm(t, sellers, tc.storm)
 			t.Logf("the 3 hours after recovery: busiest minute %.2f× the average minute, busiest 5 minutes %.2f× the average", minute, fiveMinutes)
-			// At this size a minute carries a handful of requests, so single minutes are
-			// noisy even when calm (about 2.1×), and after a long storm the reads of
-			// sellers whose tokens expired in it ask at once, as they must: the bound is on
-			// 5-minute spans (before the recovery spread, the 20-minute storm's was 2.3-2.9×;
-			// with it 1.7×, the busiest minute 5.7×, the 3-minute storm's 1.6× and 2.3×).
-			if fiveMinutes > tc.bound {
-				t.Errorf("the busiest 5 minutes after recovery carry %.2f× the average, want at most %.1f×", fiveMinutes, tc.bound)
+			if minute > tc.minute || fiveMinutes > tc.fiveMinutes {
+				t.Errorf("the busiest minute after recovery carries %.2f× the average (want at most %.1f×), the busiest 5 minutes %.2f× (want at most %.1f×)", minute, tc.minute, fiveMinutes, tc.fiveMinutes)
 			}
 			if failedReads > 0 {
 				t.Errorf("%d reads failed after Naver recovered", failedReads)
@@ -98,19 +99,20 @@ func busiestMinuteAfterStorm(t *testing.T, sellers int, storm time.Duration) (mi
 	return busiestAgainstAverage(perMinute, 1), busiestAgainstAverage(perMinute, 5), failedReads
 }
 
-// busiestAgainstAverage is the busiest span of width minutes against the average span.
+// busiestAgainstAverage is the busiest span of width minutes (sliding) against the average
+// span of that width.
 func busiestAgainstAverage(perMinute []int, width int) float64 {
-	total, most := 0, 0
-	for i := 0; i+width <= len(perMinute); i += width {
-		n := 0
-		for _, c := range perMinute[i : i+width] {
-			n += c
+	total, most, n := 0, 0, 0
+	for i, c := range perMinute {
+		total += c
+		n += c
+		if i >= width {
+			n -= perMinute[i-width]
 		}
-		total += n
 		most = max(most, n)
 	}
 	if total == 0 {
 		return 0
 	}
-	return float64(most) / (float64(total) / float64(len(perMinute)/width))
+	return float64(most) / (float64(total) * float64(width) / float64(len(perMinute)))
 }

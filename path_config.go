@@ -167,7 +167,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldRenewalSpread: {
 				Type:        framework.TypeDurationSecond,
 				Default:     int(renewSpreadWidth / time.Second),
-				Description: fmt.Sprintf("How far into Naver's 30-minute window each token's renewal may move, at a point stable for the token, so that tokens fetched together (sellers onboarded at once, the end of an outage) are not renewed together forever (0 to %s; 0 renews as soon as the window opens). A token is always renewed with 10 minutes or more left.", renewSpreadWidth),
+				Description: fmt.Sprintf("How far into Naver's 30-minute window each token's renewal may move, at a point stable for the token, so that tokens fetched together (sellers onboarded at once, the end of an outage) are not renewed together forever (0 to %s; 0 renews as soon as the window opens). A token is renewed with 10 minutes or more left; after an outage, tokens whose renewal failed in it renew at their point of the next renewal_spread from Naver's recovery (with 5 minutes or more left), not all at once.", renewSpreadWidth),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Renewal spread",
 				},

@@ -343,6 +343,13 @@ func (a *appGuard) recoveredSince(t time.Time) bool {
 	return a.recoveredAt.After(t)
 }
 
+// lastRecovery is when Naver last came back for the application (zero: never).
+func (a *appGuard) lastRecovery() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recoveredAt
+}
+
 // failing reports whether the application's last request failed: then no retries.
 func (a *appGuard) failing() bool {
 	a.mu.Lock()

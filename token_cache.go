@@ -352,6 +352,32 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	return res, nil
 }
 
+// recoverySpreadPoint is when a key that failed in a storm renews its still-servable token
+// once Naver is back for the application: at a point stable for the key within the
+// renewal spread in force after the recovery, with minAheadLife (or the life a role
+// reading it asks for) still left at that point. Not renewMinLife: a long storm has taken
+// that margin from many tokens already, and keeping it would leave them in one burst.
+// Zero or past: at once (Naver never came back, renewal_spread is 0, or the token has no
+// time to spare; below minAheadLife reads wait for the renewal). The point is the key's
+// point of the window's spread, scaled: keys that renew early after the recovery renew
+// early in their next token's window too, so tokens fetched after an outage spread further.
+func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken) time.Time {
+	// Not "recovered after the failure": a breaker refusal may be recorded at the instant of
+	// the recovery, or just after it, by a renewal that checked the breaker before the probe
+	// succeeded. A recovery long past puts the point in the past.
+	recoveredAt := c.app(ks.key.ClientID).lastRecovery()
+	if recoveredAt.IsZero() {
+		return time.Time{}
+	}
+	margin := max(minAheadLife, time.Duration(ks.minLife.Load()))
+	width := min(c.spreadNow(), tok.life(recoveredAt)-margin)
+	if width <= 0 || c.spreadWidth <= 0 {
+		return time.Time{}
+	}
+	// The key's point of the window's spread, scaled to width.
+	return recoveredAt.Add(time.Duration(float64(width) * float64(ks.key.renewSpread(c.spreadWidth)) / float64(c.spreadWidth)))
+}
+
 // noteMinLife raises the least life the key's token must keep to d.
 func (ks *keyState) noteMinLife(d time.Duration) {
 	for {
@@ -423,6 +449,12 @@ func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyStat
 	}
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
 		return tokenResult{token: current, renewErr: failure}, nil
+	}
+	if servable && failure != nil && now.Before(c.recoverySpreadPoint(ks, current)) {
+		// Naver is back, and this token has time to spare: its renewal waits for its point
+		// in the recovery's spread, so that the keys that failed in the storm do not all
+		// ask in the minute Naver comes back.
+		return tokenResult{token: current, renewErr: failure, backingOff: true}, nil
 	}
 	recovered := failure != nil && now.Before(backoffUntil) && c.naverBackFor(ks.key, p.perHour, failure, now)
 	if now.Before(backoffUntil) && !recovered {

@@ -81,17 +81,7 @@ func decodeSalt(s string) ([16]byte, error) {
 	return salt, nil
 }
 
-// verifySignature checks client_secret_sign independently of any signer:
-// it must be standard padded base64 of a 60-character bcrypt string with the
-// secret's version and cost, the secret's salt in the canonical form the
-// reference libraries (Python bcrypt, bcryptjs) emit, and a hash of
-// client_id + "_" + timestamp. It returns "" when the signature is good, or
-// the reason it is not, which names no secret material and may be logged.
-func verifySignature(sec clientSecret, clientID, timestamp, sign string) string {
-	return verifySignatureWith(sec, clientID, timestamp, sign, nil)
-}
-
-// verifySignature is the package function with the emulator's digest, remembering the last
+// verifySignature is verifySignatureWith with the emulator's digest, remembering the last
 // signature that verified so that a byte-for-byte repeat is not hashed again.
 func (e *Emulator) verifySignature(sec clientSecret, clientID, timestamp, sign string) string {
 	v := verifiedSignature{secret: sec, clientID: clientID, timestamp: timestamp, sign: sign}
@@ -110,7 +100,13 @@ func (e *Emulator) verifySignature(sec clientSecret, clientID, timestamp, sign s
 	return ""
 }
 
-// verifySignatureWith is verifySignature with digest in place of bcrypt's hash (nil: bcrypt).
+// verifySignatureWith checks client_secret_sign independently of any signer:
+// it must be standard padded base64 of a 60-character bcrypt string with the
+// secret's version and cost, the secret's salt in the canonical form the
+// reference libraries (Python bcrypt, bcryptjs) emit, and a hash of
+// client_id + "_" + timestamp. It returns "" when the signature is good, or
+// the reason it is not, which names no secret material and may be logged.
+// digest stands in for bcrypt's hash when set (simulations only; nil: bcrypt).
 func verifySignatureWith(sec clientSecret, clientID, timestamp, sign string, digest func(salt, password []byte) []byte) string {
 	// Go's base64 decoder skips CR and LF even in strict mode; the real
 	// signature never contains them.

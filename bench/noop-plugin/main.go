@@ -78,7 +78,7 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	seller := name + "/" + framework.GenericNameRegex("account_id")
 	fields := map[string]*framework.FieldSchema{"name": {Type: framework.TypeString}, "account_id": {Type: framework.TypeString}}
 	path := func(pattern string, read framework.OperationFunc) *framework.Path {
-		return &framework.Path{Pattern: pattern, Fields: fields, Callbacks: map[logical.Operation]framework.OperationFunc{logical.ReadOperation: read}}
+		return &framework.Path{Pattern: pattern, Fields: fields, Operations: map[logical.Operation]framework.OperationHandler{logical.ReadOperation: &framework.PathOperation{Callback: read}}}
 	}
 	b.Paths = []*framework.Path{
 		path("token/"+name, leased),

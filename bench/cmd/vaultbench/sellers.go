@@ -359,7 +359,7 @@ func (e *env) periodicRuns(runs int, timeout time.Duration) ([]time.Duration, er
 		}
 	}
 	if len(out) < runs {
-		return out, fmt.Errorf("Vault ran the plugin's periodic function %d times in %s, want %d (counted by %s_count)", len(out), timeout, runs, rollbackMetricName)
+		return out, fmt.Errorf("the plugin's periodic function ran %d times in %s under Vault, want %d (counted by %s_count)", len(out), timeout, runs, rollbackMetricName)
 	}
 	return out, nil
 }

@@ -462,6 +462,9 @@ func (b *backend) lockRole(name string) func() {
 	b.roleChecksMu.RLock()
 	lock := locksutil.LockForKey(b.roleLocks, name)
 	lock.Lock()
+	// Counted before storage changes: a periodic run's roles read before are read again,
+	// and a read of this role that runs meanwhile has its key checked (tokenCache.get).
+	b.tokens.roleChanges.Add(1)
 	return func() {
 		lock.Unlock()
 		b.roleChecksMu.RUnlock()
@@ -475,17 +478,29 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return errResp, err
 	}
 	if unreadable {
-		// Whatever the old role named, the periodic run checks its keys are still named.
+		// Whatever the old role named, its keys are checked for a role that still names them.
 		b.tokens.roleChanged(name)
+		b.evictUnnamed(ctx, req.Storage)
 	}
 	if old != nil && !sameTokens(old, r) {
 		b.tokens.roleChanged(name)
 		b.dropOrphanedToken(ctx, req.Storage, old)
+		b.evictUnnamed(ctx, req.Storage)
 	} else if old != nil && old.MinRemainingTTL != r.MinRemainingTTL {
 		// The key's least life is worked out again from the reads that follow.
 		b.tokens.roleChanged(name)
 	}
 	return nil, nil
+}
+
+// evictUnnamed stops caching, before a role write or delete returns, the keys it left no role
+// naming (see tokenCache.checkMarked); without a config there is nothing cached to check.
+func (b *backend) evictUnnamed(ctx context.Context, s logical.Storage) {
+	st, err := b.getConfig(ctx, s)
+	if err != nil || st == nil {
+		return
+	}
+	b.tokens.checkMarked(ctx, s, b.keyNamed(st.config.ClientID))
 }
 
 // storeRole merges the request into the stored role and stores the result, under the
@@ -653,6 +668,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	}
 	b.tokens.roleChanged(name)
 	b.dropOrphanedToken(ctx, req.Storage, old)
+	b.evictUnnamed(ctx, req.Storage)
 	return nil, nil
 }
 
@@ -683,8 +699,9 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, name string
 
 // dropOrphanedToken stops caching (and renewing) the token of old's key when no
 // role names that key any more (old was deleted or now names another). Only roles read since
-// the plugin started are known to the cache, so every role is checked. A many-seller role's
-// keys are left to the periodic run, which checks each key the role was read through.
+// the plugin started are known to the cache, so every role is checked, and the token is
+// marked unnamed at once even if it is only in storage. A many-seller role's keys are checked
+// by evictUnnamed (those in memory; stored ones are checked when a start loads them).
 func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old *roleEntry) {
 	if old == nil || old.manySellers() {
 		return
@@ -697,63 +714,99 @@ func (b *backend) dropOrphanedToken(ctx context.Context, s logical.Storage, old 
 	// No role write lands between the check and the eviction.
 	b.roleChecksMu.Lock()
 	defer b.roleChecksMu.Unlock()
-	named, err := b.keyNamedLocked(ctx, s, st.config.ClientID, key, nil)
+	naming, err := b.keyNamedLocked(ctx, s, st.config.ClientID, key, nil, nil)
 	if err != nil {
 		b.Logger().Warn("checking whether a role still names the token failed; the periodic run evicts it", "type", key.Type, "error", err)
 		return
 	}
-	if !named {
+	if len(naming) == 0 {
 		if err := b.tokens.evictKey(ctx, s, key); err != nil {
 			b.Logger().Warn("marking the token no role names failed", "type", key.Type, "error", err)
 		}
 	}
 }
 
-// keyNamed reports whether any role still names key: first the roles known to read it,
-// then, only if none of those does, every role. Role writes and deletes wait while it runs.
-// A role that cannot be read names nothing (no token can be read through it): it is skipped
-// with a warning, and never fails the check.
+// keyNamed reports which roles still name key: of the roles known to read it (hints),
+// those that do, or, only if none of those does, the first of every role that does. Role
+// writes and deletes wait while it runs. A role that cannot be read names nothing (no token
+// can be read through it): it is skipped with a warning, and never fails the check.
+//
+// The returned function is one periodic run's: it reads every role from storage once, not
+// once per key (after a start or a many-seller role's change, every key of thousands of
+// sellers is checked), and again after any role write, delete or invalidation.
 func (b *backend) keyNamed(clientID string) keyNamedFunc {
-	return func(ctx context.Context, s logical.Storage, key tokenKey, hints []string) (bool, error) {
+	var all roleSnapshot
+	return func(ctx context.Context, s logical.Storage, key tokenKey, hints []string) ([]string, error) {
 		b.roleChecksMu.Lock()
 		defer b.roleChecksMu.Unlock()
-		return b.keyNamedLocked(ctx, s, clientID, key, hints)
+		return b.keyNamedLocked(ctx, s, clientID, key, hints, &all)
 	}
 }
 
-func (b *backend) keyNamedLocked(ctx context.Context, s logical.Storage, clientID string, key tokenKey, hints []string) (bool, error) {
-	skip := func(name string, err error) {
-		b.Logger().Warn("skipping a role that cannot be read while checking which roles name a token", "role", name, "error", err)
-	}
-	for _, name := range hints {
-		r, err := b.role(ctx, s, name)
-		if isUnreadableRole(err) {
-			skip(name, err)
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		if r != nil && r.names(clientID, key) {
-			return true, nil
-		}
+// roleSnapshot is every stored role as read at one count of role changes.
+type roleSnapshot struct {
+	changes uint64
+	read    bool
+	names   []string
+	roles   []*roleEntry // nil where the role could not be read
+}
+
+// load reads every role unless the snapshot is of the current count of role changes;
+// roleChecksMu is held, so no role write is under way.
+func (a *roleSnapshot) load(ctx context.Context, b *backend, s logical.Storage) error {
+	changes := b.tokens.roleChanges.Load()
+	if a.read && a.changes == changes {
+		return nil
 	}
 	names, err := s.List(ctx, roleStoragePrefix)
 	if err != nil {
-		return false, fmt.Errorf("listing roles: %w", err)
+		return fmt.Errorf("listing roles: %w", err)
 	}
-	for _, name := range names {
+	roles := make([]*roleEntry, len(names))
+	for i, name := range names {
 		r, err := b.readRole(ctx, s, name)
 		if isUnreadableRole(err) {
-			skip(name, err)
+			b.Logger().Warn("skipping a role that cannot be read while checking which roles name a token", "role", name, "error", err)
 			continue
 		}
 		if err != nil {
-			return false, err
+			return err
+		}
+		roles[i] = r
+	}
+	*a = roleSnapshot{changes: changes, read: true, names: names, roles: roles}
+	return nil
+}
+
+// keyNamedLocked is keyNamed under roleChecksMu; all may be nil (read every role afresh).
+func (b *backend) keyNamedLocked(ctx context.Context, s logical.Storage, clientID string, key tokenKey, hints []string, all *roleSnapshot) ([]string, error) {
+	var naming []string
+	for _, name := range hints {
+		r, err := b.role(ctx, s, name)
+		if isUnreadableRole(err) {
+			b.Logger().Warn("skipping a role that cannot be read while checking which roles name a token", "role", name, "error", err)
+			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		if r != nil && r.names(clientID, key) {
-			return true, nil
+			naming = append(naming, name)
 		}
 	}
-	return false, nil
+	if len(naming) > 0 {
+		return naming, nil
+	}
+	if all == nil {
+		all = new(roleSnapshot)
+	}
+	if err := all.load(ctx, b, s); err != nil {
+		return nil, err
+	}
+	for i, r := range all.roles {
+		if r != nil && r.names(clientID, key) {
+			return []string{all.names[i]}, nil
+		}
+	}
+	return nil, nil
 }

@@ -66,7 +66,7 @@ var keyStateNames = []string{stateCached, stateStale, stateFailing, stateIdle}
 var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldType:                {Type: framework.TypeString, Description: "Token type: SELF or SELLER."},
 	fieldAccountID:           {Type: framework.TypeString, Description: "Seller account ID (SELLER only; empty for SELF)."},
-	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles tokens of this key were read through since the plugin started (and, in status/<role>, the role asked about)."},
+	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles tokens of this key were read through since the plugin started, or found to name the key when a role changed or the plugin started (and, in status/<role>, the role asked about)."},
 	fieldCached:              {Type: framework.TypeBool, Description: "Whether a token with life left is cached."},
 	fieldState:               {Type: framework.TypeString, Description: "cached (a token with life left), stale (a token with life left whose renewal fails), failing (no token, the last request failed) or idle (no token, no failure)."},
 	fieldFetchedAt:           {Type: framework.TypeTime, Description: "When the cached token was requested (RFC 3339, UTC); absent when none is cached."},

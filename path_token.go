@@ -188,6 +188,7 @@ func (b *backend) pathSellerTokenRead(ctx context.Context, req *logical.Request,
 // readToken serves a token read of role name; account is the seller named in the path of a
 // many-seller role's read (nil for token/<name>).
 func (b *backend) readToken(ctx context.Context, req *logical.Request, name string, account *string) (*logical.Response, error) {
+	roleChanges := b.tokens.roleChanges.Load()
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
@@ -197,7 +198,7 @@ func (b *backend) readToken(ctx context.Context, req *logical.Request, name stri
 		return errResp, nil
 	}
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
-	res, err := b.tokens.get(ctx, req.Storage, key, name, role.minLife(), &st.policy)
+	res, err := b.tokens.get(ctx, req.Storage, key, name, roleChanges, role.minLife(), &st.policy)
 	if err != nil {
 		b.metrics.tokenRead(readFailed)
 		return nil, tokenRequestError(what, err)

@@ -103,7 +103,9 @@ type keyState struct {
 	minLife atomic.Int64
 	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
 	lastRead atomic.Int64
-	// roles are the names of the roles read through the key, copied on write.
+	// roles are the names of the roles read through the key (copied on write), or found to
+	// name it by the periodic run's check: hints, not facts, as a role may have changed
+	// since. Unless checkRoles is set, one of them names the key (see roleChanged).
 	roles atomic.Pointer[map[string]struct{}]
 
 	mu             sync.Mutex
@@ -226,6 +228,12 @@ type tokenCache struct {
 	// generation changes whenever the credentials do, so results of requests made with old
 	// credentials — tokens and failures alike — are never published.
 	generation atomic.Uint64
+	// roleChanges counts role writes, deletes and invalidations (see roleChanged): a read
+	// whose role changed while it ran leaves its key to the periodic run's check.
+	roleChanges atomic.Uint64
+	// unnamedPending holds the keys (tokenKey) a role write's check evicted: the next periodic
+	// run marks their stored tokens unnamed.
+	unnamedPending sync.Map
 	// mu orders publishing (read lock) against purging (write lock).
 	mu sync.RWMutex
 	// credentials are those of the config in use (see useCredentials); under mu.
@@ -313,13 +321,25 @@ func (f *renewFailure) Unwrap() error { return f.Err }
 // its result or error. With p.ahead, a token in the window with minAheadLife left is served
 // at once and renewed behind the read. A token is returned only with minLife (at least
 // minServableLife) left at the moment get returns.
-func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, p *cachePolicy) (tokenResult, error) {
+//
+// roleChanges is c.roleChanges before the role was read: if a role changed since, the
+// role may no longer name the key, and the periodic run checks that one still does.
+func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, roleChanges uint64, minLife time.Duration, p *cachePolicy) (res tokenResult, err error) {
 	minLife = max(minLife, minServableLife)
 	now := c.now()
 	ks := c.state(key)
 	ks.noteMinLife(minLife)
 	ks.markRead(now)
 	ks.addRole(role)
+	// Deferred: a token published by this read, or behind it, after a role change is
+	// checked too.
+	defer func() {
+		if c.roleChanges.Load() != roleChanges {
+			ks.mu.Lock()
+			ks.checkRoles = true
+			ks.mu.Unlock()
+		}
+	}()
 	if tok := ks.token.Load(); tok.servable(p.credentials) {
 		if !c.isDue(ks, tok, now) {
 			return tokenResult{token: tok}, nil
@@ -338,7 +358,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	if err != nil {
 		return tokenResult{}, err
 	}
-	res := v.(tokenResult)
+	res = v.(tokenResult)
 	// The flight may have taken a while, or been joined late: judge the token now.
 	if left := res.token.life(c.now()); left < minLife {
 		if res.renewErr != nil && left < minServableLife {

@@ -5,6 +5,7 @@ package navercommerce
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -34,8 +35,17 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		var tok cachedToken
 		if err := decodeEntry(entry, "cached token", &tok); err == nil && c.now().Before(tok.knownUntil()) {
 			if load && tok.servable(credentials) && !tok.Unnamed {
-				if _, err := c.loadStored(ctx, s, c.state(tok.Key), credentials); err != nil {
+				ks := c.state(tok.Key)
+				loaded, err := c.loadStored(ctx, s, ks, credentials)
+				if err != nil {
 					c.logger.Warn("reading a cached token failed", "type", tok.Key.Type, "error", err)
+				}
+				if loaded != nil && tok.Key.Type != tokenTypeSelf {
+					// Its role may have been deleted before the start, with the plugin gone
+					// before it marked the token unnamed: the periodic run checks.
+					ks.mu.Lock()
+					ks.checkRoles = true
+					ks.mu.Unlock()
 				}
 			}
 			continue
@@ -116,14 +126,28 @@ func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage, credent
 	c.swept.Store(true)
 }
 
-// roleChanged notes that role no longer reads its key: the next periodic run checks whether
-// any role still names it, and evicts it if none does.
+// roleChanged notes that role was written, deleted or invalidated: it may no longer name
+// the keys read through it. The next periodic run checks whether some role still names
+// each of them, and each seller key no role is known to read (a token loaded at a start
+// and not read since), and evicts those none names. The role stays among the key's hints
+// until that check: a key it still names keeps it, so its later delete is noticed too.
 func (c *tokenCache) roleChanged(role string) {
+	c.roleChanges.Add(1)
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
-		if ks.removeRole(role) {
-			// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
-			ks.minLife.Store(0)
+		roles := ks.roles.Load()
+		read := false
+		if roles != nil {
+			_, read = (*roles)[role]
+		}
+		// A SELF key no role reads is the token that verified the config, cached on
+		// purpose (README); a role that names it will read it.
+		unknown := (roles == nil || len(*roles) == 0) && ks.key.Type != tokenTypeSelf
+		if read || unknown {
+			if read {
+				// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
+				ks.minLife.Store(0)
+			}
 			ks.mu.Lock()
 			ks.checkRoles = true
 			ks.mu.Unlock()
@@ -132,8 +156,9 @@ func (c *tokenCache) roleChanged(role string) {
 	})
 }
 
-// keyNamedFunc reports whether any role still names key (roles hints which to look at first).
-type keyNamedFunc func(ctx context.Context, s logical.Storage, key tokenKey, roles []string) (bool, error)
+// keyNamedFunc reports whether any role still names key, and which: of hints (the roles
+// known to read it), those that still name it, or else the first other role found.
+type keyNamedFunc func(ctx context.Context, s logical.Storage, key tokenKey, hints []string) (naming []string, err error)
 
 // maintain is the periodic work: it evicts expired tokens and tokens no role names, and
 // renews, concurrently and within ctx's deadline, the tokens in Naver's 30-minute window
@@ -194,24 +219,8 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 
 	c.keysInUse.Store(inUse)
 
-	for _, ks := range check {
-		ok, err := named(ctx, s, ks.key, ks.roleNames())
-		if err != nil {
-			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
-			continue
-		}
-		ks.mu.Lock()
-		ks.checkRoles = false
-		ks.mu.Unlock()
-		if !ok {
-			c.evict(ks, ks.token.Load())
-			c.mu.Lock()
-			if err := c.markUnnamed(ctx, s, ks.key); err != nil {
-				c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
-			}
-			c.mu.Unlock()
-		}
-	}
+	c.markUnnamedPending(ctx, s)
+	c.checkKeys(ctx, s, check, named, false)
 
 	sem := make(chan struct{}, renewConcurrency)
 	var wg sync.WaitGroup
@@ -219,16 +228,10 @@ func (c *tokenCache) maintain(ctx context.Context, s logical.Storage, p *cachePo
 loop:
 	for _, ks := range due {
 		// A key no role names any more is not renewed: its token is evicted instead.
-		if ok, err := named(ctx, s, ks.key, ks.roleNames()); err != nil {
-			c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
-			continue
-		} else if !ok {
-			c.evict(ks, ks.token.Load())
-			c.mu.Lock()
-			if err := c.markUnnamed(ctx, s, ks.key); err != nil {
-				c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
-			}
-			c.mu.Unlock()
+		if v, ok := c.entries.Load(ks.key); !ok || v != ks {
+			continue // evicted by the check above
+		}
+		if isNamed, checked := c.checkNamed(ctx, s, ks, named, false); !isNamed || !checked {
 			continue
 		}
 		select {
@@ -278,6 +281,104 @@ type keyStatus struct {
 	// Refused is set when the key's last request was not sent (a budget, or the breaker
 	// while Naver fails): its reads fail or are stale all the same.
 	Refused bool
+}
+
+// checkKeys checks each key of keys whose checkRoles is set (see checkNamed), until ctx
+// ends: the rest stay marked.
+func (c *tokenCache) checkKeys(ctx context.Context, s logical.Storage, keys []*keyState, named keyNamedFunc, markLater bool) {
+	for _, ks := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		// Cleared first: a role change during the check marks the key again.
+		ks.mu.Lock()
+		marked := ks.checkRoles
+		ks.checkRoles = false
+		ks.mu.Unlock()
+		if !marked {
+			continue
+		}
+		if _, checked := c.checkNamed(ctx, s, ks, named, markLater); !checked {
+			ks.mu.Lock()
+			ks.checkRoles = true
+			ks.mu.Unlock()
+		}
+	}
+}
+
+// checkMarked checks at once, after a role write or delete, every key marked for it (see
+// roleChanged): those no role names stop being cached before the write returns; their
+// stored tokens are marked unnamed by the next periodic run (at 10,000 sellers, a
+// many-seller role's delete would otherwise write 10,000 entries before it returns).
+func (c *tokenCache) checkMarked(ctx context.Context, s logical.Storage, named keyNamedFunc) {
+	var marked []*keyState
+	c.entries.Range(func(_, v any) bool {
+		ks := v.(*keyState)
+		ks.mu.Lock()
+		if ks.checkRoles {
+			marked = append(marked, ks)
+		}
+		ks.mu.Unlock()
+		return true
+	})
+	c.checkKeys(ctx, s, marked, named, true)
+}
+
+// markUnnamedPending marks unnamed the stored tokens of the keys checkMarked evicted, unless a
+// role named the key again and a read cached it meanwhile.
+func (c *tokenCache) markUnnamedPending(ctx context.Context, s logical.Storage) {
+	c.unnamedPending.Range(func(k, _ any) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		key := k.(tokenKey)
+		c.unnamedPending.Delete(key)
+		if _, cached := c.entries.Load(key); cached {
+			return true
+		}
+		c.mu.Lock()
+		if err := c.markUnnamed(ctx, s, key); err != nil {
+			c.logger.Warn("marking the token of a deleted role failed", "type", key.Type, "error", err)
+			c.unnamedPending.Store(key, struct{}{})
+		}
+		c.mu.Unlock()
+		return true
+	})
+}
+
+// checkNamed checks whether some role names ks's key, keeping as its hints only the roles
+// that do; a key none names is evicted and its stored token marked unnamed (with
+// markLater, by the next periodic run). checked is false when the check failed (it is
+// logged).
+func (c *tokenCache) checkNamed(ctx context.Context, s logical.Storage, ks *keyState, named keyNamedFunc, markLater bool) (isNamed, checked bool) {
+	hints := ks.roleNames()
+	naming, err := named(ctx, s, ks.key, hints)
+	if err != nil {
+		c.logger.Warn("checking which roles name a token failed", "type", ks.key.Type, "error", err)
+		return false, false
+	}
+	if len(naming) == 0 {
+		c.evict(ks, ks.token.Load())
+		if markLater {
+			c.unnamedPending.Store(ks.key, struct{}{})
+			return false, true
+		}
+		c.mu.Lock()
+		if err := c.markUnnamed(ctx, s, ks.key); err != nil {
+			c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
+		}
+		c.mu.Unlock()
+		return false, true
+	}
+	for _, n := range naming {
+		ks.addRole(n)
+	}
+	for _, h := range hints {
+		if !slices.Contains(naming, h) {
+			ks.removeRole(h)
+		}
+	}
+	return true, true
 }
 
 // status reports the keys of the current credentials generation that match accepts (nil:

@@ -47,7 +47,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds"},
 	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
 	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
-	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names (keys not read since the last restart are excused: the plugin evicts them at expiry; no check while a role is damaged)"},
+	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names, from the first periodic run after the change (no check while a role is damaged: nothing tells the plugin storage damaged it)"},
 	{invStorageSwept, "no stored token outlives its expiry by more than the hourly sweep (plus two periodic runs)"},
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
@@ -352,26 +352,17 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 		}
 	}
 	named := a.namedKeys()
-	// The plugin learns which roles read a key from the reads since it started. A token
-	// loaded at a restart and not read since is evicted when it expires, not when its role
-	// goes (no role is known to read it), and one a read published while its role was being
-	// deleted (16.5) was never marked unnamed, so the first sweep after a restart loads
-	// it: both are excused for keys not read since the restart (docs/decisions.md). Keys
-	// read since are checked as ever.
 	ids := make([]string, len(keys))
-	readSinceRestart := make([]bool, len(keys))
 	w.mu.Lock()
 	w.stats.cachedNamedKeys += len(keys)
+	w.mu.Unlock()
 	for i, k := range keys {
 		ids[i] = fmt.Sprint(k["type"]) + "|" + fmt.Sprint(k["account_id"])
-		m := a.keys[ids[i]]
-		readSinceRestart[i] = m != nil && !m.lastRead.Before(a.lastRestart)
 	}
-	w.mu.Unlock()
 	for i, k := range keys {
 		id := ids[i]
 		// A SELF token that verified the config is cached on purpose (README).
-		if k["cached"] == true && !named[id] && id != "SELF|" && readSinceRestart[i] {
+		if k["cached"] == true && !named[id] && id != "SELF|" {
 			w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
 		}
 	}

@@ -187,7 +187,9 @@ func readCorpus(path string) ([]corpusSeed, error) {
 		if s.seed, err = strconv.ParseUint(fields[0], 10, 64); err != nil {
 			return nil, fmt.Errorf("%s: seed %q: %w", path, fields[0], err)
 		}
-		if len(fields) > 1 {
+		if len(fields) > 1 && fields[1] == "long" {
+			s.params = LongParams()
+		} else if len(fields) > 1 {
 			if s.params.Days, err = strconv.ParseFloat(fields[1], 64); err != nil {
 				return nil, fmt.Errorf("%s: days %q: %w", path, fields[1], err)
 			}

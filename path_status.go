@@ -591,8 +591,8 @@ func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, n
 // keyStatus is the status of one key: from memory, else from storage, else only what the
 // request log knows.
 func (b *backend) keyStatus(ctx context.Context, s logical.Storage, now time.Time, credentials string, key tokenKey) (keyStatus, error) {
-	if found := b.tokens.status(now, credentials, func(k tokenKey) bool { return k == key }); len(found) == 1 {
-		return found[0], nil
+	if found, ok := b.tokens.statusOf(now, credentials, key); ok {
+		return found, nil
 	}
 	ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
 	if err != nil || ok {

@@ -8,6 +8,7 @@ package navercommerce
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,7 @@ type keyState struct {
 	key tokenKey
 	gen uint64
 
+	spreadHash uint64 // key.spreadHash(), computed once
 	// token is the token served, nil when none is (see cachedToken.servable).
 	token atomic.Pointer[cachedToken]
 	// fact is what is known of the key's latest token: the served token itself, or the fact
@@ -240,6 +242,16 @@ type tokenCache struct {
 	credentials string
 	// lastSweep is when storage was last swept of stale tokens; under mu.
 	lastSweep time.Time
+	// sweptSums remembers, by storage key, a hash of each entry the last sweep decoded and the
+	// entry's known expiry; under sweptMu.
+	sweptMu   sync.Mutex
+	sweptSums map[string]sweptEntry
+	sweptSeed maphash.Seed
+}
+
+type sweptEntry struct {
+	sum        uint64
+	knownUntil time.Time
 }
 
 func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
@@ -264,7 +276,7 @@ func (c *tokenCache) state(key tokenKey) *keyState {
 	if v, ok := c.entries.Load(key); ok {
 		return v.(*keyState)
 	}
-	ks := &keyState{key: key, gen: c.generation.Load()}
+	ks := &keyState{key: key, gen: c.generation.Load(), spreadHash: key.spreadHash()}
 	v, loaded := c.entries.LoadOrStore(key, ks)
 	if !loaded {
 		c.keysInUse.Add(1)
@@ -412,7 +424,8 @@ func (ks *keyState) noteMinLife(d time.Duration) {
 // window, or with less life than a role reading it asks for (min_remaining_ttl is below 30
 // minutes, so Naver then issues a new token).
 func (c *tokenCache) isDue(ks *keyState, tok *cachedToken, now time.Time) bool {
-	return tok.due(now, c.spreadNow()) || tok.life(now) < time.Duration(ks.minLife.Load())
+	// The key's hash is kept in its state: the periodic run asks this of every key every minute.
+	return now.After(tok.renewAtOffset(spreadOffset(ks.spreadHash, c.spreadNow()))) || tok.life(now) < time.Duration(ks.minLife.Load())
 }
 
 // spreadNow is the renewal spread in force.

@@ -105,11 +105,16 @@ func (t *cachedToken) naverLife(now time.Time) time.Duration {
 // together (a mass onboarding, the end of an outage) drift apart cycle after cycle
 // instead of renewing together forever. It leaves at least renewMinLife.
 func (t *cachedToken) renewAt(spreadWidth time.Duration) time.Time {
+	return t.renewAtOffset(t.Key.renewSpread(spreadWidth))
+}
+
+// renewAtOffset is renewAt with the key's offset into the window given.
+func (t *cachedToken) renewAtOffset(offset time.Duration) time.Time {
 	latest := t.LatestExpiry
 	if latest.IsZero() {
 		latest = t.ExpiresAt
 	}
-	at := latest.Add(-refreshWindow + t.Key.renewSpread(spreadWidth))
+	at := latest.Add(-refreshWindow + offset)
 	if last := t.ExpiresAt.Add(-renewMinLife); at.After(last) {
 		at = last
 	}
@@ -119,17 +124,20 @@ func (t *cachedToken) renewAt(spreadWidth time.Duration) time.Time {
 	return at
 }
 
-// due reports whether the token is to be renewed at now: after renewAt, when Naver sees
-// less than 30 minutes left (at exactly 30 it hands the same token back).
-func (t *cachedToken) due(now time.Time, spreadWidth time.Duration) bool {
-	return now.After(t.renewAt(spreadWidth))
-}
-
 // renewSpread is the key's stable offset into Naver's window, from 0 to width.
 func (k tokenKey) renewSpread(width time.Duration) time.Duration {
+	return spreadOffset(k.spreadHash(), width)
+}
+
+func spreadOffset(hash uint64, width time.Duration) time.Duration {
 	if width <= 0 {
 		return 0
 	}
+	return time.Duration(hash % uint64(width))
+}
+
+// spreadHash is the hash renewSpread takes the offset from.
+func (k tokenKey) spreadHash() uint64 {
 	// FNV-1a of k.String(), computed in place: the periodic run asks this of every key
 	// every minute, and building the string and a hash.Hash for it was a tenth of the run
 	// at 10,000 sellers.
@@ -139,7 +147,7 @@ func (k tokenKey) renewSpread(width time.Duration) time.Duration {
 	h = fnv1a(h, k.Type)
 	h = fnv1a(h, "|")
 	h = fnv1a(h, k.AccountID)
-	return time.Duration(h % uint64(width))
+	return h
 }
 
 // FNV-1a, 64-bit (hash/fnv's constants).

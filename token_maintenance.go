@@ -5,6 +5,7 @@ package navercommerce
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"sync"
@@ -24,6 +25,14 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		c.logger.Warn("listing cached tokens failed", "error", err)
 		return
 	}
+	// Every entry is read, but decoded only if it changed since the last sweep: at thousands
+	// of sellers decoding was most of the sweep's cost.
+	c.sweptMu.Lock()
+	defer c.sweptMu.Unlock()
+	if c.sweptSums == nil {
+		c.sweptSums, c.sweptSeed = make(map[string]sweptEntry), maphash.MakeSeed()
+	}
+	seen := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -32,8 +41,19 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 		if err != nil || entry == nil {
 			continue
 		}
+		seen[k] = struct{}{}
+		sum := maphash.Bytes(c.sweptSeed, entry.Value)
+		if prev, ok := c.sweptSums[k]; ok && prev.sum == sum && !load {
+			if c.now().Before(prev.knownUntil) {
+				continue
+			}
+			c.deleteStale(ctx, s, k)
+			continue
+		}
+		delete(c.sweptSums, k)
 		var tok cachedToken
 		if err := decodeEntry(entry, "cached token", &tok); err == nil && c.now().Before(tok.knownUntil()) {
+			c.sweptSums[k] = sweptEntry{sum: sum, knownUntil: tok.knownUntil()}
 			if load && tok.servable(credentials) && !tok.Unnamed {
 				ks := c.state(tok.Key)
 				loaded, err := c.loadStored(ctx, s, ks, credentials)
@@ -51,6 +71,11 @@ func (c *tokenCache) sweepStorage(ctx context.Context, s logical.Storage, creden
 			continue
 		}
 		c.deleteStale(ctx, s, k)
+	}
+	for k := range c.sweptSums {
+		if _, ok := seen[k]; !ok {
+			delete(c.sweptSums, k)
+		}
 	}
 }
 
@@ -387,32 +412,9 @@ func (c *tokenCache) status(now time.Time, credentials string, match func(tokenK
 	var out []keyStatus
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
-		if match != nil && !match(ks.key) {
-			return true
+		if match == nil || match(ks.key) {
+			out = append(out, c.keyStatus(ks, now, credentials))
 		}
-		st := keyStatus{Key: ks.key, Roles: ks.roleNames()}
-		sort.Strings(st.Roles)
-		if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {
-			st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt(c.spreadNow())
-			if early := tok.ExpiresAt.Add(-time.Duration(ks.minLife.Load())); early.Before(st.RenewAt) {
-				st.RenewAt = early // a role's min_remaining_ttl
-			}
-		}
-		if n := ks.lastRead.Load(); n != 0 {
-			st.LastRead = time.Unix(0, n)
-		}
-		log := c.requestLog(ks.key)
-		st.Requests1h, _ = log.since(now, time.Hour)
-		st.Requests24h, _ = log.since(now, 24*time.Hour)
-		ks.mu.Lock()
-		if ks.lastError != nil {
-			e := *ks.lastError
-			st.LastError = &e
-		}
-		st.BackoffUntil, st.NextBackground, st.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
-		st.Refused = ks.failures == 0 && ks.lastFailure != nil
-		ks.mu.Unlock()
-		out = append(out, st)
 		return true
 	})
 	// Each key's string once, not twice per comparison: at 10,000 sellers the sort's
@@ -423,6 +425,42 @@ func (c *tokenCache) status(now time.Time, credentials string, match func(tokenK
 	}
 	sort.Sort(byName{out, names})
 	return out
+}
+
+// statusOf reports key's status if the cache holds the key (status/<role> of one key: a
+// lookup, not a walk of every key).
+func (c *tokenCache) statusOf(now time.Time, credentials string, key tokenKey) (keyStatus, bool) {
+	v, ok := c.entries.Load(key)
+	if !ok {
+		return keyStatus{}, false
+	}
+	return c.keyStatus(v.(*keyState), now, credentials), true
+}
+
+func (c *tokenCache) keyStatus(ks *keyState, now time.Time, credentials string) keyStatus {
+	st := keyStatus{Key: ks.key, Roles: ks.roleNames()}
+	sort.Strings(st.Roles)
+	if tok := ks.token.Load(); tok != nil && tok.Credentials == credentials {
+		st.FetchedAt, st.ExpiresAt, st.RenewAt = tok.FetchedAt, tok.ExpiresAt, tok.renewAt(c.spreadNow())
+		if early := tok.ExpiresAt.Add(-time.Duration(ks.minLife.Load())); early.Before(st.RenewAt) {
+			st.RenewAt = early // a role's min_remaining_ttl
+		}
+	}
+	if n := ks.lastRead.Load(); n != 0 {
+		st.LastRead = time.Unix(0, n)
+	}
+	log := c.requestLog(ks.key)
+	st.Requests1h, _ = log.since(now, time.Hour)
+	st.Requests24h, _ = log.since(now, 24*time.Hour)
+	ks.mu.Lock()
+	if ks.lastError != nil {
+		e := *ks.lastError
+		st.LastError = &e
+	}
+	st.BackoffUntil, st.NextBackground, st.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
+	st.Refused = ks.failures == 0 && ks.lastFailure != nil
+	ks.mu.Unlock()
+	return st
 }
 
 // byName sorts key statuses by their keys' strings, computed once.

@@ -71,7 +71,8 @@ func TestServingAKilledTokenAfterASuccessfulDropIsCaught(t *testing.T) {
 			w := newWorld(7, Params{Days: 1, Apps: 1, RolesPerApp: 1, Accounts: 1})
 			a := w.apps[0]
 			key := "SELLER|" + accountID(0, 0)
-			w.issued["dead-token"] = &issuedToken{app: 0, key: key, expires: w.now().Add(2 * time.Hour), killed: true}
+			w.issued["dead-token"] = &issuedToken{app: 0, key: key, expires: w.now().Add(2 * time.Hour)}
+			w.kill(w.issued["dead-token"])
 			readStart := w.dropsDone
 			if tc.dropped {
 				w.markDropped(a, key)

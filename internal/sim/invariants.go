@@ -543,11 +543,9 @@ func (w *world) scanText(s, where string) {
 		for j < len(s) && isBase64(s[j]) {
 			j++
 		}
-		for k := i; k+12 <= j; k++ {
-			if w.fragments[s[k:k+12]] {
-				w.violate(invNoSecret, where+"sig", "%s contains a 12-character fragment of a signature", where)
-				return
-			}
+		if j-i >= fragmentLen && w.fragments.in(s[i:j]) {
+			w.violate(invNoSecret, where+"sig", "%s contains a 12-character fragment of a signature", where)
+			return
 		}
 		i = j + 1
 	}

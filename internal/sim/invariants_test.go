@@ -75,10 +75,8 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(7, DefaultParams())
-			w.fragments = map[string]bool{}
-			for i := 0; i+12 <= len(sign); i++ {
-				w.fragments[sign[i:i+12]] = true
-			}
+			w.fragments = fragmentIndex{}
+			w.fragments.add(sign)
 			tt.run(w)
 			var got []string
 			for _, v := range w.violations {

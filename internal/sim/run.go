@@ -469,7 +469,7 @@ func (w *world) operate(a *app, act Action) {
 			w.mu.Lock()
 			tok := w.latest[fmt.Sprint(a.idx)+"|"+r.key()]
 			if iss := w.issued[tok]; iss != nil {
-				iss.killed = true
+				w.kill(iss)
 			}
 			w.mu.Unlock()
 			w.emu.KillToken(tok)
@@ -628,10 +628,22 @@ func (w *world) operateSellers(a *app, act Action, now time.Time) {
 // (a read already running may have loaded it before the drop). Under w.mu.
 func (w *world) markDropped(a *app, key string) {
 	w.dropsDone++
-	for _, iss := range w.issued {
-		if iss.app == a.idx && iss.key == key && iss.killed && iss.droppedBy == 0 {
+	undropped := w.killedUndropped[:0]
+	for _, iss := range w.killedUndropped {
+		if iss.app == a.idx && iss.key == key {
 			iss.droppedBy = w.dropsDone
+		} else {
+			undropped = append(undropped, iss)
 		}
+	}
+	w.killedUndropped = undropped
+}
+
+// kill records that Naver killed iss (a seller re-authorised the application). Under w.mu.
+func (w *world) kill(iss *issuedToken) {
+	if !iss.killed {
+		iss.killed = true
+		w.killedUndropped = append(w.killedUndropped, iss)
 	}
 }
 

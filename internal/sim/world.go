@@ -66,8 +66,10 @@ type world struct {
 	stats      Stats
 	// secrets are strings that must never appear in a response, log or metric.
 	secrets   map[string]bool
-	fragments map[string]bool // 12-character windows of every signature sent
+	fragments fragmentIndex // every signature sent
 	issued    map[string]*issuedToken
+	// killedUndropped are the tokens killed at Naver that no drop of their key followed yet.
+	killedUndropped []*issuedToken
 	// latest is the newest token Naver issued per app and key: what Naver holds now.
 	latest map[string]string
 	// lastBurst is when the last queued fault answer was used.
@@ -177,9 +179,7 @@ type keyModel struct {
 
 type lockedBuffer struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
-	// scanned is how much of buf the secrets check has read.
-	scanned int
+	buf bytes.Buffer // what was written since the secrets check last read it
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
@@ -194,12 +194,10 @@ func (b *lockedBuffer) unscanned() string {
 	defer b.mu.Unlock()
 	// Only the new bytes are copied: a String of the whole buffer at every check was a
 	// sixth of a long run's cost.
-	s := string(b.buf.Bytes()[b.scanned:])
-	b.scanned = b.buf.Len()
-	if b.buf.Len() > 4<<20 { // keep memory flat on long runs
-		b.buf.Reset()
-		b.scanned = 0
-	}
+	s := b.buf.String()
+	// Reset keeps the buffer's memory: it grows to the most written between two checks,
+	// not to the whole run's log (its regrowth was a twentieth of a long run's cost).
+	b.buf.Reset()
 	return s
 }
 
@@ -211,7 +209,7 @@ func newWorld(seed uint64, p Params) *world {
 		ctx:       context.Background(),
 		seen:      map[string]bool{},
 		secrets:   map[string]bool{},
-		fragments: map[string]bool{},
+		fragments: fragmentIndex{},
 		issued:    map[string]*issuedToken{},
 		latest:    map[string]string{},
 		hourly:    map[int64]int{},
@@ -631,11 +629,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 	w.stats.NaverRequests++
 	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
 	w.minutely[int64(now.Sub(epoch)/time.Minute)]++
-	for _, s := range []string{form.Get("client_secret_sign")} {
-		for i := 0; i+12 <= len(s); i++ {
-			w.fragments[s[i:i+12]] = true
-		}
-	}
+	w.fragments.add(form.Get("client_secret_sign"))
 	if ts := form.Get("timestamp"); ts != k.lastTS && !verification {
 		// A new request, not a retry of the last one.
 		if k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && now.Sub(k.lastAt) < failureBackoff {

@@ -61,14 +61,15 @@ func TestReviewNamedDropRacingDeleteIsChecked(t *testing.T) {
 	if err != nil || st == nil {
 		t.Fatal(err)
 	}
+	// The drop read its role (and the count of role changes) before the delete.
+	seen := env.b.tokens.roleChanges.Load()
 	deleteThroughPlugin(env)
 	if env.cachedToken("SELLER", testAccount) != nil {
 		t.Fatal("not evicted by the delete")
 	}
-	// The drop read its role (and the count of role changes) before the delete.
 	key := tokenKey{testClientID, "SELLER", testAccount}
 	alive := func(context.Context, string) (bool, error) { return true, nil }
-	if out, err := env.b.tokens.drop(context.Background(), env.storage, key, st.policy.credentials, false, alive); err != nil || out != dropStillAlive {
+	if out, err := env.b.tokens.drop(context.Background(), env.storage, key, seen, st.policy.credentials, false, alive); err != nil || out != dropStillAlive {
 		t.Fatal(out, err)
 	}
 	env.periodic(context.Background())

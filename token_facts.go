@@ -349,8 +349,12 @@ type tokenAcceptedFunc func(ctx context.Context, token string) (bool, error)
 // Unless force is set, Naver is asked first whether it still accepts the token: a token
 // Naver accepts is kept (asking for a new one while it has 30 minutes or more left is
 // exactly what Naver penalises).
-func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, credentials string, force bool, accepted tokenAcceptedFunc) (dropOutcome, error) {
+//
+// roleChanges is as in get: a token the drop keeps and loads into memory after its role
+// stopped naming the key is checked by the periodic run.
+func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, roleChanges uint64, credentials string, force bool, accepted tokenAcceptedFunc) (dropOutcome, error) {
 	ks := c.state(key)
+	defer func() { c.checkIfRolesChanged(ks, roleChanges) }()
 	tok := ks.token.Load()
 	if !tok.servable(credentials) {
 		var err error

@@ -284,7 +284,9 @@ type keyStatus struct {
 }
 
 // checkKeys checks each key of keys whose checkRoles is set (see checkNamed), until ctx
-// ends: the rest stay marked.
+// ends or a check fails: the rest stay marked. A failure is storage's (roles cannot be
+// listed or read), so checking on would fail, and warn, once per key: thousands of times
+// with thousands of sellers.
 func (c *tokenCache) checkKeys(ctx context.Context, s logical.Storage, keys []*keyState, named keyNamedFunc, markLater bool) {
 	for _, ks := range keys {
 		if ctx.Err() != nil {
@@ -302,6 +304,7 @@ func (c *tokenCache) checkKeys(ctx context.Context, s logical.Storage, keys []*k
 			ks.mu.Lock()
 			ks.checkRoles = true
 			ks.mu.Unlock()
+			return
 		}
 	}
 }

@@ -212,6 +212,12 @@ func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyStat
 	if tok.Retired == "" {
 		ks.token.Store(tok)
 	}
+	if v, ok := c.entries.Load(ks.key); !ok || v != ks {
+		// The key was evicted while the token was fetched (no role named it): a role that
+		// names it again reads storage at once, so the token is stored before the readers
+		// waiting on this flight are answered (see evictStored).
+		behind = false
+	}
 	if behind {
 		ks.unstored.Store(true)
 		c.storing.goTracked(func() { c.storeBehind(s, ks, tok) })
@@ -421,6 +427,30 @@ func (c *tokenCache) evict(ks *keyState, seen *cachedToken) {
 		return
 	}
 	c.entries.CompareAndDelete(ks.key, ks)
+}
+
+// evictStored evicts ks (see evict) once its token is in storage: a token in memory only
+// (its storing failed, or is still under way behind the read that fetched it) is stored
+// first, so that a role naming the key again is served from storage instead of asking Naver
+// for the token it would hand back. If storing fails, nothing is evicted.
+func (c *tokenCache) evictStored(ctx context.Context, s logical.Storage, ks *keyState) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tok := ks.token.Load()
+	if tok != nil && ks.unstored.Load() {
+		c.storing.wait() // a store behind a read may land yet
+		ks.entryMu.Lock()
+		if ks.unstored.Load() && c.generation.Load() == ks.gen {
+			if err := c.store(ctx, s, tok); err != nil {
+				ks.entryMu.Unlock()
+				return err
+			}
+			ks.unstored.Store(false)
+		}
+		ks.entryMu.Unlock()
+	}
+	c.entries.CompareAndDelete(ks.key, ks)
+	return nil
 }
 
 // evictKey stops caching a key no role names any more (see evict), and marks its stored

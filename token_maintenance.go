@@ -361,7 +361,10 @@ func (c *tokenCache) checkNamed(ctx context.Context, s logical.Storage, ks *keyS
 		return false, false
 	}
 	if len(naming) == 0 {
-		c.evict(ks, ks.token.Load())
+		if err := c.evictStored(ctx, s, ks); err != nil {
+			c.logger.Warn("storing the token of a key no role names failed; it stays cached until it is stored", "type", ks.key.Type, "error", err)
+			return false, false
+		}
 		if markLater {
 			c.unnamedPending.Store(ks.key, struct{}{})
 			return false, true

@@ -257,6 +257,7 @@ func (b *backend) pathSellerTokenDelete(ctx context.Context, req *logical.Reques
 // dropToken drops the cached token of role name (and account, as in readToken) once Naver
 // refuses it, or at once with force.
 func (b *backend) dropToken(ctx context.Context, req *logical.Request, name string, account *string, force bool) (*logical.Response, error) {
+	roleChanges := b.tokens.roleChanges.Load()
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
@@ -270,7 +271,7 @@ func (b *backend) dropToken(ctx context.Context, req *logical.Request, name stri
 		defer cancel()
 		return st.client.tokenAccepted(ctx, token)
 	}
-	outcome, err := b.tokens.drop(ctx, req.Storage, key, st.policy.credentials, force, accepted)
+	outcome, err := b.tokens.drop(ctx, req.Storage, key, roleChanges, st.policy.credentials, force, accepted)
 	if err != nil {
 		return nil, tokenRequestError(fmt.Sprintf("dropping the cached %s token of role %q%s: nothing was dropped; drop it anyway with %s=true", key.Type, name, accountSuffix(key), fieldForce), err)
 	}

@@ -345,13 +345,7 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 	ks.addRole(role)
 	// Deferred: a token published by this read, or behind it, after a role change is
 	// checked too.
-	defer func() {
-		if c.roleChanges.Load() != roleChanges {
-			ks.mu.Lock()
-			ks.checkRoles = true
-			ks.mu.Unlock()
-		}
-	}()
+	defer c.checkIfRolesChanged(ks, roleChanges)
 	if tok := ks.token.Load(); tok.servable(p.credentials) {
 		if !c.isDue(ks, tok, now) {
 			return tokenResult{token: tok}, nil
@@ -382,6 +376,17 @@ func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, r
 		return tokenResult{}, fmt.Errorf("the token has only %s left", left.Round(time.Second))
 	}
 	return res, nil
+}
+
+// checkIfRolesChanged marks ks for the periodic run's check if a role changed since
+// roleChanges, the count taken before the role a read or drop went through was read: that
+// role may no longer name the key, while the token is in memory again.
+func (c *tokenCache) checkIfRolesChanged(ks *keyState, roleChanges uint64) {
+	if c.roleChanges.Load() != roleChanges {
+		ks.mu.Lock()
+		ks.checkRoles = true
+		ks.mu.Unlock()
+	}
 }
 
 // recoverySpreadPoint is when a key that failed in a storm renews its still-servable token

@@ -220,6 +220,12 @@ func (c *tokenCache) publish(ctx context.Context, s logical.Storage, ks *keyStat
 	if tok.Retired == "" {
 		ks.token.Store(tok)
 	}
+	if v, ok := c.entries.Load(ks.key); !ok || v != ks {
+		// The key was evicted while the token was fetched (no role named it): a role that
+		// names it again reads storage at once, so the token is stored before the readers
+		// waiting on this flight are answered (see evictStored).
+		behind = false
+	}
 	if behind {
 		ks.unstored.Store(true)
 		c.storing.goTracked(func() { c.storeBehind(s, ks, tok) })
@@ -357,8 +363,12 @@ type tokenAcceptedFunc func(ctx context.Context, token string) (bool, error)
 // Unless force is set, Naver is asked first whether it still accepts the token: a token
 // Naver accepts is kept (asking for a new one while it has 30 minutes or more left is
 // exactly what Naver penalises).
-func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, credentials string, force bool, accepted tokenAcceptedFunc) (dropOutcome, error) {
+//
+// roleChanges is as in get: a token the drop keeps and loads into memory after its role
+// stopped naming the key is checked by the periodic run.
+func (c *tokenCache) drop(ctx context.Context, s logical.Storage, key tokenKey, roleChanges uint64, credentials string, force bool, accepted tokenAcceptedFunc) (dropOutcome, error) {
 	ks := c.state(key)
+	defer func() { c.checkIfRolesChanged(ks, roleChanges) }()
 	tok := ks.token.Load()
 	if !tok.servable(credentials) {
 		var err error
@@ -425,6 +435,30 @@ func (c *tokenCache) evict(ks *keyState, seen *cachedToken) {
 		return
 	}
 	c.entries.CompareAndDelete(ks.key, ks)
+}
+
+// evictStored evicts ks (see evict) once its token is in storage: a token in memory only
+// (its storing failed, or is still under way behind the read that fetched it) is stored
+// first, so that a role naming the key again is served from storage instead of asking Naver
+// for the token it would hand back. If storing fails, nothing is evicted.
+func (c *tokenCache) evictStored(ctx context.Context, s logical.Storage, ks *keyState) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tok := ks.token.Load()
+	if tok != nil && ks.unstored.Load() {
+		c.storing.wait() // a store behind a read may land yet
+		ks.entryMu.Lock()
+		if ks.unstored.Load() && c.generation.Load() == ks.gen {
+			if err := c.store(ctx, s, tok); err != nil {
+				ks.entryMu.Unlock()
+				return err
+			}
+			ks.unstored.Store(false)
+		}
+		ks.entryMu.Unlock()
+	}
+	c.entries.CompareAndDelete(ks.key, ks)
+	return nil
 }
 
 // evictKey stops caching a key no role names any more (see evict), and marks its stored

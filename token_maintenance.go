@@ -309,7 +309,9 @@ type keyStatus struct {
 }
 
 // checkKeys checks each key of keys whose checkRoles is set (see checkNamed), until ctx
-// ends: the rest stay marked.
+// ends or a check fails: the rest stay marked. A failure is storage's (roles cannot be
+// listed or read), so checking on would fail, and warn, once per key: thousands of times
+// with thousands of sellers.
 func (c *tokenCache) checkKeys(ctx context.Context, s logical.Storage, keys []*keyState, named keyNamedFunc, markLater bool) {
 	for _, ks := range keys {
 		if ctx.Err() != nil {
@@ -327,6 +329,7 @@ func (c *tokenCache) checkKeys(ctx context.Context, s logical.Storage, keys []*k
 			ks.mu.Lock()
 			ks.checkRoles = true
 			ks.mu.Unlock()
+			return
 		}
 	}
 }
@@ -383,7 +386,10 @@ func (c *tokenCache) checkNamed(ctx context.Context, s logical.Storage, ks *keyS
 		return false, false
 	}
 	if len(naming) == 0 {
-		c.evict(ks, ks.token.Load())
+		if err := c.evictStored(ctx, s, ks); err != nil {
+			c.logger.Warn("storing the token of a key no role names failed; it stays cached until it is stored", "type", ks.key.Type, "error", err)
+			return false, false
+		}
 		if markLater {
 			c.unnamedPending.Store(ks.key, struct{}{})
 			return false, true

@@ -342,6 +342,11 @@ func (c *tokenCache) checkMarked(ctx context.Context, s logical.Storage, named k
 	var marked []*keyState
 	c.entries.Range(func(_, v any) bool {
 		ks := v.(*keyState)
+		// A key holding no token is not cached: evicting it would only forget its back-off
+		// (perhaps Naver's Retry-After), which a role naming it again must keep.
+		if ks.token.Load() == nil {
+			return true
+		}
 		ks.mu.Lock()
 		if ks.checkRoles {
 			marked = append(marked, ks)

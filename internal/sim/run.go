@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// operatorViewEvery: how often status, metrics, logs and storage are checked (cheap
-// checks run after every step).
+// operatorViewEvery: how often status, metrics, logs and storage are checked by default
+// (Params.OperatorView; cheap checks run after every step).
 const operatorViewEvery = 30 * time.Minute
 
 // Params size a run.
@@ -35,6 +35,16 @@ type Params struct {
 	// the long campaign only: bcrypt would be most of its cost. The short campaign and the
 	// corpus keep bcrypt.
 	FastSignatures bool
+	// OperatorView is how often status, metrics, logs and storage are checked (0:
+	// operatorViewEvery). Operators' status actions check at random moments besides.
+	OperatorView time.Duration
+}
+
+func (p Params) operatorViewEvery() time.Duration {
+	if p.OperatorView > 0 {
+		return p.OperatorView
+	}
+	return operatorViewEvery
 }
 
 // DefaultParams is the short campaign's size: every seed lives 2 days of 2 applications.
@@ -43,9 +53,10 @@ func DefaultParams() Params { return Params{Days: 2, Apps: 2, RolesPerApp: 6, Ac
 // LongParams is make sim's size: every seed lives 10 days of one application of about 100
 // keys: 6 single-account roles over 4 sellers and SELF, and 95 sellers read through one
 // many-seller role, read at a tenth of the default rate while at work, a config deleted by
-// an operator written again within about an hour.
+// an operator written again within about an hour, the operator view every hour (it was a
+// fifth of a long run's cost every half hour).
 func LongParams() Params {
-	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true}
+	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true, OperatorView: time.Hour}
 }
 
 // keysPerApp is how many keys an application can read.
@@ -98,7 +109,7 @@ func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 	w := newWorld(seed, p)
 	horizon := epoch.Add(time.Duration(p.Days * float64(24*time.Hour)))
 	nextPeriodic := epoch.Add(periodicInterval)
-	nextCheck := epoch.Add(operatorViewEvery)
+	nextCheck := epoch.Add(p.operatorViewEvery())
 	keysSeen := map[string]bool{}
 	step := func(at time.Time, do func()) {
 		w.advanceTo(at)
@@ -109,7 +120,7 @@ func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 		w.expireFaults()
 		w.checkNaver()
 		if !w.now().Before(nextCheck) {
-			nextCheck = w.now().Add(operatorViewEvery)
+			nextCheck = w.now().Add(p.operatorViewEvery())
 			w.forgetExpiredTokens()
 			for _, a := range w.apps {
 				w.checkOperatorView(a)

@@ -25,6 +25,22 @@ type requestLog struct {
 	// paceAt is the pacing's theoretical arrival time (GCRA): a paced attempt may go once
 	// paceAt is at most (burst-1) intervals ahead of now.
 	paceAt time.Time
+	// paceInterval is the pacing interval paceAt was reckoned in (see rescaleLocked).
+	paceInterval time.Duration
+}
+
+// rescaleLocked keeps what the key owes the pace in attempts when the interval changes (an
+// operator changed max_token_requests_per_hour): reckoned in time, a debt run up at one
+// request an hour would hold a key raised to twelve an hour for hours (make sim, seed 819).
+func (l *requestLog) rescaleLocked(now time.Time, interval time.Duration) {
+	if l.paceInterval == interval {
+		return
+	}
+	if l.paceInterval > 0 && l.paceAt.After(now) {
+		owed := float64(l.paceAt.Sub(now)) / float64(l.paceInterval)
+		l.paceAt = now.Add(time.Duration(owed * float64(interval)))
+	}
+	l.paceInterval = interval
 }
 
 const (
@@ -57,6 +73,7 @@ func (l *requestLog) record(now time.Time, perHour int, failing bool) {
 	// empty one; one sent while failing, ahead of the pace (after Naver came back), is
 	// owed: the next paced attempt waits for it.
 	burst, interval := pacing(perHour)
+	l.rescaleLocked(now, interval)
 	l.paceAt = latest(l.paceAt, now).Add(interval)
 	if !failing {
 		l.paceAt = earliest(l.paceAt, now.Add(time.Duration(burst)*interval))
@@ -75,6 +92,7 @@ func (l *requestLog) nextPaced(now time.Time, perHour int) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	burst, interval := pacing(perHour)
+	l.rescaleLocked(now, interval)
 	next := l.paceAt.Add(-time.Duration(burst-1) * interval)
 	// The attempts of the last hour, oldest first: the pace waits until fewer than
 	// perHour−1 remain in it (a budget no larger than the burst is the burst).

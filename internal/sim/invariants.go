@@ -47,7 +47,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds"},
 	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
 	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
-	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names, from the first periodic run after the change (no check while a role is damaged: nothing tells the plugin storage damaged it)"},
+	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names: a role write or delete evicts the keys it leaves unnamed before it returns (no check while a role is damaged: nothing tells the plugin storage damaged it)"},
 	{invStorageSwept, "no stored token outlives its expiry by more than the hourly sweep (plus two periodic runs)"},
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},

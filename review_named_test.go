@@ -35,18 +35,6 @@ func storeSellerTokens(t *testing.T, env *testEnv, prefix string, n int) {
 	}
 }
 
-func storeRoleDirect(t *testing.T, env *testEnv, name string, r *roleEntry) {
-	t.Helper()
-	r.Format = r.storageFormat()
-	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.storage.Put(context.Background(), entry); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A drop of a many-seller role's seller token that read its role before the role's delete,
 // and found Naver still accepting the token, loaded it into memory after the delete's check.
 // Its key was never marked for a check, and the periodic run skipped marking its stored

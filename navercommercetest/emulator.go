@@ -130,28 +130,6 @@ type Config struct {
 	Penalty PenaltyConfig
 }
 
-// Fault replaces the normal answer of upcoming token requests. Faults are
-// queued and consumed in order, one per token request, before the request is
-// validated.
-type Fault struct {
-	Count      int    // how many upcoming token requests it applies to (0 = 1)
-	Status     int    // HTTP status, e.g. 500, 429, 503
-	Code       string // Naver error code; default depends on Status
-	Message    string // Naver error message; default depends on Status
-	RetryAfter string // Retry-After header value, if set
-	// Delay is slept before answering; it ends early when the client goes
-	// away. A fault with only a Delay (no Status, Body or DropConnection)
-	// delays the request and then answers it normally, which is how tests
-	// hold requests in flight.
-	Delay time.Duration
-	// Body is sent raw instead of Naver's error JSON (garbage, HTML); the
-	// status is Status, or 200 when Status is 0.
-	Body string
-	// DropConnection hijacks the connection and closes it without an answer.
-	// It needs a real server (NewServer), not an httptest.ResponseRecorder.
-	DropConnection bool
-}
-
 // Emulator is the emulated gateway, an http.Handler. All methods are safe for
 // concurrent use.
 type Emulator struct {
@@ -304,54 +282,6 @@ func normaliseBasePath(p string) string {
 // BasePath returns the normalised base path the API is served under.
 func (e *Emulator) BasePath() string { return e.basePath }
 
-// TokenRequests returns the number of requests to the token endpoint,
-// accepted or not.
-func (e *Emulator) TokenRequests() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.tokenRequests
-}
-
-// TokenRequestsFor returns the number of token requests for one key, as sent
-// by the client; accountID is "" for SELF.
-func (e *Emulator) TokenRequestsFor(clientID, typ, accountID string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s := e.keys[tokenKey{clientID, typ, accountID}]; s != nil {
-		return s.requests
-	}
-	return 0
-}
-
-// IssuedTokens returns the number of newly minted tokens (reused tokens are
-// not counted).
-func (e *Emulator) IssuedTokens() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.issued
-}
-
-// MaxInFlight returns the most token requests seen in flight at once for one
-// key, fault delays included.
-func (e *Emulator) MaxInFlight(clientID, typ, accountID string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s := e.keys[tokenKey{clientID, typ, accountID}]; s != nil {
-		return s.maxInFlight
-	}
-	return 0
-}
-
-// Violations returns descriptions of non-compliant token requests, oldest
-// first. Each starts with its kind: "parameters in query string",
-// "account_id with type=SELF", "concurrent token requests", "needless token
-// request" or (while the penalty is enabled) "too many token requests".
-func (e *Emulator) Violations() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.violations...)
-}
-
 // TokenValid reports whether token was issued by this emulator and has not
 // expired at the emulator's clock (and was not revoked by a secret rotation).
 func (e *Emulator) TokenValid(token string) bool {
@@ -367,57 +297,6 @@ func (e *Emulator) lookupToken(token string) (tokenKey, bool) {
 		return tokenKey{}, false
 	}
 	return t.key, true
-}
-
-// InjectFault queues f for the next token requests. It panics on a fault
-// that could have no effect or has an impossible status.
-func (e *Emulator) InjectFault(f Fault) {
-	if err := checkFault(f); err != nil {
-		panic("navercommercetest: " + err.Error())
-	}
-	if f.Count <= 0 {
-		f.Count = 1
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.faults = append(e.faults, f)
-}
-
-// ClearFaults drops the faults still queued: an outage ends.
-func (e *Emulator) ClearFaults() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.faults = nil
-}
-
-func checkFault(f Fault) error {
-	switch {
-	case f.Count < 0:
-		return fmt.Errorf("fault count %d is negative", f.Count)
-	case f.Status != 0 && (f.Status < 200 || f.Status > 599):
-		return fmt.Errorf("fault status %d is not in 200..599", f.Status)
-	case f.Delay < 0:
-		return fmt.Errorf("fault delay %v is negative", f.Delay)
-	case f.Status == 0 && f.Body == "" && !f.DropConnection && f.Delay == 0:
-		return fmt.Errorf("fault has no effect: set Status, Body, Delay or DropConnection")
-	}
-	return nil
-}
-
-// nextFault consumes one use of the oldest queued fault.
-func (e *Emulator) nextFault() (Fault, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.faults) == 0 {
-		return Fault{}, false
-	}
-	f := e.faults[0]
-	e.faults[0].Count--
-	if e.faults[0].Count <= 0 {
-		e.faults = e.faults[1:]
-	}
-	f.Count = 1
-	return f, true
 }
 
 // SetTokenLifetime changes the lifetime of tokens minted from now on.
@@ -535,114 +414,10 @@ func (e *Emulator) close() {
 	e.closeOnce.Do(func() { close(e.closing) })
 }
 
-// recordViolationLocked records a violation in Violations and the log.
-func (e *Emulator) recordViolationLocked(format string, args ...any) string {
-	v := fmt.Sprintf(format, args...)
-	e.violations = append(e.violations, v)
-	e.logf("VIOLATION: %s", v)
-	return v
-}
-
-// violationLocked records a rule violation by request seq of key at now and
-// applies the penalty rules.
-func (e *Emulator) violationLocked(key tokenKey, seq uint64, now time.Time, format string, args ...any) {
-	v := e.recordViolationLocked(format, args...)
-	e.offenceLocked(key.clientID, seq, now, v)
-}
-
 func (e *Emulator) logf(format string, args ...any) {
 	if e.logger != nil {
 		e.logger.Printf(format, args...)
 	}
-}
-
-// arrive counts a token request for key and marks it in flight. It returns
-// the request's sequence number and the number of requests in flight for
-// key, this one included.
-func (e *Emulator) arrive(key tokenKey) (seq uint64, inFlight int) {
-	seq = e.seq.Add(1)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.tokenRequests++
-	s := e.keys[key]
-	if s == nil {
-		s = &keyStats{}
-		e.keys[key] = s
-	}
-	s.requests++
-	s.inFlight++
-	if s.inFlight > s.maxInFlight {
-		s.maxInFlight = s.inFlight
-	}
-	return seq, s.inFlight
-}
-
-func (e *Emulator) leave(key tokenKey) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s := e.keys[key]; s != nil && s.inFlight > 0 {
-		s.inFlight--
-	}
-}
-
-// keyCounters returns the counters of key for the request log.
-func (e *Emulator) keyCounters(key tokenKey) (requests, maxInFlight int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s := e.keys[key]; s != nil {
-		return s.requests, s.maxInFlight
-	}
-	return 0, 0
-}
-
-// Stats is the body of GET /_emulator/stats.
-type Stats struct {
-	TokenRequests int                 `json:"token_requests"`
-	IssuedTokens  int                 `json:"issued_tokens"`
-	Violations    []string            `json:"violations"`
-	Keys          map[string]KeyStats `json:"keys"`
-	// Penalties holds the applications penalised since the last Reset, by
-	// client ID; empty when none was.
-	Penalties map[string]PenaltyStats `json:"penalties"`
-	// PenalisedUntil and PenaltyReason describe the penalty that ends last
-	// (it may be over; see Penalties for whether it is active), so a test
-	// that over-asked can fail with the reason. Zero when none.
-	PenalisedUntil time.Time `json:"penalised_until,omitzero"`
-	PenaltyReason  string    `json:"penalty_reason,omitempty"`
-}
-
-// KeyStats are the counters of one key ("<client_id>|<TYPE>|<account_id>").
-type KeyStats struct {
-	Requests    int `json:"requests"`
-	MaxInFlight int `json:"max_in_flight"`
-	InFlight    int `json:"in_flight"`
-}
-
-// Stats returns a snapshot of all counters.
-func (e *Emulator) Stats() Stats {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	st := Stats{
-		TokenRequests: e.tokenRequests,
-		IssuedTokens:  e.issued,
-		Violations:    append([]string{}, e.violations...),
-		Keys:          make(map[string]KeyStats, len(e.keys)),
-	}
-	for k, s := range e.keys {
-		st.Keys[k.String()] = KeyStats{Requests: s.requests, MaxInFlight: s.maxInFlight, InFlight: s.inFlight}
-	}
-	st.Penalties = make(map[string]PenaltyStats)
-	now := e.now()
-	for clientID, s := range e.penalties {
-		if !s.penalised {
-			continue
-		}
-		st.Penalties[clientID] = s.stats(now)
-		if s.until.After(st.PenalisedUntil) {
-			st.PenalisedUntil, st.PenaltyReason = s.until, s.reason
-		}
-	}
-	return st
 }
 
 // issue applies Naver's lifetime rule for key, at the emulator's clock now

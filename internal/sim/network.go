@@ -1,0 +1,213 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
+)
+
+// The network between the plugin and the emulator: faults, latency and stalls on the way,
+// and the checks of every request that reaches Naver.
+
+// transport carries the backend's requests to the emulator's handler in process, applying
+// the faults in force, and records what every key sent.
+type transport struct{ a *app }
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, w := t.a, t.a.w
+	if err := req.Context().Err(); err != nil {
+		// A real transport sends nothing for a cancelled request (an unmounted backend).
+		return nil, err
+	}
+	var body []byte
+	if req.Body != nil {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	form, _ := url.ParseQuery(string(body))
+	isToken := strings.HasSuffix(req.URL.Path, "/v1/oauth2/token")
+	keyID := form.Get("type") + "|" + form.Get("account_id")
+
+	w.netMu.Lock()
+	var k *keyModel
+	var verification bool
+	if isToken {
+		w.mu.Lock()
+		k = a.key(keyID)
+		k.inFlight++
+		if k.inFlight > 1 {
+			w.violate(invOneFlight, keyID, "app%d key %s: %d token requests in flight at once", a.idx, keyID, k.inFlight)
+		}
+		verification = a.verifying
+		w.checkAttempt(a, k, keyID, form, verification)
+		w.mu.Unlock()
+	}
+	resp, err := t.send(req, body, form, isToken, keyID)
+	if isToken && verification {
+		w.mu.Lock()
+		k.inFlight--
+		w.mu.Unlock()
+	} else if isToken {
+		w.mu.Lock()
+		k.inFlight--
+		k.lastAt = w.now()
+		k.lastOK, k.lastError = false, "no answer"
+		if err == nil {
+			k.lastError = resp.Status
+			if resp.StatusCode == http.StatusOK {
+				k.lastOK = w.servable(resp)
+			}
+		}
+		w.mu.Unlock()
+	}
+	w.netMu.Unlock()
+	w.atGate("net:" + keyID)
+	return resp, err
+}
+
+// checkAttempt records one HTTP attempt of key k, checking the key's budget and its
+// back-off after a failed request. A verification (a config write's SELF request with
+// credentials not yet stored) counts against the key's budget (README), but is not the
+// key's renewal: it neither waits out the live key's back-off nor sets it, as the plugin
+// keeps its outcome out of the live key's state. Under w.mu.
+func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool) {
+	now := w.now()
+	w.stats.NaverRequests++
+	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
+	w.minutely[int64(now.Sub(epoch)/time.Minute)]++
+	w.fragments.add(form.Get("client_secret_sign"))
+	if ts := form.Get("timestamp"); ts != k.lastTS && !verification {
+		// A new request, not a retry of the last one.
+		if k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && now.Sub(k.lastAt) < failureBackoff {
+			w.violate(invBackoff, keyID, "app%d key %s asked Naver %s after a failed request (%s); reads must share the failure for %s",
+				a.idx, keyID, now.Sub(k.lastAt), k.lastError, failureBackoff)
+		}
+		k.lastTS = ts
+		k.everFetch = true
+	}
+	cut := now.Add(-time.Hour)
+	i := 0
+	for i < len(k.attempts) && !k.attempts[i].After(cut) {
+		i++
+	}
+	k.attempts = append(k.attempts[i:], now)
+	if len(k.attempts) > a.perHour {
+		w.violate(invKeyBudget, keyID, "app%d key %s sent %d requests within an hour; max_token_requests_per_hour is %d",
+			a.idx, keyID, len(k.attempts), a.perHour)
+	}
+}
+
+// servable reports whether a 200 answer carries a token that can be served (10 s of life
+// at Naver). It leaves the body readable.
+func (w *world) servable(resp *http.Response) bool {
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(body, &tr) != nil {
+		return false
+	}
+	info, ok := w.emu.Token(tr.AccessToken)
+	return ok && info.Expires.Sub(w.naverNow()) >= minServableLife
+}
+
+// send applies the faults in force and hands the request to the emulator.
+func (t *transport) send(req *http.Request, body []byte, form url.Values, isToken bool, keyID string) (*http.Response, error) {
+	a, w := t.a, t.a.w
+	now := w.now()
+	w.mu.Lock()
+	var latency time.Duration
+	var outage string
+	for _, f := range w.faults {
+		if !now.Before(f.until) {
+			continue
+		}
+		switch f.kind {
+		case faultLatency:
+			latency = time.Duration(f.a.N) * time.Millisecond
+			if f.a.B {
+				latency = time.Duration(hash(w.seed, uint64(now.UnixNano()), uint64(len(keyID)))%uint64(f.a.N+1)) * time.Millisecond
+			}
+		case faultOutage:
+			outage = f.a.S
+		}
+	}
+	var burst string
+	if isToken && outage == "" && len(w.burst) > 0 {
+		burst, w.burst = w.burst[0], w.burst[1:]
+		w.lastBurst = now
+	}
+	w.mu.Unlock()
+
+	timeout := a.timeout
+	if outage == "stall" || latency >= timeout {
+		// No answer within request_timeout: the client gives up.
+		w.clock.Advance(timeout)
+		w.count("net-stall")
+		return nil, fmt.Errorf("sim: no answer within %s: %w", timeout, context.DeadlineExceeded)
+	}
+	if latency > 0 {
+		w.clock.Advance(latency)
+		w.count("net-latency")
+	}
+	switch answer := outage + burst; {
+	case !isToken || answer == "":
+	case strings.HasPrefix(answer, "5xx"):
+		w.emu.InjectFault(navercommercetest.Fault{Status: []int{500, 502, 503, 504}[hash(w.seed, uint64(now.UnixNano()))%4]})
+		w.count("naver-5xx")
+	case strings.HasPrefix(answer, "429-retry-after"):
+		w.emu.InjectFault(navercommercetest.Fault{Status: 429, RetryAfter: strconv.Itoa(1 + int(hash(w.seed, uint64(now.UnixNano()))%120))})
+		w.count("naver-429-retry-after")
+	case strings.HasPrefix(answer, "429"):
+		w.emu.InjectFault(navercommercetest.Fault{Status: 429})
+		w.count("naver-429")
+	default:
+		status, _ := strconv.Atoi(answer)
+		w.emu.InjectFault(navercommercetest.Fault{Status: status})
+		w.count("naver-" + answer)
+	}
+	r := httptest.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), bytes.NewReader(body))
+	r.Header = req.Header.Clone()
+	rec := httptest.NewRecorder()
+	w.emu.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = req
+	if isToken && resp.StatusCode == http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		if json.Unmarshal(b, &tr) == nil && tr.AccessToken != "" {
+			info, ok := w.emu.Token(tr.AccessToken)
+			w.mu.Lock()
+			if _, seen := w.issued[tr.AccessToken]; !seen && ok {
+				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, key: keyID, expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
+				w.latest[fmt.Sprint(a.idx)+"|"+keyID] = tr.AccessToken
+			}
+			w.mu.Unlock()
+		}
+	}
+	return resp, nil
+}
+
+func (w *world) count(kind string) {
+	w.mu.Lock()
+	w.stats.Faults[kind]++
+	w.mu.Unlock()
+}

@@ -369,14 +369,22 @@ func (c *tokenCache) markUnnamedPending(ctx context.Context, s logical.Storage) 
 		if _, cached := c.entries.Load(key); cached {
 			return true
 		}
-		c.mu.Lock()
-		if err := c.markUnnamed(ctx, s, key); err != nil {
-			c.logger.Warn("marking the token of a deleted role failed", "type", key.Type, "error", err)
+		if c.markUnnamedOrWarn(ctx, s, key) != nil {
 			c.unnamedPending.Store(key, struct{}{})
 		}
-		c.mu.Unlock()
 		return true
 	})
+}
+
+// markUnnamedOrWarn marks key's stored token unnamed (see markUnnamed), logging a failure.
+func (c *tokenCache) markUnnamedOrWarn(ctx context.Context, s logical.Storage, key tokenKey) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.markUnnamed(ctx, s, key)
+	if err != nil {
+		c.logger.Warn("marking the token of a deleted role failed", "type", key.Type, "error", err)
+	}
+	return err
 }
 
 // checkNamed checks whether some role names ks's key, keeping as its hints only the roles
@@ -399,11 +407,7 @@ func (c *tokenCache) checkNamed(ctx context.Context, s logical.Storage, ks *keyS
 			c.unnamedPending.Store(ks.key, struct{}{})
 			return false, true
 		}
-		c.mu.Lock()
-		if err := c.markUnnamed(ctx, s, ks.key); err != nil {
-			c.logger.Warn("marking the token of a deleted role failed", "type", ks.key.Type, "error", err)
-		}
-		c.mu.Unlock()
+		_ = c.markUnnamedOrWarn(ctx, s, ks.key) // logged; the sweep removes the entry at expiry
 		return false, true
 	}
 	for _, n := range naming {

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 // Version is the plugin's version, stamped at build time with
@@ -60,9 +61,11 @@ type backend struct {
 	roles   sync.Map
 	rolesMu sync.Mutex
 	// roleLocks serialise writes and deletes of one role; roleChecksMu holds them off (read
-	// side) while a check of which roles name a key runs (write side).
+	// side) while every role is loaded into the core (write side).
 	roleLocks    []*locksutil.LockEntry
 	roleChecksMu sync.RWMutex
+	// staleRoles are the roles another node changed that the core has not been told of.
+	staleRoles sync.Map
 	// unreadable lists the stored roles this version cannot read, for status.
 	unreadable unreadableRoles
 	tokens     *tokenCache
@@ -125,11 +128,7 @@ func newBackend(opts backendOptions) *backend {
 	rejectUnknownFieldsEverywhere(b.Backend.Paths)
 	checkRoleNamesEverywhere(b.Backend.Paths)
 	b.metrics = newMetrics()
-	b.tokens = newTokenCache(b.now, nil)
-	if opts.renewAtWindowStart {
-		b.tokens.spreadWidth = 0
-		b.tokens.useSpread(0)
-	}
+	b.tokens = newTokenCache(b.now, nil, core.Options{RenewAtWindowStart: opts.renewAtWindowStart})
 	b.tokens.metrics = b.metrics
 	return b
 }
@@ -153,19 +152,20 @@ func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error 
 func (b *backend) invalidate(ctx context.Context, key string) {
 	switch {
 	case key == configStorageKey:
-		// The next use loads the new config; if its credentials differ, the cache drops
+		// The next use loads the new config; if its credentials differ, the core drops
 		// memory then (the node that changed them purged storage). Unchanged credentials
 		// keep what is cached and in flight: dropping it would cost a needless request.
-		b.replaceConfig(nil)
+		b.forgetConfig()
 	case strings.HasPrefix(key, roleStoragePrefix):
 		name := strings.TrimPrefix(key, roleStoragePrefix)
 		b.rolesMu.Lock()
 		b.roles.Delete(name)
 		b.rolesMu.Unlock()
 		b.unreadable.forget(name) // what another node wrote is judged when next read
-		b.tokens.roleChanged(name)
+		// The core learns the role as storage now holds it.
+		b.refreshRole(name)
 	case strings.HasPrefix(key, tokenStoragePrefix):
-		b.tokens.forget(key)
+		b.tokens.step(nil, core.EntryChanged{Now: b.now(), StorageKey: key})
 	}
 }
 

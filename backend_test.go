@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
@@ -183,10 +185,7 @@ func (e *testEnv) requestsFor(typ, account string) int {
 
 // cachedToken is the token the backend holds in memory for a key of testClientID, or nil.
 func (e *testEnv) cachedToken(typ, account string) *cachedToken {
-	if v, ok := e.b.tokens.entries.Load(tokenKey{testClientID, typ, account}); ok {
-		return v.(*keyState).token.Load()
-	}
-	return nil
+	return e.b.tokens.cached(tokenKey{ClientID: testClientID, Type: typ, AccountID: account})
 }
 
 // assertCompliant fails the test if the emulator saw anything Naver would penalise.
@@ -233,4 +232,50 @@ func assertNoSecrets(t *testing.T, text string, tokens ...string) {
 			t.Errorf("secret %q leaked into %q", s[:min(8, len(s))]+"...", text)
 		}
 	}
+}
+
+// inFlight reports whether a token request of key is in flight.
+func (c *tokenCache) inFlight(key tokenKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m.InFlight(key)
+}
+
+// requestsLastHour is how many requests key sent in the hour before now.
+func (c *tokenCache) requestsLastHour(key tokenKey) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, _ := c.m.View(c.now(), key)
+	return v.Requests1h
+}
+
+// memoryKeys lists the keys the core holds state for.
+func (c *tokenCache) memoryKeys() []tokenKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m.MemoryKeys()
+}
+
+// forgetEverything makes the backend start afresh over s: a new decision core, and no token
+// or request count in storage (config and roles stay).
+func (b *backend) forgetEverything(tb testing.TB, s logical.Storage) {
+	tb.Helper()
+	b.WaitIdle()
+	for _, prefix := range []string{tokenStoragePrefix, appStoragePrefix} {
+		keys, err := logical.CollectKeysWithPrefix(context.Background(), s, prefix)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, k := range keys {
+			if err := s.Delete(context.Background(), k); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	c := b.tokens
+	c.mu.Lock()
+	c.m = core.New(core.Options{})
+	st := c.configs[c.current]
+	c.mu.Unlock()
+	c.setConfig(s, st, false, false)
 }

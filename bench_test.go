@@ -67,13 +67,10 @@ func BenchmarkTokenReadCold(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		if err := be.tokens.retireAll(context.Background(), s, ""); err != nil {
-			b.Fatal(err)
-		}
 		naver.Reset() // otherwise Naver hands back the same token
-		// Nothing cached includes the key's request history: otherwise the hourly budget
-		// refuses the seventh iteration.
-		be.tokens.requests.Clear()
+		// Nothing cached includes the key's request history and the application's counts:
+		// otherwise the hourly budgets refuse later iterations.
+		be.forgetEverything(b, s)
 		b.StartTimer()
 		resp, err := be.HandleRequest(context.Background(), readTokenRequest(s))
 		if err != nil || resp.Secret == nil {
@@ -134,13 +131,8 @@ func simulateDay(t testing.TB, background bool, readEvery time.Duration) int {
 	return naver.TokenRequestsFor(testClientID, "SELLER", testAccount)
 }
 
-// waitForFlights returns once no token request for the key is running (background renewals
-// included): Do joins a running flight and waits for it, or runs the no-op.
-func waitForDayFlights(be *backend) {
-	be.tokens.flights.Do(be.tokens.flightKey(be.tokens.state(tokenKey{testClientID, "SELLER", testAccount})), func() (any, error) {
-		return nil, nil
-	})
-}
+// waitForDayFlights returns once no token request is running (background renewals included).
+func waitForDayFlights(be *backend) { be.WaitIdle() }
 
 // With 3-hour tokens renewed when Naver allows (under 30 minutes left), each token serves
 // 2.5 hours: 24h / 2.5h = 9.6, so 10 requests in a day counting the first. Fewer would mean

@@ -126,16 +126,11 @@ func newNaverClient(cfg naverClientConfig) (*naverClient, error) {
 		}
 	}
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	// Every attempt, retries included, counts against the key's hourly budget.
-	rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, _ int) {
-		if rb := requestBudgetFrom(req.Context()); rb != nil {
-			rb.record()
-		}
-	}
-	// A retry is counted in storage before it is sent, or not sent.
+	// Every retry, after its wait, is counted against the key's and the application's
+	// budgets (in storage) before it is sent, or not sent.
 	rc.PrepareRetry = func(req *http.Request) error {
-		if rb := requestBudgetFrom(req.Context()); rb != nil {
-			return rb.recordRetry()
+		if gate := attemptGateFrom(req.Context()); gate != nil {
+			return gate.retry(req.Context())
 		}
 		return nil
 	}
@@ -180,19 +175,17 @@ func (c *naverClient) sign(timestamp string) (string, error) {
 // context bounds the whole attempt, retries included.
 func (c *naverClient) requestToken(ctx context.Context, typ, accountID string) (accessToken, error) {
 	sentAt := c.now()
-	// The application's count of this attempt is stored while it is signed; both end
-	// before it is sent (see recordAhead).
-	counted := func() error { return nil }
-	if rb := requestBudgetFrom(ctx); rb != nil {
-		counted = rb.recordAhead()
-	}
 	timestamp := strconv.FormatInt(sentAt.Add(-signingSkew).UnixMilli(), 10)
+	// The application's count of this attempt is stored while it is signed; both end
+	// before it is sent.
 	sign, err := c.sign(timestamp)
-	if cerr := counted(); cerr != nil {
-		return accessToken{}, cerr
-	}
 	if err != nil {
 		return accessToken{}, err
+	}
+	if gate := attemptGateFrom(ctx); gate != nil {
+		if err := gate.first(ctx); err != nil {
+			return accessToken{}, err
+		}
 	}
 	secrets := signatureSecrets(sign)
 	form := url.Values{
@@ -428,7 +421,11 @@ type upstreamError struct {
 	Err        error
 }
 
-func (e *upstreamError) Error() string {
+func (e *upstreamError) Error() string { return e.describe(false) }
+
+// describe is Error, with the advice for a refused account naming the account in the path
+// (a many-seller role's read) instead of the role's account_id.
+func (e *upstreamError) describe(accountInPath bool) string {
 	var b strings.Builder
 	if e.StatusCode == 0 {
 		b.WriteString("naver token endpoint did not answer")
@@ -450,11 +447,17 @@ func (e *upstreamError) Error() string {
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter.Round(time.Second))
 	}
-	if hint := e.hint(); hint != "" {
+	if hint := e.hint(accountInPath); hint != "" {
 		b.WriteString("; ")
 		b.WriteString(hint)
 	}
 	return b.String()
+}
+
+// accountRefused reports whether Naver refused the request's seller account: a refusal (not
+// a 429) whose message names the account (the hint below follows the same rule).
+func (e *upstreamError) accountRefused() bool {
+	return e.callerFault() && strings.Contains(strings.ToLower(e.Message), "account")
 }
 
 func (e *upstreamError) Unwrap() error { return e.Err }
@@ -469,7 +472,7 @@ func (e *upstreamError) callerFault() bool {
 // signature, the timestamp, the client ID, the seller's account), so the hint follows it:
 // a typo in a seller's account ID must not send an operator to the client secret and the
 // clock. Only an unexplained refusal lists every cause.
-func (e *upstreamError) hint() string {
+func (e *upstreamError) hint(accountInPath bool) string {
 	msg := strings.ToLower(e.Message)
 	switch {
 	case e.Code == "GW.IP_NOT_ALLOWED":
@@ -480,6 +483,8 @@ func (e *upstreamError) hint() string {
 		return "raise request_timeout, or check the network path to Naver"
 	case !e.callerFault():
 		return ""
+	case strings.Contains(msg, "account") && accountInPath:
+		return "check the account ID in the path (token/<role>/<account_id>): it must be the ID or UID (ncp_...) of a seller who has authorised this application, spelled exactly (a typo, or a seller who revoked the authorisation, gets this answer)"
 	case strings.Contains(msg, "account"):
 		return "check the role's account_id: it must be the ID or UID (ncp_...) of a seller who has authorised this application, spelled exactly (a typo gets this answer)"
 	case strings.Contains(msg, "timestamp"):
@@ -525,32 +530,42 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	if rb := requestBudgetFrom(ctx); rb != nil && rb.check() != nil {
-		// Another attempt would go over the key's hourly budget: stop with what we have.
-		return false, nil
-	}
-	if err != nil {
-		// A proxy refusing our credentials refuses them again; an attempt would only spend
-		// the key's budget.
-		var refusal *proxyRefusalError
-		return !errors.As(err, &refusal) || refusal.StatusCode != http.StatusProxyAuthRequired, nil
-	}
-	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+	// A proxy refusing our credentials refuses them again, as Naver refuses a refused
+	// request again: an attempt would only spend the budgets.
+	if !retryable(resp, err) {
 		return false, nil
 	}
 	// A Retry-After beyond the time left cannot be honoured: give up now with Naver's answer.
-	if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
-		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
-			return false, nil
+	if resp != nil {
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+			if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
+				return false, nil
+			}
 		}
+	}
+	if gate := attemptGateFrom(ctx); gate != nil && !gate.mayRetry(ctx) {
+		// Another attempt would go over a budget, or Naver is failing: stop with what we have.
+		return false, nil
 	}
 	return true, nil
 }
 
-// retryBackoff is exponential with full jitter, or Retry-After when Naver sends one.
+// retryable reports whether an answer is one retries are for (no answer but a proxy's
+// refusal of our credentials, a 429, a 5xx), before any budget is asked.
+func retryable(resp *http.Response, err error) bool {
+	if err != nil {
+		var refusal *proxyRefusalError
+		return !errors.As(err, &refusal) || refusal.StatusCode != http.StatusProxyAuthRequired
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+}
+
+// retryBackoff is exponential with full jitter, or Retry-After when Naver sends one that
+// asks for a wait (a Retry-After of 0, or a date already past, asks for none: the usual
+// back-off still applies, or a retry would go at once).
 func retryBackoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil {
-		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && wait > 0 {
 			return wait
 		}
 	}

@@ -108,7 +108,7 @@ func coldEnv(t *testing.T, latency time.Duration) (*testEnv, *opTrace) {
 	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
 	env.mustWrite("roles/warm", map[string]any{"type": "SELLER", "account_id": "ncp_warm"})
 	env.mustWrite("roles/new", map[string]any{"type": "SELLER", "account_id": testAccount})
-	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*", "max_new_accounts_per_hour": 100})
 	env.readToken("warm")
 	env.readToken("sellers/ncp_warm")
 	env.b.WaitIdle()

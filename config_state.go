@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 // The mount's config in memory: loaded once, published over no newer change, with the
@@ -15,7 +16,28 @@ import (
 type configState struct {
 	config *naverConfig
 	client *naverClient
-	policy cachePolicy // credentials, background refresh, budget and fetch, for the cache
+	policy cachePolicy
+}
+
+// cachePolicy is what the token cache needs of a config besides the core's part.
+type cachePolicy struct {
+	credentials string // credentialsID of the config
+}
+
+// core is what the decision core needs of the config.
+func (st *configState) core() core.Config {
+	cfg := st.config
+	return core.Config{
+		ClientID:    cfg.ClientID,
+		Credentials: st.policy.credentials,
+		Endpoint:    credentialsID("endpoint", comparableBaseURL(cfg.BaseURL), cfg.ProxyURL),
+		Ahead:       !cfg.NoBackgroundRefresh,
+		PerHour:     cfg.maxRequestsPerHour(),
+		AppPerHour:  cfg.MaxAppRequestsPerHour,
+		Spread:      cfg.renewalSpread(),
+		Timeout:     cfg.RequestTimeout,
+		MaxRetries:  cfg.MaxRetries,
+	}
 }
 
 func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
@@ -23,20 +45,7 @@ func (b *backend) newConfigState(cfg *naverConfig) (*configState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &configState{
-		config: cfg,
-		client: client,
-		policy: cachePolicy{
-			credentials: cfg.credentialsID(),
-			ahead:       !cfg.NoBackgroundRefresh,
-			perHour:     cfg.maxRequestsPerHour(),
-			appPerHour:  cfg.MaxAppRequestsPerHour,
-			timeout:     cfg.RequestTimeout,
-			fetch: func(ctx context.Context, key tokenKey) (accessToken, error) {
-				return b.fetchToken(ctx, client, cfg, key)
-			},
-		},
-	}, nil
+	return &configState{config: cfg, client: client, policy: cachePolicy{credentials: cfg.credentialsID()}}, nil
 }
 
 // getConfig returns the mount's config and what derives from it, or nil when unconfigured.
@@ -51,41 +60,55 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configStat
 	}
 	gen := b.configGen.Load()
 	cfg, err := readConfig(ctx, s)
-	if err != nil || cfg == nil {
+	if err != nil {
 		return nil, err
+	}
+	if cfg == nil {
+		// Deleted on another node (this one learnt it from an invalidation): the tokens
+		// cached here stop being served too.
+		b.publishConfig(ctx, s, gen, nil)
+		return nil, nil
 	}
 	st, err := b.newConfigState(cfg)
 	if err != nil {
 		return nil, err
 	}
-	b.publishConfig(gen, st)
+	b.publishConfig(ctx, s, gen, st)
 	return st, nil
 }
 
 // publishConfig makes st current unless a write, delete or invalidation came after gen was
 // read: what a load read may already be stale, and must never replace a newer config.
-func (b *backend) publishConfig(gen uint64, st *configState) bool {
+func (b *backend) publishConfig(ctx context.Context, s logical.Storage, gen uint64, st *configState) bool {
 	b.publishMu.Lock()
 	defer b.publishMu.Unlock()
 	if b.configGen.Load() != gen {
 		return false
 	}
-	b.current.Store(st)
-	b.tokens.useCredentials(st.policy.credentials)
-	b.tokens.useSpread(st.config.renewalSpread())
+	if st != nil {
+		b.current.Store(st)
+	}
+	b.tokens.setConfig(s, st, false, false)
 	return true
 }
 
-// replaceConfig makes st (nil: unconfigured) current and outdates every load in progress.
-func (b *backend) replaceConfig(st *configState) {
+// replaceConfig makes st (nil: unconfigured) current, written on this node, and outdates
+// every load in progress. retire: the write changed the credentials.
+func (b *backend) replaceConfig(s logical.Storage, st *configState, retire bool) {
 	b.publishMu.Lock()
 	defer b.publishMu.Unlock()
 	b.configGen.Add(1)
 	b.current.Store(st)
-	if st != nil {
-		b.tokens.useCredentials(st.policy.credentials)
-		b.tokens.useSpread(st.config.renewalSpread())
-	}
+	b.tokens.setConfig(s, st, retire, true)
+}
+
+// forgetConfig outdates the config in memory (another node changed it): the next use loads
+// it again; unchanged credentials keep what is cached and in flight.
+func (b *backend) forgetConfig() {
+	b.publishMu.Lock()
+	defer b.publishMu.Unlock()
+	b.configGen.Add(1)
+	b.current.Store(nil)
 }
 
 func readConfig(ctx context.Context, s logical.Storage) (*naverConfig, error) {

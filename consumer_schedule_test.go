@@ -129,10 +129,8 @@ func TestConsumersNeverHoldADeadToken(t *testing.T) {
 				// Consumers start a few minutes apart, as deployments do.
 				c.next = env.clock.Now().Add(time.Duration(i) * 3 * time.Minute)
 			}
-			key := tokenKey{testClientID, "SELLER", testAccount}
-			waitForFlights := func() {
-				env.b.tokens.flights.Do(env.b.tokens.flightKey(env.b.tokens.state(key)), func() (any, error) { return nil, nil })
-			}
+			key := tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount}
+			waitForFlights := func() { waitForFlights(env.b, key) }
 			checkHeld := func(when string) {
 				t.Helper()
 				now := env.clock.Now()

@@ -171,8 +171,10 @@ func TestReviewOldCredentialsFailureDuringPurgeBlocksNewOnes(t *testing.T) {
 	if msg := errorText(resp, err); msg != "" {
 		t.Errorf("the new credentials obeyed the old ones' back-off: %s", msg)
 	}
-	if n := env.requestsFor("SELLER", testAccount); n != 2 {
-		t.Errorf("%d requests for the key, want 2 (old secret, then new)", n)
+	// The read during the write is made with the old secret (a failure) or, once the new
+	// config is in force, the new one: one or two requests, never one more.
+	if n := env.requestsFor("SELLER", testAccount); n < 1 || n > 2 {
+		t.Errorf("%d requests for the key, want 1 or 2", n)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
 )
 
 // Options configure a backend made by New, for programs that run the real backend in
@@ -47,26 +46,17 @@ func New(ctx context.Context, conf *logical.BackendConfig, opts Options) (Backen
 
 // WaitIdle implements Backend.
 func (b *backend) WaitIdle() {
-	// Renewals first: each may start a store.
-	b.tokens.background.wait()
-	b.tokens.storing.wait()
+	// Everything the core asked for: each may lead to more (a load to a request, a request
+	// to a store), all counted until done.
+	b.tokens.work.wait()
 }
 
-// flightTracker counts work running behind reads (renewals, single-flight DoChan; token
-// stores), so WaitIdle can wait for it.
+// flightTracker counts work running behind reads (requests, loads, stores), so WaitIdle and
+// an unmount can wait for it.
 type flightTracker struct {
 	mu      sync.Mutex
 	running int
 	idle    *sync.Cond
-}
-
-// track counts the flight whose result arrives on ch until it has arrived.
-func (t *flightTracker) track(ch <-chan singleflight.Result) {
-	t.add()
-	go func() {
-		<-ch
-		t.done()
-	}()
 }
 
 // goTracked runs f in a goroutine, counted until it returns.

@@ -66,7 +66,7 @@ func readsThroughOutage(t *testing.T, config map[string]any, start, length time.
 		if i%2 == 0 {
 			env.periodic(context.Background())
 		}
-		waitForFlights(env.b, tokenKey{testClientID, "SELLER", testAccount})
+		waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount})
 		env.clock.Advance(30 * time.Second)
 	}
 	return r

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 const (
@@ -147,7 +148,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldMaxRequestsHour: {
 				Type:        framework.TypeInt,
 				Default:     defaultMaxRequestsHour,
-				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty. While Naver fails, a token's requests are spread over the hour: %d at once, then one every hour / (this - %d), so a storm never spends the budget in minutes.", maxMaxRequestsHour, paceBurst, paceBurst),
+				Description: fmt.Sprintf("Most token requests one token (type and account) may send to Naver in any hour, retries and verification included (1 to %d). Over it, reads fail fast or serve the still-valid cached token with a warning, so no bug, clock problem or retry storm can earn Naver's penalty. While Naver fails, a token's requests are spread over the hour: %d at once, then one every hour / (this - %d), so a storm never spends the budget in minutes.", maxMaxRequestsHour, core.PaceBurst, core.PaceBurst),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Max token requests per hour",
 				},
@@ -155,7 +156,7 @@ func pathConfig(b *backend) *framework.Path {
 			fieldMaxAppRequests: {
 				Type:        framework.TypeInt,
 				Default:     0,
-				Description: fmt.Sprintf("Most token requests the whole application may send to Naver in any hour, over every token, retries, verification and background renewals included (0 to %d; 0, the default, is automatic: %d + %d per token in use, a token counting as in use while requests sent when it was still count). Naver judges the application, not the token. Reads of tokens apps wait on may use all of it, background renewals %d%%.", maxMaxAppRequests, appBudgetFloor, appBudgetPerKey, int(backgroundShare*100)),
+				Description: fmt.Sprintf("Most token requests the whole application may send to Naver in any hour, over every token, retries, verification and background renewals included (0 to %d; 0, the default, is automatic: %d + %d per token Naver issued a token to within the last 3 hours, a token counting while requests sent when it was still count). Naver judges the application, not the token. Reads of tokens apps wait on may use all of it, background renewals %d%%.", maxMaxAppRequests, core.AppBudgetFloor, core.AppBudgetPerKey, int(core.BackgroundShare*100)),
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Max application requests per hour",
 				},
@@ -294,27 +295,25 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return logical.ErrorResponse("%s: %s", fieldProxyURL, err), nil
 	}
 	var verified *cachedToken
-	verify := d.Get(fieldVerifyConnection).(bool) && connectionChanged
-	selfKey := tokenKey{ClientID: cfg.ClientID, Type: tokenTypeSelf}
-	if verify && b.tokens.fresh(ctx, req.Storage, selfKey, st.policy.credentials) {
-		// Naver would hand back the SELF token cached under these very credentials (only
-		// the proxy changed, or the same config is written again after a delete): a token
-		// request would be needless (Naver penalises those), and the credentials were proven
-		// when that token was issued. Reaching the gateway is what needs proving.
-		verify = false
-		checkCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		err := st.client.checkConnection(checkCtx)
-		cancel()
-		if err != nil {
-			return nil, tokenRequestError(fmt.Sprintf("%s: the new %s was not stored; Naver's gateway could not be reached through it", fieldVerifyConnection, fieldProxyURL), err)
+	if d.Get(fieldVerifyConnection).(bool) && connectionChanged {
+		done := b.tokens.verify(ctx, req.Storage, st)
+		switch {
+		case done.Fresh:
+			// Naver would hand back the SELF token cached under these very credentials (only
+			// the proxy changed, or the same config is written again after a delete): a token
+			// request would be needless (Naver penalises those), and the credentials were
+			// proven when that token was issued. Reaching the gateway is what needs proving.
+			checkCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+			err := st.client.checkConnection(checkCtx)
+			cancel()
+			if err != nil {
+				return nil, tokenRequestError(fmt.Sprintf("%s: the new %s was not stored; Naver's gateway could not be reached through it", fieldVerifyConnection, fieldProxyURL), err, false)
+			}
+		case done.Err != nil:
+			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), done.Err, false)
+		default:
+			verified = done.Token
 		}
-	}
-	if verify {
-		tok, err := b.tokens.request(ctx, req.Storage, selfKey, &st.policy, requestOptions{verification: true})
-		if err != nil {
-			return nil, tokenRequestError(fmt.Sprintf("%s: the new credentials were not stored; Naver refused a SELF token request", fieldVerifyConnection), err)
-		}
-		verified = tok
 	}
 
 	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
@@ -324,19 +323,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
-	if credentialsChanged {
-		// Before the new config is current, so no token of the new credentials is retired.
-		// A failure leaves servable entries behind, but their credentials fingerprint no
-		// longer matches, so they are never served.
-		if err := b.tokens.retireAll(ctx, req.Storage, st.policy.credentials); err != nil {
-			b.Logger().Warn("dropping cached tokens of the old credentials", "error", err)
-		}
-	}
-	b.replaceConfig(st)
+	b.replaceConfig(req.Storage, st, credentialsChanged)
 	if verified != nil {
-		if err := b.tokens.seed(ctx, req.Storage, verified); err != nil {
-			b.Logger().Warn("caching the verification token", "error", err)
-		}
+		b.tokens.seed(req.Storage, verified)
 	}
 	return nil, nil
 }
@@ -471,9 +460,8 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 	if err := req.Storage.Delete(ctx, configStorageKey); err != nil {
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
-	b.replaceConfig(nil)
 	// Stored tokens stay until they expire: they are served only under the credentials
 	// they came from, so only a config with those very credentials serves them again.
-	b.tokens.forgetMemory()
+	b.replaceConfig(req.Storage, nil, false)
 	return nil, nil
 }

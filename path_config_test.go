@@ -249,7 +249,7 @@ func TestInvalidateConfigDropsMemory(t *testing.T) {
 	if err != nil || st.config.ClientSecret != otherSecret {
 		t.Fatalf("the other node kept the old config: %v", err)
 	}
-	if v, ok := other.tokens.entries.Load(tokenKey{ClientID: testClientID, Type: "SELF"}); ok && v.(*keyState).token.Load() != nil {
+	if other.tokens.cached(tokenKey{ClientID: testClientID, Type: "SELF"}) != nil {
 		t.Error("the other node kept a token of the old credentials in memory")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 func pathMetrics(b *backend) *framework.Path {
@@ -105,20 +106,21 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	var g metricsGauges
 	now := b.now()
 	if st != nil {
-		b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
+		b.tokens.ensureSwept(ctx, req.Storage)
+		b.tokens.ensureCounts(ctx, req.Storage, st.config.ClientID)
 		g.budgetPerHour = st.config.maxRequestsPerHour()
-		app := b.tokens.app(st.config.ClientID)
-		if err := app.load(ctx, req.Storage); err != nil {
-			b.Logger().Warn("reading the application's request counts failed", "error", err)
-		}
-		g.appBudgetPerHour = b.tokens.appBudget(&st.policy, app, now)
-		g.appRequestsLastHour = app.lastHour(now)
-		for _, ks := range b.tokens.status(now, st.policy.credentials, nil) {
-			g.maxRequestsLastHour = max(g.maxRequestsLastHour, ks.Requests1h)
-			if !ks.ExpiresAt.After(now) {
+		var views []core.KeyView
+		var app core.AppView
+		b.tokens.view(func(m *core.Machine) {
+			views, app = m.Keys(now, nil), m.App(now)
+		})
+		g.appBudgetPerHour, g.appRequestsLastHour = app.Budget, app.Requests1h
+		for _, v := range views {
+			g.maxRequestsLastHour = max(g.maxRequestsLastHour, v.Requests1h)
+			if !v.ExpiresAt.After(now) {
 				continue
 			}
-			left := ks.ExpiresAt.Sub(now)
+			left := v.ExpiresAt.Sub(now)
 			if g.cachedKeys == 0 || left < g.soonestExpiry {
 				g.soonestExpiry = left
 			}

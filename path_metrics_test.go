@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
+
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
@@ -429,7 +431,7 @@ func TestRequestClassification(t *testing.T) {
 		{&upstreamError{StatusCode: 200}, "failed", ""},
 		{&upstreamError{Err: context.DeadlineExceeded}, "failed", ""},
 		{errors.New("signing failed"), "failed", ""},
-		{&budgetError{Limit: 1}, "failed", ""},
+		{&core.BudgetError{Limit: 1}, "failed", ""},
 	}
 	for _, tt := range tests {
 		o, c := classifyRequest(tt.err)

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 const (
@@ -28,6 +29,11 @@ const (
 	fieldMinRemainingTTL = "min_remaining_ttl"
 
 	fieldAllowedAccountIDs = "allowed_account_ids"
+
+	fieldMaxNewAccounts = "max_new_accounts_per_hour"
+	// maxNewAccountsLimit bounds max_new_accounts_per_hour: past it, a caller guessing
+	// account IDs could earn the application Naver's penalty on its own.
+	maxNewAccountsLimit = 1000
 
 	maxAccountIDLength = 128
 	// maxAllowedAccountIDs bounds a many-seller role's list, so its storage entry stays far
@@ -77,6 +83,9 @@ type roleEntry struct {
 	NoLease bool `json:"no_lease,omitempty"`
 	// MinRemainingTTL: a read never returns a token with less life left (0: minServableLife).
 	MinRemainingTTL time.Duration `json:"min_remaining_ttl,omitempty"`
+	// MaxNewAccountsPerHour bounds, on a many-seller role, the accounts without a token from
+	// Naver that reads may ask for in an hour (0: core.DefaultNewAccountsPerHour).
+	MaxNewAccountsPerHour int `json:"max_new_accounts_per_hour,omitempty"`
 }
 
 // minLife is the least life a token read through the role must have.
@@ -216,6 +225,13 @@ func pathRoles(b *backend) []*framework.Path {
 						Name: "Minimum remaining TTL",
 					},
 				},
+				fieldMaxNewAccounts: {
+					Type:        framework.TypeInt,
+					Description: fmt.Sprintf("Many-seller roles: the most accounts without a token from Naver (new sellers, typos, sellers who revoked the application) that reads may ask Naver for in any hour; accounts Naver issues a token to do not count. Over it, reads of such accounts get 429 until the hour passes. 0 (default): %d. At most %d.", core.DefaultNewAccountsPerHour, maxNewAccountsLimit),
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Max new accounts per hour",
+					},
+				},
 				fieldLease: {
 					Type:        framework.TypeBool,
 					Default:     true,
@@ -282,6 +298,7 @@ var roleResponseFields = map[string]*framework.FieldSchema{
 	fieldTTL:               {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
 	fieldLease:             {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
 	fieldMinRemainingTTL:   {Type: framework.TypeDurationSecond, Description: "The least life, in seconds, a token read through the role has; 0 means 10 seconds."},
+	fieldMaxNewAccounts:    {Type: framework.TypeInt, Description: "Many-seller roles: the most accounts without a token from Naver reads may ask for in an hour; 0 means the default."},
 }
 
 // unreadableRoleError is a stored role this version cannot read: stored by a newer plugin
@@ -339,32 +356,21 @@ func (u *unreadableRoles) list() map[string]string {
 	return out
 }
 
-// roleScanInterval is how often the periodic run reads every role to find unreadable ones.
+// roleScanInterval is how often the periodic run reads every role again: to find unreadable
+// ones, and to give the core every role as storage holds it.
 const roleScanInterval = time.Hour
 
-// scanRoles reads every role to find those that cannot be read, when no scan ran for
-// roleScanInterval (onlyFirst: when none ran since the plugin started). It costs a storage
-// read per role, so it runs rarely; reads of single roles keep the list current between.
+// scanRoles reads every role into the core (see loadRoles) when none was read since the
+// start, or, unless onlyFirst, none for roleScanInterval. It costs a storage read per role,
+// so it runs rarely; reads of single roles keep the list of unreadable ones current between.
 func (b *backend) scanRoles(ctx context.Context, s logical.Storage, onlyFirst bool) error {
 	b.unreadable.mu.Lock()
 	last := b.unreadable.scannedAt
 	b.unreadable.mu.Unlock()
-	if !last.IsZero() && (onlyFirst || b.now().Sub(last) < roleScanInterval) {
+	if b.tokens.rolesKnown() && !last.IsZero() && (onlyFirst || b.now().Sub(last) < roleScanInterval) {
 		return nil
 	}
-	names, err := s.List(ctx, roleStoragePrefix)
-	if err != nil {
-		return fmt.Errorf("listing roles: %w", err)
-	}
-	for _, name := range names {
-		if _, err := b.readRole(ctx, s, name); err != nil && !isUnreadableRole(err) {
-			return err
-		}
-	}
-	b.unreadable.mu.Lock()
-	b.unreadable.scannedAt = b.now()
-	b.unreadable.mu.Unlock()
-	return nil
+	return b.loadRoles(ctx, s)
 }
 
 func isUnreadableRole(err error) bool {
@@ -453,18 +459,17 @@ func roleResponseData(r *roleEntry) map[string]any {
 		fieldTTL:               int64(r.TTL / time.Second),
 		fieldLease:             !r.NoLease,
 		fieldMinRemainingTTL:   int64(r.MinRemainingTTL / time.Second),
+		fieldMaxNewAccounts:    r.MaxNewAccountsPerHour,
 	}
 }
 
-// lockRole serialises writes and deletes of one role, and holds off the check of which roles
-// name a key (see keyNamed) meanwhile. The returned function unlocks.
+// lockRole serialises writes and deletes of one role, and holds off a load of every role
+// (see loadRoles) meanwhile, so the core learns role changes in the order storage did. The
+// returned function unlocks.
 func (b *backend) lockRole(name string) func() {
 	b.roleChecksMu.RLock()
 	lock := locksutil.LockForKey(b.roleLocks, name)
 	lock.Lock()
-	// Counted before storage changes: a periodic run's roles read before are read again,
-	// and a read of this role that runs meanwhile has its key checked (tokenCache.get).
-	b.tokens.roleChanges.Add(1)
 	return func() {
 		lock.Unlock()
 		b.roleChecksMu.RUnlock()
@@ -473,24 +478,13 @@ func (b *backend) lockRole(name string) func() {
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
-	old, r, unreadable, errResp, err := b.storeRole(ctx, req.Storage, name, d)
-	if errResp != nil || err != nil {
-		return errResp, err
+	// Before the write: the core can tell a key no role names any more only once it knows
+	// every role.
+	if err := b.ensureRoles(ctx, req.Storage); err != nil {
+		b.Logger().Warn("reading every role failed; keys this write leaves unnamed stop being cached once they are read", "error", err)
 	}
-	if unreadable {
-		// Whatever the old role named, its keys are checked for a role that still names them.
-		b.tokens.roleChanged(name)
-		b.evictUnnamed(ctx, req.Storage)
-	}
-	if old != nil && !sameTokens(old, r) {
-		b.tokens.roleChanged(name)
-		b.dropOrphanedToken(ctx, req.Storage, old)
-		b.evictUnnamed(ctx, req.Storage)
-	} else if old != nil && old.MinRemainingTTL != r.MinRemainingTTL {
-		// The key's least life is worked out again from the reads that follow.
-		b.tokens.roleChanged(name)
-	}
-	return nil, nil
+	_, _, _, errResp, err := b.storeRole(ctx, req.Storage, name, d)
+	return errResp, err
 }
 
 // storeRole merges the request into the stored role and stores the result, under the
@@ -531,6 +525,9 @@ func (b *backend) storeRole(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, nil, false, nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
+	// Under the role's lock: the core learns this role's changes in storage's order. A key
+	// the write leaves unnamed stops being cached before the write returns.
+	b.tokens.setRole(s, name, r)
 	return old, r, unreadable, nil, nil
 }
 
@@ -611,6 +608,16 @@ func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error)
 	} else if ok {
 		r.NoLease = !v.(bool)
 	}
+
+	if v, ok, err := d.GetOkErr(fieldMaxNewAccounts); err != nil {
+		return nil, fieldValueError(d, fieldMaxNewAccounts)
+	} else if ok {
+		n := v.(int)
+		if n < 0 || n > maxNewAccountsLimit {
+			return nil, fmt.Errorf("%s: must be from 0 (the default, %d) to %d", fieldMaxNewAccounts, core.DefaultNewAccountsPerHour, maxNewAccountsLimit)
+		}
+		r.MaxNewAccountsPerHour = n
+	}
 	return r, nil
 }
 
@@ -652,14 +659,11 @@ func validateAccountID(id string) error {
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldRoleName).(string)
-	old, err := b.deleteRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
+	if err := b.ensureRoles(ctx, req.Storage); err != nil {
+		b.Logger().Warn("reading every role failed; keys this delete leaves unnamed stop being cached once they are read", "error", err)
 	}
-	b.tokens.roleChanged(name)
-	b.dropOrphanedToken(ctx, req.Storage, old)
-	b.evictUnnamed(ctx, req.Storage)
-	return nil, nil
+	_, err := b.deleteRole(ctx, req.Storage, name)
+	return nil, err
 }
 
 // deleteRole deletes the role under its lock, also when it cannot be read; old is what it
@@ -684,5 +688,6 @@ func (b *backend) deleteRole(ctx context.Context, s logical.Storage, name string
 	if err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
+	b.tokens.setRole(s, name, nil)
 	return old, nil
 }

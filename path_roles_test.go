@@ -31,6 +31,9 @@ func TestRoleWriteRejectsBadInput(t *testing.T) {
 		{"negative min_remaining_ttl", map[string]any{"type": "SELF", "min_remaining_ttl": "-1s"}, "min_remaining_ttl"},
 		{"min_remaining_ttl beyond Naver's window", map[string]any{"type": "SELF", "min_remaining_ttl": "30m"}, "min_remaining_ttl"},
 		{"min_remaining_ttl garbage", map[string]any{"type": "SELF", "min_remaining_ttl": "long"}, "min_remaining_ttl"},
+		{"negative max_new_accounts_per_hour", map[string]any{"type": "SELLER", "allowed_account_ids": "*", "max_new_accounts_per_hour": -1}, "max_new_accounts_per_hour"},
+		{"max_new_accounts_per_hour past its bound", map[string]any{"type": "SELLER", "allowed_account_ids": "*", "max_new_accounts_per_hour": 1001}, "max_new_accounts_per_hour"},
+		{"max_new_accounts_per_hour garbage", map[string]any{"type": "SELLER", "allowed_account_ids": "*", "max_new_accounts_per_hour": "many"}, "max_new_accounts_per_hour"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +56,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"type": "SELLER", "account_id": testAccount, "allowed_account_ids": []string{}, "ttl": int64(3600), "lease": true, "min_remaining_ttl": int64(0)}
+	want := map[string]any{"type": "SELLER", "account_id": testAccount, "allowed_account_ids": []string{}, "ttl": int64(3600), "lease": true, "min_remaining_ttl": int64(0), "max_new_accounts_per_hour": 0}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("role = %v, want %v", resp.Data, want)
 	}

@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 const (
@@ -33,11 +35,15 @@ const (
 	fieldBackoffUntil        = "backoff_until"
 	fieldNextBackground      = "next_background_attempt"
 	fieldConsecutiveFailures = "consecutive_failures"
+	fieldRefusedUntil        = "refused_until"
+	fieldRefusedReason       = "refused_reason"
 
 	// The summary of status and of a many-seller role's status.
 	fieldKnownKeys          = "known_keys"
 	fieldKeyStates          = "key_states"
 	fieldFailingKeys        = "failing_keys"
+	fieldRefusedKeys        = "refused_keys"
+	fieldKnowledgeComplete  = "knowledge_complete"
 	fieldBusiestKeyRequests = "busiest_key_requests_last_hour"
 	fieldUnreadableRoles    = "unreadable_roles"
 	fieldNextAfter          = "next_after"
@@ -56,19 +62,22 @@ const (
 	stateCached  = "cached"  // a token with life left; the last request succeeded
 	stateStale   = "stale"   // a token with life left, but renewing it fails: served with a warning
 	stateFailing = "failing" // no token with life left, and the last request failed
+	stateRefused = "refused" // no token with life left: Naver refused the account as not authorised (a typo, or a seller who left)
 	stateIdle    = "idle"    // no token with life left and no failure: expired, dropped, or never had one
 )
 
-var keyStateNames = []string{stateCached, stateStale, stateFailing, stateIdle}
+var keyStateNames = []string{stateCached, stateStale, stateFailing, stateRefused, stateIdle}
 
 // keyStatusFields describe one key's status: an element of "keys" in status, and the body
 // of status/<role>. Never the token, the signature or the secret.
 var keyStatusFields = map[string]*framework.FieldSchema{
 	fieldType:                {Type: framework.TypeString, Description: "Token type: SELF or SELLER."},
 	fieldAccountID:           {Type: framework.TypeString, Description: "Seller account ID (SELLER only; empty for SELF)."},
-	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles tokens of this key were read through since the plugin started, or found to name the key when a role changed or the plugin started (and, in status/<role>, the role asked about)."},
+	fieldRoles:               {Type: framework.TypeStringSlice, Description: "The roles that name this key (every stored role that reads its type and account). Empty: no role names it, and its token is not cached or renewed."},
 	fieldCached:              {Type: framework.TypeBool, Description: "Whether a token with life left is cached."},
-	fieldState:               {Type: framework.TypeString, Description: "cached (a token with life left), stale (a token with life left whose renewal fails), failing (no token, the last request failed) or idle (no token, no failure)."},
+	fieldState:               {Type: framework.TypeString, Description: "cached (a token with life left), stale (a token with life left whose renewal fails), failing (no token, the last request failed), refused (no token: Naver refused the seller's account as not authorised; see refused_until) or idle (no token, no failure)."},
+	fieldRefusedUntil:        {Type: framework.TypeTime, Description: "State refused: reads of the account fail at once with Naver's reason until this time (RFC 3339, UTC), unless the key's token is dropped (DELETE token/...), which lets the next read ask Naver."},
+	fieldRefusedReason:       {Type: framework.TypeString, Description: "State refused: Naver's answer."},
 	fieldFetchedAt:           {Type: framework.TypeTime, Description: "When the cached token was requested (RFC 3339, UTC); absent when none is cached."},
 	fieldExpiresAt:           {Type: framework.TypeTime, Description: "When the cached token expires (RFC 3339, UTC); absent when none is cached."},
 	fieldRenewAt:             {Type: framework.TypeTime, Description: "When the token is renewed: in its last 30 minutes (when Naver issues a new one), at the key's point of renewal_spread, or earlier for a role's min_remaining_ttl (RFC 3339, UTC); absent when none is cached."},
@@ -88,7 +97,8 @@ var keySummaryFields = map[string]*framework.FieldSchema{
 	fieldKnownKeys:          {Type: framework.TypeInt, Description: "Keys (client ID, type, account) the cache knows: with a token, a failed request or a recent read."},
 	fieldCachedKeys:         {Type: framework.TypeInt, Description: "How many of them hold a token with life left."},
 	fieldFailingKeys:        {Type: framework.TypeInt, Description: "How many of them failed their last request (states stale and failing)."},
-	fieldKeyStates:          {Type: framework.TypeMap, Description: "How many keys are in each state: cached, stale, failing, idle."},
+	fieldRefusedKeys:        {Type: framework.TypeInt, Description: "How many of them are accounts Naver refused as not authorised (state refused): not an outage, but a seller to look into."},
+	fieldKeyStates:          {Type: framework.TypeMap, Description: "How many keys are in each state: cached, stale, failing, refused, idle."},
 	fieldRequestsLastHour:   {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for these keys in the last hour, retries included."},
 	fieldRequestsLast24h:    {Type: framework.TypeInt, Description: "HTTP requests sent to Naver for these keys in the last 24 hours, retries included."},
 	fieldBusiestKeyRequests: {Type: framework.TypeInt, Description: "The most requests one of these keys sent in the last hour: compare with max_token_requests_per_hour."},
@@ -104,6 +114,7 @@ func pathStatus(b *backend) []*framework.Path {
 		fieldAppRequests:       {Type: framework.TypeInt, Description: "Token requests the whole application sent in the last hour, retries included, counted across restarts."},
 		fieldAppBudget:         {Type: framework.TypeInt, Description: "max_application_requests_per_hour, or the automatic budget it stands for."},
 		fieldNaverFailingUntil: {Type: framework.TypeTime, Description: "While Naver keeps failing for the application: when one request tries again (no other key asks before)."},
+		fieldKnowledgeComplete: {Type: framework.TypeBool, Description: "Whether status knows every stored role and every key stored before the plugin started; false right after a start when storage could not be read yet (a warning says why): then the counts may miss keys, and a check must not read them as healthy."},
 		fieldKeys:              {Type: framework.TypeSlice, Description: "With keys=true or a filter: one page of the selected keys, sorted by type and account; each has the fields of status/<role> but role and configured."},
 		fieldNextAfter:         {Type: framework.TypeString, Description: "When more keys follow the page: pass it as after= for the next page."},
 	}
@@ -114,6 +125,7 @@ func pathStatus(b *backend) []*framework.Path {
 		fieldRole:              {Type: framework.TypeString, Description: "The role asked about."},
 		fieldConfigured:        {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
 		fieldAllowedAccountIDs: {Type: framework.TypeCommaStringSlice, Description: "A many-seller role's sellers; then the summary fields of status describe the keys it names, and status/<role>/<account_id> one of them."},
+		fieldKnowledgeComplete: {Type: framework.TypeBool, Description: "A many-seller role: whether the summary knows every key stored before the plugin started (see status)."},
 	}
 	for name, f := range keySummaryFields {
 		roleFields[name] = f
@@ -345,16 +357,26 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		}
 		return &logical.Response{Data: data}, nil
 	}
-	b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
+	b.tokens.ensureSwept(ctx, req.Storage)
+	b.tokens.ensureCounts(ctx, req.Storage, st.config.ClientID)
 	now := b.now()
 	clientID := st.config.ClientID
-	statuses := b.tokens.status(now, st.policy.credentials, func(k tokenKey) bool {
-		return k.ClientID == clientID &&
-			(q.account == "" || k.AccountID == q.account) &&
-			(q.role == nil || q.role.names(clientID, k))
+	var statuses []core.KeyView
+	var app core.AppView
+	var knowledge core.Knowledge
+	var lastHour, last24h int
+	b.tokens.view(func(m *core.Machine) {
+		statuses = m.Keys(now, func(k tokenKey) bool {
+			return (q.account == "" || k.AccountID == q.account) && (q.role == nil || q.role.names(clientID, k))
+		})
+		app, knowledge = m.App(now), m.Knowledge()
+		lastHour, last24h = m.Requests(now)
 	})
 	if q.failing {
-		statuses = slicesFilter(statuses, func(ks keyStatus) bool { return ks.Failures > 0 || ks.Refused })
+		statuses = slicesFilter(statuses, func(v core.KeyView) bool {
+			state := keyStateOf(v, now)
+			return state == stateStale || state == stateFailing
+		})
 	}
 	budget := st.config.maxRequestsPerHour()
 	data := map[string]any{
@@ -363,6 +385,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		fieldBackgroundRefresh: !st.config.NoBackgroundRefresh,
 		fieldMaxRequestsHour:   budget,
 		fieldUnreadableRoles:   unreadable,
+		fieldKnowledgeComplete: knowledge.RolesKnown && knowledge.StoredKnown,
 	}
 	for name, v := range summariseKeys(statuses, now) {
 		data[name] = v
@@ -370,22 +393,18 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if !q.filtered {
 		// The whole application's requests, also those of keys evicted since (a deleted
 		// role's): Naver counts them all.
-		data[fieldRequestsLastHour], data[fieldRequestsLast24h] = b.applicationRequests(now)
+		data[fieldRequestsLastHour], data[fieldRequestsLast24h] = lastHour, last24h
 	}
-	app := b.tokens.app(clientID)
-	if err := app.load(ctx, req.Storage); err != nil {
-		b.Logger().Warn("reading the application's request counts failed", "error", err)
-	}
-	data[fieldAppRequests] = app.lastHour(now)
-	data[fieldAppBudget] = b.tokens.appBudget(&st.policy, app, now)
-	if until := app.failingUntil(); now.Before(until) {
-		data[fieldNaverFailingUntil] = until.UTC().Format(time.RFC3339)
+	data[fieldAppRequests] = app.Requests1h
+	data[fieldAppBudget] = app.Budget
+	if now.Before(app.FailingUntil) {
+		data[fieldNaverFailingUntil] = app.FailingUntil.UTC().Format(time.RFC3339)
 	}
 	if q.list {
 		page, next := pageOfKeys(statuses, q.after, q.limit)
 		keys := make([]map[string]any, 0, len(page))
-		for _, ks := range page {
-			keys = append(keys, keyStatusData(ks, ks.Roles, now, budget))
+		for _, v := range page {
+			keys = append(keys, keyStatusData(v, v.Roles, now, budget))
 		}
 		data[fieldKeys] = keys
 		if next != "" {
@@ -396,10 +415,22 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if len(unreadable) > 0 {
 		resp.AddWarning(fmt.Sprintf("%d stored role(s) cannot be read by this version (see %s): delete them, or write their full definition", len(unreadable), fieldUnreadableRoles))
 	}
+	addKnowledgeWarning(resp, knowledge)
 	return resp, nil
 }
 
-func slicesFilter(in []keyStatus, keep func(keyStatus) bool) []keyStatus {
+// addKnowledgeWarning says what status does not know yet, so that no check reads missing
+// knowledge as health.
+func addKnowledgeWarning(resp *logical.Response, k core.Knowledge) {
+	switch {
+	case !k.RolesKnown:
+		resp.AddWarning("status is incomplete: the stored roles could not all be read (see the server log), so which roles name each key is not known; read status again")
+	case !k.StoredKnown:
+		resp.AddWarning("status is incomplete: the tokens stored before the plugin started could not all be read yet (see the server log); read status again")
+	}
+}
+
+func slicesFilter(in []core.KeyView, keep func(core.KeyView) bool) []core.KeyView {
 	out := in[:0]
 	for _, ks := range in {
 		if keep(ks) {
@@ -414,7 +445,7 @@ func keyCursor(k tokenKey) string { return k.Type + "|" + k.AccountID }
 
 // pageOfKeys returns up to limit keys after the cursor, in (type, account) order, and the
 // cursor of the next page ("" when none follows).
-func pageOfKeys(statuses []keyStatus, after string, limit int) (page []keyStatus, next string) {
+func pageOfKeys(statuses []core.KeyView, after string, limit int) (page []core.KeyView, next string) {
 	sort.Slice(statuses, func(i, j int) bool {
 		a, b := statuses[i].Key, statuses[j].Key
 		if a.Type != b.Type {
@@ -439,13 +470,15 @@ func pageOfKeys(statuses []keyStatus, after string, limit int) (page []keyStatus
 }
 
 // keyStateOf classifies a key (see stateCached and the others).
-func keyStateOf(ks keyStatus, now time.Time) string {
+func keyStateOf(ks core.KeyView, now time.Time) string {
 	cached := ks.ExpiresAt.After(now)
 	switch {
 	case cached && ks.Failures == 0 && !ks.Refused:
 		return stateCached
 	case cached:
 		return stateStale
+	case ks.AccountRefused != nil:
+		return stateRefused
 	case ks.Failures > 0 || ks.Refused:
 		return stateFailing
 	default:
@@ -454,7 +487,7 @@ func keyStateOf(ks keyStatus, now time.Time) string {
 }
 
 // summariseKeys counts statuses by state and sums their requests (keySummaryFields).
-func summariseKeys(statuses []keyStatus, now time.Time) map[string]any {
+func summariseKeys(statuses []core.KeyView, now time.Time) map[string]any {
 	states := make(map[string]any, len(keyStateNames))
 	counts := make(map[string]int, len(keyStateNames))
 	var lastHour, last24h, busiest int
@@ -471,6 +504,7 @@ func summariseKeys(statuses []keyStatus, now time.Time) map[string]any {
 		fieldKnownKeys:          len(statuses),
 		fieldCachedKeys:         counts[stateCached] + counts[stateStale],
 		fieldFailingKeys:        counts[stateStale] + counts[stateFailing],
+		fieldRefusedKeys:        counts[stateRefused],
 		fieldKeyStates:          states,
 		fieldRequestsLastHour:   lastHour,
 		fieldRequestsLast24h:    last24h,
@@ -499,13 +533,23 @@ func (b *backend) pathRoleStatusRead(ctx context.Context, req *logical.Request, 
 		resp.AddWarning(notConfiguredWarning(req))
 		return resp, nil
 	}
-	b.tokens.ensureSwept(ctx, req.Storage, st.policy.credentials)
+	if err := b.scanRoles(ctx, req.Storage, true); err != nil {
+		return nil, err
+	}
+	b.tokens.ensureSwept(ctx, req.Storage)
 	now := b.now()
 	clientID := st.config.ClientID
-	statuses := b.tokens.status(now, st.policy.credentials, func(k tokenKey) bool { return role.names(clientID, k) })
+	var statuses []core.KeyView
+	var knowledge core.Knowledge
+	b.tokens.view(func(m *core.Machine) {
+		statuses = m.Keys(now, func(k tokenKey) bool { return role.names(clientID, k) })
+		knowledge = m.Knowledge()
+	})
 	for field, v := range summariseKeys(statuses, now) {
 		data[field] = v
 	}
+	data[fieldKnowledgeComplete] = knowledge.RolesKnown && knowledge.StoredKnown
+	addKnowledgeWarning(resp, knowledge)
 	data[fieldRequestBudget] = st.config.maxRequestsPerHour()
 	resp.AddWarning(fmt.Sprintf("role %q serves many sellers: read %sstatus/%s/<account_id> for one seller's key, or %sstatus with role=%s for the list", name, req.MountPoint, name, req.MountPoint, name))
 	return resp, nil
@@ -558,9 +602,12 @@ func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, n
 		resp.AddWarning(notConfiguredWarning(req))
 		return resp, nil
 	}
+	if err := b.scanRoles(ctx, req.Storage, true); err != nil {
+		return nil, err
+	}
 	now := b.now()
 	key := tokenKey{ClientID: st.config.ClientID, Type: role.Type, AccountID: account}
-	ks, err := b.keyStatus(ctx, req.Storage, now, st.policy.credentials, key)
+	ks, err := b.keyView(ctx, req.Storage, now, st, key)
 	if err != nil {
 		return nil, err
 	}
@@ -573,11 +620,14 @@ func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, n
 	data[fieldRole] = name
 	data[fieldConfigured] = true
 	resp := &logical.Response{Data: data}
-	if data[fieldCached] != true {
-		path := name
-		if role.manySellers() {
-			path += "/" + account
-		}
+	path := name
+	if role.manySellers() {
+		path += "/" + account
+	}
+	switch {
+	case ks.AccountRefused != nil && data[fieldCached] != true:
+		resp.AddWarning(fmt.Sprintf("Naver refused account %s as not authorised by the seller: reads of %stoken/%s fail at once until %s. If the account ID is right and the seller authorised the application again, drop the token (vault delete %stoken/%s) so the next read asks Naver", account, req.MountPoint, path, ks.AccountRefused.Until.UTC().Format(time.RFC3339), req.MountPoint, path))
+	case data[fieldCached] != true:
 		next := fmt.Sprintf("the next read of %stoken/%s asks Naver", req.MountPoint, path)
 		if now.Before(ks.BackoffUntil) {
 			// Reads share the last failure until then instead of asking.
@@ -588,63 +638,32 @@ func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, n
 	return resp, nil
 }
 
-// keyStatus is the status of one key: from memory, else from storage, else only what the
-// request log knows.
-func (b *backend) keyStatus(ctx context.Context, s logical.Storage, now time.Time, credentials string, key tokenKey) (keyStatus, error) {
-	if found, ok := b.tokens.statusOf(now, credentials, key); ok {
-		return found, nil
+// keyView is the status of one key: from the core (memory, or what the sweep found), else
+// from storage.
+func (b *backend) keyView(ctx context.Context, s logical.Storage, now time.Time, st *configState, key tokenKey) (core.KeyView, error) {
+	var v core.KeyView
+	var ok bool
+	b.tokens.view(func(m *core.Machine) { v, ok = m.View(now, key) })
+	if ok {
+		return v, nil
 	}
-	ks, ok, err := b.storedKeyStatus(ctx, s, now, credentials, key)
-	if err != nil || ok {
-		return ks, err
-	}
-	ks = keyStatus{Key: key}
-	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
-	return ks, nil
-}
-
-// storedKeyStatus is the status of the key's token in storage; ok is false when there is
-// none of these credentials with life left.
-func (b *backend) storedKeyStatus(ctx context.Context, s logical.Storage, now time.Time, credentials string, key tokenKey) (ks keyStatus, ok bool, err error) {
-	tok, err := b.tokens.load(ctx, s, key)
+	tok, err := loadToken(ctx, s, key)
 	if err != nil {
-		return keyStatus{}, false, fmt.Errorf("reading the cached %s token: %w", key.Type, err)
+		return core.KeyView{}, fmt.Errorf("reading the cached %s token: %w", key.Type, err)
 	}
-	if !tok.servable(credentials) || tok.life(now) <= 0 {
-		return keyStatus{}, false, nil
+	if tok.Servable(st.policy.credentials) && tok.Life(now) > 0 {
+		v.FetchedAt, v.ExpiresAt = tok.FetchedAt, tok.ExpiresAt
+		v.RenewAt = tok.RenewAt(renewSpread(key, min(st.config.renewalSpread(), renewSpreadWidth)))
 	}
-	ks = keyStatus{Key: key, FetchedAt: tok.FetchedAt, ExpiresAt: tok.ExpiresAt, RenewAt: tok.renewAt(b.tokens.spreadNow())}
-	ks.Requests1h, ks.Requests24h = b.requestCounts(now, key)
-	return ks, true, nil
-}
-
-// applicationRequests counts the requests of every key's request log.
-func (b *backend) applicationRequests(now time.Time) (lastHour, last24h int) {
-	b.tokens.requests.Range(func(_, v any) bool {
-		log := v.(*requestLog)
-		h, _ := log.since(now, time.Hour)
-		d, _ := log.since(now, 24*time.Hour)
-		lastHour, last24h = lastHour+h, last24h+d
-		return true
-	})
-	return lastHour, last24h
-}
-
-// requestCounts reads the key's request log without creating one.
-func (b *backend) requestCounts(now time.Time, key tokenKey) (lastHour, last24h int) {
-	v, ok := b.tokens.requests.Load(key)
-	if !ok {
-		return 0, 0
+	if tok != nil && tok.RefusedUntil.After(now) {
+		v.AccountRefused = &core.AccountRefusedError{Account: key.AccountID, Until: tok.RefusedUntil, Reason: errors.New(tok.RefusedReason)}
 	}
-	log := v.(*requestLog)
-	lastHour, _ = log.since(now, time.Hour)
-	last24h, _ = log.since(now, 24*time.Hour)
-	return lastHour, last24h
+	return v, nil
 }
 
 // keyStatusData is one key's status as the API shows it. Times that do not apply are left
 // out; back-offs only while they last.
-func keyStatusData(ks keyStatus, roles []string, now time.Time, budget int) map[string]any {
+func keyStatusData(ks core.KeyView, roles []string, now time.Time, budget int) map[string]any {
 	if roles == nil {
 		roles = []string{}
 	}
@@ -677,13 +696,16 @@ func keyStatusData(ks keyStatus, roles []string, now time.Time, budget int) map[
 		putTime(fieldNextBackground, ks.NextBackground)
 	}
 	if e := ks.LastError; e != nil {
-		data[fieldLastError] = map[string]any{
-			"at":       formatStatusTime(e.At),
-			"status":   e.StatusCode,
-			"code":     e.Code,
-			"message":  e.Message,
-			"trace_id": e.TraceID,
+		last := map[string]any{"at": formatStatusTime(e.At), "status": 0, "code": "", "message": e.Err.Error(), "trace_id": ""}
+		var ue *upstreamError
+		if errors.As(e.Err, &ue) {
+			last["status"], last["code"], last["trace_id"] = ue.StatusCode, ue.Code, ue.TraceID
 		}
+		data[fieldLastError] = last
+	}
+	if r := ks.AccountRefused; r != nil && !ks.ExpiresAt.After(now) {
+		putTime(fieldRefusedUntil, r.Until)
+		data[fieldRefusedReason] = r.Reason.Error()
 	}
 	return data
 }

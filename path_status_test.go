@@ -101,9 +101,10 @@ func TestStatusShowsCachedKeys(t *testing.T) {
 		key  string
 		want map[string]any
 	}{
-		// roles: those read through the key since the plugin started (status reads no role).
+		// roles: every role that names the key, also one no token was read through (the SELF
+		// token came from the config's verification).
 		{"SELF|", map[string]any{
-			"roles": []string{}, "cached": true, "state": "cached",
+			"roles": []string{"app"}, "cached": true, "state": "cached",
 			"fetched_at": rfc3339(configuredAt), "expires_at": rfc3339(configuredAt.Add(3 * time.Hour)),
 			"renew_at":           rfc3339(configuredAt.Add(150 * time.Minute)),
 			"requests_last_hour": 1, "requests_last_24h": 1, "request_budget_per_hour": 12, "consecutive_failures": 0,

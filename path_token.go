@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 const (
@@ -188,7 +189,6 @@ func (b *backend) pathSellerTokenRead(ctx context.Context, req *logical.Request,
 // readToken serves a token read of role name; account is the seller named in the path of a
 // many-seller role's read (nil for token/<name>).
 func (b *backend) readToken(ctx context.Context, req *logical.Request, name string, account *string) (*logical.Response, error) {
-	roleChanges := b.tokens.roleChanges.Load()
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
@@ -198,16 +198,20 @@ func (b *backend) readToken(ctx context.Context, req *logical.Request, name stri
 		return errResp, nil
 	}
 	what := fmt.Sprintf("requesting a %s token for role %q%s", key.Type, name, accountSuffix(key))
-	res, err := b.tokens.get(ctx, req.Storage, key, name, roleChanges, role.minLife(), &st.policy)
+	var newAccounts int
+	if role.manySellers() {
+		newAccounts = role.newAccountsPerHour()
+	}
+	res, err := b.tokens.readToken(ctx, req.Storage, key, name, role.minLife(), newAccounts)
 	if err != nil {
 		b.metrics.tokenRead(readFailed)
-		return nil, tokenRequestError(what, err)
+		return nil, tokenRequestError(what, err, role.manySellers())
 	}
 
 	// Judged at the last moment: Vault turns a lease TTL of 0 or less into the mount's
 	// default (768 h), and a token with seconds left is of no use to anyone.
 	tok := res.token
-	left := tok.life(b.now()).Truncate(time.Second)
+	left := tok.Life(b.now()).Truncate(time.Second)
 	if left < minServableLife {
 		b.metrics.tokenRead(readFailed)
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: the token has only %s left and no new one could be had", what, left))
@@ -257,7 +261,6 @@ func (b *backend) pathSellerTokenDelete(ctx context.Context, req *logical.Reques
 // dropToken drops the cached token of role name (and account, as in readToken) once Naver
 // refuses it, or at once with force.
 func (b *backend) dropToken(ctx context.Context, req *logical.Request, name string, account *string, force bool) (*logical.Response, error) {
-	roleChanges := b.tokens.roleChanges.Load()
 	role, st, errResp, err := b.roleAndConfig(ctx, req, name)
 	if errResp != nil || err != nil {
 		return errResp, err
@@ -266,35 +269,32 @@ func (b *backend) dropToken(ctx context.Context, req *logical.Request, name stri
 	if errResp != nil {
 		return errResp, nil
 	}
-	accepted := func(ctx context.Context, token string) (bool, error) {
-		ctx, cancel := context.WithTimeout(ctx, st.config.RequestTimeout)
-		defer cancel()
-		return st.client.tokenAccepted(ctx, token)
+	done := b.tokens.dropToken(ctx, req.Storage, key, force)
+	if done.Err != nil {
+		return nil, tokenRequestError(fmt.Sprintf("dropping the cached %s token of role %q%s: nothing was dropped; drop it anyway with %s=true", key.Type, name, accountSuffix(key), fieldForce), done.Err, role.manySellers())
 	}
-	outcome, err := b.tokens.drop(ctx, req.Storage, key, roleChanges, st.policy.credentials, force, accepted)
-	if err != nil {
-		return nil, tokenRequestError(fmt.Sprintf("dropping the cached %s token of role %q%s: nothing was dropped; drop it anyway with %s=true", key.Type, name, accountSuffix(key), fieldForce), err)
-	}
-	switch outcome {
-	case dropStillAlive:
-		b.Logger().Info("cached token not dropped: Naver still accepts it", "role", name, "type", key.Type)
-		resp := &logical.Response{}
+	resp := &logical.Response{}
+	switch done.Outcome {
+	case core.StillAlive:
+		b.Logger().Info("cached token not dropped: Naver still accepts it", "role", name, "type", key.Type, "account_id", key.AccountID)
 		resp.AddWarning(fmt.Sprintf("not dropped: Naver still accepts the cached token of role %q%s, so a new request would only get it back (a needless request, which Naver penalises); it stays cached. Drop it anyway with %s=true", name, accountSuffix(key), fieldForce))
 		return resp, nil
-	case dropNoToken:
-		resp := &logical.Response{}
+	case core.NoToken:
 		next := "the next read asks Naver"
-		if until := b.tokens.backoffUntil(key); b.now().Before(until) {
+		if until := done.BackoffUntil; b.now().Before(until) {
 			next = fmt.Sprintf("reads share the last failure until %s, then ask Naver", until.UTC().Format(time.RFC3339))
 		}
 		resp.AddWarning(fmt.Sprintf("no token is cached for role %q%s; %s", name, accountSuffix(key), next))
 		return resp, nil
-	case dropRenewed:
-		resp := &logical.Response{}
+	case core.Renewed:
 		resp.AddWarning(fmt.Sprintf("not dropped: the token of role %q%s was renewed meanwhile", name, accountSuffix(key)))
 		return resp, nil
+	case core.RefusalCleared:
+		b.Logger().Info("Naver's refusal of the account forgotten by request; the next read asks Naver", "role", name, "type", key.Type, "account_id", key.AccountID)
+		resp.AddWarning(fmt.Sprintf("no token was cached for role %q%s; Naver's earlier refusal of the account is forgotten, and the next read asks Naver again", name, accountSuffix(key)))
+		return resp, nil
 	}
-	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type, "force", force)
+	b.Logger().Info("cached token dropped by request; the next read asks Naver", "role", name, "type", key.Type, "account_id", key.AccountID, "force", force)
 	return nil, nil
 }
 
@@ -363,34 +363,16 @@ func checkSellerAccount(req *logical.Request, name string, role *roleEntry, acco
 // renews tokens in use before reads need them and evicts tokens nobody can read, within
 // the deadline Vault gives it.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
-	// After the renewals, which must not wait on it: at most once an hour.
-	defer func() {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := b.scanRoles(ctx, req.Storage, false); err != nil {
-			b.Logger().Warn("reading every role to find unreadable ones failed", "error", err)
-		}
-	}()
-	st, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
+	// Every role is known before the core decides which keys no role names; the hourly
+	// rescan finds unreadable roles (and what another node changed without telling).
+	if err := b.scanRoles(ctx, req.Storage, false); err != nil {
+		b.Logger().Warn("reading every role failed", "error", err)
+	}
+	if _, err := b.getConfig(ctx, req.Storage); err != nil {
 		return err
 	}
-	if st == nil {
-		b.tokens.sweepIfDue(ctx, req.Storage, "")
-		return nil
-	}
-	if n := b.tokens.maintain(ctx, req.Storage, &st.policy, b.keyNamed(st.config.ClientID)); n > 0 {
-		b.Logger().Debug("renewed tokens in use", "count", n)
-	}
+	b.tokens.periodic(ctx, req.Storage)
 	return nil
-}
-
-// fetchToken asks Naver for key's token within the configured time limit.
-func (b *backend) fetchToken(ctx context.Context, client *naverClient, cfg *naverConfig, key tokenKey) (accessToken, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-	defer cancel()
-	return client.requestToken(ctx, key.Type, key.AccountID)
 }
 
 func accountSuffix(key tokenKey) string {
@@ -401,16 +383,24 @@ func accountSuffix(key tokenKey) string {
 }
 
 // tokenRequestError maps a failed token request to what the caller sees: Naver refusing the
-// request is the caller's to fix (400); Naver failing or unreachable is a bad gateway (502).
-func tokenRequestError(what string, err error) error {
-	msg := fmt.Sprintf("%s: %v", what, err)
+// request is the caller's to fix (400); a budget refusal is a 429; Naver failing or
+// unreachable is a bad gateway (502). accountInPath: the read was of a many-seller role,
+// whose account is in the path, so the advice names the path, not the role's account_id.
+func tokenRequestError(what string, err error, accountInPath bool) error {
+	text := err.Error()
 	var ue *upstreamError
-	if errors.As(err, &ue) && ue.callerFault() {
+	if errors.As(err, &ue) && accountInPath {
+		text = strings.Replace(text, ue.Error(), ue.describe(true), 1)
+	}
+	msg := fmt.Sprintf("%s: %s", what, text)
+	var ar *core.AccountRefusedError
+	if errors.As(err, &ar) || (ue != nil && ue.callerFault()) {
 		return logical.CodedError(http.StatusBadRequest, msg)
 	}
-	var be *budgetError
-	var ab *appBudgetError
-	if errors.As(err, &be) || errors.As(err, &ab) {
+	var be *core.BudgetError
+	var ab *core.AppBudgetError
+	var ne *core.NewAccountsError
+	if errors.As(err, &be) || errors.As(err, &ab) || errors.As(err, &ne) {
 		return logical.CodedError(http.StatusTooManyRequests, msg)
 	}
 	return logical.CodedError(http.StatusBadGateway, msg)

@@ -21,17 +21,17 @@ func TestRenewSpreadIsStableAndFree(t *testing.T) {
 			h := fnv.New64a()
 			h.Write([]byte(k.String()))
 			want := time.Duration(h.Sum64() % uint64(width))
-			if got := k.renewSpread(width); got != want {
+			if got := renewSpread(k, width); got != want {
 				t.Errorf("renewSpread(%v) of %q = %v, want %v", width, k, got, want)
 			}
 		}
 	}
-	if got := (keys[1]).renewSpread(0); got != 0 {
+	if got := renewSpread(keys[1], 0); got != 0 {
 		t.Errorf("renewSpread(0) = %v, want 0", got)
 	}
 	k := keys[1]
 	var sum time.Duration
-	if allocs := testing.AllocsPerRun(100, func() { sum += k.renewSpread(renewSpreadWidth) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(100, func() { sum += renewSpread(k, renewSpreadWidth) }); allocs != 0 {
 		t.Errorf("renewSpread allocates %.0f times per call, want 0", allocs)
 	}
 }

@@ -334,13 +334,13 @@ func TestReview16ConcurrentRoleWritesLoseAnUpdate(t *testing.T) {
 func TestReview16ReadAfterDropJoinsFailedRenewalAndGetsDroppedToken(t *testing.T) {
 	env := newTestEnv(t)
 	env.readTokenWithoutRetries() // background refresh off: reads in the window wait for Naver
-	key := tokenKey{testClientID, "SELLER", testAccount}
+	key := tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount}
 	dead := env.cachedToken("SELLER", testAccount).AccessToken
 	env.clock.Advance(2*time.Hour + 40*time.Minute) // 20 minutes left: the next read renews
 	env.naver.KillToken(dead)                       // the seller re-authorised the application
 	env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable, Delay: time.Second})
 	go env.read("token/store") // the renewal: held by Naver for a second, then 503
-	waitFor(t, func() bool { return len(env.b.tokens.requestLog(key).sending) == 1 })
+	waitFor(t, func() bool { return env.b.tokens.inFlight(key) })
 
 	if resp := env.deleteToken("store", false); resp != nil && len(resp.Warnings) > 0 {
 		t.Fatalf("drop: %q", resp.Warnings)

@@ -20,7 +20,7 @@ func spreadAccount(t *testing.T, min time.Duration) string {
 	t.Helper()
 	for i := range 100 {
 		acct := fmt.Sprintf("ncp_spread%d", i)
-		if (tokenKey{testClientID, "SELLER", acct}).renewSpread(renewSpreadWidth) >= min {
+		if renewSpread(tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: acct}, renewSpreadWidth) >= min {
 			return acct
 		}
 	}
@@ -65,7 +65,7 @@ func TestReview2MinRemainingTTLOutlivesItsRole(t *testing.T) {
 			env.readToken("plain")
 			if n := env.requestsFor("SELLER", acct); n != 1 {
 				t.Errorf("%d requests: the key renewed with 28 minutes left for a min_remaining_ttl no role asks any more (its spread point is %s into the window)",
-					n, (tokenKey{testClientID, "SELLER", acct}).renewSpread(renewSpreadWidth))
+					n, renewSpread(tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: acct}, renewSpreadWidth))
 			}
 			env.assertCompliant()
 		})
@@ -85,7 +85,7 @@ func TestReview2BackgroundShareAtASmallBudget(t *testing.T) {
 	env.readToken("a")
 	env.clock.Advance(3*time.Hour - 25*time.Minute) // a's token is in Naver's window; the hour has passed
 	env.readToken("a")                              // served at once, renewed behind the read
-	waitForFlights(env.b, tokenKey{testClientID, "SELLER", "ncp_a"})
+	waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: "ncp_a"})
 	env.periodic(t.Context())
 	background := env.requestsFor("SELLER", "ncp_a") - 1
 	resp, err := env.read("token/b")

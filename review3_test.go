@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
+
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
@@ -61,11 +63,11 @@ func (t *sendCheckTransport) RoundTrip(req *http.Request) (*http.Response, error
 // storedAppRequests is how many requests storage holds for testClientID's application, or
 // -1 when the entry is missing or unreadable (it counts nothing then).
 func storedAppRequests(s logical.Storage) int {
-	entry, err := s.Get(context.Background(), (&appGuard{clientID: testClientID}).storageKey())
+	entry, err := s.Get(context.Background(), appStorageKey(testClientID))
 	if err != nil || entry == nil {
 		return -1
 	}
-	var stored appCounts
+	var stored core.Counts
 	if err := entry.DecodeJSON(&stored); err != nil {
 		return -1
 	}
@@ -102,7 +104,7 @@ func TestReview3EveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeReadO
 			s.failPuts.Store(true)
 		}},
 		{"a stored entry that does not decode", func(t *testing.T, s *appCountStorage) {
-			entry := &logical.StorageEntry{Key: (&appGuard{clientID: testClientID}).storageKey(), Value: []byte("{not json")}
+			entry := &logical.StorageEntry{Key: appStorageKey(testClientID), Value: []byte("{not json")}
 			if err := s.Storage.Put(context.Background(), entry); err != nil {
 				t.Fatal(err)
 			}
@@ -198,74 +200,6 @@ func (s *heldPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error
 	return s.InmemStorage.Put(ctx, e)
 }
 
-// Promise (docs/decisions.md, "A new seller's first read"; README.md "Many sellers" →
-// Budgets): "storage never holds fewer requests than were sent" — a busy application's write
-// reserves up to 8 ahead, and "a crash counts the unused ones as sent".
-//
-// A write replaces the stored counts with the counts in memory plus its own reserve; the
-// previous write's reserve is not carried over. Across a minute boundary, requests that
-// read the clock just before it are counted after a request of the next minute has taken a
-// snapshot: they still see the old reservation (its minute, its number) and are sent
-// without a write, while the write in flight stores a snapshot without them and a smaller
-// reserve (the busy minute two before has left its window). Once it lands, storage holds
-// fewer requests than were sent; a crash then under-counts the hour.
-func TestReview3CountReserveNeverUnderCountsAcrossAMinuteBoundary(t *testing.T) {
-	ctx := context.Background()
-	s := &heldPutStorage{}
-	a := &appGuard{clientID: testClientID, minutes: map[int64]int{}, keys: map[int64]int{}, loaded: true}
-	const limit = 10000
-	start := newFakeClock().Now().Truncate(time.Minute)
-	minute := func(i int) time.Time { return start.Add(time.Duration(i)*time.Minute + 30*time.Second) }
-
-	sent := 0
-	send := func(at time.Time) {
-		t.Helper()
-		n, reserved := a.count(at, 1)
-		if !reserved {
-			if err := a.store(ctx, s, n, at, limit); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sent++
-		if stored := storedAppRequests(s); stored < sent {
-			t.Errorf("request %d (at %s) sent with %d counted in storage", sent, at.Format("15:04:05"), stored)
-		}
-	}
-	// A busy minute, a quiet one, then one request that reserves 8 ahead in its minute.
-	for range 8 {
-		send(minute(0))
-	}
-	send(minute(2))
-
-	// The first request of the next minute: its write is in flight...
-	next := start.Add(3 * time.Minute)
-	entered, release := s.arm()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n, reserved := a.count(next, 1)
-		if reserved {
-			t.Error("the first request of a new minute was counted as reserved")
-			return
-		}
-		if err := a.store(ctx, s, n, next, limit); err != nil {
-			t.Error(err)
-		}
-	}()
-	<-entered
-	sent++
-	// ...while requests that read the clock just before the minute ended are counted.
-	late := next.Add(-time.Millisecond)
-	for range 6 {
-		send(late)
-	}
-	close(release)
-	<-done
-	if stored := storedAppRequests(s); stored < sent {
-		t.Errorf("once the write landed, storage holds %d requests; %d were sent", stored, sent)
-	}
-}
-
 // Promise (README.md "When Naver is down", README.ko.md likewise; the help of
 // max_token_requests_per_hour): "A storm never spends a key's hourly budget: while Naver
 // fails, a key sends a burst of up to 3 requests ..., then one request every hour /
@@ -291,14 +225,14 @@ func stormAfterABusyMinute(t *testing.T, recoveries int) {
 	env := newTestEnv(t)
 	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
 		"verify_connection": false, "max_retries": 0})
-	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*", "max_new_accounts_per_hour": 100})
 	const k = "sellers/ncp_r3k"
 	key := tokenKey{ClientID: testClientID, Type: tokenTypeSeller, AccountID: "ncp_r3k"}
 	start := env.clock.Now()
 	const limit = 12 // the default max_token_requests_per_hour
 	assertUnspent := func(when string) {
 		t.Helper()
-		if n, _ := env.b.tokens.requestLog(key).since(env.clock.Now(), time.Hour); n >= limit {
+		if n := env.b.tokens.requestsLastHour(key); n >= limit {
 			t.Fatalf("%s (+%s): the key has sent %d requests in the last hour, its whole budget of %d (Naver has %d from it since +0)",
 				when, env.clock.Now().Sub(start).Round(time.Second), n, limit, env.requestsFor(tokenTypeSeller, "ncp_r3k"))
 		}

@@ -54,7 +54,7 @@ func TestManySellerRoleWriteRules(t *testing.T) {
 	// Sorted, without repeats; stored in format 2, which an older plugin refuses rather than
 	// reading it as a SELLER role with no account.
 	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_b,ncp_a*,ncp_b"})
-	want := map[string]any{"type": "SELLER", "account_id": "", "allowed_account_ids": []string{"ncp_a*", "ncp_b"}, "ttl": int64(0), "lease": true, "min_remaining_ttl": int64(0)}
+	want := map[string]any{"type": "SELLER", "account_id": "", "allowed_account_ids": []string{"ncp_a*", "ncp_b"}, "ttl": int64(0), "lease": true, "min_remaining_ttl": int64(0), "max_new_accounts_per_hour": 0}
 	if r := env.mustRead("roles/sellers"); !reflect.DeepEqual(r.Data, want) {
 		t.Errorf("role = %v, want %v", r.Data, want)
 	}
@@ -159,12 +159,11 @@ func TestManySellerRoleReads(t *testing.T) {
 	if env.naver.TokenRequests() != requests {
 		t.Error("a refused account reached Naver")
 	}
-	env.b.tokens.entries.Range(func(k, _ any) bool {
-		if a := k.(tokenKey).AccountID; a != "ncp_abc" && a != "ncp_exact" && a != "" {
+	for _, k := range env.b.tokens.memoryKeys() {
+		if a := k.AccountID; a != "ncp_abc" && a != "ncp_exact" && a != "" {
 			t.Errorf("a refused account %q is kept in the cache", a)
 		}
-		return true
-	})
+	}
 	env.b.WaitIdle() // a read's token is stored after its answer
 	if keys, _ := env.storage.List(context.Background(), tokenStoragePrefix); len(keys) != 3 {
 		t.Errorf("stored tokens %v, want the SELF one and the two sellers'", keys)
@@ -213,7 +212,7 @@ func TestManySellerRoleReads(t *testing.T) {
 	if resp, err := env.request(env.b, logical.DeleteOperation, "token/sellers/ncp_exact", map[string]any{"force": true}); errorText(resp, err) != "" {
 		t.Fatal(errorText(resp, err))
 	}
-	if stored := env.storedToken("SELLER", "ncp_exact"); env.cachedToken("SELLER", "ncp_exact") != nil || stored == nil || stored.Retired != retiredDropped || !env.storedToken("SELLER", "ncp_abc").servable(stored.Credentials) {
+	if stored := env.storedToken("SELLER", "ncp_exact"); env.cachedToken("SELLER", "ncp_exact") != nil || stored == nil || stored.Retired != retiredDropped || !env.storedToken("SELLER", "ncp_abc").Servable(stored.Credentials) {
 		t.Error("the drop did not drop exactly the seller's token")
 	}
 }
@@ -296,7 +295,7 @@ func TestStatusSummaryPagesAndFilters(t *testing.T) {
 	want := map[string]any{
 		"known_keys": sellers + 2, "cached_keys": sellers + 1, "failing_keys": 1,
 		"requests_last_hour": sellers + 2, "requests_last_24h": sellers + 2, "busiest_key_requests_last_hour": 1,
-		"key_states": map[string]any{"cached": sellers + 1, "stale": 0, "failing": 1, "idle": 0},
+		"key_states": map[string]any{"cached": sellers + 1, "stale": 0, "failing": 1, "refused": 0, "idle": 0}, "refused_keys": 0,
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(summary.Data[k], v) {

@@ -86,7 +86,7 @@ func busiestMinuteAfterStorm(t *testing.T, sellers int, storm time.Duration) (mi
 		}
 		env.periodic(t.Context())
 		for i := range sellers {
-			waitForFlights(env.b, tokenKey{testClientID, "SELLER", fmt.Sprintf("ncp_s%d", i)})
+			waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: fmt.Sprintf("ncp_s%d", i)})
 		}
 		n := env.naver.TokenRequests()
 		if m >= stormEnd {

@@ -1,6 +1,7 @@
 package navercommerce
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -34,14 +35,24 @@ func decodeEntry(entry *logical.StorageEntry, what string, v upgradable) error {
 	return nil
 }
 
-func newerFormatError(format, current int) error {
-	return fmt.Errorf("stored in format %d by a newer version of the plugin; this version reads formats up to %d: upgrade the plugin", format, current)
+// newerFormatError is an entry stored by a newer version of the plugin, in a format this one
+// cannot read: it is refused, never misread, and never deleted (a rollback must not lose
+// what the newer version knows).
+type newerFormatError struct{ format, current int }
+
+func (e *newerFormatError) Error() string {
+	return fmt.Sprintf("stored in format %d by a newer version of the plugin; this version reads formats up to %d: upgrade the plugin", e.format, e.current)
+}
+
+func isNewerFormat(err error) bool {
+	var nf *newerFormatError
+	return errors.As(err, &nf)
 }
 
 // Format 0 → 1 (config): max_token_requests_per_hour did not exist; absent means the default.
 func (c *naverConfig) upgrade() error {
 	if c.Format > configFormat {
-		return newerFormatError(c.Format, configFormat)
+		return &newerFormatError{c.Format, configFormat}
 	}
 	c.Format = configFormat
 	return nil
@@ -51,7 +62,7 @@ func (c *naverConfig) upgrade() error {
 // Format 1 → 2 (role): allowed_account_ids did not exist; absent means a single-account role.
 func (r *roleEntry) upgrade() error {
 	if r.Format > roleFormat {
-		return newerFormatError(r.Format, roleFormat)
+		return &newerFormatError{r.Format, roleFormat}
 	}
 	r.Format = roleFormat
 	return nil
@@ -59,9 +70,9 @@ func (r *roleEntry) upgrade() error {
 
 // Format 0 → 1 (cached token): latest_expiry did not exist; absent means expires_at (see
 // naverLife), which can only make the cache ask Naver early, never serve a dead token.
-func (t *cachedToken) upgrade() error {
+func (t *storedToken) upgrade() error {
 	if t.Format > tokenFormat {
-		return newerFormatError(t.Format, tokenFormat)
+		return &newerFormatError{t.Format, tokenFormat}
 	}
 	t.Format = tokenFormat
 	return nil

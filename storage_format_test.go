@@ -52,7 +52,7 @@ func TestStorageFormatUpgrade(t *testing.T) {
 	env.configure()
 	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
 	first := env.readToken("store")
-	tokenKey := tokenKey{testClientID, "SELLER", testAccount}.storageKey()
+	tokenKey := tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount}.StorageKey()
 	for _, key := range []string{configStorageKey, roleStoragePrefix + "store", tokenKey} {
 		if f := env.storedFormat(key); f != float64(1) {
 			t.Fatalf("%s stored in format %v, want 1", key, f)

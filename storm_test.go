@@ -69,7 +69,7 @@ func readsThroughStorm(t *testing.T, sellers int, inWindow bool, length, follow 
 			}
 		}
 		for i, acct := range accounts {
-			key := tokenKey{testClientID, "SELLER", acct}
+			key := tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: acct}
 			cached := env.cachedToken("SELLER", acct)
 			resp, err := env.read(fmt.Sprintf("token/s%d", i))
 			if text := errorText(resp, err); text != "" {
@@ -88,7 +88,7 @@ func readsThroughStorm(t *testing.T, sellers int, inWindow bool, length, follow 
 		if step%2 == 0 {
 			env.periodic(context.Background())
 			for _, acct := range accounts {
-				waitForFlights(env.b, tokenKey{testClientID, "SELLER", acct})
+				waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: acct})
 			}
 		}
 		for i, acct := range accounts {
@@ -242,7 +242,7 @@ func TestOneFailingSellerKeepsToItsPaceWhileOthersAreServed(t *testing.T) {
 		if text := errorText(resp, err); strings.Contains(text, fieldMaxRequestsHour) && !strings.Contains(text, "spread over the hour") {
 			t.Fatalf("the failing seller was refused by its budget at %v (requests at %v): %s", now.Format("15:04:05"), bad.times(), text)
 		}
-		waitForFlights(env.b, tokenKey{testClientID, "SELLER", "ncp_bad"})
+		waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: "ncp_bad"})
 		if step%2 == 0 {
 			env.periodic(context.Background())
 		}

@@ -104,27 +104,6 @@ func TestApplicationBudget(t *testing.T) {
 	env.readToken("s3")
 }
 
-// The automatic budget grows with the keys in use, so it never refuses a healthy
-// application, and background renewals keep a share free for reads.
-func TestAutomaticApplicationBudget(t *testing.T) {
-	c := newTokenCache(time.Now, nil)
-	p := &cachePolicy{}
-	if got := c.appBudget(p, nil, time.Now()); got != appBudgetFloor {
-		t.Errorf("no keys: %d, want %d", got, appBudgetFloor)
-	}
-	for i := range 10000 {
-		c.state(tokenKey{ClientID: "app", Type: "SELLER", AccountID: fmt.Sprint(i)})
-	}
-	// 10,000 sellers renew about 4,000 tokens an hour.
-	if got := c.appBudget(p, nil, time.Now()); got < 2*4000 {
-		t.Errorf("10,000 keys: %d an hour, want at least twice the healthy 4,000", got)
-	}
-	p.appPerHour = 7
-	if got := c.appBudget(p, nil, time.Now()); got != 7 {
-		t.Errorf("configured: %d, want 7", got)
-	}
-}
-
 // Sellers onboarded together renew together forever unless renewals spread over Naver's
 // window: measured here over 30 hours of 100 sellers read every 5 minutes, against the
 // same run with every renewal at the window's start.
@@ -153,7 +132,7 @@ func TestRenewalsSpreadOut(t *testing.T) {
 			}
 			env.periodic(t.Context())
 			for i := range sellers {
-				waitForFlights(env.b, tokenKey{testClientID, "SELLER", fmt.Sprintf("ncp_s%d", i)})
+				waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: fmt.Sprintf("ncp_s%d", i)})
 			}
 			if n := env.naver.TokenRequests(); m >= 20*60 {
 				perBucket[int(env.clock.Now().Sub(start)/(30*time.Minute))] += n - last

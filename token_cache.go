@@ -1,252 +1,83 @@
 package navercommerce
 
-// Serving tokens: the cache of one token per key, the read path, and the single flight
-// that lets one request per key reach Naver. What is known about tokens lives in
-// token_facts.go, budgets and back-off in token_budget.go, periodic work in
-// token_maintenance.go.
+// Serving tokens: the driver of the decision core (internal/core). Every entry point —
+// reads, drops, config and role changes, invalidations, the periodic run, the start —
+// turns what happened into events for the core, and carries out the effects the core
+// decides: answers to reads, requests to Naver, storage reads and writes. No decision of
+// when Naver may be asked is made here.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 const (
-	// refreshWindow mirrors Naver's rule: a token with this much life left is handed back
-	// unchanged by Naver, so asking earlier buys nothing; with less left Naver issues a new one.
-	refreshWindow = 30 * time.Minute
-	// renewSpreadWidth: keys renew at a stable point of Naver's window up to this far in,
-	// always with renewMinLife or more left.
-	renewSpreadWidth = 20 * time.Minute
-	renewMinLife     = 10 * time.Minute
-	// minRefetchInterval: while its cached token is still good, a key asks at most this
-	// often, whatever Naver's answers say of the token's life.
-	minRefetchInterval = 10 * time.Second
-	// sameTokenPause: when Naver hands back the token the cache already has, it thinks 30
-	// minutes or more are left (its clock and ours disagree); the key waits this long.
-	sameTokenPause = time.Minute
-	// minServableLife is the least life a token must have to be handed out at all; it also
-	// keeps every lease at 10 s or more (Vault turns a lease TTL of 0 into 768 h).
-	minServableLife = 10 * time.Second
-	// minAheadLife: with background refresh on, a token in the 30-minute window that has at
-	// least this much left is served at once while a new one is requested behind the read.
-	minAheadLife = 5 * time.Minute
-
-	// Back-off after failed requests, for reads: failureBackoff (rateLimitBackoff after a 429),
-	// doubled per consecutive failure, at most maxBackoff; Naver's Retry-After if longer.
-	failureBackoff   = 5 * time.Second
-	rateLimitBackoff = 30 * time.Second
-	maxBackoff       = 5 * time.Minute
-	// Back-off for background renewal across periodic runs: doubled per consecutive failure
-	// from backgroundBackoff, at most maxBackgroundBackoff.
-	backgroundBackoff    = time.Minute
-	maxBackgroundBackoff = time.Hour
-
-	// renewConcurrency bounds the requests one periodic run has in flight.
-	renewConcurrency = 4
 	// periodicBudget bounds a periodic run that Vault gave no deadline; periodicMargin is
 	// kept free before a deadline it did give.
 	periodicBudget = 30 * time.Second
 	periodicMargin = 2 * time.Second
-
-	// storageSweepInterval: how often the periodic run sweeps storage of expired tokens.
-	storageSweepInterval = time.Hour
-
-	// tokenLifetime is how long Naver's tokens live: a key read within it is in use.
-	tokenLifetime = 3 * time.Hour
-
-	// idleKeyLifetime: a key with no token, no read and no request for this long is forgotten.
-	idleKeyLifetime = 24 * time.Hour
-
-	tokenStoragePrefix = "tokens/"
+	// sweepPart and sweepPartTime bound the part of a sweep one periodic run reads.
+	sweepPart     = 2000
+	sweepPartTime = 300 * time.Millisecond
 )
 
-// fetchFunc asks Naver for the key's token.
-type fetchFunc func(ctx context.Context, key tokenKey) (accessToken, error)
-
-// cachePolicy is what the current config says about getting tokens; made once per config.
-type cachePolicy struct {
-	credentials string // credentialsID of the config
-	ahead       bool   // background refresh
-	perHour     int    // max token requests per key per hour
-	appPerHour  int    // max token requests of the application per hour; 0: automatic
-	// timeout bounds one request, retries included: a probe holds the breaker that long.
-	timeout time.Duration
-	fetch   fetchFunc
-}
-
-// keyState is everything the cache knows of one key in one credentials generation.
-type keyState struct {
-	key tokenKey
-	gen uint64
-
-	spreadHash uint64 // key.spreadHash(), computed once
-	// token is the token served, nil when none is (see cachedToken.servable).
-	token atomic.Pointer[cachedToken]
-	// fact is what is known of the key's latest token: the served token itself, or the fact
-	// of one no longer served (dropped, unusable, of other credentials), also kept in storage
-	// until it expires. Whatever Naver answers is bounded by it.
-	fact atomic.Pointer[cachedToken]
-	// entryMu orders loading the stored entry and publishing it against drops: a token an
-	// operator dropped is never published back from a load that started before the drop.
-	entryMu sync.Mutex
-	// unstored is set while the token in memory could not be stored.
-	unstored atomic.Bool
-	// minLife (nanoseconds) is the most min_remaining_ttl of the roles read through the key
-	// since it was cached: its token is renewed before it has less left.
-	minLife atomic.Int64
-	// lastRead (Unix nanoseconds) tells background refresh whether anyone uses the key.
-	lastRead atomic.Int64
-	// roles are the names of the roles read through the key (copied on write), or found to
-	// name it by the periodic run's check: hints, not facts, as a role may have changed
-	// since. Unless checkRoles is set, one of them names the key (see roleChanged).
-	roles atomic.Pointer[map[string]struct{}]
-
-	mu             sync.Mutex
-	failures       int           // consecutive failed requests
-	failedWith     string        // credentials of the failures: back-offs bind only them
-	lastFailure    *renewFailure // nil after a success; reads share it during the back-off
-	backoffUntil   time.Time     // reads do not ask Naver before
-	nextBackground time.Time     // background renewal does not ask Naver before
-	notBefore      time.Time     // Naver handed back the same token: do not ask before
-	lastError      *keyError
-	checkRoles     bool // a role of the key changed: the periodic run checks it is still named
-}
-
-// keyError is the last failure of a key, as status reports it.
-type keyError struct {
-	At         time.Time
-	StatusCode int
-	Code       string
-	Message    string
-	TraceID    string
-}
-
-// markRead records a read at now, writing only when the second changes: every read of a
-// warm key goes through here, and a shared cache line should stay shared.
-func (ks *keyState) markRead(now time.Time) {
-	n := now.UnixNano()
-	if n-ks.lastRead.Load() > int64(time.Second) {
-		ks.lastRead.Store(n)
-	}
-}
-
-func (ks *keyState) addRole(name string) {
-	for {
-		old := ks.roles.Load()
-		if old != nil {
-			if _, ok := (*old)[name]; ok {
-				return
-			}
-		}
-		next := make(map[string]struct{}, 1)
-		if old != nil {
-			for n := range *old {
-				next[n] = struct{}{}
-			}
-		}
-		next[name] = struct{}{}
-		if ks.roles.CompareAndSwap(old, &next) {
-			return
-		}
-	}
-}
-
-func (ks *keyState) removeRole(name string) bool {
-	for {
-		old := ks.roles.Load()
-		if old == nil {
-			return false
-		}
-		if _, ok := (*old)[name]; !ok {
-			return false
-		}
-		next := make(map[string]struct{}, len(*old))
-		for n := range *old {
-			if n != name {
-				next[n] = struct{}{}
-			}
-		}
-		if ks.roles.CompareAndSwap(old, &next) {
-			return true
-		}
-	}
-}
-
-func (ks *keyState) roleNames() []string {
-	m := ks.roles.Load()
-	if m == nil {
-		return nil
-	}
-	names := make([]string, 0, len(*m))
-	for n := range *m {
-		names = append(names, n)
-	}
-	return names
-}
-
-// tokenCache holds one token per key in memory, backed by Vault storage so a restart or a
-// leader change does not set off a burst of requests, and lets at most one request per key
-// reach Naver at a time.
+// tokenCache drives one mount's decision core.
 type tokenCache struct {
 	now     func() time.Time
 	logger  hclog.Logger
 	metrics *metrics
 
-	// ctx lives as long as the mount: requests to Naver outlive the read that started them
-	// (others wait on them too) but not an unmount or reload.
+	// ctx lives as long as the mount: requests to Naver and storage writes outlive the read
+	// that started them (others wait on them too) but not an unmount or reload.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// entries maps tokenKey → *keyState; the warm path is one lookup with no lock.
-	entries  sync.Map
-	requests sync.Map // tokenKey → *requestLog
-	apps     sync.Map // client ID → *appGuard
-	// spreadWidth is how far into Naver's window renewals spread (renewSpreadWidth; 0 in
-	// tests of the window's start).
-	spreadWidth time.Duration
-	// swept is set once storage was swept after the start (see ensureSwept).
-	swept atomic.Bool
-	// spread is the spread in force: the config's renewal_spread within spreadWidth.
-	spread atomic.Int64
-	// keysInUse counts keys read within a token's life, for the automatic application
-	// budget: raised as keys appear, recounted by each periodic run.
-	keysInUse atomic.Int64
-	flights   singleflight.Group
-	// background counts renewals running behind reads (see Backend.WaitIdle).
-	background flightTracker
-	// storing counts tokens being stored after the read that fetched them answered (see
-	// publish); started under mu's read lock, so whatever holds the write lock may wait
-	// for them.
-	storing flightTracker
-	// generation changes whenever the credentials do, so results of requests made with old
-	// credentials — tokens and failures alike — are never published.
-	generation atomic.Uint64
-	// roleChanges counts role writes, deletes and invalidations (see roleChanged): a read
-	// whose role changed while it ran leaves its key to the periodic run's check.
-	roleChanges atomic.Uint64
-	// unnamedPending holds the keys (tokenKey) a role write's check evicted: the next periodic
-	// run marks their stored tokens unnamed.
-	unnamedPending sync.Map
-	// mu orders publishing (read lock) against purging (write lock).
-	mu sync.RWMutex
-	// credentials are those of the config in use (see useCredentials); under mu.
-	credentials string
-	// lastSweep is when storage was last swept of stale tokens; under mu.
-	lastSweep time.Time
-	// sweptSums remembers, by storage key, a hash of each entry the last sweep decoded and the
-	// entry's known expiry; under sweptMu.
-	sweptMu   sync.Mutex
-	sweptSums map[string]sweptEntry
-	sweptSeed maphash.Seed
+	// mu guards the core and what is stepped with it.
+	mu sync.Mutex
+	m  *core.Machine
+	// storage is the mount's storage, from the last request (every request of a mount
+	// carries the same).
+	storage logical.Storage
+	// configs holds, by credentials, the config in force and those being verified: the
+	// requests the core sends are made with the config of their credentials.
+	configs map[string]*configState
+	current string
+
+	ids atomic.Uint64
+	// Who waits for which effect.
+	waitMu   sync.Mutex
+	reads    map[core.ReadID]chan core.Effect
+	drops    map[core.DropID]chan core.DropDone
+	verifies map[core.VerifyID]chan core.VerifyDone
+	attempts map[core.ReqID]chan core.AttemptVerdict
+	tickDone chan struct{}
+	// periodicMu keeps periodic runs one at a time.
+	periodicMu sync.Mutex
+
+	// work counts every goroutine the driver started (see Backend.WaitIdle); stores counts
+	// the token writes in flight (an unmount waits for them).
+	work   flightTracker
+	stores flightTracker
+	// storeLocks order, per storage key, a write against the sweep's delete of a stale entry.
+	storeLocks []*locksutil.LockEntry
+	sweptMu    sync.Mutex
+	sweptSums  map[string]sweptEntry
+	sweptSeed  maphash.Seed
+	// The sweep under way: the storage keys it lists, how far it read, what it saw.
+	sweepMu   sync.Mutex
+	sweepKeys []string
+	sweepPos  int
+	sweepSeen map[string]struct{}
 }
 
 type sweptEntry struct {
@@ -254,50 +85,181 @@ type sweptEntry struct {
 	knownUntil time.Time
 }
 
-func newTokenCache(now func() time.Time, logger hclog.Logger) *tokenCache {
+func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options) *tokenCache {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &tokenCache{now: now, logger: logger, ctx: ctx, cancel: cancel, spreadWidth: renewSpreadWidth}
-	c.spread.Store(int64(renewSpreadWidth))
+	c := &tokenCache{
+		now: now, logger: logger, ctx: ctx, cancel: cancel, m: core.New(opts),
+		configs: map[string]*configState{}, reads: map[core.ReadID]chan core.Effect{},
+		drops: map[core.DropID]chan core.DropDone{}, verifies: map[core.VerifyID]chan core.VerifyDone{},
+		attempts: map[core.ReqID]chan core.AttemptVerdict{}, storeLocks: locksutil.CreateLocks(),
+		sweptSums: map[string]sweptEntry{}, sweptSeed: maphash.MakeSeed(),
+	}
 	return c
 }
 
 // close stops requests in flight once the tokens being stored are stored; the mount is
 // going away (a plugin reload, a seal, a leader change, an unmount).
 func (c *tokenCache) close() {
-	c.storing.wait()
+	c.step(nil, core.Closing{Now: c.now()})
+	c.stores.wait()
 	c.cancel()
 }
 
-// state returns the key's state in the current generation, creating it.
-func (c *tokenCache) state(key tokenKey) *keyState {
-	if v, ok := c.entries.Load(key); ok {
-		return v.(*keyState)
+// step hands the core one event (with s, when set, as the mount's storage) and carries out
+// what it decides.
+func (c *tokenCache) step(s logical.Storage, ev core.Event) {
+	c.mu.Lock()
+	if s != nil {
+		c.storage = s
 	}
-	ks := &keyState{key: key, gen: c.generation.Load(), spreadHash: key.spreadHash()}
-	v, loaded := c.entries.LoadOrStore(key, ks)
-	if !loaded {
-		c.keysInUse.Add(1)
-	}
-	return v.(*keyState)
+	c.m.Step(ev)
+	effects := c.m.Ready()
+	s = c.storage
+	c.mu.Unlock()
+	c.dispatch(s, effects)
 }
 
-// tokenResult is what one flight hands to every caller waiting on it.
-type tokenResult struct {
+// view runs f on the core under its lock (for status, metrics and tests).
+func (c *tokenCache) view(f func(m *core.Machine)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(c.m)
+}
+
+func (c *tokenCache) dispatch(s logical.Storage, effects []core.Effect) {
+	for _, e := range effects {
+		switch e := e.(type) {
+		case core.Serve:
+			c.answerRead(e.Read, e)
+		case core.Fail:
+			c.answerRead(e.Read, e)
+		case core.DropDone:
+			c.waitMu.Lock()
+			ch := c.drops[e.Drop]
+			delete(c.drops, e.Drop)
+			c.waitMu.Unlock()
+			if ch != nil {
+				ch <- e
+			}
+		case core.VerifyDone:
+			c.waitMu.Lock()
+			ch := c.verifies[e.Verify]
+			delete(c.verifies, e.Verify)
+			c.waitMu.Unlock()
+			if ch != nil {
+				ch <- e
+			}
+		case core.AttemptVerdict:
+			c.attemptChan(e.Req) <- e
+		case core.Send:
+			c.send(e)
+		case core.Load:
+			c.goWork(func() {
+				tok, err := loadToken(c.ctx, s, e.Key)
+				c.step(nil, core.Loaded{Now: c.now(), Key: e.Key, Entry: tok, Err: err})
+			})
+		case core.Store:
+			c.stores.add()
+			c.goWork(func() {
+				defer c.stores.done()
+				err := c.putToken(s, &e.Entry)
+				c.step(nil, core.Written{Now: c.now(), Write: e.Write, Err: err})
+			})
+		case core.Delete:
+			c.goWork(func() {
+				err := c.deleteToken(s, e)
+				c.step(nil, core.Written{Now: c.now(), Write: e.Write, Err: err})
+			})
+		case core.LoadCounts:
+			c.goWork(func() { c.step(nil, loadCounts(c.ctx, s, e.ClientID, c.now)) })
+		case core.StoreCounts:
+			c.goWork(func() {
+				err := storeCounts(c.ctx, s, e.ClientID, e.Counts)
+				c.step(nil, core.CountsWritten{Now: c.now(), Write: e.Write, Err: err})
+			})
+		case core.Probe:
+			c.probe(e)
+		case core.Retire:
+			// Part of the config write that changed the credentials: done before it returns.
+			if err := c.retire(s, e.Keep); err != nil {
+				c.logger.Warn("dropping cached tokens of the old credentials", "error", err)
+			}
+		case core.Sweep:
+			c.goWork(func() { c.sweep(s) })
+		case core.TickDone:
+			c.waitMu.Lock()
+			if c.tickDone != nil {
+				close(c.tickDone)
+				c.tickDone = nil
+			}
+			c.waitMu.Unlock()
+		case core.Log:
+			if e.Warn {
+				c.logger.Warn(e.Msg, e.Args...)
+			} else {
+				c.logger.Info(e.Msg, e.Args...)
+			}
+		case core.Metric:
+			c.metric(e)
+		default:
+			panic(fmt.Sprintf("navercommerce: unknown effect %T", e))
+		}
+	}
+}
+
+func (c *tokenCache) metric(e core.Metric) {
+	switch e.Name {
+	case core.MetricRenewal:
+		c.metrics.backgroundRenewal(e.Err)
+	case core.MetricBudgetRefused:
+		c.metrics.budgetRefused()
+	case core.MetricAppBudgetRefused:
+		c.metrics.appBudgetRefused()
+	case core.MetricBreakerRefused:
+		c.metrics.breakerRefused()
+	case core.MetricRequested:
+		c.metrics.tokenRequested(e.Err)
+	}
+}
+
+func (c *tokenCache) goWork(f func()) { c.work.goTracked(f) }
+
+func (c *tokenCache) answerRead(id core.ReadID, e core.Effect) {
+	c.waitMu.Lock()
+	ch := c.reads[id]
+	delete(c.reads, id)
+	c.waitMu.Unlock()
+	if ch != nil {
+		ch <- e
+	}
+}
+
+// attemptChan is request id's channel of verdicts on its attempts (made on first use, by
+// whichever of the request and its first verdict comes first).
+func (c *tokenCache) attemptChan(id core.ReqID) chan core.AttemptVerdict {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	ch, ok := c.attempts[id]
+	if !ok {
+		ch = make(chan core.AttemptVerdict, 1)
+		c.attempts[id] = ch
+	}
+	return ch
+}
+
+// readResult is what a token read gets: a token (maybe with why it is stale) or an error.
+type readResult struct {
 	token *cachedToken
-	// fetched is set when the token came from a request made for this flight.
+	// fetched: a request made for this read (or joined by it) brought the token.
 	fetched bool
-	// renewErr is set when renewing failed (or was not allowed) but the cached token still
-	// had life to serve.
-	renewErr *renewFailure
-	// backingOff is set when renewErr is an earlier failure shared during its back-off:
-	// nothing was asked this time.
-	backingOff bool
+	// renewErr: renewing failed (or was not allowed) but the token still had life to serve.
+	renewErr *core.Failure
 }
 
-func (r tokenResult) warning() string {
+func (r readResult) warning() string {
 	switch {
 	case r.renewErr == nil:
 		return ""
@@ -308,223 +270,372 @@ func (r tokenResult) warning() string {
 	return fmt.Sprintf("renewing this token failed (%v); serving the cached token until it expires at %s", r.renewErr.Err, r.token.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
-// renewFailure is a key's last failed request (or one its budget refused), as reads see it.
-type renewFailure struct {
-	Err error
-	At  time.Time
-	// Replayed is set when a read shares the failure during its back-off, which ends at
-	// RetryAt: nothing was asked for that read.
-	Replayed bool
-	RetryAt  time.Time
-}
-
-func (f *renewFailure) Error() string {
-	if f.Replayed {
-		return fmt.Sprintf("not asking Naver again before %s: the request at %s failed: %v",
-			f.RetryAt.UTC().Format(time.RFC3339), f.At.UTC().Format(time.RFC3339), f.Err)
-	}
-	return f.Err.Error()
-}
-
-func (f *renewFailure) Unwrap() error { return f.Err }
-
-// get returns the key's token for a read through role, asking Naver through p.fetch only
-// when Naver would issue a new one. Concurrent callers for one key share one request and
-// its result or error. With p.ahead, a token in the window with minAheadLife left is served
-// at once and renewed behind the read. A token is returned only with minLife (at least
-// minServableLife) left at the moment get returns.
-//
-// roleChanges is c.roleChanges before the role was read: if a role changed since, the
-// role may no longer name the key, and the periodic run checks that one still does.
-func (c *tokenCache) get(ctx context.Context, s logical.Storage, key tokenKey, role string, roleChanges uint64, minLife time.Duration, p *cachePolicy) (res tokenResult, err error) {
-	minLife = max(minLife, minServableLife)
-	now := c.now()
-	ks := c.state(key)
-	ks.noteMinLife(minLife)
-	ks.markRead(now)
-	ks.addRole(role)
-	// Deferred: a token published by this read, or behind it, after a role change is
-	// checked too.
-	defer c.checkIfRolesChanged(ks, roleChanges)
-	if tok := ks.token.Load(); tok.servable(p.credentials) {
-		if !c.isDue(ks, tok, now) {
-			return tokenResult{token: tok}, nil
-		}
-		if p.ahead && tok.life(now) >= max(minAheadLife, minLife) {
-			// DoChan starts the flight (or joins the running one) without waiting for it.
-			c.background.track(c.flights.DoChan(c.flightKey(ks), c.refresher(s, ks, p, true)))
-			// The renewal behind the read has not ended yet: report the last one's failure.
-			ks.mu.Lock()
-			failure := ks.failureFor(p.credentials)
-			ks.mu.Unlock()
-			return tokenResult{token: tok, renewErr: failure}, nil
+// readToken is a token read of key through role: what the core decides, once decided.
+// minLife is the role's min_remaining_ttl; newAccounts its bound on accounts without a
+// token (a many-seller role's read; 0 otherwise).
+func (c *tokenCache) readToken(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, newAccounts int) (readResult, error) {
+	id := core.ReadID(c.ids.Add(1))
+	ch := make(chan core.Effect, 1)
+	c.waitMu.Lock()
+	c.reads[id] = ch
+	c.waitMu.Unlock()
+	c.step(s, core.Read{Now: c.now(), ID: id, Key: key, Role: role, MinLife: minLife, NewAccountsPerHour: newAccounts})
+	var e core.Effect
+	select {
+	case e = <-ch:
+	case <-ctx.Done():
+		c.step(nil, core.ReadGone{Now: c.now(), ID: id})
+		select {
+		case e = <-ch: // answered meanwhile
+		default:
+			c.waitMu.Lock()
+			delete(c.reads, id)
+			c.waitMu.Unlock()
+			return readResult{}, ctx.Err()
 		}
 	}
-	v, err, _ := c.flights.Do(c.flightKey(ks), c.refresher(s, ks, p, false))
-	if err != nil {
-		return tokenResult{}, err
+	switch e := e.(type) {
+	case core.Serve:
+		return readResult{token: e.Token, fetched: e.Fetched, renewErr: e.Warning}, nil
+	case core.Fail:
+		return readResult{}, e.Err
 	}
-	res = v.(tokenResult)
-	// The flight may have taken a while, or been joined late: judge the token now.
-	if left := res.token.life(c.now()); left < minLife {
-		if res.renewErr != nil && left < minServableLife {
-			return tokenResult{}, res.renewErr
+	return readResult{}, fmt.Errorf("unexpected answer %v", e)
+}
+
+// dropToken drops key's token (see core.Drop).
+func (c *tokenCache) dropToken(ctx context.Context, s logical.Storage, key tokenKey, force bool) core.DropDone {
+	id := core.DropID(c.ids.Add(1))
+	ch := make(chan core.DropDone, 1)
+	c.waitMu.Lock()
+	c.drops[id] = ch
+	c.waitMu.Unlock()
+	c.step(s, core.Drop{Now: c.now(), ID: id, Key: key, Force: force})
+	select {
+	case d := <-ch:
+		return d
+	case <-ctx.Done():
+		// The drop goes on (its fact may be on its way to storage); its caller is gone.
+		return core.DropDone{Drop: id, Err: ctx.Err()}
+	}
+}
+
+// verify asks the core to verify st's credentials (see core.Verify).
+func (c *tokenCache) verify(ctx context.Context, s logical.Storage, st *configState) core.VerifyDone {
+	id := core.VerifyID(c.ids.Add(1))
+	ch := make(chan core.VerifyDone, 1)
+	c.waitMu.Lock()
+	c.verifies[id] = ch
+	c.waitMu.Unlock()
+	c.mu.Lock()
+	c.configs[st.policy.credentials] = st
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.current != st.policy.credentials {
+			delete(c.configs, st.policy.credentials)
 		}
-		if res.renewErr != nil {
-			return tokenResult{}, fmt.Errorf("the token has only %s left, less than the role's %s, and renewing it failed: %w", left.Round(time.Second), fieldMinRemainingTTL, res.renewErr)
+		c.mu.Unlock()
+	}()
+	c.step(s, core.Verify{Now: c.now(), ID: id, Config: st.core()})
+	select {
+	case d := <-ch:
+		return d
+	case <-ctx.Done():
+		return core.VerifyDone{Verify: id, Err: ctx.Err()}
+	}
+}
+
+// seed caches the SELF token that verified the config just written.
+func (c *tokenCache) seed(s logical.Storage, tok *cachedToken) {
+	c.step(s, core.Seed{Now: c.now(), Token: *tok})
+}
+
+// setConfig makes st the config in force (nil: none); written says this node wrote it,
+// retire that the write changed the credentials (the stored tokens of others are retired).
+func (c *tokenCache) setConfig(s logical.Storage, st *configState, retire, written bool) {
+	c.mu.Lock()
+	if st == nil {
+		c.current = ""
+	} else {
+		if c.current != st.policy.credentials {
+			delete(c.configs, c.current)
 		}
-		return tokenResult{}, fmt.Errorf("the token has only %s left", left.Round(time.Second))
+		c.current = st.policy.credentials
+		c.configs[c.current] = st
 	}
-	return res, nil
+	c.mu.Unlock()
+	ev := core.ConfigSet{Now: c.now(), Written: written, RetireOthers: retire}
+	if st != nil {
+		cfg := st.core()
+		ev.Config = &cfg
+	}
+	c.step(s, ev)
 }
 
-// checkIfRolesChanged marks ks for the periodic run's check if a role changed since
-// roleChanges, the count taken before the role a read or drop went through was read: that
-// role may no longer name the key, while the token is in memory again.
-func (c *tokenCache) checkIfRolesChanged(ks *keyState, roleChanges uint64) {
-	if c.roleChanges.Load() != roleChanges {
-		ks.mu.Lock()
-		ks.checkRoles = true
-		ks.mu.Unlock()
-	}
+// setRole tells the core that role name is now r (nil: deleted, or unreadable). Keys it
+// leaves no role naming stop being cached before it returns: a token in memory only (its
+// write under way, or failed) is stored first, so storage waits are part of it.
+func (c *tokenCache) setRole(s logical.Storage, name string, r *roleEntry) {
+	c.stores.wait()
+	c.step(s, core.RoleSet{Now: c.now(), Name: name, Role: r.core()})
+	c.stores.wait()
 }
 
-// recoverySpreadPoint is when a key that failed in a storm renews its still-servable token
-// once Naver is back for the application: at a point stable for the key within the
-// renewal spread in force after the recovery, with minAheadLife (or the life a role
-// reading it asks for) still left at that point. Not renewMinLife: a long storm has taken
-// that margin from many tokens already, and keeping it would leave them in one burst.
-// Zero or past: at once (Naver never came back, renewal_spread is 0, or the token has no
-// time to spare; below minAheadLife reads wait for the renewal). The point is the key's
-// point of the window's spread, scaled: keys that renew early after the recovery renew
-// early in their next token's window too, so tokens fetched after an outage spread further.
-func (c *tokenCache) recoverySpreadPoint(ks *keyState, tok *cachedToken) time.Time {
-	// Not "recovered after the failure": a breaker refusal may be recorded at the instant of
-	// the recovery, or just after it, by a renewal that checked the breaker before the probe
-	// succeeded. A recovery long past puts the point in the past.
-	recoveredAt := c.app(ks.key.ClientID).lastRecovery()
-	if recoveredAt.IsZero() {
-		return time.Time{}
-	}
-	margin := max(minAheadLife, time.Duration(ks.minLife.Load()))
-	width := min(c.spreadNow(), tok.life(recoveredAt)-margin)
-	if width <= 0 || c.spreadWidth <= 0 {
-		return time.Time{}
-	}
-	// The key's point of the window's spread, scaled to width.
-	return recoveredAt.Add(time.Duration(float64(width) * float64(ks.key.renewSpread(c.spreadWidth)) / float64(c.spreadWidth)))
-}
-
-// noteMinLife raises the least life the key's token must keep to d.
-func (ks *keyState) noteMinLife(d time.Duration) {
-	for {
-		old := ks.minLife.Load()
-		if int64(d) <= old || ks.minLife.CompareAndSwap(old, int64(d)) {
+// send makes the request the core decided, with the config of its credentials.
+func (c *tokenCache) send(e core.Send) {
+	c.mu.Lock()
+	st := c.configs[e.Credentials]
+	c.mu.Unlock()
+	ch := c.attemptChan(e.Req)
+	c.goWork(func() {
+		defer func() {
+			c.waitMu.Lock()
+			delete(c.attempts, e.Req)
+			c.waitMu.Unlock()
+		}()
+		if st == nil {
+			c.step(nil, core.Answer{Now: c.now(), Req: e.Req, NotSent: true, Err: errors.New("the config this request was made for is gone")})
 			return
 		}
+		gate := &attemptGate{c: c, req: e.Req, verdicts: ch, cleared: e.Cleared}
+		ctx, cancel := context.WithTimeout(c.ctx, st.config.RequestTimeout)
+		raw, err := st.client.requestToken(withAttemptGate(ctx, gate), e.Key.Type, e.Key.AccountID)
+		cancel()
+		ans := core.Answer{Now: c.now(), Req: e.Req}
+		if err != nil {
+			ans.Err, ans.Outcome, ans.NotSent = err, outcomeOf(err, e.Key), !gate.sent
+		} else {
+			ans.Token = &core.Issued{AccessToken: raw.AccessToken, TokenType: raw.TokenType, ExpiresAt: raw.ExpiresAt, LatestExpiry: raw.LatestExpiry}
+		}
+		c.step(nil, ans)
+	})
+}
+
+// outcomeOf classifies a failed request for the core.
+func outcomeOf(err error, key tokenKey) core.Outcome {
+	var ue *upstreamError
+	if !errors.As(err, &ue) {
+		return core.Outcome{}
 	}
+	return core.Outcome{Status: ue.StatusCode, RetryAfter: ue.RetryAfter, AccountRefused: key.Type == tokenTypeSeller && ue.accountRefused()}
 }
 
-// isDue reports whether the key's token is to be renewed at now: past its point in Naver's
-// window, or with less life than a role reading it asks for (min_remaining_ttl is below 30
-// minutes, so Naver then issues a new token).
-func (c *tokenCache) isDue(ks *keyState, tok *cachedToken, now time.Time) bool {
-	// The key's hash is kept in its state: the periodic run asks this of every key every minute.
-	return now.After(tok.renewAtOffset(spreadOffset(ks.spreadHash, c.spreadNow()))) || tok.life(now) < time.Duration(ks.minLife.Load())
+// probe asks Naver whether it still accepts the token a drop is of.
+func (c *tokenCache) probe(e core.Probe) {
+	c.mu.Lock()
+	st := c.configs[e.Credentials]
+	c.mu.Unlock()
+	c.goWork(func() {
+		res := core.ProbeResult{Drop: e.Drop}
+		if st == nil {
+			res.Err = errors.New("the config changed while the token was checked")
+		} else {
+			ctx, cancel := context.WithTimeout(c.ctx, st.config.RequestTimeout)
+			res.Alive, res.Err = st.client.tokenAccepted(ctx, e.Token)
+			cancel()
+		}
+		res.Now = c.now()
+		c.step(nil, res)
+	})
 }
 
-// spreadNow is the renewal spread in force.
-func (c *tokenCache) spreadNow() time.Duration { return time.Duration(c.spread.Load()) }
-
-// flightKey includes the generation so no caller joins a request made with old credentials.
-func (c *tokenCache) flightKey(ks *keyState) string {
-	return strconv.FormatUint(ks.gen, 10) + "|" + ks.key.String()
+func (c *tokenCache) putToken(s logical.Storage, tok *cachedToken) error {
+	lock := locksutil.LockForKey(c.storeLocks, tok.Key.StorageKey())
+	lock.Lock()
+	defer lock.Unlock()
+	return storeToken(c.ctx, s, tok)
 }
 
-func (c *tokenCache) refresher(s logical.Storage, ks *keyState, p *cachePolicy, background bool) func() (any, error) {
-	return func() (any, error) {
-		res, err := c.refresh(c.ctx, s, ks, p, background)
-		if background {
-			// A failure with the cached token still servable comes back as renewErr.
-			switch {
-			case res.fetched:
-				c.metrics.backgroundRenewal(nil)
-			case err != nil:
-				c.metrics.backgroundRenewal(err)
-			case res.renewErr != nil && !res.backingOff:
-				c.metrics.backgroundRenewal(res.renewErr)
+// deleteToken deletes an entry the core found stale: one of a key it writes at once, any
+// other only if it is still what the sweep read (a read may have stored a token there since).
+func (c *tokenCache) deleteToken(s logical.Storage, e core.Delete) error {
+	lock := locksutil.LockForKey(c.storeLocks, e.StorageKey)
+	lock.Lock()
+	defer lock.Unlock()
+	if e.Key == nil {
+		entry, err := s.Get(c.ctx, e.StorageKey)
+		if err != nil || entry == nil {
+			return err
+		}
+		c.sweptMu.Lock()
+		prev, ok := c.sweptSums[e.StorageKey]
+		c.sweptMu.Unlock()
+		if !ok || prev.sum != maphash.Bytes(c.sweptSeed, entry.Value) {
+			return nil
+		}
+	}
+	c.sweptMu.Lock()
+	delete(c.sweptSums, e.StorageKey)
+	c.sweptMu.Unlock()
+	return s.Delete(c.ctx, e.StorageKey)
+}
+
+// retire rewrites every stored token of credentials other than keep as its fact: the
+// credentials changed, and a token of other credentials must never be served, but what is
+// known of it still bounds what Naver answers later.
+func (c *tokenCache) retire(s logical.Storage, keep string) error {
+	c.stores.wait() // a token still being stored would escape the listing below
+	keys, err := logical.CollectKeysWithPrefix(c.ctx, s, tokenStoragePrefix)
+	if err != nil {
+		return fmt.Errorf("listing cached tokens: %w", err)
+	}
+	for _, k := range keys {
+		entry, err := s.Get(c.ctx, k)
+		if err != nil {
+			return fmt.Errorf("reading cached token: %w", err)
+		}
+		if entry == nil {
+			continue
+		}
+		tok, err := decodeToken(entry)
+		if err != nil || tok.Retired != "" || tok.AccessToken == "" || tok.Credentials == keep {
+			continue // unreadable entries are the sweep's; facts are kept as they are
+		}
+		fact := *tok
+		fact.AccessToken, fact.Retired = "", retiredCredentials
+		if err := c.putToken(s, &fact); err != nil {
+			return fmt.Errorf("retiring cached token: %w", err)
+		}
+	}
+	return nil
+}
+
+// periodic runs the core's periodic work until it is done or ctx's deadline.
+func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
+	c.periodicMu.Lock()
+	defer c.periodicMu.Unlock()
+	// Deadlines are wall-clock time, whatever clock the cache reckons tokens by.
+	deadline := time.Now().Add(periodicBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-periodicMargin).Before(deadline) {
+		deadline = d.Add(-periodicMargin)
+	}
+	done := make(chan struct{})
+	c.waitMu.Lock()
+	c.tickDone = done
+	c.waitMu.Unlock()
+	c.step(s, core.Tick{Now: c.now()})
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		// The renewals go on behind us, bounded by request_timeout; Vault's periodic call
+		// must not wait for them.
+	case <-ctx.Done():
+	}
+	c.step(nil, core.TickEnd{Now: c.now()})
+}
+
+// sweep reads the next part of storage's entries of tokens for the core (listing them when
+// a sweep begins), decoding only those that changed since the last sweep read them (at
+// thousands of sellers decoding was most of its cost). A part ends after sweepPart entries
+// or sweepPartTime, so one periodic run never spends long on it.
+func (c *tokenCache) sweep(s logical.Storage) {
+	c.sweepMu.Lock()
+	defer c.sweepMu.Unlock()
+	if c.sweepKeys == nil {
+		keys, err := logical.CollectKeysWithPrefix(c.ctx, s, tokenStoragePrefix)
+		if err != nil {
+			c.logger.Warn("listing cached tokens failed", "error", err)
+			c.step(nil, core.Swept{Now: c.now(), Done: true, Failed: true})
+			return
+		}
+		c.sweepKeys, c.sweepPos, c.sweepSeen = keys, 0, make(map[string]struct{}, len(keys))
+	}
+	deadline := time.Now().Add(sweepPartTime)
+	var batch []core.SweptEntry
+	for c.sweepPos < len(c.sweepKeys) && len(batch) < sweepPart && time.Now().Before(deadline) && c.ctx.Err() == nil {
+		k := c.sweepKeys[c.sweepPos]
+		c.sweepPos++
+		entry, err := s.Get(c.ctx, k)
+		if err != nil || entry == nil {
+			continue
+		}
+		c.sweepSeen[k] = struct{}{}
+		sum := maphash.Bytes(c.sweptSeed, entry.Value)
+		c.sweptMu.Lock()
+		prev, ok := c.sweptSums[k]
+		c.sweptMu.Unlock()
+		se := core.SweptEntry{StorageKey: k}
+		if ok && prev.sum == sum {
+			se.KnownUntil = prev.knownUntil
+		} else if tok, err := decodeToken(entry); err != nil {
+			se.Undecodable, se.Newer = true, isNewerFormat(err)
+			c.sweptMu.Lock()
+			c.sweptSums[k] = sweptEntry{sum: sum}
+			c.sweptMu.Unlock()
+		} else {
+			se.Token = tok
+			c.sweptMu.Lock()
+			c.sweptSums[k] = sweptEntry{sum: sum, knownUntil: tok.KnownUntil()}
+			c.sweptMu.Unlock()
+		}
+		batch = append(batch, se)
+	}
+	done := c.sweepPos >= len(c.sweepKeys)
+	failed := c.ctx.Err() != nil
+	if done || failed {
+		c.sweptMu.Lock()
+		for k := range c.sweptSums {
+			if _, ok := c.sweepSeen[k]; !ok && done {
+				delete(c.sweptSums, k)
 			}
 		}
-		return res, err
+		c.sweptMu.Unlock()
+		c.sweepKeys, c.sweepSeen = nil, nil
+	}
+	c.step(nil, core.Swept{Now: c.now(), Entries: batch, Done: done || failed, Failed: failed})
+}
+
+// ensureSwept reads, once after the start, what storage holds of tokens (the parts of the
+// sweep not read yet), so that status and metrics know the tokens stored before the start.
+func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage) {
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		k, sweeping := c.m.Knowledge(), c.m.Sweeping()
+		c.mu.Unlock()
+		if k.StoredKnown {
+			return
+		}
+		c.step(s, core.SweepNow{Now: c.now()})
+		c.mu.Lock()
+		k, still := c.m.Knowledge(), c.m.Sweeping()
+		c.mu.Unlock()
+		if !k.StoredKnown && !still && !sweeping {
+			return // the sweep failed (logged): status says what it does not know
+		}
 	}
 }
 
-// refresh runs once per key at a time.
-func (c *tokenCache) refresh(ctx context.Context, s logical.Storage, ks *keyState, p *cachePolicy, background bool) (tokenResult, error) {
-	key := ks.key
-	current := ks.token.Load()
-	if !current.servable(p.credentials) {
-		var err error
-		if current, err = c.loadStored(ctx, s, ks, p.credentials); err != nil {
-			// Asking Naver without what storage knows of the token could be a needless
-			// request, or serve a handed-back token past its death.
-			return tokenResult{}, fmt.Errorf("reading the cached token from storage: %w", err)
-		}
-	}
-	now := c.now()
-	if current != nil && !c.isDue(ks, current, now) {
-		return tokenResult{token: current}, nil
-	}
-	servable := current != nil && current.life(now) >= minServableLife
+// rolesKnown reports whether the core knows every stored role.
+func (c *tokenCache) rolesKnown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m.RolesKnown()
+}
 
-	ks.mu.Lock()
-	backoffUntil, notBefore, failure := ks.backoffUntil, ks.notBefore, ks.failureFor(p.credentials)
-	ks.mu.Unlock()
-	if failure == nil {
-		// A failure of other credentials (a request made just before they changed) owes
-		// these no back-off.
-		backoffUntil = time.Time{}
-	}
-	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(notBefore)) {
-		return tokenResult{token: current, renewErr: failure}, nil
-	}
-	if servable && failure != nil && now.Before(c.recoverySpreadPoint(ks, current)) {
-		// Naver is back, and this token has time to spare: its renewal waits for its point
-		// in the recovery's spread, so that the keys that failed in the storm do not all
-		// ask in the minute Naver comes back.
-		return tokenResult{token: current, renewErr: failure, backingOff: true}, nil
-	}
-	recovered := failure != nil && now.Before(backoffUntil) && c.naverBackFor(ks.key, p.perHour, failure, now)
-	if now.Before(backoffUntil) && !recovered {
-		// Naver just failed for this key: do not ask again before it may succeed.
-		replay := &renewFailure{Err: failure.Err, At: failure.At, Replayed: true, RetryAt: backoffUntil}
-		if servable {
-			return tokenResult{token: current, renewErr: replay, backingOff: true}, nil
-		}
-		return tokenResult{}, replay
-	}
+// storageHandle is the mount's storage, from the last request (nil: none yet).
+func (c *tokenCache) storageHandle() logical.Storage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.storage
+}
 
-	fetched, err := c.fetch(ctx, s, ks, p, background, recovered)
-	// An unservable answer is remembered, but never over a token still servable.
-	if fetched != nil && (fetched.Retired == "" || current == nil) {
-		// A read waiting on this token is answered while it is stored (see publish);
-		// background renewals have no one waiting and store it first.
-		behind := !background && err == nil
-		if perr := c.publish(ctx, s, ks, fetched, behind); perr != nil {
-			// The token (or what is known of it) is good; only the copy for restarts is missing.
-			c.logger.Warn("storing token failed; it is cached in memory only", "type", key.Type, "error", perr)
-		}
+// ensureCounts reads the application's stored counts into the core unless it has them, so
+// that status reports the hour's requests across a restart.
+func (c *tokenCache) ensureCounts(ctx context.Context, s logical.Storage, clientID string) {
+	c.mu.Lock()
+	known := c.m.CountsKnown()
+	c.mu.Unlock()
+	if !known {
+		c.step(s, loadCounts(ctx, s, clientID, c.now))
 	}
-	if err != nil {
-		failure := c.recordFailure(ks, p.credentials, p.perHour, err)
-		// The request may have taken until the token's last seconds: judge it again. A
-		// token dropped meanwhile is not served.
-		if current != nil && current.life(c.now()) >= minServableLife && ks.token.Load() == current {
-			c.logger.Warn("renewing token failed; serving the cached one until it expires", "type", key.Type, "expires_at", current.ExpiresAt, "error", err)
-			return tokenResult{token: current, renewErr: failure}, nil
-		}
-		return tokenResult{}, err
-	}
-	c.recordSuccess(ks)
-	return tokenResult{token: fetched, fetched: true}, nil
+}
+
+// cached is the token the core serves for key, or nil (for tests).
+func (c *tokenCache) cached(key tokenKey) *cachedToken {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m.Cached(key)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
+
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
@@ -196,7 +198,7 @@ func TestRoleDeletedDuringItsReadIsNotResurrected(t *testing.T) {
 		env.read("token/gone")
 	}()
 	waitFor(t, func() bool {
-		return len(env.b.tokens.requestLog(tokenKey{testClientID, "SELLER", "ncp_gone"}).sending) == 1
+		return env.b.tokens.inFlight(tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: "ncp_gone"})
 	})
 	if _, err := env.request(env.b, logical.DeleteOperation, "roles/gone", nil); err != nil {
 		t.Fatal(err)
@@ -234,7 +236,8 @@ func TestUnservableAnswerIsAFailure(t *testing.T) {
 	if n := env.requestsFor("SELLER", testAccount); n != 1 {
 		t.Errorf("%d requests in 3 s, want 1: the failure's back-off (5 s) holds", n)
 	}
-	st := env.b.tokens.status(env.clock.Now(), "", nil)
+	var st []core.KeyView
+	env.b.tokens.view(func(m *core.Machine) { st = m.Keys(env.clock.Now(), nil) })
 	if len(st) != 1 || st[0].LastError == nil || st[0].Failures != 1 || st[0].BackoffUntil.IsZero() {
 		t.Errorf("status %+v, want the failure, its count and its back-off", st)
 	}
@@ -285,12 +288,12 @@ func TestStaleReadsSayWhy(t *testing.T) {
 	env.clock.Advance(2*time.Hour + 31*time.Minute) // in the window; background refresh on
 	env.naver.InjectFault(navercommercetest.Fault{Status: 503, Count: 1000})
 	env.readToken("store") // starts the renewal behind the read
-	waitForFlights(env.b, tokenKey{testClientID, "SELLER", testAccount})
+	waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount})
 	stale := readCount(env.b.metrics, readStale)
 	for i := 0; i < 4; i++ { // the budget (2) is spent on the second renewal
 		env.clock.Advance(3 * time.Minute)
 		resp := env.readToken("store")
-		waitForFlights(env.b, tokenKey{testClientID, "SELLER", testAccount})
+		waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: testAccount})
 		if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "renewing this token failed") {
 			t.Errorf("read %d: warnings %q, want one saying the renewal failed", i+1, resp.Warnings)
 		}

@@ -1,0 +1,337 @@
+package core
+
+import (
+	"sort"
+	"time"
+)
+
+// markUnnamedPerTick bounds the entries one periodic run marks unnamed (a many-seller role's
+// delete may leave thousands).
+const markUnnamedPerTick = 200
+
+// tick is the periodic work: entries whose write failed are written again, expired tokens
+// and keys no role names stop being cached, idle keys are forgotten, storage is swept once
+// an hour, and the tokens in Naver's window that were read within their life are renewed,
+// RenewConcurrency at a time, until the run ends (TickDone, or TickEnd at its deadline).
+func (m *Machine) tick(e Tick) {
+	now := e.Now
+	m.renew = renewState{open: true}
+	for _, ks := range m.sortedKeys() {
+		ks.log.trim(now)
+		if ks.unstored {
+			m.flush(ks)
+		}
+		tok := ks.token
+		switch {
+		case tok == nil:
+			if m.idle(ks, now) {
+				m.forget(ks)
+			}
+			continue
+		case tok.Life(now) <= 0:
+			if now.Before(ks.backoffUntil) || now.Before(ks.nextBackground) {
+				// The key's back-off (perhaps Naver's Retry-After) outlives its token.
+				ks.token = nil
+			} else {
+				m.evict(ks)
+			}
+			continue
+		case !m.namedOrSelf(ks.key):
+			m.evict(ks)
+			continue
+		}
+		if m.cfg == nil {
+			continue
+		}
+		if t := ks.servable(m.cfg.Credentials); t != nil && m.cfg.Ahead && m.isDue(ks, t, now) &&
+			now.Sub(ks.lastRead) < t.ExpiresAt.Sub(t.FetchedAt) && !now.Before(ks.nextBackground) && m.renewable(ks.key) {
+			ks.renewQueued = true
+			m.renew.queue = append(m.renew.queue, ks)
+		}
+	}
+	m.markUnnamed()
+	m.renewNext(now)
+	// Last: the plugin reads storage for the sweep once the renewals are on their way.
+	if m.sweeping {
+		m.emit(Sweep{}) // the part not read yet
+	} else {
+		m.sweepIfDue(now)
+	}
+}
+
+// renewable reports whether background renewal may renew key: a role names it (keys no
+// role names are never renewed; before the roles are known, one read it since the start).
+func (m *Machine) renewable(k Key) bool {
+	if !m.roles.known {
+		return true
+	}
+	return m.roles.named(m.cfg.ClientID, k)
+}
+
+// idle reports whether nothing in the key's state counts any more.
+func (m *Machine) idle(ks *keyState, now time.Time) bool {
+	return ks.inflight == nil && !ks.loading && ks.writing == 0 && !ks.dirty && !ks.unstored &&
+		len(ks.waitLoad)+len(ks.waitReq)+len(ks.dropsWait)+len(ks.verifyWait)+len(ks.seedsWait)+len(ks.dropQueue) == 0 &&
+		!ks.renewQueued && (ks.refused == nil || !now.Before(ks.refused.Until)) &&
+		now.Sub(ks.lastRead) > IdleKeyLifetime && now.Sub(ks.log.last()) >= 24*time.Hour &&
+		!now.Before(ks.backoffUntil) && !now.Before(ks.nextBackground)
+}
+
+// renewNext starts the periodic run's next renewals, RenewConcurrency at a time.
+func (m *Machine) renewNext(now time.Time) {
+	for m.renew.open && m.renew.inflight < RenewConcurrency && len(m.renew.queue) > 0 {
+		ks := m.renew.queue[0]
+		m.renew.queue = m.renew.queue[1:]
+		ks.renewQueued = false
+		if m.cfg == nil {
+			continue
+		}
+		// A read may have renewed it, or started its renewal, since the run began.
+		t := ks.servable(m.cfg.Credentials)
+		if t == nil || !m.isDue(ks, t, now) || t.Life(now) <= 0 || !m.namedOrSelf(ks.key) {
+			continue
+		}
+		if m.renewBehind(ks, now, true) {
+			m.renew.inflight++
+		}
+	}
+	if m.renew.open && len(m.renew.queue) == 0 && m.renew.inflight == 0 {
+		m.renew.open = false
+		m.emit(TickDone{})
+	}
+}
+
+// tickEnd: the periodic run returned; what it did not start waits for the next run.
+func (m *Machine) tickEnd(time.Time) {
+	for _, ks := range m.renew.queue {
+		ks.renewQueued = false
+	}
+	m.renew.queue = nil
+	m.renew.open = false
+}
+
+// markUnnamed marks the stored entries of keys evicted because no role names them, unless a
+// role names the key again or it is cached again.
+func (m *Machine) markUnnamed() {
+	keys := make([]Key, 0, len(m.unnamed))
+	for k := range m.unnamed {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for i, k := range keys {
+		if i == markUnnamedPerTick {
+			break
+		}
+		delete(m.unnamed, k)
+		ks, ok := m.keys[k]
+		if !ok || ks.token != nil || ks.unnamedMark || ks.fact == nil || m.namedOrSelf(k) {
+			continue
+		}
+		ks.unnamedMark = true
+		m.persist(ks)
+	}
+}
+
+// sweepIfDue starts a sweep of storage once an hour. The plugin reads it in parts (see
+// Sweep): a part each periodic run, until it reports the last.
+func (m *Machine) sweepIfDue(now time.Time) {
+	if m.sweeping || (!m.lastSweep.IsZero() && now.Sub(m.lastSweep) < SweepInterval) {
+		return
+	}
+	m.sweeping = true
+	m.lastSweep = now
+	m.sweepSeen = map[string]bool{}
+	m.emit(Sweep{})
+}
+
+// swept takes what the sweep read: entries nothing is known of any more are deleted (but
+// never one of a newer format: a rollback must not lose what the newer version knows), and
+// entries of keys not in memory are summarised for status.
+func (m *Machine) swept(e Swept) {
+	now := e.Now
+	for _, se := range e.Entries {
+		if m.sweepSeen != nil {
+			m.sweepSeen[se.StorageKey] = true
+		}
+		ks := m.byStore[se.StorageKey]
+		if se.Undecodable {
+			if !se.Newer && ks == nil {
+				id := WriteID(m.id())
+				m.writes[id] = &pendingWrite{delete: true}
+				m.emit(Delete{Write: id, StorageKey: se.StorageKey})
+			}
+			continue
+		}
+		var tok *Token
+		switch {
+		case se.Token != nil:
+			if se.Token.Key.StorageKey() != se.StorageKey {
+				continue
+			}
+			tok = se.Token
+		case ks == nil:
+			tok = m.stored[se.StorageKey]
+		}
+		knownUntil := se.KnownUntil
+		if tok != nil {
+			knownUntil = tok.KnownUntil()
+		}
+		if ks != nil && ks.fact != nil && ks.fact.KnownUntil().After(knownUntil) {
+			knownUntil = ks.fact.KnownUntil()
+		}
+		if !now.Before(knownUntil) {
+			m.deleteStale(ks, tok, se.StorageKey)
+			continue
+		}
+		if ks == nil && tok != nil && se.Token != nil {
+			if m.cfg != nil && m.roles.known && tok.Servable(m.cfg.Credentials) && !tok.Unnamed && !m.namedOrSelf(tok.Key) {
+				// Its role went while the plugin was down (or before it could mark it): the
+				// entry says so, for a rollback's start.
+				ks = m.key(tok.Key)
+				ks.learn(tok, true)
+				ks.unnamedMark = true
+				m.persist(ks)
+				continue
+			}
+			m.stored[se.StorageKey] = summary(tok)
+		}
+	}
+	if !e.Done {
+		return
+	}
+	m.sweeping = false
+	if e.Failed {
+		m.lastSweep = time.Time{} // the next periodic run sweeps again
+		m.sweepSeen = nil
+		return
+	}
+	m.storedKnown = true
+	for sk := range m.stored {
+		if m.sweepSeen != nil && !m.sweepSeen[sk] {
+			delete(m.stored, sk)
+		}
+	}
+	m.sweepSeen = nil
+}
+
+// deleteStale deletes a stale entry, in its key's order of writes when the key is in memory.
+func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
+	if ks == nil && tok != nil {
+		delete(m.stored, storageKey)
+		ks = m.key(tok.Key)
+	}
+	if ks == nil {
+		id := WriteID(m.id())
+		m.writes[id] = &pendingWrite{delete: true}
+		m.emit(Delete{Write: id, StorageKey: storageKey})
+		return
+	}
+	if ks.writing != 0 || ks.dirty || ks.inflight != nil || ks.token != nil || len(ks.dropQueue) > 0 {
+		return // the key moved on meanwhile: the next sweep judges it again
+	}
+	ks.fact, ks.refused, ks.loaded, ks.unnamedMark = nil, nil, false, false
+	m.startWrite(ks, &pendingWrite{ks: ks, delete: true})
+}
+
+// summary is what the machine keeps of an entry it has not loaded: everything but the token.
+func summary(t *Token) *Token {
+	s := *t
+	if s.AccessToken != "" {
+		s.AccessToken = storedMarker
+	}
+	return &s
+}
+
+// storedMarker stands in a summary for a token that storage holds: never served.
+const storedMarker = "(stored)"
+
+func (m *Machine) entryChanged(e EntryChanged) {
+	if ks, ok := m.byStore[e.StorageKey]; ok {
+		// Another node wrote the key: what memory has may be stale; the next use reads it.
+		ks.token, ks.loaded = nil, false
+		return
+	}
+	delete(m.stored, e.StorageKey)
+}
+
+func (m *Machine) configSet(e ConfigSet) {
+	if e.Config == nil {
+		// Stored tokens stay until they expire: they are served only under the credentials
+		// they came from, so only a config with those very credentials serves them again.
+		m.cfg = nil
+		for _, ks := range m.keys {
+			ks.token, ks.loaded = nil, false
+		}
+		return
+	}
+	cfg := *e.Config
+	if m.lastCreds != "" && m.lastCreds != cfg.Credentials {
+		// Tokens belong to the credentials they were fetched with: none of the old ones is
+		// served again (Naver invalidates an old secret at once). What is known of them stays.
+		for _, ks := range m.keys {
+			ks.token, ks.loaded = nil, false
+		}
+	}
+	if e.Written && m.lastCreds != "" && m.lastCreds != cfg.Credentials {
+		m.superseded[m.lastCreds] = true
+	}
+	if e.RetireOthers {
+		m.emit(Retire{Keep: cfg.Credentials})
+	}
+	delete(m.superseded, cfg.Credentials)
+	m.cfg, m.lastCreds = &cfg, cfg.Credentials
+	for _, ks := range m.keys {
+		// Loaded while no config (or another) was in force: its stored token is this
+		// config's to serve.
+		if ks.loaded && ks.token == nil && ks.fact.Servable(cfg.Credentials) && !ks.evictStored {
+			ks.token = ks.fact
+		}
+	}
+	app := m.app(cfg.ClientID)
+	app.resetBreaker(cfg.Endpoint)
+	if !app.loaded && !app.loading {
+		app.loading = true
+		m.emit(LoadCounts{ClientID: app.clientID})
+	}
+}
+
+func (m *Machine) rolesLoaded(e RolesLoaded) {
+	m.roles.init()
+	names := make([]string, 0, len(e.Roles))
+	for n := range e.Roles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := e.Roles[n]
+		m.roles.set(n, &r)
+	}
+	m.roles.known = true
+	m.evictUnnamed()
+}
+
+func (m *Machine) roleSet(e RoleSet) {
+	old := m.roles.byName[e.Name]
+	// The role's tries stay: deleting and re-creating it must not reset its bound.
+	m.roles.set(e.Name, e.Role)
+	if old != nil && m.cfg != nil {
+		// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
+		for k, ks := range m.keys {
+			if old.Names(m.cfg.ClientID, k) {
+				ks.minLife = 0
+			}
+		}
+	}
+	if m.roles.known {
+		m.evictUnnamed()
+	}
+}
+
+// evictUnnamed stops caching the keys no role names.
+func (m *Machine) evictUnnamed() {
+	for _, ks := range m.sortedKeys() {
+		if ks.token != nil && !m.namedOrSelf(ks.key) {
+			m.evict(ks)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package core
+
+import (
+	"sort"
+	"time"
+)
+
+// roleSet is every role the machine knows, indexed so that which roles name a key is a
+// lookup: single-account roles by (type, account), many-seller roles in a list (few).
+type roleSet struct {
+	// known is set once every stored role was loaded (RolesLoaded): until then, that no
+	// known role names a key proves nothing.
+	known  bool
+	byName map[string]*Role
+	single map[singleKey]map[string]struct{}
+	many   map[string]*Role
+}
+
+type singleKey struct{ typ, account string }
+
+func (s *roleSet) init() {
+	s.byName = map[string]*Role{}
+	s.single = map[singleKey]map[string]struct{}{}
+	s.many = map[string]*Role{}
+}
+
+func (s *roleSet) set(name string, r *Role) {
+	s.remove(name)
+	if r == nil {
+		return
+	}
+	s.byName[name] = r
+	if r.ManySellers() {
+		s.many[name] = r
+		return
+	}
+	k := singleKey{r.Type, r.AccountID}
+	if s.single[k] == nil {
+		s.single[k] = map[string]struct{}{}
+	}
+	s.single[k][name] = struct{}{}
+}
+
+func (s *roleSet) remove(name string) {
+	old, ok := s.byName[name]
+	if !ok {
+		return
+	}
+	delete(s.byName, name)
+	if old.ManySellers() {
+		delete(s.many, name)
+		return
+	}
+	k := singleKey{old.Type, old.AccountID}
+	delete(s.single[k], name)
+	if len(s.single[k]) == 0 {
+		delete(s.single, k)
+	}
+}
+
+// naming lists, sorted, the roles that name key of clientID's application.
+func (s *roleSet) naming(clientID string, key Key) []string {
+	if key.ClientID != clientID {
+		return nil
+	}
+	var names []string
+	for n := range s.single[singleKey{key.Type, key.AccountID}] {
+		names = append(names, n)
+	}
+	for n, r := range s.many {
+		if r.Names(clientID, key) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// named reports whether any role names key.
+func (s *roleSet) named(clientID string, key Key) bool {
+	if key.ClientID != clientID {
+		return false
+	}
+	if len(s.single[singleKey{key.Type, key.AccountID}]) > 0 {
+		return true
+	}
+	for _, r := range s.many {
+		if r.Names(clientID, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// minLife is the most min_remaining_ttl of the roles naming key.
+func (s *roleSet) minLife(clientID string, key Key) time.Duration {
+	var d time.Duration
+	for _, n := range s.naming(clientID, key) {
+		d = max(d, s.byName[n].MinLife)
+	}
+	return d
+}
+
+// tries is what a many-seller role asked of Naver for accounts without a token from it: the
+// requests in flight, and those that got no token, until the hour passes. A request that
+// got a token does not count: onboarding sellers costs nothing of the bound.
+type tries struct {
+	inflight map[ReqID]bool
+	failed   []time.Time // oldest first
+}
+
+func (t *tries) trim(now time.Time) {
+	i := 0
+	for i < len(t.failed) && now.Sub(t.failed[i]) >= time.Hour {
+		i++
+	}
+	t.failed = t.failed[i:]
+}
+
+// full reports whether another try would pass limit, and when one is allowed next (zero:
+// when a request in flight ends).
+func (t *tries) full(now time.Time, limit int) (bool, time.Time) {
+	t.trim(now)
+	if len(t.failed)+len(t.inflight) < limit {
+		return false, time.Time{}
+	}
+	if len(t.failed) >= limit {
+		return true, t.failed[len(t.failed)-limit].Add(time.Hour)
+	}
+	return true, time.Time{}
+}
+
+func (t *tries) start(req ReqID) {
+	if t.inflight == nil {
+		t.inflight = map[ReqID]bool{}
+	}
+	t.inflight[req] = true
+}
+
+// end ends the try of req: it counts on for the hour unless Naver issued a token.
+func (t *tries) end(now time.Time, req ReqID, issued bool) {
+	if !t.inflight[req] {
+		return
+	}
+	delete(t.inflight, req)
+	if !issued {
+		t.failed = append(t.failed, now)
+	}
+}

@@ -155,8 +155,10 @@ func (e Send) String() string {
 func (e AttemptVerdict) String() string {
 	return fmt.Sprintf("attempt-verdict#%d go=%t err=%v", e.Req, e.Go, e.Err)
 }
-func (e Load) String() string  { return "load " + e.Key.String() }
-func (e Store) String() string { return fmt.Sprintf("store#%d %s retired=%q", e.Write, e.Entry.Key, e.Entry.Retired) }
+func (e Load) String() string { return "load " + e.Key.String() }
+func (e Store) String() string {
+	return fmt.Sprintf("store#%d %s retired=%q", e.Write, e.Entry.Key, e.Entry.Retired)
+}
 func (e Delete) String() string {
 	return fmt.Sprintf("delete#%d %s", e.Write, e.StorageKey)
 }

@@ -155,7 +155,7 @@ func (m *Machine) Step(ev Event) {
 // for the next run.
 type TickEnd struct{ Now time.Time }
 
-func (e TickEnd) at() time.Time   { return e.Now }
+func (e TickEnd) at() time.Time  { return e.Now }
 func (e TickEnd) String() string { return "tick-end" }
 
 // Config is the config in force (nil: none).

@@ -9,20 +9,20 @@ import (
 
 // The promises of the README the world checks, by name.
 const (
-	invDeadServed      = "dead-token-served"      // a token Naver no longer accepts (rotated, or dropped as dead), or one of too little life, was served
-	invLeaseLife       = "lease-outlives-token"   // a served token's expiry is later than Naver's
-	invNeedless        = "needless-request"       // Naver handed back a token it had already handed the plugin
-	invKeyBudget       = "key-budget"             // a key sent more than max_token_requests_per_hour in an hour
-	invAppBudget       = "application-budget"     // the application went over its budget in an hour, or the automatic budget grew with keys Naver issued nothing to
-	invRetryAfter      = "retry-after"            // a key asked before Naver's Retry-After ended
-	invBackoff         = "backoff"                // a key asked again within 5 s of its failure
-	invCachedNamed     = "cached-keys-named"      // a key no role names is cached
-	invReadWaits       = "read-waits-for-naver"   // a read waited for Naver while a token with 5 minutes or more could serve it at once
-	invRefusedAccounts = "refused-accounts"       // more refused accounts asked of Naver in an hour than max_new_accounts_per_hour
-	invPhantomCounts   = "phantom-counts"         // storage counts more requests in a minute than were made, plus the reserve
-	invUncounted       = "uncounted-request"      // a request reached Naver that storage's counts did not include
+	invDeadServed      = "dead-token-served"       // a token Naver no longer accepts (rotated, or dropped as dead), or one of too little life, was served
+	invLeaseLife       = "lease-outlives-token"    // a served token's expiry is later than Naver's
+	invNeedless        = "needless-request"        // Naver handed back a token it had already handed the plugin
+	invKeyBudget       = "key-budget"              // a key sent more than max_token_requests_per_hour in an hour
+	invAppBudget       = "application-budget"      // the application went over its budget in an hour, or the automatic budget grew with keys Naver issued nothing to
+	invRetryAfter      = "retry-after"             // a key asked before Naver's Retry-After ended
+	invBackoff         = "backoff"                 // a key asked again within 5 s of its failure
+	invCachedNamed     = "cached-keys-named"       // a key no role names is cached
+	invReadWaits       = "read-waits-for-naver"    // a read waited for Naver while a token with 5 minutes or more could serve it at once
+	invRefusedAccounts = "refused-accounts"        // more refused accounts asked of Naver in an hour than max_new_accounts_per_hour
+	invPhantomCounts   = "phantom-counts"          // storage counts more requests in a minute than were made, plus the reserve
+	invUncounted       = "uncounted-request"       // a request reached Naver that storage's counts did not include
 	invOldEndpoint     = "breaker-of-old-endpoint" // reads refused by the breaker for failures of another base URL
-	invForgotten       = "idle-key-kept"          // a key idle for a day is still held in memory
+	invForgotten       = "idle-key-kept"           // a key idle for a day is still held in memory
 )
 
 // failureOf is a key's failure with credentials: back-offs belong to the credentials.
@@ -32,14 +32,14 @@ type failureOf struct {
 }
 
 type checkState struct {
-	delivered   map[string]bool // tokens Naver handed the plugin
-	excused     map[string]bool // tokens whose loss the README documents (a forced drop, a credential change, a restart before storing)
-	droppedDead map[string]bool // tokens the plugin dropped after Naver said they were dead
-	retryAfter  map[core.Key]time.Time
-	lastFailure map[failureOf]time.Time
-	activity    map[core.Key]time.Time
-	admitted    map[int64]int // attempts the plugin made, per minute
-	refusedSince time.Time    // the start of the process (the bound on new accounts is kept in memory)
+	delivered    map[string]bool // tokens Naver handed the plugin
+	excused      map[string]bool // tokens whose loss the README documents (a forced drop, a credential change, a restart before storing)
+	droppedDead  map[string]bool // tokens the plugin dropped after Naver said they were dead
+	retryAfter   map[core.Key]time.Time
+	lastFailure  map[failureOf]time.Time
+	activity     map[core.Key]time.Time
+	admitted     map[int64]int // attempts the plugin made, per minute
+	refusedSince time.Time     // the start of the process (the bound on new accounts is kept in memory)
 }
 
 func (c *checkState) init() {

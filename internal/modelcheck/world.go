@@ -40,7 +40,9 @@ type Params struct {
 // allows reports whether the world's alphabet has event kind (or outcome) kind.
 func (p Params) allows(kind string) bool { return p.Events == nil || contains(p.Events, kind) }
 
-func (p Params) answers(outcome string) bool { return p.Outcomes == nil || contains(p.Outcomes, outcome) }
+func (p Params) answers(outcome string) bool {
+	return p.Outcomes == nil || contains(p.Outcomes, outcome)
+}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

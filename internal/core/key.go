@@ -257,6 +257,9 @@ func (m *Machine) decide(ks *keyState, now time.Time, background bool, r *pendin
 		// A failure of other credentials owes these no back-off.
 		backoffUntil = time.Time{}
 	}
+	if !servable && ks.refused != nil && now.Before(ks.refused.Until) {
+		return result{err: ks.refused}, false
+	}
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(ks.notBefore)) {
 		return result{token: current, renewErr: failure}, false
 	}
@@ -272,9 +275,6 @@ func (m *Machine) decide(ks *keyState, now time.Time, background bool, r *pendin
 			return result{token: current, renewErr: replay, backingOff: true}, false
 		}
 		return result{err: replay}, false
-	}
-	if !servable && ks.refused != nil && now.Before(ks.refused.Until) {
-		return result{err: ks.refused}, false
 	}
 	req := m.newRequest(ks, now, background, nil, current)
 	req.unpaced = recovered

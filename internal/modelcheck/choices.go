@@ -290,8 +290,16 @@ func (w *World) deleteConfig() {
 }
 
 // writeConfig writes config name: c2 is a secret re-issued at Naver first; bad points at an
-// unreachable base URL. The write verifies the credentials first, as the plugin does.
+// unreachable base URL, written with verify_connection=false (verified, it would be refused).
+// The others are verified first, as the plugin does by default.
 func (w *World) writeConfig(name string) {
+	if name == "bad" {
+		retire := w.cfgName != name
+		w.cfgName = name
+		w.logf("config %s: stored without verification", name)
+		w.step(core.ConfigSet{Now: w.Now, Config: w.config(name), Written: true, RetireOthers: retire})
+		return
+	}
 	w.naver.rotate(name)
 	id := core.VerifyID(w.id())
 	w.writing = &configWrite{name: name, verify: id}

@@ -378,11 +378,11 @@ func describePending(p *pend) string {
 		if e.Verify != 0 {
 			kind = "verify"
 		}
-		return fmt.Sprintf("request %s (%s, %s)", e.Key.AccountID, kind, e.Credentials)
+		return fmt.Sprintf("request %s (%s, %s)", keyName(e.Key), kind, e.Credentials)
 	case core.Load:
-		return "load " + e.Key.AccountID
+		return "load " + keyName(e.Key)
 	case core.Store:
-		return fmt.Sprintf("store %s", e.Entry.Key.AccountID)
+		return fmt.Sprintf("store %s", keyName(e.Entry.Key))
 	case core.Delete:
 		if e.Key != nil {
 			return "delete " + e.Key.AccountID
@@ -396,6 +396,14 @@ func describePending(p *pend) string {
 		return "probe " + e.Key.AccountID
 	}
 	return fmt.Sprint(p.effect)
+}
+
+// keyName names a key in traces: its account, or SELF.
+func keyName(k core.Key) string {
+	if k.Type == core.TypeSelf {
+		return "SELF"
+	}
+	return k.AccountID
 }
 
 // Summary describes the world's state in a few lines (for traces and scripts).

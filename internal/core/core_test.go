@@ -1,0 +1,232 @@
+package core
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// While Naver fails, a key's requests keep to the pace: a burst of up to 3, then one per
+// interval, and never more than the budget in any sliding hour, whatever the budget.
+func TestPacingSpreadsAFailingKeysBudget(t *testing.T) {
+	for _, perHour := range []int{1, 2, 3, 6, 12, 60} {
+		t.Run(fmt.Sprint(perHour), func(t *testing.T) {
+			burst, interval := Pacing(perHour)
+			start := origin
+			log := &requestLog{}
+			var sent []time.Time
+			// A key that asks whenever the pace lets it, every 10 s, for 4 hours.
+			for now := start; now.Before(start.Add(4 * time.Hour)); now = now.Add(10 * time.Second) {
+				for {
+					if n, _ := log.since(now, time.Hour); n >= perHour || now.Before(log.nextPaced(now, perHour)) {
+						break
+					}
+					log.record(now, perHour, true)
+					sent = append(sent, now)
+				}
+			}
+			for i, at := range sent {
+				n := 0
+				for _, b := range sent[i:] {
+					if b.Sub(at) < time.Hour {
+						n++
+					}
+				}
+				if n > perHour {
+					t.Fatalf("%d requests in the hour from %v, over %d", n, at.Sub(start), perHour)
+				}
+				if i > 0 && i >= burst && at.Sub(sent[i-1]) > interval+10*time.Second {
+					t.Errorf("a gap of %v before request %d, over the interval %v", at.Sub(sent[i-1]), i, interval)
+				}
+			}
+			if !sent[burst-1].Equal(start) {
+				t.Errorf("the first %d requests were not sent at once: %v", burst, sent[:burst])
+			}
+		})
+	}
+}
+
+// Issue 25, item 6: every account ever named kept a request log for the life of the process
+// (300 sellers last read 72 hours ago: no key in memory, 301 logs). A key is forgotten once
+// nothing in it counts: a day without a token, a read or a request.
+func TestIdleKeysAreForgotten(t *testing.T) {
+	h := newHarness(t)
+	for i := range 300 {
+		if _, err := h.read(fmt.Sprintf("ncp_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 72 {
+		h.now = h.now.Add(time.Hour)
+		h.tick()
+	}
+	if keys := h.m.MemoryKeys(); len(keys) != 0 {
+		t.Errorf("%d keys held in memory 72 hours after their last read, want none", len(keys))
+	}
+	if views := h.m.Keys(h.now, nil); len(views) != 0 {
+		t.Errorf("status lists %d keys, want none", len(views))
+	}
+}
+
+// Issue 25, item 4: the unused count-ahead reserve was stored as sent, loaded as real after
+// a restart, and the next process reserved 8 more on top: 150 restarts in 6 minutes sending
+// 116 requests left 1,005 counted, and new sellers were refused from the 111th process on.
+// What storage counts beyond the requests made stays within 8 a minute, however often the
+// plugin restarts.
+func TestRestartsDoNotStackReservedCounts(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.AppPerHour = 800 // a hundredth: 8, so writes reserve ahead
+	h.start()
+	made := map[int64]int{}
+	for i := range 150 {
+		h.start() // a crash loop: every process makes a request or two
+		for j := range 1 + i%2 {
+			before := len(h.sent)
+			if _, err := h.read(fmt.Sprintf("ncp_%d_%d", i, j)); err != nil {
+				t.Fatalf("process %d: %v", i, err)
+			}
+			made[minuteOf(h.now)] += len(h.sent) - before
+		}
+		h.now = h.now.Add(2400 * time.Millisecond)
+	}
+	for m, n := range h.counts.Minutes {
+		if n > made[m]+countReserve {
+			t.Errorf("minute %d: storage counts %d requests, %d were made (at most %d more may be reserved)", m-minuteOf(origin), n, made[m], countReserve)
+		}
+		if n < made[m] {
+			t.Errorf("minute %d: storage counts %d requests, fewer than the %d made", m-minuteOf(origin), n, made[m])
+		}
+	}
+}
+
+// A busy application's write reserves ahead; requests counted while a write of the next
+// minute is in flight, having read the clock just before the minute ended, are still
+// covered once it lands: storage never holds fewer requests than were sent.
+func TestReservedCountsNeverUnderCountAcrossAMinuteBoundary(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.AppPerHour = 10000
+	h.start()
+	start := h.now.Truncate(time.Minute)
+	minute := func(i int) time.Time { return start.Add(time.Duration(i)*time.Minute + 30*time.Second) }
+	stored := func() int {
+		n := 0
+		for _, v := range h.counts.Minutes {
+			n += v
+		}
+		return n
+	}
+	n := 0
+	send := func(at time.Time, account string) {
+		t.Helper()
+		h.now = at
+		if _, err := h.read(account); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if s := stored(); s < n {
+			t.Errorf("request %d (at %s) sent with %d counted in storage", n, at.Format("15:04:05"), s)
+		}
+	}
+	for i := range 8 {
+		send(minute(0), fmt.Sprint("busy", i))
+	}
+	send(minute(2), "reserve")
+	// The first request of the next minute: its write is held...
+	h.now = start.Add(3 * time.Minute)
+	h.holdCounts = true
+	h.readAsync("next")
+	h.drain()
+	// ...while requests that read the clock just before the minute ended are counted.
+	h.now = h.now.Add(-time.Millisecond)
+	for i := range 6 {
+		h.readAsync(fmt.Sprint("late", i))
+		h.drain()
+	}
+	h.holdCounts = false
+	h.release()
+	h.drain()
+	if s := stored(); s < len(h.sent) {
+		t.Errorf("once the write landed, storage holds %d requests; %d were sent", s, len(h.sent))
+	}
+}
+
+// A backward step of the clock keeps the application's counts for an hour, not for the
+// step's length plus an hour.
+func TestClockStepBackKeepsCountsOnlyAnHour(t *testing.T) {
+	a := newAppState("app")
+	at := origin
+	a.count(at, 1)
+	back := at.Add(-2 * time.Hour)
+	if n, _ := a.lastHour(back); n != 1 {
+		t.Fatalf("right after the step back: %d requests counted, want 1", n)
+	}
+	if n, _ := a.lastHour(back.Add(62 * time.Minute)); n != 0 {
+		t.Errorf("an hour after the step back: %d requests counted, want 0", n)
+	}
+}
+
+// The sweep never deletes an entry a newer version of the plugin stored (a rollback must not
+// lose what it knows), but deletes one that is damaged.
+func TestSweepKeepsEntriesOfANewerFormat(t *testing.T) {
+	m := New(Options{})
+	cfg := Config{ClientID: "app", Credentials: "c1"}
+	m.Step(ConfigSet{Now: origin, Config: &cfg})
+	m.Step(SweepNow{Now: origin})
+	m.Ready()
+	m.Step(Swept{Now: origin, Done: true, Entries: []SweptEntry{
+		{StorageKey: TokenPrefix + "newer", Undecodable: true, Newer: true},
+		{StorageKey: TokenPrefix + "damaged", Undecodable: true},
+	}})
+	var deleted []string
+	for _, e := range m.Ready() {
+		if d, ok := e.(Delete); ok {
+			deleted = append(deleted, d.StorageKey)
+		}
+	}
+	if len(deleted) != 1 || deleted[0] != TokenPrefix+"damaged" {
+		t.Errorf("deleted %v, want only the damaged entry", deleted)
+	}
+}
+
+// The automatic budget grows with the keys Naver issued a token to, so it never refuses a
+// healthy application, and not with accounts Naver refuses (issue 25, item 1: each guessed
+// account raised it by 2).
+func TestAutomaticBudgetGrowsOnlyWithIssuedKeys(t *testing.T) {
+	h := newHarness(t)
+	if got := h.m.App(h.now).Budget; got != AppBudgetFloor {
+		t.Errorf("no keys: %d, want %d", got, AppBudgetFloor)
+	}
+	for i := range 100 {
+		if _, err := h.read(fmt.Sprint("ncp_", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := h.m.App(h.now).Budget, AppBudgetFloor+AppBudgetPerKey*100; got != want {
+		t.Errorf("100 sellers with tokens: %d, want %d", got, want)
+	}
+	h.fail = &Outcome{Status: 403, AccountRefused: true}
+	for i := range 20 {
+		h.read(fmt.Sprint("guess_", i))
+	}
+	if got, want := h.m.App(h.now).Budget, AppBudgetFloor+AppBudgetPerKey*100; got > want {
+		t.Errorf("after 20 refused accounts: %d, want still %d", got, want)
+	}
+}
+
+// A clone decides as the machine it was made from, and stays apart from it.
+func TestCloneAndDigest(t *testing.T) {
+	h := newHarness(t)
+	h.read("a")
+	h.readAsync("b") // a load left under way
+	c := h.m.Clone()
+	if c.Digest() != h.m.Digest() {
+		t.Fatal("a clone has another digest")
+	}
+	h.drain()
+	if c.Digest() == h.m.Digest() {
+		t.Error("the clone changed with the machine")
+	}
+	if c.Cached(Key{ClientID: "app", Type: TypeSeller, AccountID: "b"}) != nil {
+		t.Error("the clone holds what only the machine learnt")
+	}
+}

@@ -1,0 +1,200 @@
+package core
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+var origin = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// harness drives a machine with everything succeeding at once: storage as a map, Naver
+// issuing a new 3-hour token to every request (or failing it, while fail is set).
+type harness struct {
+	t       *testing.T
+	m       *Machine
+	now     time.Time
+	cfg     Config
+	store   map[string]Token
+	counts  *Counts
+	queue   []Effect
+	seq     int
+	ids     uint64
+	fail    *Outcome // while set, Naver answers every request with this failure
+	sent    []Key    // every request that reached Naver
+	served  map[ReadID]*Token
+	failed  map[ReadID]error
+	countsW int // writes of the counts
+	// pendingSends are requests waiting for the verdict on their first attempt.
+	pendingSends map[ReqID]Key
+	// holdCounts: writes of the counts wait in held until released.
+	holdCounts bool
+	held       []StoreCounts
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}}
+	h.cfg = Config{ClientID: "app", Credentials: "c1", Endpoint: "e1", Ahead: true, PerHour: 12, Timeout: 10 * time.Second}
+	h.start()
+	return h
+}
+
+// start is a plugin start over the harness's storage.
+func (h *harness) start() {
+	h.m = New(Options{RenewAtWindowStart: true})
+	cfg := h.cfg
+	h.step(ConfigSet{Now: h.now, Config: &cfg})
+	h.step(RolesLoaded{Now: h.now, Roles: map[string]Role{"sellers": {Type: TypeSeller, Allowed: []string{"*"}, NewAccountsPerHour: 1000}}})
+}
+
+func (h *harness) step(ev Event) {
+	h.m.Step(ev)
+	h.queue = append(h.queue, h.m.Ready()...)
+	for len(h.queue) > 0 {
+		e := h.queue[0]
+		h.queue = h.queue[1:]
+		h.effect(e)
+	}
+}
+
+func (h *harness) then(ev Event) {
+	h.m.Step(ev)
+	h.queue = append(h.queue, h.m.Ready()...)
+}
+
+func (h *harness) effect(e Effect) {
+	switch e := e.(type) {
+	case Serve:
+		h.served[e.Read] = e.Token
+	case Fail:
+		h.failed[e.Read] = e.Err
+	case Send:
+		if e.Cleared {
+			h.answer(e.Req, e.Key)
+		} else {
+			h.pendingSends[e.Req] = e.Key
+		}
+	case AttemptVerdict:
+		k, ok := h.pendingSends[e.Req]
+		if !ok {
+			return
+		}
+		delete(h.pendingSends, e.Req)
+		if e.Go {
+			h.answer(e.Req, k)
+		} else {
+			h.then(Answer{Now: h.now, Req: e.Req, Err: e.Err, NotSent: true})
+		}
+	case Load:
+		ev := Loaded{Now: h.now, Key: e.Key}
+		if t, ok := h.store[e.Key.StorageKey()]; ok {
+			ev.Entry = &t
+		}
+		h.then(ev)
+	case Store:
+		h.store[e.Entry.Key.StorageKey()] = e.Entry
+		h.then(Written{Now: h.now, Write: e.Write})
+	case Delete:
+		delete(h.store, e.StorageKey)
+		h.then(Written{Now: h.now, Write: e.Write})
+	case LoadCounts:
+		ev := CountsLoaded{Now: h.now, ClientID: e.ClientID}
+		if h.counts != nil {
+			c := cloneCounts(*h.counts)
+			ev.Counts = &c
+		}
+		h.then(ev)
+	case StoreCounts:
+		if h.holdCounts {
+			h.held = append(h.held, e)
+			return
+		}
+		c := cloneCounts(e.Counts)
+		h.counts = &c
+		h.countsW++
+		h.then(CountsWritten{Now: h.now, Write: e.Write})
+	case Sweep:
+		var entries []SweptEntry
+		for sk, t := range h.store {
+			t := t
+			entries = append(entries, SweptEntry{StorageKey: sk, Token: &t})
+		}
+		h.then(Swept{Now: h.now, Entries: entries, Done: true})
+	case Probe, DropDone, VerifyDone, Retire, TickDone, Log, Metric:
+	default:
+		h.t.Fatalf("unexpected effect %T", e)
+	}
+}
+
+func cloneCounts(c Counts) Counts {
+	out := Counts{Minutes: map[int64]int{}, Keys: map[int64]int{}, Reserved: map[int64]int{}}
+	for k, v := range c.Minutes {
+		out.Minutes[k] = v
+	}
+	for k, v := range c.Keys {
+		out.Keys[k] = v
+	}
+	for k, v := range c.Reserved {
+		out.Reserved[k] = v
+	}
+	return out
+}
+
+func (h *harness) answer(req ReqID, k Key) {
+	h.sent = append(h.sent, k)
+	if h.fail != nil {
+		h.then(Answer{Now: h.now, Req: req, Err: fmt.Errorf("naver answered HTTP %d", h.fail.Status), Outcome: *h.fail})
+		return
+	}
+	h.seq++
+	access := fmt.Sprintf("tok%d-%s", h.seq, k.AccountID)
+	h.then(Answer{Now: h.now, Req: req, Token: &Issued{AccessToken: access, TokenType: "Bearer", ExpiresAt: h.now.Add(3 * time.Hour), LatestExpiry: h.now.Add(3 * time.Hour)}})
+}
+
+// read reads account's token through the many-seller role, all effects done.
+func (h *harness) read(account string) (*Token, error) {
+	h.ids++
+	id := ReadID(h.ids)
+	h.step(Read{Now: h.now, ID: id, Key: Key{ClientID: "app", Type: TypeSeller, AccountID: account}, Role: "sellers", NewAccountsPerHour: 1000})
+	if tok, ok := h.served[id]; ok {
+		return tok, nil
+	}
+	if err, ok := h.failed[id]; ok {
+		return nil, err
+	}
+	h.t.Fatalf("read of %s got no answer", account)
+	return nil, nil
+}
+
+// release lets the held writes of the counts land.
+func (h *harness) release() {
+	held := h.held
+	h.held = nil
+	for _, e := range held {
+		c := cloneCounts(e.Counts)
+		h.counts = &c
+		h.countsW++
+		h.step(CountsWritten{Now: h.now, Write: e.Write})
+	}
+}
+
+// readAsync starts a read of account and leaves what follows queued (see drain).
+func (h *harness) readAsync(account string) ReadID {
+	h.ids++
+	id := ReadID(h.ids)
+	h.then(Read{Now: h.now, ID: id, Key: Key{ClientID: "app", Type: TypeSeller, AccountID: account}, Role: "sellers", NewAccountsPerHour: 1000})
+	return id
+}
+
+func (h *harness) drain() {
+	for len(h.queue) > 0 {
+		e := h.queue[0]
+		h.queue = h.queue[1:]
+		h.effect(e)
+	}
+}
+
+func (h *harness) tick() {
+	h.step(Tick{Now: h.now})
+	h.step(TickEnd{Now: h.now})
+}

@@ -195,7 +195,28 @@ func startRaftCluster(t *testing.T, em *emulator) (active *vaultProc, standbys [
 	active.registerPlugin(t)
 	active.enable(t, "navercommerce")
 	active.configure(t, "navercommerce", em)
+	for _, s := range standbys {
+		waitMounted(t, s, "navercommerce")
+	}
 	return active, standbys
+}
+
+// waitMounted waits until standby s serves mount's paths. Vault's standbys forward every
+// request, so they do at once. OpenBao's standbys route requests themselves, and until one
+// has loaded a new mount from storage it answers 404 "no handler for route" for the mount's
+// paths: a request, even one it would forward, does not reach the engine.
+func waitMounted(t *testing.T, s *vaultProc, mount string) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, 30*time.Second, 20*time.Millisecond, s.addr+" to serve "+mount+"/", func() (bool, error) {
+		// A 404 is no error to the API client: it answers nothing.
+		info, err := s.api.Logical().Read(mount + "/info")
+		if err == nil && info == nil {
+			err = errors.New("404: no handler for the mount yet")
+		}
+		return err == nil, err
+	})
+	t.Logf("%s served %s/ %v after the mount was created", s.addr, mount, time.Since(start).Round(time.Millisecond))
 }
 
 // waitFailover waits until one of the two survivors of a stopped active node is active and
@@ -454,13 +475,13 @@ func TestRaftStandbyReads(t *testing.T) {
 
 	// A drop on the active node, once Naver refuses the token: every node serves the new one.
 	for _, k := range keys {
-		before := requests(k.account)
-		em.killToken(t, served[k.role])
+		before, dropped := requests(k.account), served[k.role]
+		em.killToken(t, dropped)
 		dropToken(t, active, k.role)
 		// The standbys first: they must not serve what they may have seen before.
 		for _, n := range append(standbys, active) {
 			tok := n.readToken(t, "navercommerce", k.role)
-			if tok.AccessToken == served[k.role] {
+			if tok.AccessToken == dropped {
 				t.Errorf("after the drop of %s, %s served the dropped token", k.role, n.addr)
 			}
 			if n == standbys[0] {

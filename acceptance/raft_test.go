@@ -216,7 +216,7 @@ func waitMounted(t *testing.T, s *vaultProc, mount string) {
 		}
 		return err == nil, err
 	})
-	t.Logf("%s served %s/ %v after the mount was created", s.addr, mount, time.Since(start).Round(time.Millisecond))
+	t.Logf("%s served %s/ %v after the engine was set up on the active node", s.addr, mount, time.Since(start).Round(time.Millisecond))
 }
 
 // waitFailover waits until one of the two survivors of a stopped active node is active and

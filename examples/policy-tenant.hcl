@@ -7,10 +7,10 @@
 #       metadata=naver_account_id=ncp_abc
 # and an alias of that entity for the app's login (README.md, "Tenants by identity").
 #
-# An entity without naver_account_id gets nothing from this policy. The value is used as
-# written: `*` at its end or `+` in it are policy wildcards (`*` alone grants every seller),
-# so only the onboarding automation writes it, one account ID, checked; tenants never get
-# write access to identity/.
+# An entity without naver_account_id, or with an empty one, gets nothing from this policy.
+# Vault uses the value as written: `*` at its end or `+` in it are policy wildcards (`*` alone
+# grants every seller; OpenBao leaves such a path out). So only the onboarding automation
+# writes it, one account ID, checked; tenants never get write access to identity/.
 path "navercommerce/token/sellers/{{identity.entity.metadata.naver_account_id}}" {
   capabilities = ["read"]
 }

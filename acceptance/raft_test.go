@@ -136,7 +136,6 @@ func TestRaftClusterFailover(t *testing.T) {
 // (whichever node is active writes to it: they share this machine).
 func startRaftCluster(t *testing.T, em *emulator) (active *vaultProc, standbys []*vaultProc) {
 	t.Helper()
-
 	// Each node is started before the next one picks its ports, so no two nodes share one.
 	nodes := make([]*vaultProc, 3)
 	for i := range nodes {

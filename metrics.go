@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
 )
 
 // metrics counts what the engine does for "metrics" (JSON, or Prometheus text). One per
@@ -171,6 +173,8 @@ func (m *metrics) breakerRefused() {
 // metricsGauges are the values the exposition takes from the token cache at scrape time.
 type metricsGauges struct {
 	cachedKeys int
+	// refusedKeys counts the accounts Naver refused as not authorised (state refused).
+	refusedKeys int
 	// soonestExpiry is how long the token that expires first has left; meaningful only
 	// when cachedKeys > 0.
 	soonestExpiry time.Duration
@@ -259,6 +263,10 @@ func (m *metrics) families(g metricsGauges) []metricFamily {
 		"Tokens (one per client ID, type and account) cached with life left.")
 	add(f, float64(g.cachedKeys))
 
+	f = family("navercommerce_refused_keys", metricGauge,
+		"Seller accounts Naver refused as not authorised (a typo, or a seller who revoked the application), not asked again for an hour: state refused in status. A warning, not an outage.")
+	add(f, float64(g.refusedKeys))
+
 	if g.cachedKeys > 0 {
 		f = family("navercommerce_token_expiry_seconds", metricGauge,
 			"Seconds until the cached token that expires first expires; absent when no token is cached.")
@@ -297,26 +305,68 @@ func (m *metrics) exposition(g metricsGauges) []byte {
 	for _, f := range m.families(g) {
 		fmt.Fprintf(&buf, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
 		for _, s := range f.samples {
-			buf.WriteString(f.name)
-			if len(s.labels) > 0 {
-				buf.WriteByte('{')
-				for i := 0; i < len(s.labels); i += 2 {
-					if i > 0 {
-						buf.WriteByte(',')
-					}
-					buf.WriteString(s.labels[i])
-					buf.WriteString(`="`)
-					labelValueEscaper.WriteString(&buf, s.labels[i+1])
-					buf.WriteByte('"')
-				}
-				buf.WriteByte('}')
-			}
+			writeSeries(&buf, f.name, s)
 			buf.WriteByte(' ')
 			buf.WriteString(strconv.FormatFloat(s.value, 'f', -1, 64))
 			buf.WriteByte('\n')
 		}
 	}
 	return buf.Bytes()
+}
+
+// writeSeries writes a series' name and labels as the exposition does: name{label="value",...}.
+func writeSeries(buf *bytes.Buffer, name string, s metricSample) {
+	buf.WriteString(name)
+	if len(s.labels) == 0 {
+		return
+	}
+	buf.WriteByte('{')
+	for i := 0; i < len(s.labels); i += 2 {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(s.labels[i])
+		buf.WriteString(`="`)
+		labelValueEscaper.WriteString(buf, s.labels[i+1])
+		buf.WriteByte('"')
+	}
+	buf.WriteByte('}')
+}
+
+// flat gives every series as name{labels} → value, as vault read prints a table: one row a
+// series. The names and labels are the exposition's.
+func (m *metrics) flat(g metricsGauges) map[string]any {
+	out := map[string]any{}
+	var buf bytes.Buffer
+	for _, f := range m.families(g) {
+		for _, s := range f.samples {
+			buf.Reset()
+			writeSeries(&buf, f.name, s)
+			out[buf.String()] = s.value
+		}
+	}
+	return out
+}
+
+// flatFields declares every series flat may give (for the path's response schema): those of
+// metrics in which every counter and label value has a sample.
+func flatFields() map[string]*framework.FieldSchema {
+	m := newMetrics()
+	for o := range requestOutcomes {
+		for c := range requestCodes {
+			m.requests[o][c].Add(1)
+		}
+	}
+	fields := map[string]*framework.FieldSchema{}
+	var buf bytes.Buffer
+	for _, f := range m.families(metricsGauges{cachedKeys: 1}) {
+		for _, s := range f.samples {
+			buf.Reset()
+			writeSeries(&buf, f.name, s)
+			fields[buf.String()] = &framework.FieldSchema{Type: framework.TypeFloat, Description: f.help}
+		}
+	}
+	return fields
 }
 
 // summary gives the counters and g as Vault's sys/metrics gives its own in JSON: a list of

@@ -21,7 +21,7 @@ func pathMetrics(b *backend) *framework.Path {
 		Fields: map[string]*framework.FieldSchema{
 			fieldMetricsFormat: {
 				Type:          framework.TypeString,
-				Description:   `"prometheus": Prometheus's text exposition format, served raw (for a scraper). Empty (default) or "json": Vault's JSON, with the series in "counters" and "gauges", as sys/metrics does.`,
+				Description:   `Empty (default): one field per series, name{labels} → value, which "vault read" prints as a table. "json": Vault's JSON, with the series in "counters" and "gauges", as sys/metrics does. "prometheus": Prometheus's text exposition format, served raw (for a scraper).`,
 				AllowedValues: []any{"", metricsFormatJSON, metricsFormatPrometheus},
 				Query:         true,
 			},
@@ -40,12 +40,8 @@ func pathMetrics(b *backend) *framework.Path {
 				Responses: map[int][]framework.Response{
 					200: {
 						{
-							Description: "OK: JSON by default; Prometheus text exposition format 0.0.4 with format=prometheus.",
-							Fields: map[string]*framework.FieldSchema{
-								"timestamp": {Type: framework.TypeTime, Required: true, Description: "When the metrics were taken (RFC 3339, UTC)."},
-								"counters":  {Type: framework.TypeSlice, Required: true, Description: `Counter series, each {"name", "labels" (an object), "value"}; the names and labels are the Prometheus ones.`},
-								"gauges":    {Type: framework.TypeSlice, Required: true, Description: `Gauge series, each {"name", "labels" (an object), "value"}.`},
-							},
+							Description: "OK: by default one field per series (and timestamp); with format=json the series in counters and gauges; Prometheus text exposition format 0.0.4 with format=prometheus.",
+							Fields:      metricsResponseFields(),
 						},
 						{
 							Description: "With format=prometheus: Prometheus text exposition format 0.0.4, raw.",
@@ -60,6 +56,16 @@ func pathMetrics(b *backend) *framework.Path {
 	}
 }
 
+// metricsResponseFields declares both JSON answers: the default's series, and format=json's
+// counters and gauges.
+func metricsResponseFields() map[string]*framework.FieldSchema {
+	fields := flatFields()
+	fields["timestamp"] = &framework.FieldSchema{Type: framework.TypeTime, Required: true, Description: "When the metrics were taken (RFC 3339, UTC)."}
+	fields["counters"] = &framework.FieldSchema{Type: framework.TypeSlice, Description: `format=json: counter series, each {"name", "labels" (an object), "value"}; the names and labels are the Prometheus ones.`}
+	fields["gauges"] = &framework.FieldSchema{Type: framework.TypeSlice, Description: `format=json: gauge series, each {"name", "labels" (an object), "value"}.`}
+	return fields
+}
+
 const (
 	fieldMetricsFormat      = "format"
 	metricsFormatJSON       = "json"
@@ -67,10 +73,11 @@ const (
 )
 
 const pathMetricsHelp = `
-Returns the mount's metrics as Vault's sys/metrics does: by default in Vault's JSON, the series
-in "counters" and "gauges" (each with name, labels and value), so "vault read" and client
-libraries can read them; with format=prometheus in Prometheus's text exposition format
-(text/plain; version=0.0.4), raw. Prometheus scrapes /v1/<mount>/metrics?format=prometheus with
+Returns the mount's metrics: by default one field per series, its Prometheus name and labels
+(name{label="value"}) → its value, which "vault read" prints as a table; with format=json as
+Vault's sys/metrics does, the series in "counters" and "gauges" (each with name, labels and
+value); with format=prometheus in Prometheus's text exposition format (text/plain;
+version=0.0.4), raw. Prometheus scrapes /v1/<mount>/metrics?format=prometheus with
 a Vault token sent as "Authorization: Bearer <token>" (a policy granting read on <mount>/metrics).
 
   navercommerce_token_requests_total{outcome,code}   requests to Naver: outcome success, refused
@@ -81,6 +88,8 @@ a Vault token sent as "Authorization: Bearer <token>" (a policy granting read on
   navercommerce_background_renewals_total{outcome}   renewals ahead of reads: success, failure
   navercommerce_budget_refusals_total                requests not sent: hourly budget spent
   navercommerce_cached_keys                          tokens cached with life left
+  navercommerce_refused_keys                         seller accounts Naver refused as not
+                                                     authorised (status state refused)
   navercommerce_token_expiry_seconds                 seconds until the first cached token
                                                      expires; absent when none is cached
   navercommerce_token_requests_last_hour_max         the most requests one token sent in the
@@ -118,6 +127,9 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 		for _, v := range views {
 			g.maxRequestsLastHour = max(g.maxRequestsLastHour, v.Requests1h)
 			if !v.ExpiresAt.After(now) {
+				if v.AccountRefused != nil {
+					g.refusedKeys++
+				}
 				continue
 			}
 			left := v.ExpiresAt.Sub(now)
@@ -133,6 +145,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 			logical.HTTPContentType: metricsContentType,
 			logical.HTTPRawBody:     b.metrics.exposition(g),
 		}}, nil
+	}
+	if format == "" {
+		data := b.metrics.flat(g)
+		data["timestamp"] = now.UTC().Format(time.RFC3339)
+		return &logical.Response{Data: data}, nil
 	}
 	counters, gauges := b.metrics.summary(g)
 	return &logical.Response{Data: map[string]any{

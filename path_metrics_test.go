@@ -330,7 +330,29 @@ func TestMetricsJSONByDefault(t *testing.T) {
 		t.Fatal("the injected fault did not fail the read")
 	}
 
-	for _, data := range []map[string]any{nil, {"format": ""}, {"format": "json"}, {"format": " JSON "}} {
+	// The default: one field per series, as the exposition names it (vault read prints a table).
+	for _, data := range []map[string]any{nil, {"format": ""}} {
+		resp, err := env.request(env.b, logical.ReadOperation, "metrics", data) // schema-checked by request
+		if err != nil || resp.IsError() {
+			t.Fatalf("read metrics %v: %v %v", data, err, resp.Error())
+		}
+		want := parseExposition(t, env.scrapeMetrics())
+		for k, v := range want {
+			if got, ok := resp.Data[k].(float64); !ok || got != v {
+				t.Errorf("format %v: %s = %v, want %v", data, k, resp.Data[k], v)
+			}
+		}
+		for k, v := range resp.Data {
+			if _, ok := want[k]; !ok && k != "timestamp" {
+				t.Errorf("format %v: %s = %v, a series the exposition lacks", data, k, v)
+			}
+			if _, nested := v.(map[string]any); nested {
+				t.Errorf("format %v: %s is a nested map, which vault read prints as a blob", data, k)
+			}
+		}
+	}
+
+	for _, data := range []map[string]any{{"format": "json"}, {"format": " JSON "}} {
 		resp, err := env.request(env.b, logical.ReadOperation, "metrics", data) // schema-checked by request
 		if err != nil || resp.IsError() {
 			t.Fatalf("read metrics %v: %v %v", data, err, resp.Error())
@@ -460,8 +482,8 @@ func TestMetricsNilAndHotPath(t *testing.T) {
 	if s[`navercommerce_token_reads_total{result="cached"}`] != 101 { // AllocsPerRun runs once more to warm up
 		t.Errorf("cached reads %v, want 101", s[`navercommerce_token_reads_total{result="cached"}`])
 	}
-	if len(s) != 15 {
-		t.Errorf("%d series, want 15 (request success, 4 reads, 2 renewals, 3 refusals, 5 gauges; no expiry):\n%s", len(s), m.exposition(metricsGauges{}))
+	if len(s) != 16 {
+		t.Errorf("%d series, want 16 (request success, 4 reads, 2 renewals, 3 refusals, 6 gauges; no expiry):\n%s", len(s), m.exposition(metricsGauges{}))
 	}
 }
 

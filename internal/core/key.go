@@ -412,7 +412,7 @@ func (m *Machine) loaded(e Loaded) {
 		ks.verifyWait = nil
 		for _, id := range verifies {
 			if v, ok := m.verifies[id]; ok {
-				m.warn("reading what is known of the token failed", "type", ks.key.Type, "error", e.Err)
+				m.warn("reading what is known of the token failed", m.keyArgs(ks, "error", e.Err)...)
 				m.runVerify(v, e.Now, true)
 			}
 		}
@@ -626,7 +626,7 @@ func (m *Machine) written(e Written) {
 		// The token (or what is known of it) is good; only the copy for restarts is
 		// missing: the periodic run writes it again (not at once: storage is failing).
 		ks.unstored, ks.dirty = true, true
-		m.warn("storing token failed; it is cached in memory only", "type", ks.key.Type, "account_id", ks.key.AccountID, "error", e.Err)
+		m.warn("storing token failed; it is cached in memory only", m.keyArgs(ks, "error", e.Err)...)
 		if len(ks.dropQueue) > 0 {
 			m.flush(ks)
 		}
@@ -659,6 +659,19 @@ func (m *Machine) evict(ks *keyState) {
 	}
 	ks.token = nil
 	ks.loaded = false
+}
+
+// keyArgs are a log line's fields for ks — its type, its account and the roles that name it,
+// so that an operator of a hundred sellers can act on it — followed by more.
+func (m *Machine) keyArgs(ks *keyState, more ...any) []any {
+	args := []any{"type", ks.key.Type}
+	if ks.key.AccountID != "" {
+		args = append(args, "account_id", ks.key.AccountID)
+	}
+	if m.cfg != nil && m.roles.known {
+		args = append(args, "roles", m.roles.naming(m.cfg.ClientID, ks.key))
+	}
+	return append(args, more...)
 }
 
 // newRequest makes a token request of the key (not started).
@@ -768,6 +781,6 @@ func (m *Machine) boundHandedBack(ks *keyState, tok *Token, now time.Time) {
 	if !known.LatestExpiry.IsZero() && known.LatestExpiry.Before(tok.LatestExpiry) {
 		tok.LatestExpiry = known.LatestExpiry
 	}
-	m.warn("naver handed back a token already known; not asking again for a while", "type", ks.key.Type, "account_id", ks.key.AccountID, "retry_after", sameTokenPause)
+	m.warn("naver handed back a token already known; not asking again for a while", m.keyArgs(ks, "retry_after", sameTokenPause)...)
 	ks.notBefore = now.Add(sameTokenPause)
 }

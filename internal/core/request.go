@@ -63,7 +63,7 @@ func (m *Machine) admit(req *request, now time.Time) bool {
 		} else {
 			m.emit(Metric{Name: MetricBudgetRefused})
 		}
-		m.warn("token request refused by the hourly budget", "type", ks.key.Type, "account_id", ks.key.AccountID, "error", err)
+		m.warn("token request refused by the hourly budget", m.keyArgs(ks, "error", err)...)
 	}
 	if err != nil {
 		m.complete(req, now, nil, err, Outcome{}, true)
@@ -336,9 +336,12 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 		// The request may have taken until the token's last seconds: judge it again. A
 		// token dropped meanwhile is not served.
 		if current != nil && current.Life(now) >= MinServableLife && ks.token == current {
-			m.warn("renewing token failed; serving the cached one until it expires", "type", ks.key.Type, "account_id", ks.key.AccountID, "expires_at", current.ExpiresAt, "error", err)
+			m.warn("renewing token failed; serving the cached one until it expires", m.keyArgs(ks, "expires_at", current.ExpiresAt, "error", err)...)
 			res = result{token: current, renewErr: failure}
 		} else {
+			if req.background {
+				m.warn("renewing token failed", m.keyArgs(ks, "error", err)...)
+			}
 			res = result{err: err}
 		}
 	} else {

@@ -129,7 +129,8 @@ class NaverToken {
     let resp = await send(refused);
     if (resp.status !== 401) return resp;
     this.log(`API 401 to the token of ${this.describe()}: reading it again from Vault`);
-    const fresh = await this.readAgain('refused by the API');
+    // Another call may have read it again already.
+    const fresh = this.accessToken !== refused ? this.accessToken : await this.readAgain('refused by the API');
     if (fresh === refused) throw this.refusedError('Vault still serves the token Naver refused');
     resp = await send(fresh);
     if (resp.status === 401) throw this.refusedError('Naver refused the token read again from Vault too');
@@ -189,7 +190,7 @@ class NaverToken {
               `Vault refused to read ${this.path}: 403 ${errors}. The Vault token ` +
               '(VAULT_TOKEN) is not valid (expired, revoked, mistyped), or its policy does ' +
               'not allow reading this path: ask the Vault operator for a token with the ' +
-              `policy path "${this.path}" { capabilities = ["read"] }`);
+              `policy path ${JSON.stringify(this.path)} { capabilities = ["read"] }`);
           }
           if (status === 404) {
             throw new VaultRefused(

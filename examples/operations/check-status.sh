@@ -35,7 +35,14 @@ keys() { # the keys in scope, one JSON object a line (returns at the first failu
   done
 }
 
-all=$(keys) || unknown "cannot read the status of $scope (above: Vault's answer)"
+# Vault's error goes to standard error as it is, and its gist onto the UNKNOWN line (which
+# is what a monitoring system shows).
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+all=$(keys 2>"$errors") || {
+  cat "$errors" >&2
+  unknown "cannot read the status of $scope: $(grep -v '^[[:space:]]*$' "$errors" | tail -n 1 | sed 's/^\* //')"
+}
 
 printf '%s\n' "$all" | jq -rs --arg scope "$scope" '
   # The verdict on a key. The one place that maps status to verdicts: a new key state goes

@@ -30,6 +30,7 @@ Every error is a NaverTokenError. No message holds a token: neither Naver's nor 
 Progress goes to the logging module (logger "navercommerce_vault").
 """
 
+import json
 import logging
 import re
 import shlex
@@ -163,7 +164,10 @@ class NaverToken:
         if resp.status_code != 401:
             return resp
         log.warning("API 401 to the token of %s: reading it again from Vault", self.describe())
-        fresh = self.read_again("refused by the API")
+        with self._lock:
+            if self._access_token == refused:  # else another thread has read it again already
+                self._read("refused by the API")
+            fresh = self._access_token
         if fresh == refused:
             raise self._refused("Vault still serves the token Naver refused")
         resp = send(fresh)
@@ -224,7 +228,7 @@ class NaverToken:
                         f"(VAULT_TOKEN) is not valid (expired, revoked, mistyped), or its "
                         f"policy does not allow reading this path: ask the Vault operator for "
                         f"a token with the policy "
-                        f'path "{self.path}" {{ capabilities = ["read"] }}')
+                        f'path {json.dumps(self.path)} {{ capabilities = ["read"] }}')
                 if status == 404:
                     raise VaultRefused(
                         f"Vault answered 404 to {self.path}: {errors}. Nothing is mounted "

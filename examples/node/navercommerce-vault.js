@@ -226,9 +226,17 @@ function checkSegment(field, value) {
 
 // Vault's error messages of an answer ("errors"), or the start of its body.
 function vaultErrors(body, fallback) {
-  if (body && Array.isArray(body.errors) && body.errors.length > 0) return body.errors.join('; ');
-  if (typeof body === 'string' && body.trim() !== '') return body.trim().slice(0, 200);
-  return fallback || 'no message';
+  let text = '';
+  if (body && Array.isArray(body.errors) && body.errors.length > 0) {
+    // Vault may send one multi-line error: "1 error occurred:\n\t* permission denied\n\n".
+    text = body.errors.flatMap((e) => String(e).split('\n'))
+      .map((line) => line.trim().replace(/^\* /, ''))
+      .filter((line) => line !== '' && !/^\d+ errors? occurred:$/.test(line))
+      .join('; ');
+  } else if (typeof body === 'string') {
+    text = body.trim().slice(0, 200);
+  }
+  return text.replace(/\.+$/, '') || fallback || 'no message';
 }
 
 // A word for a POSIX shell, quoted only when it needs it.

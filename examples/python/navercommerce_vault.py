@@ -260,6 +260,8 @@ def _connection_failure(e):
     """The gist of a requests error: "ConnectionError: ... Connection refused"."""
     cause = e.args[0] if e.args else e
     cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause
+    if isinstance(cause, Exception) and len(cause.args) == 2 and isinstance(cause.args[1], Exception):
+        cause = cause.args[1]  # ("Connection aborted.", RemoteDisconnected(...))
     return f"{type(e).__name__}: {re.sub(r'<[^>]*>: ', '', str(cause))}"
 
 
@@ -271,5 +273,12 @@ def _vault_errors(resp):
         body = None
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors:
-        return "; ".join(str(e) for e in errors)
-    return (resp.text or resp.reason or "no message").strip()[:200]
+        # Vault may send one multi-line error: "1 error occurred:\n\t* permission denied\n\n".
+        lines = [line.strip().lstrip("* ") for e in errors for line in str(e).splitlines()]
+        text = "; ".join(line for line in lines if line and not _ERRORS_OCCURRED.match(line))
+    else:
+        text = (resp.text or resp.reason or "").strip()[:200]
+    return text.rstrip(".") or "no message"
+
+
+_ERRORS_OCCURRED = re.compile(r"^\d+ errors? occurred:$")

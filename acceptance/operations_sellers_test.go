@@ -49,6 +49,19 @@ func TestOperationsDropTokenOneSeller(t *testing.T) {
 		t.Fatalf("drop-token.sh dropped a token Naver accepts, or did not name role and account (err %v)", err)
 	}
 
+	// A path in ROLE or ACCOUNT_ID ("a/b", ".."), which the CLI would resolve to another
+	// path, is refused before anything is read.
+	for _, bad := range [][]string{
+		{"ROLE=sellers/ncp_other", "NAVER_COMMERCE_API_URL=" + em.URL, admin},
+		append(env(".."), "ROLE=sellers"),
+		append(env("ncp_other"), "ROLE=.."),
+	} {
+		out, err := recipe(t, v, "drop-token.sh", bad)
+		if code := exitCode(t, err); code != 2 || !strings.Contains(out, "is not one name: give the role as ROLE and a seller as ACCOUNT_ID") {
+			t.Errorf("drop-token.sh with %v exited %d:\n%s", bad[:1], code, out)
+		}
+	}
+
 	em.killToken(t, refused.AccessToken)
 	out = mustRecipe(t, v, "drop-token.sh", env(sellerAccountID))
 	if want := "dropped: role sellers, SELLER account " + sellerAccountID + ": cached=false"; !strings.Contains(out, want) {
@@ -161,6 +174,8 @@ func TestOperationsCheckStatusManySellers(t *testing.T) {
 			t.Errorf("check-status.sh of a seller the role does not allow says %q, want %q", got, want)
 		}
 		check(t, []string{"ACCOUNT_ID=ncp_a"}, 3, []string{"UNKNOWN: ACCOUNT_ID needs ROLE"}, nil)
+		check(t, []string{"ROLE=sellers", "ACCOUNT_ID=.."}, 3, []string{`UNKNOWN: ".." is not one name`}, []string{"OK"})
+		check(t, []string{"ROLE=sellers/ncp_a"}, 3, []string{`UNKNOWN: "sellers/ncp_a" is not one name`}, []string{"OK"})
 		out = check(t, []string{"ROLE=nosuchrole"}, 3, nil, nil)
 		if got := firstLine(out, "UNKNOWN: "); !strings.Contains(got, `role "nosuchrole" does not exist`) {
 			t.Errorf("check-status.sh of a role that does not exist says %q", got)

@@ -19,6 +19,9 @@ scope="mount $mount${role:+, role $role}${account:+, account $account}"
 
 unknown() { echo "UNKNOWN: $*"; exit 3; }
 [ -z "$account" ] || [ -n "$role" ] || unknown "ACCOUNT_ID needs ROLE (the many-seller role that reads it)"
+for name in "$role" "$account"; do # one name each: the CLI would resolve "a/b", "." or ".." to another path
+  case $name in */* | . | ..) unknown "\"$name\" is not one name: give the role as ROLE and a seller as ACCOUNT_ID" ;; esac
+done
 
 keys() { # the keys in scope, one JSON object a line (returns at the first failure)
   if [ -n "$account" ]; then

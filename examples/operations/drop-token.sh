@@ -12,15 +12,23 @@
 set -euo pipefail
 mount=${MOUNT:-navercommerce}
 api_url=${NAVER_COMMERCE_API_URL:-https://api.commerce.naver.com/external}
-path=${ROLE:?set ROLE to the role}${ACCOUNT_ID:+/$ACCOUNT_ID}
+# One name each: the CLI would resolve "a/b", "." or ".." in a path to another path.
+for name in "${ROLE:?set ROLE to the role}" ${ACCOUNT_ID:+"$ACCOUNT_ID"}; do
+  case $name in */* | . | ..)
+    echo "drop-token: \"$name\" is not one name: give the role as ROLE and a seller as ACCOUNT_ID" >&2
+    exit 2 ;;
+  esac
+done
+path=$ROLE${ACCOUNT_ID:+/$ACCOUNT_ID}
 
 # The token Vault serves now, tried once against the API (the token goes to curl on its
 # standard input, not on its command line), and whose it is, as Vault says.
 secret=$(vault read -format=json "$mount/token/$path")
 key=$(printf '%s' "$secret" | jq -r --arg role "$ROLE" \
   '.data | "role \($role), \(.type) account \(if (.account_id // "") == "" then "-" else .account_id end)"')
-status=$(printf '%s' "$secret" | jq -r '"header = \"Authorization: Bearer \(.data.access_token)\""' |
-  curl -sS -o /dev/null -w '%{http_code}' -K - "$api_url/v1/seller/account")
+header=$(printf '%s' "$secret" |
+  jq -er '.data.access_token | select(. != null and . != "") | "header = \"Authorization: Bearer \(.)\""')
+status=$(printf '%s\n' "$header" | curl -sS -o /dev/null -w '%{http_code}' -K - "$api_url/v1/seller/account")
 if [ "$status" != 401 ]; then
   echo "drop-token: Naver answered $status, not 401, to the token of $key: not dropping it" >&2
   exit 1

@@ -34,12 +34,15 @@ const (
 var accessTokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{40,}`)
 
 // TestApps runs examples/python (hvac) and examples/node (node-vault) against a real Vault
-// and the emulator, each on a leased and a lease-free role, all four at once: the app gets a
-// token with an application token that may read only its role's token, the protected API
+// and the emulator, each on a leased role, a lease-free role and one seller of a many-seller
+// role (an account ID with URL and shell metacharacters), all six at once: the app gets a
+// token with an application token that may read only its role's (or seller's) token, the
+// protected API
 // answers 200 with it at every call, the app reads again when the lease (or, lease-free,
 // expires_in) says so and before the token expires (no 401 ever forces it), and neither the
-// client secret nor any token is in the app's output. The app's environment is built from
-// nothing: Vault's address and token, the role, the API URL, PATH and HOME.
+// client secret nor any token is in the app's output, which names the role and the account
+// of every read. The app's environment is built from nothing: Vault's address and token,
+// the role (and account), the API URL, PATH and HOME.
 func TestApps(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
@@ -69,8 +72,8 @@ func TestApps(t *testing.T) {
 		{"python", []string{python, filepath.Join(root, "examples", "python", "app.py")}},
 		{"node", []string{node, filepath.Join(nodeDir, "app.js")}},
 	} {
-		for _, leased := range []bool{true, false} {
-			runs = append(runs, startApp(t, v, em, app.name, app.command, leased))
+		for _, kind := range []appRoleKind{leasedRole, leaseFreeRole, manySellerRole} {
+			runs = append(runs, startApp(t, v, em, app.name, app.command, kind))
 		}
 	}
 	for _, r := range runs {
@@ -78,11 +81,20 @@ func TestApps(t *testing.T) {
 	}
 }
 
+// appRoleKind is the kind of role an app reads.
+type appRoleKind int
+
+const (
+	leasedRole appRoleKind = iota
+	leaseFreeRole
+	manySellerRole // leased; the app reads one seller, token/<role>/<account_id>
+)
+
 // appRun is one example app running on one role.
 type appRun struct {
 	em            *emulator
 	role, account string
-	leased        bool
+	kind          appRoleKind
 	dir           string
 	started       time.Time
 	output        bytes.Buffer
@@ -90,21 +102,31 @@ type appRun struct {
 }
 
 // startApp creates a role (one account per run, so runs do not share a cached token) and a
-// Vault token that may read only that role's token, and starts the app on it.
-func startApp(t *testing.T, v *vaultProc, em *emulator, name string, command []string, leased bool) *appRun {
+// Vault token that may read only that role's token (or seller's), and starts the app on it.
+func startApp(t *testing.T, v *vaultProc, em *emulator, name string, command []string, kind appRoleKind) *appRun {
 	t.Helper()
-	r := &appRun{em: em, role: name + "-lease-free", leased: leased, done: make(chan error, 1)}
-	fields := []string{"type=SELLER"}
-	if leased {
-		r.role = name + "-leased" // leased is the default: no lease field
-	} else {
-		fields = append(fields, "lease=false")
+	r := &appRun{em: em, kind: kind, done: make(chan error, 1)}
+	tokenPath := ""
+	switch kind {
+	case leasedRole: // leased is the default: no lease field
+		r.role = name + "-leased"
+		r.account = "ncp_app_" + name + "_leased"
+		v.write(t, "navercommerce/roles/"+r.role, "type=SELLER", "account_id="+r.account)
+		tokenPath = r.role
+	case leaseFreeRole:
+		r.role = name + "-lease-free"
+		r.account = "ncp_app_" + name + "_lease_free"
+		v.write(t, "navercommerce/roles/"+r.role, "type=SELLER", "account_id="+r.account, "lease=false")
+		tokenPath = r.role
+	case manySellerRole:
+		r.role = name + "-sellers"
+		r.account = "ncp_app_" + name + sellerAccountID[len("ncp"):]
+		v.write(t, "navercommerce/roles/"+r.role, "type=SELLER", "allowed_account_ids=ncp_app_"+name+"_*")
+		tokenPath = r.role + "/" + r.account
 	}
-	r.account = "ncp_app_" + strings.ReplaceAll(r.role, "-", "_")
-	v.write(t, "navercommerce/roles/"+r.role, append(fields, "account_id="+r.account)...)
 
 	policy := "app-" + r.role
-	if err := v.api.Sys().PutPolicy(policy, fmt.Sprintf(`path "navercommerce/token/%s" { capabilities = ["read"] }`, r.role)); err != nil {
+	if err := v.api.Sys().PutPolicy(policy, fmt.Sprintf(`path %q { capabilities = ["read"] }`, "navercommerce/token/"+tokenPath)); err != nil {
 		t.Fatalf("writing policy %s: %v", policy, err)
 	}
 	created, err := v.api.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{policy}, NoDefaultPolicy: true, TTL: "10m"})
@@ -123,9 +145,15 @@ func startApp(t *testing.T, v *vaultProc, em *emulator, name string, command []s
 		"VAULT_TOKEN=" + created.Auth.ClientToken,
 		"NAVER_COMMERCE_ROLE=" + r.role,
 		"NAVER_COMMERCE_API_URL=" + em.URL,
+		"PYTHONDONTWRITEBYTECODE=1", // no __pycache__ in examples/python
+	}
+	if kind == manySellerRole {
+		cmd.Env = append(cmd.Env, "NAVER_COMMERCE_ACCOUNT_ID="+r.account)
+	}
+	cmd.Env = append(cmd.Env,
 		fmt.Sprintf("APP_ITERATIONS=%d", appIterations),
 		"APP_INTERVAL=1",
-	}
+	)
 	cmd.Dir = r.dir
 	cmd.Stdout, cmd.Stderr = &r.output, &r.output
 	r.started = time.Now()
@@ -156,14 +184,15 @@ func (r *appRun) check(t *testing.T) {
 	if n := strings.Count(out, "API 200: account "+r.account+" (SELLER)"); n != appIterations {
 		t.Errorf("%d of %d API calls answered 200 for %s:\n%s", n, appIterations, r.account, out)
 	}
-	wantKind := "no lease"
-	if r.leased {
-		wantKind = "lease "
+	wantKind := "lease "
+	if r.kind == leaseFreeRole {
+		wantKind = "no lease"
 	}
-	if first := firstLine(out, "read token (first read): "); !strings.Contains(first, wantKind) {
+	read := "read token of role " + r.role + ", account " + r.account
+	if first := firstLine(out, read+" (first read): "); !strings.Contains(first, wantKind) {
 		t.Errorf("the first read says %q, want %q", first, wantKind)
 	}
-	if n := strings.Count(out, "read token (due)"); n < 1 {
+	if n := strings.Count(out, read+" (due)"); n < 1 {
 		t.Errorf("the app never read again when its token was due:\n%s", out)
 	}
 	if strings.Contains(out, "refused") {

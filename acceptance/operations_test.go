@@ -367,7 +367,7 @@ func TestOperationsDropToken(t *testing.T) {
 	// cached one is refused with 401.
 	em.reset(t)
 	out = mustRecipe(t, v, "drop-token.sh", env)
-	if !strings.Contains(out, "store: cached=false") {
+	if !strings.Contains(out, "dropped: role store, SELLER account ncp_ops_drop: cached=false") {
 		t.Errorf("drop-token.sh did not show the token dropped")
 	}
 	fresh := v.readToken(t, "navercommerce", "store")

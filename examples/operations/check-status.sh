@@ -1,30 +1,77 @@
 #!/usr/bin/env bash
-# A monitoring check of a mount (cron, Nagios/Icinga, a Kubernetes probe), with VAULT_ADDR
-# and a VAULT_TOKEN of the operator policy (examples/policy-operator.hcl). One line per
-# key; the exit status is the worst of them:
+# A monitoring check (cron, Nagios/Icinga, a Kubernetes probe) of a mount, a role or one
+# seller, with VAULT_ADDR and a VAULT_TOKEN of the operator policy
+# (examples/policy-operator.hcl). The first line sums up; then one line per key, naming its
+# type, account and the roles that read it. The exit status is the most severe verdict:
 #   0 OK        the token is cached and its newest request, if any, succeeded; or no
 #               role names the key (nobody reads it)
 #   1 WARNING   requests to Naver are failing, but a valid token is still served
 #   2 CRITICAL  no token, and the newest request failed: reads of the key fail
-#   MOUNT   the mount (default navercommerce)
+#   3 UNKNOWN   the status could not be read, or a key is in a state this check does not know
+#   MOUNT        the mount (default navercommerce)
+#   ROLE         only the keys this role names (on a many-seller role: all its sellers)
+#   ACCOUNT_ID   with ROLE, a many-seller role's one seller (status/ROLE/ACCOUNT_ID)
+#   PAGE_SIZE    keys per status read, 1-1000 (default 1000); every page is read
 set -euo pipefail
 mount=${MOUNT:-navercommerce}
+role=${ROLE:-} account=${ACCOUNT_ID:-} page_size=${PAGE_SIZE:-1000}
+scope="mount $mount${role:+, role $role}${account:+, account $account}"
 
-vault read -format=json "$mount/status" keys=true limit=1000 | jq -r '
-  def unread: (.roles // []) == [];
-  def level: if unread or (.consecutive_failures // 0) == 0 then 0 elif .cached then 1 else 2 end;
-  def account: if (.account_id // "") == "" then "-" else .account_id end;
-  (.data.keys // [])[] |
-  "\(level) \(["OK", "WARNING", "CRITICAL"][level]) \(.type) \(account) " +
-  (if unread then "(no role names it)" else "(roles: \(.roles | join(",")))" end) + ": " +
-  (if .cached then "expires \(.expires_at)" else "no token" end) +
-  ", \(.requests_last_hour)/\(.request_budget_per_hour) requests in the last hour" +
-  (if (.consecutive_failures // 0) > 0 then ", \(.consecutive_failures) failed, last: HTTP \(.last_error.status) \(.last_error.code // "-") trace \(.last_error.trace_id // "-")" else "" end)
-' | {
-  worst=0
-  while read -r level line; do
-    echo "$line"
-    [ "$level" -gt "$worst" ] && worst=$level
+unknown() { echo "UNKNOWN: $*"; exit 3; }
+[ -z "$account" ] || [ -n "$role" ] || unknown "ACCOUNT_ID needs ROLE (the many-seller role that reads it)"
+for name in "$role" "$account"; do # one name each: the CLI would resolve "a/b", "." or ".." to another path
+  case $name in */* | . | ..) unknown "\"$name\" is not one name: give the role as ROLE and a seller as ACCOUNT_ID" ;; esac
+done
+
+keys() { # the keys in scope, one JSON object a line (returns at the first failure)
+  if [ -n "$account" ]; then
+    vault read -format=json "$mount/status/$role/$account" | jq -c '.data'
+    return
+  fi
+  local after="" page
+  while :; do
+    page=$(vault read -format=json "$mount/status" keys=true limit="$page_size" \
+      ${role:+"role=$role"} ${after:+"after=$after"}) || return
+    printf '%s' "$page" | jq -c '.data.keys[]?' || return
+    after=$(printf '%s' "$page" | jq -r '.data.next_after // ""') || return
+    [ -n "$after" ] || return 0
   done
-  exit "$worst"
+}
+
+# Vault's error goes to standard error as it is, and its gist onto the UNKNOWN line (which
+# is what a monitoring system shows).
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+all=$(keys 2>"$errors") || {
+  cat "$errors" >&2
+  unknown "cannot read the status of $scope: $(grep -v '^[[:space:]]*$' "$errors" | tail -n 1 | sed 's/^\* //')"
+}
+
+printf '%s\n' "$all" | jq -rs --arg scope "$scope" '
+  # The verdict on a key. The one place that maps status to verdicts: a new key state goes
+  # into this table. A state not in it is UNKNOWN, never OK.
+  def unread: (.roles // []) == [];
+  def verdict:
+    if unread then "OK"
+    else {"cached": "OK", "idle": "OK", "stale": "WARNING", "failing": "CRITICAL"}[.state // ""] // "UNKNOWN"
+    end;
+  def severity: {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}[.];
+  def account: if (.account_id // "") == "" then "-" else .account_id end;
+  def line:
+    "\(verdict) \(.type) \(account) " +
+    (if verdict == "UNKNOWN" then "(state \(.state // "none" | tojson)) " else "" end) +
+    (if unread then "(no role names it)" else "(roles: \(.roles | join(",")))" end) + ": " +
+    (if .cached then "expires \(.expires_at)" else "no token" end) +
+    ", \(.requests_last_hour)/\(.request_budget_per_hour) requests in the last hour" +
+    (if (.consecutive_failures // 0) > 0 then ", \(.consecutive_failures) failed, last: HTTP \(.last_error.status) \(.last_error.code // "-") trace \(.last_error.trace_id // "-")" else "" end);
+  map(. + {verdict: verdict}) as $keys |
+  ($keys | map(.verdict) | max_by(severity) // "OK") as $worst |
+  ($keys | group_by(.verdict) | sort_by(-(.[0].verdict | severity)) | map("\(length) \(.[0].verdict)") | join(", ")) as $counts |
+  $worst,
+  "\($worst): \(if $keys == [] then "no key known" else "\($keys | length) key(s): \($counts)" end) (\($scope))",
+  ($keys[] | line)
+' | {
+  read -r worst
+  cat
+  case $worst in OK) exit 0 ;; WARNING) exit 1 ;; CRITICAL) exit 2 ;; *) exit 3 ;; esac
 }

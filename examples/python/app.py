@@ -1,69 +1,29 @@
 #!/usr/bin/python3
 """An app that calls the Naver Commerce API with tokens read from Vault (hvac).
 
-It holds no client secret and signs nothing: it reads navercommerce/token/<role>, sends the
-access token as "Authorization: Bearer", and reads again when the token is due:
-
-- a leased role: at 90% of lease_duration (what Vault Agent does; the lease is the token's
-  remaining life, so the re-read lands inside Naver's last 30 minutes, where a new token
-  exists);
-- a lease-free role (lease=false): at 90% of expires_in, the same rule on the same clock;
-- either: at once when the API answers 401 (the token was refused), once per call.
+It holds no client secret and signs nothing: navercommerce_vault (beside this file; import
+it in your app) reads navercommerce/token/<role>, or <role>/<account_id> for one seller of a
+many-seller role, reads again when the token is due, retries Vault's 5xx and connection
+errors a bounded number of times, and reads again once when the API answers 401.
 
 Settings (environment):
-  VAULT_ADDR, VAULT_TOKEN     Vault's address and a token allowed to read the role's token
-  NAVER_COMMERCE_MOUNT        where the secrets engine is mounted (default navercommerce)
-  NAVER_COMMERCE_ROLE         the role (default my-store)
-  NAVER_COMMERCE_API_URL      API base URL (default https://api.commerce.naver.com/external)
-  APP_ITERATIONS              API calls to make, then exit (default 0: forever)
-  APP_INTERVAL                seconds between API calls (default 60)
+  VAULT_ADDR, VAULT_TOKEN      Vault's address and a token allowed to read the token's path
+  NAVER_COMMERCE_MOUNT         where the secrets engine is mounted (default navercommerce)
+  NAVER_COMMERCE_ROLE          the role (default my-store)
+  NAVER_COMMERCE_ACCOUNT_ID    on a many-seller role, the seller (default: none)
+  NAVER_COMMERCE_API_URL       API base URL (default https://api.commerce.naver.com/external)
+  APP_ITERATIONS               API calls to make, then exit (default 0: forever)
+  APP_INTERVAL                 seconds between API calls (default 60)
 """
 
+import logging
 import os
 import sys
 import time
 
-import hvac
 import requests
 
-# Re-read at this fraction of the token's remaining life, as Vault Agent does.
-REFRESH_FRACTION = 0.9
-
-
-class VaultToken:
-    """The role's current token, read from Vault again when it is due."""
-
-    def __init__(self, client, mount, role):
-        self.client = client
-        self.path = f"{mount}/token/{role}"
-        self.access_token = None
-        self.refresh_at = 0.0  # time.monotonic() after which the token is read again
-
-    def get(self):
-        if self.access_token is None:
-            self._read("first read")
-        elif time.monotonic() >= self.refresh_at:
-            self._read("due")
-        return self.access_token
-
-    def refused(self):
-        """The API refused the token: read a new one now."""
-        self._read("refused by the API")
-        return self.access_token
-
-    def _read(self, reason):
-        secret = self.client.read(self.path)
-        if not secret or "access_token" not in secret.get("data", {}):
-            raise RuntimeError(f"reading {self.path}: no token in the response")
-        data = secret["data"]
-        lease = secret.get("lease_duration") or 0
-        # A lease-free role has no lease: its data says how long the token lives.
-        life = lease if lease > 0 else int(data["expires_in"])
-        self.access_token = data["access_token"]
-        self.refresh_at = time.monotonic() + REFRESH_FRACTION * life
-        kind = f"lease {lease}s" if lease > 0 else "no lease"
-        print(f"read token ({reason}): {kind}, expires in {data['expires_in']}s, "
-              f"next read in {int(REFRESH_FRACTION * life)}s", flush=True)
+from navercommerce_vault import NaverToken, NaverTokenError
 
 
 def call_api(api_url, access_token):
@@ -76,20 +36,18 @@ def call_api(api_url, access_token):
 
 
 def main():
-    mount = os.environ.get("NAVER_COMMERCE_MOUNT", "navercommerce")
-    role = os.environ.get("NAVER_COMMERCE_ROLE", "my-store")
-    api_url = os.environ.get("NAVER_COMMERCE_API_URL", "https://api.commerce.naver.com/external").rstrip("/")
-    iterations = int(os.environ.get("APP_ITERATIONS", "0"))
-    interval = float(os.environ.get("APP_INTERVAL", "60"))
+    env = os.environ
+    mount = env.get("NAVER_COMMERCE_MOUNT", "navercommerce")
+    role = env.get("NAVER_COMMERCE_ROLE", "my-store")
+    account_id = env.get("NAVER_COMMERCE_ACCOUNT_ID") or None
+    api_url = env.get("NAVER_COMMERCE_API_URL", "https://api.commerce.naver.com/external").rstrip("/")
+    iterations = int(env.get("APP_ITERATIONS", "0"))
+    interval = float(env.get("APP_INTERVAL", "60"))
 
-    # hvac.Client reads VAULT_ADDR and VAULT_TOKEN.
-    token = VaultToken(hvac.Client(), mount, role)
+    token = NaverToken(role, account_id, mount=mount)
     done = 0
     while iterations == 0 or done < iterations:
-        resp = call_api(api_url, token.get())
-        if resp.status_code == 401:
-            print("API 401: token refused; reading a new one", flush=True)
-            resp = call_api(api_url, token.refused())
+        resp = token.call(lambda access_token: call_api(api_url, access_token))
         if resp.status_code != 200:
             # Naver's error body has code, message and traceId; it never holds the token.
             print(f"API {resp.status_code}: {resp.text[:500]}", file=sys.stderr, flush=True)
@@ -103,9 +61,11 @@ def main():
 
 
 if __name__ == "__main__":
+    # The module's progress (reads, retries) on standard output, beside the app's.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         sys.exit(main())
-    except (hvac.exceptions.VaultError, requests.RequestException, RuntimeError) as e:
-        # Vault's and the HTTP client's messages hold neither a token nor a secret.
-        print(f"error: {e}", file=sys.stderr)
+    except (NaverTokenError, requests.RequestException, ValueError) as e:
+        # The module's and the HTTP client's messages hold neither a token nor a secret.
+        print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)

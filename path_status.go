@@ -134,8 +134,9 @@ func pathStatus(b *backend) []*framework.Path {
 		roleFields[name] = f
 	}
 	sellerFields := map[string]*framework.FieldSchema{
-		fieldRole:       {Type: framework.TypeString, Description: "The role asked about."},
-		fieldConfigured: {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
+		fieldRole:              {Type: framework.TypeString, Description: "The role asked about."},
+		fieldConfigured:        {Type: framework.TypeBool, Description: "Whether the mount has credentials."},
+		fieldKnowledgeComplete: {Type: framework.TypeBool, Description: "Whether the answer knows every stored role and every token stored before the plugin started (see status)."},
 	}
 	for name, f := range keyStatusFields {
 		sellerFields[name] = f
@@ -619,7 +620,14 @@ func (b *backend) keyStatusResponse(ctx context.Context, req *logical.Request, n
 	data := keyStatusData(ks, roles, now, st.config.maxRequestsPerHour())
 	data[fieldRole] = name
 	data[fieldConfigured] = true
+	var knowledge core.Knowledge
+	b.tokens.view(func(m *core.Machine) { knowledge = m.Knowledge() })
+	// One key's status reads its stored token itself; only the roles must be known.
+	data[fieldKnowledgeComplete] = knowledge.RolesKnown
 	resp := &logical.Response{Data: data}
+	if !knowledge.RolesKnown {
+		addKnowledgeWarning(resp, knowledge)
+	}
 	path := name
 	if role.manySellers() {
 		path += "/" + account

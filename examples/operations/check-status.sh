@@ -5,9 +5,13 @@
 # type, account and the roles that read it. The exit status is the most severe verdict:
 #   0 OK        the token is cached and its newest request, if any, succeeded; or no
 #               role names the key (nobody reads it)
-#   1 WARNING   requests to Naver are failing, but a valid token is still served
+#   1 WARNING   requests to Naver are failing, but a valid token is still served; or Naver
+#               refused a seller's account as not authorised (a typo, or a seller who left:
+#               not an outage, a seller to look into)
 #   2 CRITICAL  no token, and the newest request failed: reads of the key fail
-#   3 UNKNOWN   the status could not be read, or a key is in a state this check does not know
+#   3 UNKNOWN   the status could not be read, it says it does not know everything yet
+#               (right after a start whose storage reads failed), or a key is in a state
+#               this check does not know
 #   MOUNT        the mount (default navercommerce)
 #   ROLE         only the keys this role names (on a many-seller role: all its sellers)
 #   ACCOUNT_ID   with ROLE, a many-seller role's one seller (status/ROLE/ACCOUNT_ID)
@@ -24,15 +28,17 @@ for name in "$role" "$account"; do # one name each: the CLI would resolve "a/b",
 done
 
 keys() { # the keys in scope, one JSON object a line (returns at the first failure)
+  # An answer that says it does not know everything yields a key of state "incomplete".
+  local incomplete='if .data.knowledge_complete == false then {state: "incomplete", type: "-", roles: ["-"], why: (.warnings // [] | join("; "))} else empty end'
   if [ -n "$account" ]; then
-    vault read -format=json "$mount/status/$role/$account" | jq -c '.data'
+    vault read -format=json "$mount/status/$role/$account" | jq -c "($incomplete), .data"
     return
   fi
   local after="" page
   while :; do
     page=$(vault read -format=json "$mount/status" keys=true limit="$page_size" \
       ${role:+"role=$role"} ${after:+"after=$after"}) || return
-    printf '%s' "$page" | jq -c '.data.keys[]?' || return
+    printf '%s' "$page" | jq -c "($incomplete), .data.keys[]?" || return
     after=$(printf '%s' "$page" | jq -r '.data.next_after // ""') || return
     [ -n "$after" ] || return 0
   done
@@ -53,17 +59,22 @@ printf '%s\n' "$all" | jq -rs --arg scope "$scope" '
   def unread: (.roles // []) == [];
   def verdict:
     if unread then "OK"
-    else {"cached": "OK", "idle": "OK", "stale": "WARNING", "failing": "CRITICAL"}[.state // ""] // "UNKNOWN"
+    else {"cached": "OK", "idle": "OK", "stale": "WARNING", "refused": "WARNING", "failing": "CRITICAL"}[.state // ""] // "UNKNOWN"
     end;
   def severity: {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}[.];
   def account: if (.account_id // "") == "" then "-" else .account_id end;
   def line:
+    if .state == "incomplete" then "UNKNOWN status does not know everything yet: \(.why)"
+    elif .state == "refused" then
+      "WARNING \(.type) \(account) (roles: \(.roles | join(","))): Naver refused the account as not authorised; reads fail until \(.refused_until) (\(.refused_reason)). If the account is right and the seller authorised the application again, drop the token (drop-token.sh) so the next read asks Naver"
+    else
     "\(verdict) \(.type) \(account) " +
     (if verdict == "UNKNOWN" then "(state \(.state // "none" | tojson)) " else "" end) +
     (if unread then "(no role names it)" else "(roles: \(.roles | join(",")))" end) + ": " +
     (if .cached then "expires \(.expires_at)" else "no token" end) +
     ", \(.requests_last_hour)/\(.request_budget_per_hour) requests in the last hour" +
-    (if (.consecutive_failures // 0) > 0 then ", \(.consecutive_failures) failed, last: HTTP \(.last_error.status) \(.last_error.code // "-") trace \(.last_error.trace_id // "-")" else "" end);
+    (if (.consecutive_failures // 0) > 0 then ", \(.consecutive_failures) failed, last: HTTP \(.last_error.status) \(.last_error.code // "-") trace \(.last_error.trace_id // "-")" else "" end)
+    end;
   map(. + {verdict: verdict}) as $keys |
   ($keys | map(.verdict) | max_by(severity) // "OK") as $worst |
   ($keys | group_by(.verdict) | sort_by(-(.[0].verdict | severity)) | map("\(length) \(.[0].verdict)") | join(", ")) as $counts |

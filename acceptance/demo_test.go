@@ -298,8 +298,9 @@ func TestDemoFailsClearly(t *testing.T) {
 		name string
 		// setup returns the environment the start runs with.
 		setup func(t *testing.T, d *demoCopy) []string
-		// interrupt, if set, is sent to demo.sh once the emulator has a pid file.
+		// interrupt, if set, is sent to demo.sh once the emulator has a pid file, after during.
 		interrupt syscall.Signal
+		during    func(t *testing.T, d *demoCopy, env []string)
 		want      []string
 	}{
 		{
@@ -353,6 +354,29 @@ func TestDemoFailsClearly(t *testing.T) {
 			interrupt: syscall.SIGTERM,
 			want:      []string{"interrupted by SIGTERM while starting", "stopped emulator"},
 		},
+		{
+			// A second start would stop the first one's processes and take over its pid files.
+			name: "a second start while one runs",
+			setup: func(t *testing.T, d *demoCopy) []string {
+				return []string{"EMULATOR_BIN=" + d.wrapper(t, "slow", "sleep 600\n")}
+			},
+			during: func(t *testing.T, d *demoCopy, env []string) {
+				pid, err := os.ReadFile(filepath.Join(d.root, ".demo", "emulator.pid"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := d.run(time.Minute, env, "start")
+				var exit *exec.ExitError
+				if !errors.As(err, &exit) || !strings.Contains(out, "another scripts/demo.sh start or restart-agent is running") {
+					t.Errorf("a second demo.sh start: %v, want a refusal\n%s", err, out)
+				}
+				if again, err := os.ReadFile(filepath.Join(d.root, ".demo", "emulator.pid")); err != nil || !bytes.Equal(again, pid) {
+					t.Errorf("the second start touched the first one's emulator: pid file %q, was %q (%v)", again, pid, err)
+				}
+			},
+			interrupt: syscall.SIGINT,
+			want:      []string{"interrupted by SIGINT while starting", "stopped emulator"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,7 +387,7 @@ func TestDemoFailsClearly(t *testing.T) {
 			if tc.interrupt == 0 {
 				out, err = d.run(2*time.Minute, env, "start")
 			} else {
-				out, err = d.interrupted(t, env, tc.interrupt)
+				out, err = d.interrupted(t, env, tc.interrupt, tc.during)
 			}
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) {
@@ -384,9 +408,10 @@ func TestDemoFailsClearly(t *testing.T) {
 	}
 }
 
-// interrupted starts the demo, sends sig to demo.sh once the emulator has a pid file, and
-// returns what demo.sh printed and how it ended; it must end within 30 s of the signal.
-func (d *demoCopy) interrupted(t *testing.T, env []string, sig syscall.Signal) (string, error) {
+// interrupted starts the demo, runs during (if set) once the emulator has a pid file, then
+// sends sig to demo.sh, and returns what demo.sh printed and how it ended; it must end within
+// 30 s of the signal.
+func (d *demoCopy) interrupted(t *testing.T, env []string, sig syscall.Signal, during func(*testing.T, *demoCopy, []string)) (string, error) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(d.root, "scripts", "demo.sh"), "start")
 	cmd.Dir = d.root
@@ -402,6 +427,9 @@ func (d *demoCopy) interrupted(t *testing.T, env []string, sig syscall.Signal) (
 		_, err := os.Stat(filepath.Join(d.root, ".demo", "emulator.pid"))
 		return err == nil, nil
 	})
+	if during != nil {
+		during(t, d, env)
+	}
 	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}

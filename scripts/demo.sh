@@ -145,10 +145,11 @@ port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 background() {
   local name=$1 log=$2 pid
   shift 2
+  # 8<&-: the lock of this run (one_at_a_time) is not theirs to hold.
   if command -v setsid >/dev/null 2>&1; then
-    setsid "$@" >"$log" 2>&1 </dev/null &
+    setsid "$@" >"$log" 2>&1 </dev/null 8<&- &
   else
-    "$@" >"$log" 2>&1 </dev/null &
+    "$@" >"$log" 2>&1 </dev/null 8<&- &
   fi
   pid=$!
   echo "$pid" >"$demo/$name.pid"
@@ -321,10 +322,12 @@ EOF
 # rendered until ~90% of its lease, even once Naver refuses it (after a rotation of the client
 # secret); a new process reads the token again.
 restart_agent() {
+  one_at_a_time
   if ! running vault || ! running emulator; then
     die "the demo is not running (scripts/demo.sh status); start it with make demo"
   fi
   vault=$(cat "$demo/vault-bin" 2>/dev/null || echo "${VAULT_BIN:-}")
+  [ -n "$vault" ] || vault=$("$here/scripts/install-vault.sh")
   [ -x "$vault" ] || die "the demo's vault binary ($vault, from .demo/vault-bin) is not an executable"
   export VAULT_ADDR="$vault_addr" VAULT_TOKEN="$root_token"
   unset VAULT_NAMESPACE VAULT_CACERT VAULT_CAPATH
@@ -332,6 +335,15 @@ restart_agent() {
   stop_one agent
   start_agent
   started_fine
+}
+
+# one_at_a_time: a second start (or restart-agent) in this directory while one runs would stop
+# the first one's processes and take over its pid files; refuse it. Needs flock (util-linux);
+# without it, the user is trusted. `stop` never waits for the lock: it must always work.
+one_at_a_time() {
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 8<"${BASH_SOURCE[0]}"
+  flock -n 8 || die "another scripts/demo.sh start or restart-agent is running in $here; let it finish (or stop it with make demo-stop)"
 }
 
 # on_exit STATUS: a start or restart that ends without fail_start (set -e, die) stops what it
@@ -358,6 +370,7 @@ started_fine() {
 }
 
 start() {
+  one_at_a_time
   if running vault && running emulator && running agent; then
     say "the demo is already running (make demo-stop first to restart it with a new build)"
     summary

@@ -194,18 +194,27 @@ what() {
 fail_start() {
   local name log
   trap - INT TERM HUP EXIT
+  # Bash prints its own notice of a child killed by a signal ("Killed") after the next command;
+  # let it go here rather than amid the report, which says how each process ended.
+  { sleep 0.1; } 2>/dev/null
   printf '\ndemo: %s\n' "$1" >&2
-  if [ -n "${2:-}" ] && [ -f "$2" ]; then
+  if [ -n "${2:-}" ] && [ -s "$2" ]; then
     printf -- '--- last lines of %s:\n' "${2#"$here"/}" >&2
     tail -n 25 "$2" >&2
+  elif [ -n "${2:-}" ]; then
+    printf -- '--- %s is empty\n' "${2#"$here"/}" >&2
   fi
   for name in ${started[@]+"${started[@]}"}; do
     log="$demo/$name.log"
-    [ "$log" = "${2:-}" ] && continue
+    # wait_until's message has said how that one ended.
+    [ "$name" = "${described:-}" ] && continue
     if ! running "$name" && [ -f "$demo/$name.pid" ]; then
       how_it_ended "$name"
-      printf 'demo: meanwhile %s %s\n--- last lines of %s:\n' "$(what "$name")" "$ended" "${log#"$here"/}" >&2
-      tail -n 10 "$log" >&2 2>/dev/null || true
+      printf 'demo: meanwhile %s %s\n' "$(what "$name")" "$ended" >&2
+      if [ "$log" != "${2:-}" ] && [ -s "$log" ]; then
+        printf -- '--- last lines of %s:\n' "${log#"$here"/}" >&2
+        tail -n 10 "$log" >&2 2>/dev/null || true
+      fi
     fi
   done
   if [ "${#started[@]}" -gt 0 ]; then
@@ -234,6 +243,7 @@ wait_until() {
       if [ ! -s "$log" ]; then
         ended="$ended, and its log is empty: it ended before it wrote a line"
       fi
+      described=$name
       fail_start "$(what "$name") $ended" "$log"
     fi
     # Ready only if it is still running: the probe may have reached another program that
@@ -242,7 +252,7 @@ wait_until() {
     if [ "$SECONDS" -gt "$deadline" ]; then
       fail_start "$(what "$name") was not ready within ${start_timeout}s (DEMO_START_TIMEOUT); it is still running (pid $pid)" "$log"
     fi
-    sleep 0.2
+    { sleep 0.2; } 2>/dev/null # see fail_start
   done
 }
 

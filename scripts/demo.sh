@@ -195,7 +195,8 @@ fail_start() {
   local name log
   trap - INT TERM HUP EXIT
   # Bash prints its own notice of a child killed by a signal ("Killed") after the next command;
-  # let it go here rather than amid the report, which says how each process ended.
+  # let it go here rather than amid the report, which says how each process ended. (The traps
+  # are off: a trap run inside this redirection would print nothing.)
   { sleep 0.1; } 2>/dev/null
   printf '\ndemo: %s\n' "$1" >&2
   if [ -n "${2:-}" ] && [ -s "$2" ]; then
@@ -252,7 +253,8 @@ wait_until() {
     if [ "$SECONDS" -gt "$deadline" ]; then
       fail_start "$(what "$name") was not ready within ${start_timeout}s (DEMO_START_TIMEOUT); it is still running (pid $pid)" "$log"
     fi
-    { sleep 0.2; } 2>/dev/null # see fail_start
+    # Not quieted like fail_start's sleep: a trap run inside a redirection would print nothing.
+    sleep 0.2
   done
 }
 

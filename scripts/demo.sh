@@ -36,7 +36,6 @@ seller_account=ncp_demo_seller
 known_sellers="$seller_account,ncp_demo_seller2"
 app_policy=my-store-app
 start_timeout=${DEMO_START_TIMEOUT:-60}
-[[ "$start_timeout" =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_START_TIMEOUT=$start_timeout: want a whole number of seconds" >&2; exit 1; }
 # The processes this run started, in order: a failed or interrupted run stops these.
 started=()
 
@@ -145,7 +144,7 @@ port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 background() {
   local name=$1 log=$2 pid
   shift 2
-  # 8<&-: the lock of this run (one_at_a_time) is not theirs to hold.
+  # 8<&-: the lock of this run (start_checks) is not theirs to hold.
   if command -v setsid >/dev/null 2>&1; then
     setsid "$@" >"$log" 2>&1 </dev/null 8<&- &
   else
@@ -334,7 +333,7 @@ EOF
 # rendered until ~90% of its lease, even once Naver refuses it (after a rotation of the client
 # secret); a new process reads the token again.
 restart_agent() {
-  one_at_a_time
+  start_checks
   if ! running vault || ! running emulator; then
     die "the demo is not running (scripts/demo.sh status); start it with make demo"
   fi
@@ -349,10 +348,11 @@ restart_agent() {
   started_fine
 }
 
-# one_at_a_time: a second start (or restart-agent) in this directory while one runs would stop
+# start_checks: DEMO_START_TIMEOUT is a number; and a second start (or restart-agent) in this directory while one runs would stop
 # the first one's processes and take over its pid files; refuse it. Needs flock (util-linux);
 # without it, the user is trusted. `stop` never waits for the lock: it must always work.
-one_at_a_time() {
+start_checks() {
+  [[ "$start_timeout" =~ ^[1-9][0-9]*$ ]] || die "DEMO_START_TIMEOUT=$start_timeout: want a whole number of seconds"
   command -v flock >/dev/null 2>&1 || return 0
   exec 8<"${BASH_SOURCE[0]}"
   flock -n 8 || die "another scripts/demo.sh start or restart-agent is running in $here; let it finish (or stop it with make demo-stop)"
@@ -382,7 +382,7 @@ started_fine() {
 }
 
 start() {
-  one_at_a_time
+  start_checks
   if running vault && running emulator && running agent; then
     say "the demo is already running (make demo-stop first to restart it with a new build)"
     summary

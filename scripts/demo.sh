@@ -348,9 +348,10 @@ restart_agent() {
   started_fine
 }
 
-# start_checks: DEMO_START_TIMEOUT is a number; and a second start (or restart-agent) in this directory while one runs would stop
-# the first one's processes and take over its pid files; refuse it. Needs flock (util-linux);
-# without it, the user is trusted. `stop` never waits for the lock: it must always work.
+# start_checks: before a start or restart-agent. DEMO_START_TIMEOUT must be a number. And a
+# second one in this directory while one runs would stop the first one's processes and take
+# over its pid files: refuse it. Needs flock (util-linux); without it, the user is trusted.
+# `stop` never waits for the lock: it must always work.
 start_checks() {
   [[ "$start_timeout" =~ ^[1-9][0-9]*$ ]] || die "DEMO_START_TIMEOUT=$start_timeout: want a whole number of seconds"
   command -v flock >/dev/null 2>&1 || return 0

@@ -339,6 +339,8 @@ restart_agent() {
   fi
   vault=$(cat "$demo/vault-bin" 2>/dev/null || echo "${VAULT_BIN:-}")
   [ -n "$vault" ] || vault=$("$here/scripts/install-vault.sh")
+  vault_port=$(cat "$demo/vault-port" 2>/dev/null || echo "$vault_port")
+  vault_addr="http://127.0.0.1:$vault_port"
   [ -x "$vault" ] || die "the demo's vault binary ($vault, from .demo/vault-bin) is not an executable"
   export VAULT_ADDR="$vault_addr" VAULT_TOKEN="$root_token"
   unset VAULT_NAMESPACE VAULT_CACERT VAULT_CAPATH
@@ -412,6 +414,8 @@ start() {
   mkdir -p "$demo/plugins" "$demo/home"
   chmod 700 "$demo"
   echo "$vault" >"$demo/vault-bin"
+  # restart-agent (run later, maybe without this environment) needs the same ports.
+  printf '%s\n' "$vault_port" >"$demo/vault-port"
   guard_start
 
   say "starting the Naver emulator on 127.0.0.1:$emulator_port"

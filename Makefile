@@ -10,7 +10,7 @@ BIN := bin
 PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
 EMULATOR := $(BIN)/navercommerce-emulator
 
-.PHONY: all build version vault test unit-test fuzz acceptance-test demo demo-stop bench go-bench sim release lint fmt vet clean
+.PHONY: all build version vault test unit-test fuzz acceptance-test demo demo-restart-agent demo-stop bench go-bench sim release lint fmt vet clean
 
 all: build
 
@@ -61,6 +61,11 @@ endif
 
 demo: build
 	@VAULT_BIN="$$(scripts/install-vault.sh)" PLUGIN_VERSION="$(VERSION)" scripts/demo.sh start
+
+# A new Vault Agent process for the running demo: an agent keeps a token Naver refuses (after a
+# rotation of the client secret) until it is restarted.
+demo-restart-agent:
+	@scripts/demo.sh restart-agent
 
 demo-stop:
 	@scripts/demo.sh stop

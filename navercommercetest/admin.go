@@ -26,6 +26,9 @@ type faultRequest struct {
 	Body             string `json:"body"`
 	DropConnection   bool   `json:"drop_connection"`
 	DropConnectionGo bool   `json:"DropConnection"`
+	AccountID        string `json:"account_id"`
+	AccountIDGo      string `json:"AccountID"`
+	Type             string `json:"type"`
 }
 
 func (fr faultRequest) fault() (Fault, error) {
@@ -37,9 +40,14 @@ func (fr faultRequest) fault() (Fault, error) {
 		RetryAfter:     fr.RetryAfter,
 		Body:           fr.Body,
 		DropConnection: fr.DropConnection || fr.DropConnectionGo,
+		AccountID:      fr.AccountID,
+		Type:           fr.Type,
 	}
 	if f.RetryAfter == "" {
 		f.RetryAfter = fr.RetryAfterGo
+	}
+	if f.AccountID == "" {
+		f.AccountID = fr.AccountIDGo
 	}
 	if fr.Delay != "" {
 		d, err := time.ParseDuration(fr.Delay)
@@ -64,21 +72,32 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, e.Stats())
 	case adminPrefix + "faults":
-		if !allowMethod(w, r, http.MethodPost) {
-			return
+		switch r.Method {
+		case http.MethodPost:
+			var fr faultRequest
+			if err := decodeJSON(r, &fr); err != nil {
+				adminError(w, http.StatusBadRequest, err)
+				return
+			}
+			f, err := fr.fault()
+			if err != nil {
+				adminError(w, http.StatusBadRequest, fmt.Errorf("invalid fault: %w", err))
+				return
+			}
+			e.InjectFault(f)
+			e.logf("admin: queued a fault: %s", f.describe())
+			w.WriteHeader(http.StatusNoContent)
+		case http.MethodDelete:
+			// The end of an outage: unlike reset, tokens handed out stay valid.
+			n := e.clearFaults()
+			e.logf("admin: cleared %d queued faults; tokens are kept", n)
+			writeJSON(w, http.StatusOK, struct {
+				Cleared int `json:"cleared"`
+			}{n})
+		default:
+			w.Header().Set("Allow", "POST, DELETE")
+			adminError(w, http.StatusMethodNotAllowed, fmt.Errorf("use POST to queue a fault or DELETE to clear the queued faults"))
 		}
-		var fr faultRequest
-		if err := decodeJSON(r, &fr); err != nil {
-			adminError(w, http.StatusBadRequest, err)
-			return
-		}
-		f, err := fr.fault()
-		if err != nil {
-			adminError(w, http.StatusBadRequest, fmt.Errorf("invalid fault: %w", err))
-			return
-		}
-		e.InjectFault(f)
-		w.WriteHeader(http.StatusNoContent)
 	case adminPrefix + "token-lifetime":
 		if !allowMethod(w, r, http.MethodPost) {
 			return

@@ -128,6 +128,58 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
+// TestAdminFaultsAimedAndCleared: through the admin API, a fault aimed at
+// an account or a type answers only that key's token requests, and
+// DELETE /_emulator/faults ends the outage leaving every token alive (POST
+// /_emulator/reset would kill them).
+func TestAdminFaultsAimedAndCleared(t *testing.T) {
+	clock := newFakeClock(testStart)
+	srv := newTestServer(t, clock, noPenalty)
+	self := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())).token.AccessToken
+	seller := postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)).token.AccessToken
+
+	wantStatus(t, adminPost(t, srv, "/_emulator/faults", "application/json", `{"status": 503, "count": 1000, "account_id": "`+sellerID+`"}`), http.StatusNoContent)
+	wantStatus(t, adminPost(t, srv, "/_emulator/faults", "application/json", `{"Status": 500, "Type": "SELF"}`), http.StatusNoContent)
+	wantStatus(t, postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), "ncp_other")), http.StatusOK)
+	wantStatus(t, postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)), http.StatusServiceUnavailable)
+	wantStatus(t, postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())), http.StatusInternalServerError)
+	wantStatus(t, postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())), http.StatusOK)
+	wantStatus(t, postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)), http.StatusServiceUnavailable)
+
+	clearFaults := func() int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodDelete, srv.RootURL+"/_emulator/faults", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := do(t, req)
+		wantStatus(t, r, http.StatusOK)
+		var v struct{ Cleared int }
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatalf("DELETE /_emulator/faults answered %q: %v", r.body, err)
+		}
+		return v.Cleared
+	}
+	if n := clearFaults(); n != 1 {
+		t.Fatalf("cleared %d faults, want the 1 still queued", n)
+	}
+	if n := clearFaults(); n != 0 {
+		t.Fatalf("cleared %d faults the second time, want 0", n)
+	}
+	if r := postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)); r.status != http.StatusOK || r.token.AccessToken != seller {
+		t.Fatalf("after the outage the seller key got %d %q, want 200 and its token again", r.status, r.token.AccessToken)
+	}
+	for name, tok := range map[string]string{"SELF": self, "SELLER": seller} {
+		wantStatus(t, getAccount(t, srv, tok), http.StatusOK)
+		if !srv.TokenValid(tok) {
+			t.Errorf("the %s token died with the faults", name)
+		}
+	}
+	if got := srv.TokenRequestsFor(clientID, "SELLER", sellerID); got != 4 {
+		t.Fatalf("the seller key's requests = %d, want 4: clearing faults keeps the counters", got)
+	}
+}
+
 func TestAdminRejectsBadInput(t *testing.T) {
 	srv := newTestServer(t, newFakeClock(testStart))
 	cases := []struct {
@@ -142,6 +194,10 @@ func TestAdminRejectsBadInput(t *testing.T) {
 		{"fault numeric delay", http.MethodPost, "/_emulator/faults", "application/json", `{"delay": 2}`, 400},
 		{"fault bad status", http.MethodPost, "/_emulator/faults", "application/json", `{"status": 42}`, 400},
 		{"fault not JSON", http.MethodPost, "/_emulator/faults", "application/json", `status=500`, 400},
+		{"fault bad type", http.MethodPost, "/_emulator/faults", "application/json", `{"status": 500, "type": "seller"}`, 400},
+		{"fault SELF with account", http.MethodPost, "/_emulator/faults", "application/json", `{"status": 500, "type": "SELF", "account_id": "ncp_1"}`, 400},
+		{"fault aim alone", http.MethodPost, "/_emulator/faults", "application/json", `{"account_id": "ncp_1"}`, 400},
+		{"faults PUT", http.MethodPut, "/_emulator/faults", "application/json", `{"status": 500}`, 405},
 		{"lifetime bad", http.MethodPost, "/_emulator/token-lifetime", "application/json", `{"token_lifetime": "-1m"}`, 400},
 		{"lifetime missing", http.MethodPost, "/_emulator/token-lifetime", "application/json", `{}`, 400},
 		{"secret unknown client", http.MethodPost, "/_emulator/client-secret", "application/json", `{"client_id": "x", "client_secret": "` + otherSecret + `"}`, 400},

@@ -43,7 +43,9 @@
 //
 //	GET  /_emulator/stats                      counters, violations, penalties (Stats)
 //	POST /_emulator/reset                      Reset
-//	POST /_emulator/faults                     {"status":503,"retry_after":"30","count":1,"delay":"2s","body":"...","drop_connection":false}
+//	POST /_emulator/faults                     {"status":503,"retry_after":"30","count":1,"delay":"2s","body":"...","drop_connection":false,
+//	                                           "account_id":"...","type":"SELLER"} (account_id, type: aim it; omitted = any request)
+//	DELETE /_emulator/faults                   ClearFaults: the outage ends, tokens stay -> {"cleared":1}
 //	POST /_emulator/token-lifetime             {"token_lifetime":"31m"}
 //	POST /_emulator/client-secret              {"client_id":"...","client_secret":"$2a$04$..."}
 //	POST /_emulator/verify                     form token=... -> {"valid":true}
@@ -383,7 +385,8 @@ func (e *Emulator) SetJWTTokens(on bool) {
 
 // Reset clears counters, violations, penalties, tokens and queued faults.
 // The settings (token lifetime, latency, modes, penalty settings) and the
-// applications' secrets are kept.
+// applications' secrets are kept. To end an outage and keep the tokens
+// handed out, use ClearFaults.
 func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()

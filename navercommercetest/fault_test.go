@@ -96,6 +96,119 @@ func TestFaultQueueOrderAndCount(t *testing.T) {
 	}
 }
 
+// TestAimedFaults: a fault aimed at an account or a type answers only the
+// token requests of the keys it is aimed at; the others pass it by, are
+// answered normally and leave it queued for the key it waits for.
+func TestAimedFaults(t *testing.T) {
+	const otherSeller = "ncp_other_seller"
+	type request struct {
+		typ, accountID string // typ SELF or SELLER
+		want           int
+	}
+	cases := []struct {
+		name     string
+		faults   []navercommercetest.Fault
+		requests []request
+	}{
+		{
+			name:   "at an account",
+			faults: []navercommercetest.Fault{{Status: 503, AccountID: sellerID}},
+			requests: []request{
+				{"SELF", "", 200}, {"SELLER", otherSeller, 200}, {"SELLER", sellerID, 503}, {"SELLER", sellerID, 200},
+			},
+		},
+		{
+			name:   "at a type",
+			faults: []navercommercetest.Fault{{Status: 500, Count: 2, Type: "SELLER"}},
+			requests: []request{
+				{"SELF", "", 200}, {"SELLER", otherSeller, 500}, {"SELLER", sellerID, 500}, {"SELLER", sellerID, 200},
+			},
+		},
+		{
+			name:     "at SELF",
+			faults:   []navercommercetest.Fault{{Status: 429, Type: "SELF"}},
+			requests: []request{{"SELLER", sellerID, 200}, {"SELF", "", 429}, {"SELF", "", 200}},
+		},
+		{
+			name:   "at an account and its type",
+			faults: []navercommercetest.Fault{{Status: 504, AccountID: sellerID, Type: "SELLER"}},
+			requests: []request{
+				{"SELLER", otherSeller, 200}, {"SELF", "", 200}, {"SELLER", sellerID, 504}, {"SELLER", sellerID, 200},
+			},
+		},
+		{
+			// A request takes the oldest fault aimed at it; one aimed elsewhere
+			// keeps its place for its own key.
+			name: "queue order",
+			faults: []navercommercetest.Fault{
+				{Status: 503, AccountID: sellerID},
+				{Status: 500},
+				{Status: 429, AccountID: sellerID},
+			},
+			requests: []request{
+				{"SELF", "", 500}, {"SELF", "", 200}, {"SELLER", sellerID, 503}, {"SELLER", sellerID, 429}, {"SELLER", sellerID, 200},
+			},
+		},
+		{
+			name:   "unaimed: whichever key asks first",
+			faults: []navercommercetest.Fault{{Status: 503, Count: 2}},
+			requests: []request{
+				{"SELLER", otherSeller, 503}, {"SELF", "", 503}, {"SELLER", sellerID, 200},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock(testStart)
+			// A key asks again after its fault: needless for Naver, not the point here.
+			srv := newTestServer(t, clock, noPenalty)
+			for _, f := range tc.faults {
+				srv.InjectFault(f)
+			}
+			for i, req := range tc.requests {
+				form := selfForm(t, clientID, secret, clock.Millis())
+				if req.typ == "SELLER" {
+					form = sellerForm(t, clientID, secret, clock.Millis(), req.accountID)
+				}
+				if r := postToken(t, srv, form); r.status != req.want {
+					t.Fatalf("request %d (%s %q): status %d, want %d; body %s", i, req.typ, req.accountID, r.status, req.want, r.body)
+				}
+			}
+		})
+	}
+}
+
+// TestClearFaultsKeepsTokens: ending an outage with ClearFaults drops the
+// queued faults and nothing else; every token handed out before still works
+// and the key is handed the same token again (Reset would kill them all).
+func TestClearFaultsKeepsTokens(t *testing.T) {
+	clock := newFakeClock(testStart)
+	srv := newTestServer(t, clock, noPenalty)
+	self := postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())).token.AccessToken
+	seller := postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)).token.AccessToken
+	srv.InjectFault(navercommercetest.Fault{Status: 503, Count: 1000})
+	srv.InjectFault(navercommercetest.Fault{Status: 500, AccountID: sellerID})
+	wantStatus(t, postToken(t, srv, selfForm(t, clientID, secret, clock.Millis())), http.StatusServiceUnavailable)
+
+	srv.ClearFaults()
+
+	for name, tok := range map[string]string{"SELF": self, "SELLER": seller} {
+		if !srv.TokenValid(tok) {
+			t.Errorf("the %s token died with the faults", name)
+		}
+		wantStatus(t, getAccount(t, srv, tok), http.StatusOK)
+	}
+	if r := postToken(t, srv, sellerForm(t, clientID, secret, clock.Millis(), sellerID)); r.status != http.StatusOK || r.token.AccessToken != seller {
+		t.Fatalf("after ClearFaults the seller key got %d %q, want 200 and its token again", r.status, r.token.AccessToken)
+	}
+	if got := srv.TokenRequests(); got != 4 {
+		t.Fatalf("TokenRequests = %d after ClearFaults, want the 4 sent: counters are kept", got)
+	}
+	if got := srv.IssuedTokens(); got != 2 {
+		t.Fatalf("IssuedTokens = %d, want 2", got)
+	}
+}
+
 func TestDropConnection(t *testing.T) {
 	clock := newFakeClock(testStart)
 	srv := newTestServer(t, clock)
@@ -235,7 +348,11 @@ func TestDelayOnlyFaultAnswersNormally(t *testing.T) {
 
 func TestInjectFaultRejectsNoOps(t *testing.T) {
 	e := navercommercetest.New(navercommercetest.Config{})
-	for _, f := range []navercommercetest.Fault{{}, {Count: -1, Status: 500}, {Status: 99}, {Status: 600}, {Delay: -time.Second}} {
+	for _, f := range []navercommercetest.Fault{
+		{}, {Count: -1, Status: 500}, {Status: 99}, {Status: 600}, {Delay: -time.Second},
+		{Status: 500, Type: "seller"}, {Status: 500, Type: "PARTNER"}, {Status: 500, Type: "SELF", AccountID: sellerID},
+		{AccountID: sellerID},
+	} {
 		func() {
 			defer func() {
 				if recover() == nil {

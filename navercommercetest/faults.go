@@ -9,7 +9,7 @@ import (
 
 // Fault replaces the normal answer of upcoming token requests. Faults are
 // queued and consumed in order, one per token request, before the request is
-// validated.
+// validated: a request takes the oldest queued fault aimed at it.
 type Fault struct {
 	Count      int    // how many upcoming token requests it applies to (0 = 1)
 	Status     int    // HTTP status, e.g. 500, 429, 503
@@ -27,10 +27,18 @@ type Fault struct {
 	// DropConnection hijacks the connection and closes it without an answer.
 	// It needs a real server (NewServer), not an httptest.ResponseRecorder.
 	DropConnection bool
+	// AccountID and Type aim the fault at some keys only: a fault with an
+	// AccountID applies only to token requests for that account_id, one with
+	// a Type (SELF or SELLER) only to requests of that type; other requests
+	// pass it by and leave it queued. Empty: any request, whichever asks
+	// first.
+	AccountID string
+	Type      string
 }
 
-// InjectFault queues f for the next token requests. It panics on a fault
-// that could have no effect or has an impossible status.
+// InjectFault queues f for the next token requests (those it is aimed at).
+// It panics on a fault that could have no effect or has an impossible status
+// or aim.
 func (e *Emulator) InjectFault(f Fault) {
 	if err := checkFault(f); err != nil {
 		panic("navercommercetest: " + err.Error())
@@ -43,11 +51,18 @@ func (e *Emulator) InjectFault(f Fault) {
 	e.faults = append(e.faults, f)
 }
 
-// ClearFaults drops the faults still queued: an outage ends.
-func (e *Emulator) ClearFaults() {
+// ClearFaults drops the faults still queued: an outage ends. Unlike Reset it
+// leaves tokens, counters, violations and penalties alone, so every token
+// handed out before keeps working.
+func (e *Emulator) ClearFaults() { e.clearFaults() }
+
+// clearFaults is ClearFaults, returning how many queued faults it dropped.
+func (e *Emulator) clearFaults() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	n := len(e.faults)
 	e.faults = nil
+	return n
 }
 
 func checkFault(f Fault) error {
@@ -60,22 +75,43 @@ func checkFault(f Fault) error {
 		return fmt.Errorf("fault delay %v is negative", f.Delay)
 	case f.Status == 0 && f.Body == "" && !f.DropConnection && f.Delay == 0:
 		return fmt.Errorf("fault has no effect: set Status, Body, Delay or DropConnection")
+	case f.Type != "" && f.Type != "SELF" && f.Type != "SELLER":
+		return fmt.Errorf("fault type %q is neither SELF nor SELLER", f.Type)
+	case f.Type == "SELF" && f.AccountID != "":
+		return fmt.Errorf("fault account_id %q with type SELF would never apply: a SELF token request has no account_id", f.AccountID)
 	}
 	return nil
 }
 
-// nextFault consumes one use of the oldest queued fault.
-func (e *Emulator) nextFault() (Fault, bool) {
+// describe says what f does and to which requests, for the log.
+func (f Fault) describe() string {
+	d := fmt.Sprintf("status=%d count=%d delay=%v drop_connection=%v raw_body=%v", f.Status, max(f.Count, 1), f.Delay, f.DropConnection, f.Body != "")
+	if f.Type == "" && f.AccountID == "" {
+		return d + " for any token request"
+	}
+	return d + fmt.Sprintf(" for type=%q account_id=%q only", f.Type, f.AccountID)
+}
+
+// aimedAt reports whether f applies to a token request for key.
+func (f Fault) aimedAt(key tokenKey) bool {
+	return (f.Type == "" || f.Type == key.typ) && (f.AccountID == "" || f.AccountID == key.accountID)
+}
+
+// nextFault consumes one use of the oldest queued fault aimed at key.
+func (e *Emulator) nextFault(key tokenKey) (Fault, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.faults) == 0 {
-		return Fault{}, false
+	for i := range e.faults {
+		if !e.faults[i].aimedAt(key) {
+			continue
+		}
+		f := e.faults[i]
+		e.faults[i].Count--
+		if e.faults[i].Count <= 0 {
+			e.faults = append(e.faults[:i:i], e.faults[i+1:]...)
+		}
+		f.Count = 1
+		return f, true
 	}
-	f := e.faults[0]
-	e.faults[0].Count--
-	if e.faults[0].Count <= 0 {
-		e.faults = e.faults[1:]
-	}
-	f.Count = 1
-	return f, true
+	return Fault{}, false
 }

@@ -119,7 +119,7 @@ func (e *Emulator) answerToken(w http.ResponseWriter, r *http.Request, traceID s
 	// The request has reached the gateway: it counts against the
 	// application's budget whatever the answer.
 	e.countRequest(key.clientID)
-	if f, ok := e.nextFault(); ok {
+	if f, ok := e.nextFault(key); ok {
 		if status, note, done := e.applyFault(w, r, traceID, f); done {
 			return status, note
 		}

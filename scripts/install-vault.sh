@@ -39,7 +39,10 @@ fi
 mkdir -p "$cache"
 # One build at a time, even when make targets run in parallel.
 exec 9>"$cache/.lock"
-flock 9
+if ! flock -n 9; then
+  log "another build of Vault v$VAULT_VERSION is under way (it holds $cache/.lock); waiting for it to finish"
+  flock 9
+fi
 if [ -x "$bin" ] && is_pinned "$bin"; then
   echo "$bin"; exit 0
 fi

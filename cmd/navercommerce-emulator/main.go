@@ -43,7 +43,14 @@
 // Boolean environment values are those of strconv.ParseBool (1, true, 0,
 // false, ...). The settings can be changed at run time through the admin
 // endpoints (see package navercommercetest); the penalty state is in
-// GET /_emulator/stats.
+// GET /_emulator/stats. An outage is rehearsed with the same endpoints:
+//
+//	POST   /_emulator/faults {"status":503,"count":1000}                 every token request fails
+//	POST   /_emulator/faults {"status":503,"count":1000,"account_id":"ncp_1"}  one seller's only
+//	                         (or "type":"SELF" / "SELLER": one type's only)
+//	DELETE /_emulator/faults                                              the outage ends; tokens stay valid
+//
+// POST /_emulator/reset ends it too, but forgets every token handed out.
 //
 // When ready it prints one line to stdout:
 //

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -345,6 +346,81 @@ func TestRunSettings(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	for _, want := range []string{"latency=200ms", "jwt_tokens=true", "reused_token_full_lifetime=true", "penalty: on", "PENALTY:"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestRunOutageAimedAndEnded rehearses a seller's outage against the command,
+// as the README's recipe does: a fault aimed at one account answers only its
+// token requests, and DELETE /_emulator/faults ends the outage with every
+// token handed out still working.
+func TestRunOutageAimedAndEnded(t *testing.T) {
+	base, stderr := startRun(t, "-account-ids", "ncp_a,ncp_b", "-penalty=false")
+	root := strings.TrimSuffix(base, "/external")
+	app := navercommercetest.Application{ClientID: "demo-client-id", ClientSecret: defaultSecret}
+	ask := func(account string) (int, string) {
+		t.Helper()
+		res, err := http.DefaultClient.Do(navercommercetest.NewTokenRequest(base, app, "SELLER", account, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, body.AccessToken
+	}
+	admin := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, root+"/_emulator/"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	works := func(tok string) bool {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/seller/account", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}
+
+	_, tokA := ask("ncp_a")
+	_, tokB := ask("ncp_b")
+	if status, body := admin(http.MethodPost, "faults", `{"status": 503, "count": 1000, "account_id": "ncp_a"}`); status != http.StatusNoContent {
+		t.Fatalf("POST faults: %d %s", status, body)
+	}
+	if status, _ := ask("ncp_a"); status != http.StatusServiceUnavailable {
+		t.Fatalf("the aimed seller got %d during its outage, want 503", status)
+	}
+	if status, tok := ask("ncp_b"); status != http.StatusOK || tok != tokB {
+		t.Fatalf("another seller got %d %q during ncp_a's outage, want 200 and its token", status, tok)
+	}
+	if status, body := admin(http.MethodDelete, "faults", ""); status != http.StatusOK || !strings.Contains(body, `"cleared":1`) {
+		t.Fatalf("DELETE faults: %d %s", status, body)
+	}
+	if status, tok := ask("ncp_a"); status != http.StatusOK || tok != tokA {
+		t.Fatalf("after the outage ncp_a got %d %q, want 200 and its token again", status, tok)
+	}
+	if !works(tokA) || !works(tokB) {
+		t.Fatal("a token handed out before the outage died when it ended")
+	}
+	for _, want := range []string{`queued a fault: status=503 count=1000`, `account_id="ncp_a" only`, "cleared 1 queued faults"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
 		}

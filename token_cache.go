@@ -510,6 +510,9 @@ func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
 	if d, ok := ctx.Deadline(); ok && d.Add(-periodicMargin).Before(deadline) {
 		deadline = d.Add(-periodicMargin)
 	}
+	// Writes under way end first: one that fails is written again by this run, not by the
+	// next (a restart meanwhile would lose it).
+	c.stores.wait()
 	done := make(chan struct{})
 	c.waitMu.Lock()
 	c.tickDone = done

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -495,4 +496,36 @@ func BenchmarkMetricsTokenRead(b *testing.B) {
 			m.tokenRead(readCached)
 		}
 	})
+}
+
+// After a restart, status and metrics both count the stored tokens, and the expiry gauge is
+// there: reads are served from those tokens.
+func TestMetricsCachedKeysAgreeWithStatusAfterRestart(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.readToken("store")
+
+	env.b = env.newBackend() // a restart: same storage
+	status, err := env.read("status")
+	if err != nil || status.IsError() {
+		t.Fatalf("status: %v %v", err, status.Error())
+	}
+	body := string(env.scrapeMetrics())
+	m := regexp.MustCompile(`(?m)^navercommerce_cached_keys (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no navercommerce_cached_keys in\n%s", body)
+	}
+	// The SELLER token read before the restart and the SELF token that verified the config.
+	if want := status.Data[fieldCachedKeys]; m[1] != "2" || want != 2 {
+		t.Errorf("after a restart status says cached_keys=%v, metrics navercommerce_cached_keys=%s", want, m[1])
+	}
+	if !strings.Contains(body, "navercommerce_token_expiry_seconds ") {
+		t.Error("navercommerce_token_expiry_seconds is absent although a token is cached (in storage) and served")
+	}
+	requests := env.requestsFor("SELLER", testAccount)
+	env.readToken("store")
+	if env.requestsFor("SELLER", testAccount) != requests {
+		t.Fatal("the read after the restart asked Naver: the stored token was not in use")
+	}
 }

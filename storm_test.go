@@ -295,3 +295,68 @@ func TestARetriedBlipMakesEveryRetry(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18: "A few minutes of outage must not lock a seller out for the rest of the hour."
+// The breaker protects an application of many sellers, but with a few, the first read's
+// retries, reads every 30 s and the breaker's probes through a 3-minute storm of 503s spent
+// a key's budget in minutes: after Naver recovered, a seller was refused by its own budget
+// for the rest of the hour. Each must be served within minutes of the recovery.
+func TestNoSellerLockedOutAfterAShortStorm(t *testing.T) {
+	env := newTestEnv(t) // the emulator's penalty is on
+	env.configure()
+	const sellers = 2
+	for i := range sellers {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_few%d", i)})
+	}
+	// Every seller's app reads every 30 s; Vault runs the periodic function every minute.
+	step := func(i int, read func(seller int)) {
+		for seller := range sellers {
+			read(seller)
+		}
+		if i%2 == 0 {
+			env.periodic(context.Background())
+		}
+		env.clock.Advance(30 * time.Second)
+	}
+	env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "0", Count: 1 << 20})
+	for i := range 6 { // 3 minutes
+		step(i, func(seller int) { env.read(fmt.Sprintf("token/s%d", seller)) })
+	}
+	env.naver.ClearFaults() // Naver recovers
+
+	served := map[int]time.Duration{}
+	var refusals []string
+	for i := 0; i <= 20 && len(served) < sellers; i++ { // 10 minutes
+		elapsed := time.Duration(i) * 30 * time.Second
+		step(i, func(seller int) {
+			if _, ok := served[seller]; ok {
+				return
+			}
+			resp, err := env.read(fmt.Sprintf("token/s%d", seller))
+			switch text := errorText(resp, err); {
+			case text == "":
+				served[seller] = elapsed
+				env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+			case strings.Contains(text, fieldMaxRequestsHour) && len(refusals) < 3:
+				refusals = append(refusals, text)
+			}
+		})
+	}
+	for i := range sellers {
+		if at, ok := served[i]; !ok || at > 5*time.Minute {
+			t.Errorf("seller %d served %v after Naver recovered (0 and not served: not within 10 minutes); want within 5 minutes", i, at)
+		}
+	}
+	if len(refusals) > 0 {
+		t.Errorf("sellers refused by their own budget after the storm: %q", refusals)
+	}
+	for i := range sellers {
+		if n := env.requestsFor("SELLER", fmt.Sprintf("ncp_few%d", i)); 2*n > defaultMaxRequestsHour {
+			t.Errorf("seller %d sent %d requests, more than half its hourly budget of %d", i, n, defaultMaxRequestsHour)
+		}
+	}
+	env.assertCompliant()
+	if st := env.naver.Stats(); len(st.Penalties) > 0 {
+		t.Errorf("the application was penalised: %+v", st.Penalties)
+	}
+}

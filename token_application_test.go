@@ -1,9 +1,11 @@
 package navercommerce
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,4 +260,405 @@ func TestAutomaticApplicationBudgetAfterSellersLeave(t *testing.T) {
 			env.assertCompliant()
 		})
 	}
+}
+
+// README, max_application_requests_per_hour: "Reads that apps wait on may use all of it,
+// background renewals 75%." With max_application_requests_per_hour=1, 75% is less than one
+// request, yet request() gives background renewals max(1, ...) = the whole budget: a
+// background renewal spends it and the read an app waits on gets a 429.
+func TestBackgroundShareAtASmallBudget(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_application_requests_per_hour": 1})
+	env.mustWrite("roles/a", map[string]any{"type": "SELLER", "account_id": "ncp_a"})
+	env.mustWrite("roles/b", map[string]any{"type": "SELLER", "account_id": "ncp_b"})
+	env.readToken("a")
+	env.clock.Advance(3*time.Hour - 25*time.Minute) // a's token is in Naver's window; the hour has passed
+	env.readToken("a")                              // served at once, renewed behind the read
+	waitForFlights(env.b, tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: "ncp_a"})
+	env.periodic(t.Context())
+	background := env.requestsFor("SELLER", "ncp_a") - 1
+	resp, err := env.read("token/b")
+	if background > 0 && httpStatus(resp, err) == http.StatusTooManyRequests {
+		t.Errorf("background renewals used %d of a budget of 1 and a read waited on got %d %q", background, httpStatus(resp, err), errorText(resp, err))
+	}
+	if err == nil && !resp.IsError() {
+		env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+	}
+}
+
+// README "What to watch": "vault read navercommerce/status failing=true  # every failing
+// seller, with its last error", and "alert on ... navercommerce_budget_refusals_total ... and
+// use `status failing=true` to see which sellers are behind them"; state `idle` is "no token,
+// no failure". During a storm the breaker (or a budget) refuses every seller but the first
+// three: their reads fail with 502/429, yet status counts them idle, not failing, and
+// `failing=true` leaves them out — at 10,000 sellers it shows 3 of them.
+func TestSellersRefusedByTheBreakerAreFailing(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_retries": 0})
+	const sellers = 11
+	for i := range sellers {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable, Count: 1 << 20})
+	failed := 0
+	for i := range sellers {
+		if r, err := env.read(fmt.Sprintf("token/s%d", i)); errorText(r, err) != "" {
+			failed++
+		}
+	}
+	if failed != sellers {
+		t.Fatalf("%d of %d reads failed; the test expects all to", failed, sellers)
+	}
+	resp := env.statusList(map[string]any{"failing": true})
+	if got := resp.Data["failing_keys"]; got != sellers {
+		t.Errorf("status failing=true: failing_keys %v, want %d (every seller's read failed); key_states %v", got, sellers, resp.Data["key_states"])
+	}
+}
+
+// README, max_application_requests_per_hour: "Automatic: 30 + 2 per token in use (read
+// within the last 3 hours) ... kept in storage across restarts", and issue 18: "Its default
+// must never refuse a healthy application". The request counts survive a restart but the
+// keys in use do not: after a restart only keys read since count (stored tokens are brought
+// into memory only by status or metrics), so 40 sellers onboarded in the last hour — a
+// healthy application, 40 requests against an automatic budget of 110 — leave a budget of
+// 32 after a restart, and the next new seller's read is refused with 429.
+func TestAutomaticBudgetAfterARestart(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false})
+	const sellers = 40
+	for i := range sellers + 1 {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	for i := range sellers {
+		env.readToken(fmt.Sprintf("s%d", i))
+		env.clock.Advance(time.Minute)
+	}
+	env.periodic(t.Context())
+
+	env.b = env.newBackend() // a restart
+	env.periodic(t.Context())
+	resp, err := env.read(fmt.Sprintf("token/s%d", sellers)) // a new seller
+	if got := httpStatus(resp, err); got != http.StatusOK {
+		t.Errorf("a new seller after a restart of a healthy application of %d sellers: %d %q", sellers, got, errorText(resp, err))
+	} else {
+		env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+	}
+	env.assertCompliant()
+}
+
+// README, max_application_requests_per_hour: "kept in storage across restarts" (issue 18:
+// "kept across restarts and crash loops"). When reading the stored counts after a restart
+// fails once, request() goes on "counting from now" (a choice the log states), but then
+// record() overwrites the stored counts with the in-memory ones: the requests made before
+// the restart are gone from storage for good, and once storage answers again the budget is
+// judged without them. Here a budget of 5 was spent before the restart; after one failed
+// read of the counts, every new seller is sent to Naver again.
+func TestFailedCountsReadKeepsTheStoredCounts(t *testing.T) {
+	env := newTestEnv(t)
+	env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true})
+	fs := &appReadFailingStorage{Storage: env.storage}
+	env.storage = fs
+	env.b = env.newBackend()
+	const budget = 5
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_application_requests_per_hour": budget})
+	for i := range 12 {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	for i := range budget {
+		env.readToken(fmt.Sprintf("s%d", i))
+	}
+
+	env.b = env.newBackend() // a restart
+	fs.failing.Store(true)
+	env.read(fmt.Sprintf("token/s%d", budget)) // counted from now: one request over the budget
+	fs.failing.Store(false)
+	for i := budget + 1; i < 12; i++ { // storage answers again
+		env.read(fmt.Sprintf("token/s%d", i))
+	}
+	if n := env.naver.TokenRequests(); n > budget+1 {
+		t.Errorf("%d requests within the hour against max_application_requests_per_hour=%d (one allowed while the counts could not be read)", n, budget)
+	}
+}
+
+// README, max_application_requests_per_hour: "the most HTTP requests the whole application
+// may send in any hour". The application's counts are kept per minute and a minute drops out
+// of "the last hour" as soon as 60 minute boundaries have passed, so requests sent late in a
+// minute stop counting up to a minute early: here a budget of 3 spent at 12:00:50 lets 3
+// more go at 13:00:00, 6 requests within 59m10s.
+func TestApplicationBudgetIsASlidingHour(t *testing.T) {
+	env := newTestEnv(t)
+	env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true})
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_application_requests_per_hour": 3})
+	for i := range 4 {
+		env.mustWrite(fmt.Sprintf("roles/s%d", i), map[string]any{"type": "SELLER", "account_id": fmt.Sprintf("ncp_s%d", i)})
+	}
+	start := env.clock.Now().Truncate(time.Minute).Add(time.Minute + 50*time.Second)
+	env.clock.Advance(start.Sub(env.clock.Now()))
+	for i := range 3 {
+		env.readToken(fmt.Sprintf("s%d", i))
+	}
+	env.clock.Advance(59*time.Minute + 10*time.Second) // the next hour's minute boundary
+	resp, err := env.read("token/s3")
+	if got := httpStatus(resp, err); got != http.StatusTooManyRequests {
+		t.Errorf("a fourth request %s after the first three: %d, want 429 (max_application_requests_per_hour=3 in any hour)",
+			env.clock.Now().Sub(start), got)
+		if got == http.StatusOK {
+			env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+		}
+	}
+}
+
+// README, config verify_connection: "before storing new credentials, request a SELF token;
+// if Naver refuses, answer 400 with Naver's reason and keep the old config". The
+// verification request feeds the application's breaker (keyed by client_id only): three
+// config writes with a mistyped base_url (nothing answers there) are counted as Naver
+// failing, the breaker opens, and the application's sellers — served by the old config,
+// whose Naver is healthy — are refused.
+func TestFailedVerificationsLeaveTheLiveConfigsBreakerClosed(t *testing.T) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false})
+	env.mustWrite("roles/s0", map[string]any{"type": "SELLER", "account_id": "ncp_s0"})
+	env.mustWrite("roles/s1", map[string]any{"type": "SELLER", "account_id": "ncp_s1"})
+	env.readToken("s0")
+	for range 3 {
+		resp, err := env.write("config", map[string]any{"client_secret": testSecret, "base_url": "http://127.0.0.1:1", "max_retries": 0})
+		if errorText(resp, err) == "" {
+			t.Fatal("a config write with an unreachable base_url was accepted")
+		}
+	}
+	resp, err := env.read("token/s1") // the old config, a healthy Naver
+	if got := httpStatus(resp, err); got != http.StatusOK {
+		t.Errorf("after 3 rejected config writes, a seller of the live config: %d %q", got, errorText(resp, err))
+	} else {
+		env.tokens = append(env.tokens, resp.Data["access_token"].(string))
+	}
+}
+
+// Promise (README.md "Many sellers" → Budgets, README.ko.md likewise; docs/decisions.md
+// "Budget" and "A new seller's first read"): the application's budget "counts every
+// request ... and is kept in storage before each request is sent, so restarts and crash
+// loops do not reset it"; "every request sent is counted in storage".
+//
+// When the stored counts cannot be read (a storage hiccup at the first request after a
+// start, or an entry that does not decode), the request is sent anyway and appGuard.store
+// silently skips the write ("until the stored counts were read, writing would erase them"):
+// requests leave counted nowhere but in memory, and a restart starts the hour afresh. An
+// unreadable entry is never repaired, so every restart of a crash loop starts at zero.
+// When the write of the counts fails, the request is sent all the same (the failure is only
+// logged): the budget then holds only until the next restart. Refusing to send while the
+// count cannot be stored is the literal promise; if failing open is preferred, the README
+// and docs/decisions.md should say so.
+func TestEveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeReadOrWritten(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, s *appCountStorage)
+	}{
+		{"one failed read of the counts after a start", func(t *testing.T, s *appCountStorage) {
+			s.failGets.Store(1)
+		}},
+		{"writes of the counts failing", func(t *testing.T, s *appCountStorage) {
+			s.failPuts.Store(true)
+		}},
+		{"a stored entry that does not decode", func(t *testing.T, s *appCountStorage) {
+			entry := &logical.StorageEntry{Key: appStorageKey(testClientID), Value: []byte("{not json")}
+			if err := s.Storage.Put(context.Background(), entry); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t)
+			defer func() {
+				if s, ok := env.storage.(*appCountStorage); ok {
+					s.failPuts.Store(false)
+				}
+			}()
+			env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL, "verify_connection": false})
+			env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*"})
+
+			// A restart over the same storage, whose first read of the counts fails.
+			storage := &appCountStorage{Storage: env.storage}
+			tc.setup(t, storage)
+			transport := &sendCheckTransport{}
+			env.storage, env.transport = storage, transport
+			env.b = env.newBackend()
+
+			sent := 0
+			if storage.failPuts.Load() {
+				// Nothing is sent while the count cannot be stored: the read fails, naming
+				// storage; a cached token would be served (see the cold-path tests).
+				transport.check = func() { t.Error("a request was sent while the count could not be stored") }
+				resp, err := env.read("token/sellers/ncp_r3count0")
+				if err == nil && !resp.IsError() {
+					t.Fatal("a read succeeded while the count could not be stored")
+				}
+				if msg := fmt.Sprint(err, resp.Error()); !strings.Contains(msg, "storage failed") {
+					t.Errorf("the failed read does not say that storage failed: %s", msg)
+				}
+				env.b.WaitIdle()
+				storage.failPuts.Store(false)
+			}
+			transport.check = func() {
+				sent++
+				if stored := storedAppRequests(env.storage); stored < sent {
+					t.Errorf("request %d left with %d requests counted in storage", sent, stored)
+				}
+			}
+			const sellers = 5
+			for i := range sellers {
+				env.readToken(fmt.Sprintf("sellers/ncp_r3count%d", i))
+			}
+			env.b.WaitIdle()
+			if sent != sellers {
+				t.Fatalf("%d requests sent for %d new sellers", sent, sellers)
+			}
+
+			// A restart (the crash loop's next round): the hour's requests must still count.
+			transport.check = nil
+			env.b = env.newBackend()
+			resp, err := env.read("status")
+			if err != nil || resp.IsError() {
+				t.Fatalf("read status: %v %v", err, resp.Error())
+			}
+			if got, _ := resp.Data[fieldAppRequests].(int); got < sellers {
+				t.Errorf("after a restart %s = %v, want at least the %d requests sent this hour", fieldAppRequests, resp.Data[fieldAppRequests], sellers)
+			}
+			env.assertCompliant()
+		})
+	}
+}
+
+// heldPutStorage holds the next Put, once armed, until release is closed.
+type heldPutStorage struct {
+	logical.InmemStorage
+	mu      sync.Mutex
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *heldPutStorage) arm() (entered, release chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entered, s.release = make(chan struct{}), make(chan struct{})
+	return s.entered, s.release
+}
+
+func (s *heldPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	s.mu.Lock()
+	entered, release := s.entered, s.release
+	s.entered, s.release = nil, nil
+	s.mu.Unlock()
+	if entered != nil {
+		close(entered)
+		<-release
+	}
+	return s.InmemStorage.Put(ctx, e)
+}
+
+// Promise (README.md "When Naver is down", README.ko.md likewise; the help of
+// max_token_requests_per_hour): "A storm never spends a key's hourly budget: while Naver
+// fails, a key sends a burst of up to 3 requests ..., then one request every hour /
+// (max_token_requests_per_hour − 3)"; README.md "Many sellers": "A seller's own budget is
+// never spent by a storm".
+//
+// The pace leaves room for one burst in the hour, but requests the key sent while Naver was
+// healthy in the minutes before the storm (here an operator dropped its dead token twice:
+// three requests) already used that room: the pace "owes no more than an empty" burst for
+// them, and the storm's own first request plus eight paced ones make 12 in under an hour —
+// the key's whole budget. Short recoveries in between (a probe of another seller finds
+// Naver back, the key asks at once and fails again) change nothing: the budget is reached
+// all the same.
+func TestAStormAfterABusyMinuteNeverSpendsAKeysBudget(t *testing.T) {
+	for _, recoveries := range []int{0, 5} {
+		t.Run(fmt.Sprintf("%d short recoveries", recoveries), func(t *testing.T) {
+			stormAfterABusyMinute(t, recoveries)
+		})
+	}
+}
+
+func stormAfterABusyMinute(t *testing.T, recoveries int) {
+	env := newTestEnv(t)
+	env.mustWrite("config", map[string]any{"client_id": testClientID, "client_secret": testSecret, "base_url": env.naver.URL,
+		"verify_connection": false, "max_retries": 0})
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "ncp_*", "max_new_accounts_per_hour": 100})
+	const k = "sellers/ncp_r3k"
+	key := tokenKey{ClientID: testClientID, Type: tokenTypeSeller, AccountID: "ncp_r3k"}
+	start := env.clock.Now()
+	const limit = 12 // the default max_token_requests_per_hour
+	assertUnspent := func(when string) {
+		t.Helper()
+		if n := env.b.tokens.requestsLastHour(key); n >= limit {
+			t.Fatalf("%s (+%s): the key has sent %d requests in the last hour, its whole budget of %d (Naver has %d from it since +0)",
+				when, env.clock.Now().Sub(start).Round(time.Second), n, limit, env.requestsFor(tokenTypeSeller, "ncp_r3k"))
+		}
+	}
+	fresh := 0
+	readFresh := func(fail bool) {
+		t.Helper()
+		fresh++
+		env.naver.ClearFaults()
+		if fail {
+			env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable})
+			env.read(fmt.Sprintf("token/sellers/ncp_r3q%d", fresh)) //nolint:errcheck // it fails
+			return
+		}
+		env.readToken(fmt.Sprintf("sellers/ncp_r3p%d", fresh))
+	}
+	readKFailing := func() {
+		t.Helper()
+		env.naver.ClearFaults()
+		env.naver.InjectFault(navercommercetest.Fault{Status: http.StatusServiceUnavailable})
+		env.read("token/" + k) //nolint:errcheck // Naver fails
+		env.naver.ClearFaults()
+	}
+	dropDead := func(resp *logical.Response) {
+		t.Helper()
+		env.naver.KillToken(resp.Data["access_token"].(string))
+		if resp, err := env.request(env.b, logical.DeleteOperation, "token/"+k, nil); err != nil || resp.IsError() {
+			t.Fatalf("drop: %v %v", err, resp.Error())
+		}
+	}
+
+	// The minute before the storm, Naver healthy: the key's token dies twice and an operator
+	// drops it; three requests.
+	for i := range 3 {
+		resp := env.readToken(k)
+		if i < 2 {
+			dropDead(resp)
+		}
+		env.clock.Advance(10 * time.Second)
+	}
+	env.clock.Advance(30 * time.Second)
+
+	// The storm: the key's token dies; its read fails.
+	dropDead(env.readToken(k))
+	readKFailing()
+	for round := range recoveries {
+		readFresh(true)
+		readFresh(true) // three failures in a row: the breaker opens
+		env.clock.Advance(31 * time.Second)
+		readFresh(false) // the probe finds Naver back
+		env.clock.Advance(time.Second)
+		readKFailing() // the key asks at once, and fails
+		assertUnspent(fmt.Sprintf("recovery %d", round+1))
+	}
+	// Naver keeps failing for the key (others are served, so the breaker stays closed);
+	// the key keeps to its pace.
+	for env.clock.Now().Before(start.Add(time.Hour)) {
+		env.clock.Advance(30 * time.Second)
+		before := env.requestsFor(tokenTypeSeller, "ncp_r3k")
+		readKFailing()
+		assertUnspent("storm")
+		if env.requestsFor(tokenTypeSeller, "ncp_r3k") > before {
+			readFresh(false)
+		}
+	}
+	env.assertCompliant()
 }

@@ -366,3 +366,70 @@ func formatData(data map[string]any) string {
 	b, _ := json.Marshal(data)
 	return string(b)
 }
+
+// Promise (README, Failures): "A failed renewal serves the still-valid cached token with a
+// warning"; (Storage) "a restart or leader change does not cause a burst of requests"; and
+// issue 16: "What we know about a token is never lost". An unservable answer (Naver issues
+// a token with 5 s of life) is published as a fact into the key's only storage entry,
+// overwriting the still-valid token it was renewing. After a restart that token (20 minutes
+// left) is gone: the read asks Naver again at once (the back-off was in memory) and fails.
+func TestUnservableAnswerKeepsStoredValidToken(t *testing.T) {
+	env := newTestEnv(t)
+	env.naver.SetPenalty(navercommercetest.PenaltyConfig{Disabled: true})
+	env.readTokenWithoutRetries() // background refresh off: the read waits for the renewal
+	valid := env.cachedToken("SELLER", testAccount).AccessToken
+	env.clock.Advance(2*time.Hour + 40*time.Minute) // 20 minutes left: in Naver's window
+	env.naver.SetTokenLifetime(5 * time.Second)
+	resp := env.readToken("store") // the renewal's answer is unservable: the cached token is served
+	if resp.Data["access_token"] != valid || len(resp.Warnings) == 0 {
+		t.Fatalf("before the restart: want the cached token with a warning, got warnings %q", resp.Warnings)
+	}
+	if stored := env.storedToken("SELLER", testAccount); stored == nil || stored.AccessToken != valid {
+		t.Errorf("storage no longer holds the still-valid token (20 minutes left): %+v", stored)
+	}
+
+	env.b = env.newBackend() // restart
+	requests := env.requestsFor("SELLER", testAccount)
+	r, err := env.read("token/store")
+	if msg := errorText(r, err); msg != "" {
+		t.Errorf("after the restart the still-valid token (20 minutes left) is not served: %s", msg)
+	} else if r.Data["access_token"] != valid {
+		t.Errorf("after the restart a different token is served")
+	}
+	// Back-offs live in memory (README "Decisions"): after a restart the read may ask once,
+	// and is served the stored token either way.
+	if n := env.requestsFor("SELLER", testAccount) - requests; n > 1 {
+		t.Errorf("the read after the restart sent %d requests", n)
+	}
+}
+
+// Promise (README): "Naver is asked only when it must issue a new token" and "A handed-back
+// token never gains life ... across restarts" (issue 16: "every path that learns a token
+// consults [the fact]"). After a restart, one failed storage read of the token entry makes
+// the read ask Naver without what is known (the stored token has 2 hours left): a needless
+// request, which the emulator penalises, and in reused-token mode the handed-back token is
+// served with 3 hours while it dies in 2.
+func TestStorageReadErrorNeverAsksNaverWithoutTheFact(t *testing.T) {
+	env := newTestEnv(t)
+	fs := &flakyStorage{Storage: env.storage}
+	env.storage = fs
+	env.b = env.newBackend()
+	env.naver.SetReusedTokenFullLifetime(true)
+	env.configure()
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	first := env.readToken("store")
+	env.clock.Advance(time.Hour)
+
+	env.b = env.newBackend() // restart: the token is in storage only
+	fs.arm("get", tokenStoragePrefix, 1)
+	resp, err := env.read("token/store")
+	if msg := errorText(resp, err); msg == "" {
+		if left := expiresIn(resp); resp.Data["access_token"] == first.Data["access_token"] && left > 2*time.Hour {
+			t.Errorf("the handed-back token is served with %s left; it dies in 2h", left)
+		}
+	}
+	if n := env.requestsFor("SELLER", testAccount); n != 1 {
+		t.Errorf("%d token requests, want 1: the stored token had 2 hours left", n)
+	}
+	env.assertCompliant()
+}

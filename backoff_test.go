@@ -13,7 +13,7 @@ import (
 // backs off (5 s; 30 s after a 429; longer when Naver's Retry-After asks for more) and reads
 // in that time share the error. A Retry-After shorter than the key's own back-off does not
 // shorten it: Naver tells when it is ready at the earliest, not that asking sooner is safe.
-func TestSeed44RetryAfterNeverShortensTheBackoff(t *testing.T) {
+func TestRetryAfterNeverShortensTheBackoff(t *testing.T) {
 	tests := []struct {
 		name       string
 		status     int

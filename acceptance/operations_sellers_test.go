@@ -4,7 +4,6 @@ package acceptance
 
 import (
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,14 +12,6 @@ import (
 
 // The Operations recipes in their many-seller form: one role serving many sellers, each
 // seller's token at token/<role>/<account_id>.
-
-// killToken makes Naver refuse token from now on, as after the seller re-authorised the
-// application; the key's next token request gets a new token.
-func (em *emulator) killToken(t *testing.T, token string) {
-	t.Helper()
-	em.admin(t, http.MethodPost, "kill-token", "application/x-www-form-urlencoded",
-		strings.NewReader(url.Values{"token": {token}}.Encode()), nil)
-}
 
 // sellerAccountID is an account ID with characters that URLs and shells treat specially,
 // valid for the plugin and allowed by the glob "ncp_*" (no comma, so the CLI's

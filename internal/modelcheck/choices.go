@@ -57,8 +57,12 @@ func (w *World) Choices() []Choice {
 		add("tick", func(w *World) { w.tick() })
 	}
 	if p.allows("advance") {
+		seen := map[string]bool{}
 		for _, at := range w.interestingTimes() {
-			add("advance "+offset(at), func(w *World) { w.advance(at) })
+			if name := "advance " + offset(at); !seen[name] {
+				seen[name] = true
+				add(name, func(w *World) { w.advance(at) })
+			}
 		}
 	}
 	if p.allows("restart") {
@@ -75,12 +79,23 @@ func (w *World) Choices() []Choice {
 	return cs
 }
 
-// Do carries out the choice named name; false if there is none by that name now.
+// Do carries out the choice named name; false if there is none by that name now. A script
+// may also advance the clock to any time ahead ("advance +HH:MM:SS"), not only to the
+// moments the model checker tries.
 func (w *World) Do(name string) bool {
 	for _, c := range w.Choices() {
 		if c.Name == name {
 			w.logf("> %s", name)
 			c.do(w)
+			return true
+		}
+	}
+	var h, m, s int
+	if n, _ := fmt.Sscanf(name, "advance +%d:%d:%d", &h, &m, &s); n == 3 {
+		to := Origin.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second)
+		if !to.Before(w.Now) {
+			w.logf("> %s", name)
+			w.advance(to)
 			return true
 		}
 	}
@@ -131,11 +146,18 @@ func (w *World) complete(i int, outcome string) {
 	case core.Send:
 		tok, failure, _ := w.answerAttempt(p, outcome)
 		p.attempts++
-		if failure != nil && p.attempts <= e.Retries && (failure.outcome.Status == 0 || failure.outcome.Status == 429 || failure.outcome.Status >= 500) {
-			// The client asks whether a retry may follow, then counts it.
-			p.lastErr, p.cleared = failure, false
+		// The client retries no answer, a 429 or a 5xx, but not when Naver's Retry-After
+		// asks for more than the request's time limit (10 s).
+		retryable := failure != nil && (failure.outcome.Status == 0 || failure.outcome.Status == 429 || failure.outcome.Status >= 500) && failure.outcome.RetryAfter <= 10*time.Second
+		if retryable && p.attempts <= e.Retries {
+			// It asks whether a retry may follow, then counts it and waits for the verdict.
+			p.lastErr, p.cleared, p.checking = failure, false, true
 			w.step(core.AttemptAsk{Now: w.Now, Req: e.Req, Check: true})
-			if !w.isPending(p) {
+			p.checking = false
+			if !p.checkOK {
+				w.removePending(p)
+				w.check.lastFailure[failureOf{e.Key, p.creds}] = w.Now
+				w.step(core.Answer{Now: w.Now, Req: e.Req, Err: failure, Outcome: failure.outcome})
 				return
 			}
 			w.check.admitted[w.Now.Unix()/60]++
@@ -312,9 +334,39 @@ func (w *World) tick() {
 	w.step(core.TickEnd{Now: w.Now})
 }
 
+// advance moves the clock to to. A request whose time limit (request_timeout, 10 s) ends
+// meanwhile ends then, with no answer: the plugin's client gives up on it.
 func (w *World) advance(to time.Time) {
+	for {
+		var first *pend
+		for _, p := range w.pending {
+			if _, ok := p.effect.(core.Send); ok && p.sentAt.Add(requestTimeout).Before(to) && (first == nil || p.sentAt.Before(first.sentAt)) {
+				first = p
+			}
+		}
+		if first == nil {
+			break
+		}
+		w.Now = first.sentAt.Add(requestTimeout)
+		w.timeOut(first)
+	}
 	w.Now = to
 	w.check.after(w)
+}
+
+const requestTimeout = 10 * time.Second
+
+// timeOut ends request p at its time limit: nothing more reaches Naver.
+func (w *World) timeOut(p *pend) {
+	e := p.effect.(core.Send)
+	w.removePending(p)
+	w.logf("request %s: timed out", keyName(e.Key))
+	err := &naverError{outcome: core.Outcome{}, text: "context deadline exceeded", endpoint: p.endpoint}
+	if p.lastErr != nil {
+		err = p.lastErr
+	}
+	w.check.lastFailure[failureOf{e.Key, p.creds}] = w.Now
+	w.step(core.Answer{Now: w.Now, Req: e.Req, Err: err, Outcome: err.outcome, NotSent: p.attempts == 0})
 }
 
 // restart is the plugin restarting: what was in flight is lost (a request that had not
@@ -348,8 +400,15 @@ func (w *World) interestingTimes() []time.Time {
 	}
 	for _, k := range []core.Key{keyA, keyB, keyX} {
 		add(w.M.BackoffUntil(k))
-		if v, ok := w.M.View(w.Now, k); ok && v.AccountRefused != nil {
-			add(v.AccountRefused.Until)
+		if v, ok := w.M.View(w.Now, k); ok {
+			// When the plugin itself means to renew (just after: it renews once that is past),
+			// and what it thinks of the token's life.
+			add(v.RenewAt.Add(time.Second))
+			add(v.ExpiresAt)
+			add(v.NextBackground)
+			if v.AccountRefused != nil {
+				add(v.AccountRefused.Until)
+			}
 		}
 	}
 	for _, t := range w.check.retryAfter {

@@ -2,6 +2,8 @@ package modelcheck
 
 import (
 	"bytes"
+	"runtime"
+	"sync"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -38,49 +40,83 @@ func (f Finding) String() string {
 // Explore tries every sequence of up to depth events from a new world of p, each state once
 // (a state reached again with as many or fewer events left is not explored again), checking
 // every invariant after every event. It stops after maxStates states (0: no limit) and keeps
-// the first maxFindings findings.
+// the first maxFindings findings. The first event's branches are explored by workers (one
+// per CPU) sharing what they have seen.
 func Explore(p Params, depth, maxStates, maxFindings int) Result {
 	start := time.Now()
-	res := Result{Params: p, Depth: depth, ByInvariant: map[string]int{}}
 	root := NewWorld(p)
 	root.quiet = true
-	seen := map[uint64]int{root.digest(): depth}
-	var path []string
-	var dfs func(w *World, left int)
-	dfs = func(w *World, left int) {
-		if left == 0 || res.Truncated {
-			return
-		}
-		for _, c := range w.Choices() {
-			next := w.clone()
-			c.do(next)
-			res.Transitions++
-			path = append(path, c.Name)
-			if len(next.Violations) > 0 {
-				for _, v := range next.Violations {
-					res.ByInvariant[strings.Fields(v)[1]]++
-					if len(res.Findings) < maxFindings {
-						res.Findings = append(res.Findings, Finding{Violation: v, Path: append([]string(nil), path...)})
-					}
-				}
-				path = path[:len(path)-1]
-				continue
+	x := &explorer{p: p, maxStates: maxStates, maxFindings: maxFindings,
+		seen: map[uint64]int{root.digest(): depth}, res: Result{Params: p, Depth: depth, ByInvariant: map[string]int{}}}
+	choices := root.Choices()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				x.branch(root, choices[i], depth, []string{})
 			}
-			h := next.digest()
-			if l, ok := seen[h]; !ok || l < left-1 {
-				seen[h] = left - 1
-				if maxStates > 0 && len(seen) > maxStates {
-					res.Truncated = true
-				}
-				dfs(next, left-1)
-			}
-			path = path[:len(path)-1]
-		}
+		}()
 	}
-	dfs(root, depth)
-	res.States = len(seen)
-	res.Elapsed = time.Since(start)
-	return res
+	for i := range choices {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	x.res.States = len(x.seen)
+	x.res.Elapsed = time.Since(start)
+	return x.res
+}
+
+type explorer struct {
+	p           Params
+	maxStates   int
+	maxFindings int
+	mu          sync.Mutex
+	seen        map[uint64]int // digest → the most events left when it was explored
+	res         Result
+}
+
+// branch carries out c from w (a copy of it; w itself when reuse) and explores on from
+// there with left-1 events left.
+func (x *explorer) branch(w *World, c Choice, left int, path []string) {
+	next := w.clone()
+	c.do(next)
+	path = append(path, c.Name)
+	x.mu.Lock()
+	x.res.Transitions++
+	if len(next.Violations) > 0 {
+		for _, v := range next.Violations {
+			x.res.ByInvariant[strings.Fields(v)[1]]++
+			if len(x.res.Findings) < x.maxFindings {
+				x.res.Findings = append(x.res.Findings, Finding{Violation: v, Path: append([]string(nil), path...)})
+			}
+		}
+		x.mu.Unlock()
+		return
+	}
+	if left == 1 || x.res.Truncated {
+		// A leaf: nothing is explored from it, so it need not be known again.
+		x.mu.Unlock()
+		return
+	}
+	x.mu.Unlock()
+	h := next.digest()
+	x.mu.Lock()
+	if l, ok := x.seen[h]; ok && l >= left-1 {
+		x.mu.Unlock()
+		return
+	}
+	x.seen[h] = left - 1
+	if x.maxStates > 0 && len(x.seen) > x.maxStates {
+		x.res.Truncated = true
+	}
+	x.mu.Unlock()
+	for _, c := range next.Choices() {
+		x.branch(next, c, left-1, path)
+	}
 }
 
 // Replay runs the named events from a new world of p, stopping at the first violation or at

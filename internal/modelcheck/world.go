@@ -35,6 +35,9 @@ type Params struct {
 	// timeout) and whether storage may fail ("storage-fail"). Nil: everything.
 	Events   []string
 	Outcomes []string
+	// Depth is how many events deep make check-model explores the world; TestDepth, how
+	// deep make test does.
+	Depth, TestDepth int
 }
 
 // allows reports whether the world's alphabet has event kind (or outcome) kind.
@@ -54,21 +57,21 @@ func contains(list []string, s string) bool {
 }
 
 // DefaultParams is the whole alphabet: every event and outcome.
-var DefaultParams = Params{Name: "everything", PerHour: 4, Ahead: true, NewAccountsPerHour: 1}
+var DefaultParams = Params{Name: "everything", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 6, TestDepth: 4}
 
 // Worlds are the worlds make check-model explores: the whole alphabet, and alphabets of
 // one concern each, small enough to explore deeper.
 var Worlds = []Params{
 	DefaultParams,
-	{Name: "reads", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, MaxRetries: 1,
+	{Name: "reads", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, MaxRetries: 1, Depth: 10, TestDepth: 6,
 		Events: []string{"read a", "read b", "tick", "advance"}, Outcomes: []string{"ok", "503", "429", "timeout", "storage-fail"}},
-	{Name: "operators", PerHour: 4, Ahead: true, NewAccountsPerHour: 1,
+	{Name: "operators", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 8, TestDepth: 5,
 		Events: []string{"read a", "read b", "drop", "role", "config delete", "config c1", "restart", "kill", "tick", "advance"}, Outcomes: []string{"ok", "503", "storage-fail"}},
-	{Name: "accounts", PerHour: 4, Ahead: true, NewAccountsPerHour: 1,
+	{Name: "accounts", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 10, TestDepth: 6,
 		Events: []string{"read b", "read x", "role many", "restart", "tick", "advance"}, Outcomes: []string{"ok", "503"}},
-	{Name: "credentials", PerHour: 4, Ahead: true, NewAccountsPerHour: 1,
+	{Name: "credentials", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 8, TestDepth: 5,
 		Events: []string{"read a", "config delete", "config c1", "config c2", "config bad", "restart", "tick", "advance"}, Outcomes: []string{"ok", "503", "timeout", "storage-fail"}},
-	{Name: "counts", PerHour: 12, AppPerHour: 800, Ahead: true, NewAccountsPerHour: 1,
+	{Name: "counts", PerHour: 12, AppPerHour: 800, Ahead: true, NewAccountsPerHour: 1, Depth: 9, TestDepth: 6,
 		Events: []string{"read a", "read b", "restart", "advance"}, Outcomes: []string{"ok", "storage-fail"}},
 }
 
@@ -128,6 +131,8 @@ type pend struct {
 	sentAt   time.Time
 	attempts int
 	lastErr  *naverError
+	// checking: the client is asking whether a retry may follow; checkOK is the answer.
+	checking, checkOK bool
 }
 
 type readRec struct {
@@ -299,6 +304,10 @@ func shorten(err error) string {
 func (w *World) verdict(e core.AttemptVerdict) {
 	for _, p := range w.pending {
 		if s, ok := p.effect.(core.Send); ok && s.Req == e.Req {
+			if p.checking {
+				p.checkOK = e.Go // whether a retry may follow: not yet its go
+				return
+			}
 			if e.Go {
 				p.cleared = true
 				return

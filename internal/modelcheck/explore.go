@@ -2,13 +2,13 @@ package modelcheck
 
 import (
 	"bytes"
-	"runtime"
-	"sync"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"

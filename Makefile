@@ -10,7 +10,7 @@ BIN := bin
 PLUGIN := $(BIN)/vault-plugin-secrets-navercommerce
 EMULATOR := $(BIN)/navercommerce-emulator
 
-.PHONY: all build version vault test unit-test fuzz acceptance-test demo demo-restart-agent demo-stop bench go-bench sim release lint fmt vet clean
+.PHONY: all build version vault test unit-test fuzz acceptance-test demo demo-restart-agent demo-stop bench go-bench sim check-model release lint fmt vet clean
 
 all: build
 
@@ -85,6 +85,12 @@ go-bench:
 SIMTIME ?= 10m
 sim:
 	$(GO) test ./internal/sim -run TestCampaign -count=1 -timeout 2h -campaign=$(SIMTIME) -shape=long -campaign-out=$(CURDIR)/docs/simulation.md -campaign-code=$(VERSION)
+
+# The model checker: every sequence of events of the decision core's small worlds
+# (internal/modelcheck Worlds), each to its depth, every invariant after every event; written
+# up in docs/simulation.md. A shallower run of it is part of unit-test.
+check-model:
+	$(GO) test ./internal/modelcheck -run TestExplore -count=1 -timeout 3h -v -args -depth=-1 -report=$(CURDIR)/docs/simulation.md -code=$(VERSION)
 
 release:
 	@VERSION=$(VERSION) scripts/release.sh

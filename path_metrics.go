@@ -105,8 +105,8 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	switch format {
 	case "", metricsFormatJSON, metricsFormatPrometheus:
 	default:
-		return logical.ErrorResponse(fmt.Sprintf("%s: %q is not a format; use %s=%s for Prometheus text, or leave it out for JSON",
-			fieldMetricsFormat, d.Get(fieldMetricsFormat), fieldMetricsFormat, metricsFormatPrometheus)), nil
+		return logical.ErrorResponse(fmt.Sprintf("%s: %q is not a format; use %s=%s for Prometheus text, %s=%s for Vault's JSON of counters and gauges, or leave it out for one field per series",
+			fieldMetricsFormat, d.Get(fieldMetricsFormat), fieldMetricsFormat, metricsFormatPrometheus, fieldMetricsFormat, metricsFormatJSON)), nil
 	}
 	st, err := b.getConfig(ctx, req.Storage)
 	if err != nil {

@@ -317,7 +317,8 @@ func TestMetricsRejectsUnknownFieldsAndFormats(t *testing.T) {
 	}
 }
 
-// By default "metrics" answers Vault's JSON, as sys/metrics does, so that `vault read` and
+// "metrics" answers one field per series by default (a table in `vault read`), and with
+// format=json Vault's JSON, as sys/metrics does, so that `vault read` and
 // client libraries (hvac, node-vault) read it; it carries the same series as the exposition.
 func TestMetricsJSONByDefault(t *testing.T) {
 	env := newTestEnv(t)

@@ -272,7 +272,8 @@ the selected keys.
 is false, and a warning says so); it reads only that role. For a many-seller role it gives the
 summary of the keys the role names; "status/<role>/<account_id>" describes one seller's key.
 
-Per key: type, account_id, state, the roles read through it since the plugin started, when its
+Per key: type, account_id, state (cached, stale, failing, refused, idle), the roles that name
+it, when its
 token was fetched, expires and will be renewed (in its last 30 minutes, when Naver issues a
 new one, at the key's point of renewal_spread), when it was last read, the requests sent to Naver in the last hour and 24 hours
 against max_token_requests_per_hour, the last error (time, HTTP status, Naver's code and
@@ -281,7 +282,8 @@ share that error instead of asking again, and, after repeated failures, the next
 renewal attempt. Times are RFC 3339 in UTC; a time that does not apply is left out.
 
 The cache's memory is per plugin process: after a restart or reload, the stored tokens are
-listed from the first status read on. Request counts and errors are kept in memory only. Never
+listed from the first status read on (it reads what storage holds); knowledge_complete says
+whether that, and reading every role, succeeded. Request counts and errors are kept in memory only. Never
 shows a token, a signature or the client secret. Grant it to operators, not to applications
 (see examples/policy-operator.hcl).
 `

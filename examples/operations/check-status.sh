@@ -53,7 +53,7 @@ all=$(keys 2>"$errors") || {
   unknown "cannot read the status of $scope: $(grep -v '^[[:space:]]*$' "$errors" | tail -n 1 | sed 's/^\* //')"
 }
 
-printf '%s\n' "$all" | jq -rs --arg scope "$scope" '
+printf '%s\n' "$all" | jq -rs --arg scope "$scope" --arg mount "$mount" '
   # The verdict on a key. The one place that maps status to verdicts: a new key state goes
   # into this table. A state not in it is UNKNOWN, never OK.
   def unread: (.roles // []) == [];
@@ -66,7 +66,7 @@ printf '%s\n' "$all" | jq -rs --arg scope "$scope" '
   def line:
     if .state == "incomplete" then "UNKNOWN status does not know everything yet: \(.why)"
     elif .state == "refused" then
-      "WARNING \(.type) \(account) (roles: \(.roles | join(","))): Naver refused the account as not authorised; reads fail until \(.refused_until) (\(.refused_reason)). If the account is right and the seller authorised the application again, drop the token (drop-token.sh) so the next read asks Naver"
+      "WARNING \(.type) \(account) (roles: \(.roles | join(","))): Naver refused the account as not authorised; reads fail until \(.refused_until) (\(.refused_reason)). If the account is right and the seller authorised the application again, make the next read ask Naver at once: vault delete \($mount)/token/\(.roles[0])/\(.account_id)"
     else
     "\(verdict) \(.type) \(account) " +
     (if verdict == "UNKNOWN" then "(state \(.state // "none" | tojson)) " else "" end) +

@@ -230,3 +230,30 @@ func TestCloneAndDigest(t *testing.T) {
 		t.Error("the clone holds what only the machine learnt")
 	}
 }
+
+// An account Naver refused stays a refused account — not a failing one — until Naver is
+// asked again, also after its hour; a drop forgets the refusal and the failure it left.
+func TestRefusedAccountStaysRefusedUntilAskedAgain(t *testing.T) {
+	h := newHarness(t)
+	h.fail = &Outcome{Status: 403, AccountRefused: true}
+	if _, err := h.read("revoked"); err == nil {
+		t.Fatal("a refused account was served")
+	}
+	key := Key{ClientID: "app", Type: TypeSeller, AccountID: "revoked"}
+	for _, at := range []time.Duration{time.Minute, 2 * time.Hour} {
+		h.now = origin.Add(at)
+		h.tick()
+		v, ok := h.m.View(h.now, key)
+		if !ok || v.AccountRefused == nil {
+			t.Fatalf("+%s: the refused account is no longer reported refused: %+v", at, v)
+		}
+	}
+	h.step(Drop{Now: h.now, ID: 1, Key: key})
+	if v, _ := h.m.View(h.now, key); v.AccountRefused != nil || v.Failures != 0 || v.LastError != nil {
+		t.Errorf("after a drop: refused %v, %d failures, last error %v; want none", v.AccountRefused, v.Failures, v.LastError)
+	}
+	h.fail = nil
+	if _, err := h.read("revoked"); err != nil {
+		t.Errorf("after a drop the next read did not ask Naver: %v", err)
+	}
+}

@@ -47,7 +47,12 @@ func (m *Machine) runDrop(d *pendingDrop, now time.Time) {
 	}
 	if tok == nil {
 		if ks.refused != nil {
+			// The operator says the account is worth asking for again (the seller authorised
+			// the application again): the refusal and the failure it left go, and the next
+			// read asks Naver at once.
 			ks.refused = nil
+			ks.failures, ks.lastFailure, ks.lastError = 0, nil, nil
+			ks.backoffUntil, ks.nextBackground = time.Time{}, time.Time{}
 			m.persist(ks)
 			m.dropDone(d, DropDone{Outcome: RefusalCleared})
 			return

@@ -44,7 +44,9 @@ type keyState struct {
 
 	// issuedAt is when Naver last issued the key a token (zero: never, as far as known).
 	issuedAt time.Time
-	// refused: Naver refused the key's account as not authorised.
+	// refused: Naver's last answer for the key refused its account as not authorised. Its
+	// reads fail at once until refused.Until; after that the next read asks again, and until
+	// then the key stays refused (in status too: a seller to look into, not an outage).
 	refused *AccountRefusedError
 
 	inflight *request

@@ -229,7 +229,7 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 	if ks.writing != 0 || ks.dirty || ks.inflight != nil || ks.token != nil || len(ks.dropQueue) > 0 {
 		return // the key moved on meanwhile: the next sweep judges it again
 	}
-	ks.fact, ks.refused, ks.loaded, ks.unnamedMark = nil, nil, false, false
+	ks.fact, ks.loaded, ks.unnamedMark = nil, false, false
 	m.startWrite(ks, &pendingWrite{ks: ks, delete: true})
 }
 

@@ -329,8 +329,13 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	var res result
 	if err != nil {
 		failure := m.recordFailure(ks, req.cfg.Credentials, err, o, notSent, now)
-		if o.AccountRefused && ks.key.Type == TypeSeller {
+		switch {
+		case o.AccountRefused && ks.key.Type == TypeSeller:
 			ks.refused = &AccountRefusedError{Account: ks.key.AccountID, At: now, Until: now.Add(RefusedFor), Reason: err}
+			m.persist(ks)
+		case ks.refused != nil && !notSent:
+			// Naver answered otherwise (it fails, say): what is wrong now is that.
+			ks.refused = nil
 			m.persist(ks)
 		}
 		// The request may have taken until the token's last seconds: judge it again. A

@@ -142,7 +142,7 @@ func (m *Machine) view(ks *keyState, now time.Time) KeyView {
 	}
 	v.BackoffUntil, v.NextBackground, v.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
 	v.Refused = ks.failures == 0 && ks.lastFailure != nil
-	if ks.refused != nil && now.Before(ks.refused.Until) {
+	if ks.refused != nil {
 		r := *ks.refused
 		v.AccountRefused = &r
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // The promises the simulator checks after every step. Each has a short name, used in
-// violation reports, docs/simulation.md and the README's guarantees table.
+// violation reports, docs/simulation.md and docs/guarantees.md.
 const (
 	invLeaseWithinLife = "lease-within-life"   // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
 	invTokenValid      = "token-valid"         // a token read is valid at Naver, for at least as long as the read says

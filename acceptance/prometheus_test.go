@@ -72,10 +72,15 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 			} `json:"counters"`
 		} `json:"data"`
 	}
-	if out := v.cli(t, "read", "-format=json", "navercommerce/metrics"); json.Unmarshal([]byte(out), &metricsJSON) != nil ||
+	if out := v.cli(t, "read", "-format=json", "navercommerce/metrics", "format=json"); json.Unmarshal([]byte(out), &metricsJSON) != nil ||
 		len(metricsJSON.Data.Counters) == 0 || metricsJSON.Data.Counters[0].Name != "navercommerce_token_requests_total" ||
 		metricsJSON.Data.Counters[0].Labels["outcome"] != "success" || metricsJSON.Data.Counters[0].Value != 1 {
-		t.Errorf("vault read -format=json navercommerce/metrics: %+v\n%s", metricsJSON, out)
+		t.Errorf("vault read -format=json navercommerce/metrics format=json: %+v\n%s", metricsJSON, out)
+	}
+	// The CLI's default output is a table of one row per series, not a map[...] blob.
+	if out := v.cli(t, "read", "navercommerce/metrics"); strings.Contains(out, "map[") ||
+		!regexp.MustCompile(`(?m)^navercommerce_token_requests_total\{outcome="success",code=""\}\s+1$`).MatchString(out) {
+		t.Errorf("vault read navercommerce/metrics is not a table of series:\n%s", out)
 	}
 
 	prom := startPrometheus(t, promDir, v, opToken)

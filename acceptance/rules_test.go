@@ -271,7 +271,7 @@ func TestConfigRolesTokenRules(t *testing.T) {
 
 	t.Run("roles accepted, updated, listed, deleted", func(t *testing.T) {
 		v.write(t, "navercommerce/roles/r1", "type=seller", "account_id="+strings.Repeat("a", 128), "ttl=1h")
-		if got, want := roleRead(t, "r1"), map[string]any{"type": "SELLER", "account_id": strings.Repeat("a", 128), "allowed_account_ids": []any{}, "ttl": "3600", "lease": true, "min_remaining_ttl": "0"}; !reflect.DeepEqual(got, want) {
+		if got, want := roleRead(t, "r1"), map[string]any{"type": "SELLER", "account_id": strings.Repeat("a", 128), "allowed_account_ids": []any{}, "ttl": "3600", "lease": true, "min_remaining_ttl": "0", "max_new_accounts_per_hour": "0"}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("role r1 = %v, want %v", got, want)
 		}
 		// An update changes only what it names.

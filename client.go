@@ -454,6 +454,15 @@ func (e *upstreamError) describe(accountInPath bool) string {
 	return b.String()
 }
 
+// answer is Naver's answer in words, without the plugin's advice.
+func (e *upstreamError) answer() string {
+	s := e.describe(false)
+	if hint := e.hint(false); hint != "" {
+		s = strings.TrimSuffix(s, "; "+hint)
+	}
+	return s
+}
+
 // accountRefused reports whether Naver refused the request's seller account: a refusal (not
 // a 429) whose message names the account (the hint below follows the same rule).
 func (e *upstreamError) accountRefused() bool {

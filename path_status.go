@@ -715,7 +715,7 @@ func keyStatusData(ks core.KeyView, roles []string, now time.Time, budget int) m
 	}
 	if r := ks.AccountRefused; r != nil && !ks.ExpiresAt.After(now) {
 		putTime(fieldRefusedUntil, r.Until)
-		data[fieldRefusedReason] = r.Reason.Error()
+		data[fieldRefusedReason] = r.Text()
 	}
 	return data
 }

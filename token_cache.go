@@ -418,7 +418,7 @@ func outcomeOf(err error, key tokenKey) core.Outcome {
 	if !errors.As(err, &ue) {
 		return core.Outcome{}
 	}
-	return core.Outcome{Status: ue.StatusCode, RetryAfter: ue.RetryAfter, AccountRefused: key.Type == tokenTypeSeller && ue.accountRefused()}
+	return core.Outcome{Status: ue.StatusCode, RetryAfter: ue.RetryAfter, AccountRefused: key.Type == tokenTypeSeller && ue.accountRefused(), Answer: ue.answer()}
 }
 
 // probe asks Naver whether it still accepts the token a drop is of.

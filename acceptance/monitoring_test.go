@@ -64,13 +64,14 @@ func TestMonitoringRefusedSellersAndRestarts(t *testing.T) {
 			t.Errorf("the refused account was asked for again (%d requests, was %d)", n, requests)
 		}
 		check(t, 1, []string{"WARNING: ", "WARNING SELLER ncp_gone (roles: sellers): Naver refused the account as not authorised",
-			"vault delete navercommerce/token/sellers/ncp_gone", "OK SELLER ncp_ok (roles: sellers)"}, []string{"CRITICAL"})
+			`account_id "ncp_gone" has not authorised this application`,
+			"vault delete navercommerce/token/sellers/ncp_gone", "OK SELLER ncp_ok (roles: sellers)"}, []string{"CRITICAL", "check the role's account_id"})
 	})
 
 	t.Run("a drop clears it", func(t *testing.T) {
-		out := v.cli(t, "delete", "navercommerce/token/sellers/ncp_gone")
-		if !strings.Contains(out, "refusal of the account is forgotten") {
-			t.Errorf("the drop of a refused account says %q", out)
+		resp, err := v.api.Logical().Delete("navercommerce/token/sellers/ncp_gone")
+		if err != nil || resp == nil || !strings.Contains(strings.Join(resp.Warnings, " "), "refusal of the account is forgotten") {
+			t.Errorf("the drop of a refused account: %v %+v", err, resp)
 		}
 		check(t, 0, []string{"OK: "}, []string{"WARNING", "CRITICAL"})
 	})

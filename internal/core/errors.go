@@ -95,6 +95,16 @@ type AccountRefusedError struct {
 	Until   time.Time
 	// Reason is Naver's refusal (kept as its text across restarts).
 	Reason error
+	// Answer is Naver's answer in words, without advice (status shows it).
+	Answer string
+}
+
+// Text is Naver's answer, as status and storage keep it.
+func (e *AccountRefusedError) Text() string {
+	if e.Answer != "" {
+		return e.Answer
+	}
+	return e.Reason.Error()
 }
 
 func (e *AccountRefusedError) Error() string {

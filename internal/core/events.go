@@ -67,6 +67,9 @@ type Outcome struct {
 	RetryAfter time.Duration
 	// AccountRefused: Naver refused the request's account as not authorised by the seller.
 	AccountRefused bool
+	// Answer is Naver's answer in words (status, code, message, trace ID), without the
+	// plugin's advice: what status reports as the reason of a refusal.
+	Answer string
 }
 
 // failing reports whether the outcome is Naver (or the way to it) failing: no answer, a

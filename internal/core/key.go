@@ -430,7 +430,7 @@ func (m *Machine) loaded(e Loaded) {
 // learnStored makes a stored entry what memory knows of the key, unless memory knows newer.
 func (m *Machine) learnStored(ks *keyState, stored *Token, now time.Time) {
 	if stored.RefusedUntil.After(now) && ks.refused == nil {
-		ks.refused = &AccountRefusedError{Account: ks.key.AccountID, At: stored.RefusedUntil.Add(-RefusedFor), Until: stored.RefusedUntil, Reason: refusedReason(stored.RefusedReason)}
+		ks.refused = &AccountRefusedError{Account: ks.key.AccountID, At: stored.RefusedUntil.Add(-RefusedFor), Until: stored.RefusedUntil, Reason: refusedReason(stored.RefusedReason), Answer: stored.RefusedReason}
 	}
 	if stored.Fingerprint == "" && stored.AccessToken == "" {
 		return // a refusal only
@@ -531,7 +531,7 @@ func (ks *keyState) entry(credentials string) (Token, bool) {
 	e.Unnamed = ks.unnamedMark && e.Retired == ""
 	e.RefusedUntil, e.RefusedReason = time.Time{}, ""
 	if ks.refused != nil {
-		e.RefusedUntil, e.RefusedReason = ks.refused.Until, ks.refused.Reason.Error()
+		e.RefusedUntil, e.RefusedReason = ks.refused.Until, ks.refused.Text()
 	}
 	return e, true
 }
@@ -565,6 +565,8 @@ func (m *Machine) flush(ks *keyState) {
 	entry, ok := ks.entry(ks.lastCreds(m))
 	ks.dirty = false
 	if !ok {
+		// Nothing left to keep (a refusal dropped, say): storage forgets it too.
+		m.startWrite(ks, &pendingWrite{ks: ks, delete: true})
 		return
 	}
 	m.startWrite(ks, &pendingWrite{ks: ks, entry: entry})

@@ -331,7 +331,7 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 		failure := m.recordFailure(ks, req.cfg.Credentials, err, o, notSent, now)
 		switch {
 		case o.AccountRefused && ks.key.Type == TypeSeller:
-			ks.refused = &AccountRefusedError{Account: ks.key.AccountID, At: now, Until: now.Add(RefusedFor), Reason: err}
+			ks.refused = &AccountRefusedError{Account: ks.key.AccountID, At: now, Until: now.Add(RefusedFor), Reason: err, Answer: o.Answer}
 			m.persist(ks)
 		case ks.refused != nil && !notSent:
 			// Naver answered otherwise (it fails, say): what is wrong now is that.

@@ -152,7 +152,7 @@ func (m *Machine) view(ks *keyState, now time.Time) KeyView {
 func (m *Machine) storedView(t *Token, now time.Time) (KeyView, bool) {
 	v := KeyView{Key: t.Key, RolesKnown: m.roles.known, Roles: m.roles.naming(m.cfg.ClientID, t.Key), Stored: true}
 	if t.RefusedUntil.After(now) {
-		v.AccountRefused = &AccountRefusedError{Account: t.Key.AccountID, At: t.RefusedUntil.Add(-RefusedFor), Until: t.RefusedUntil, Reason: refusedReason(t.RefusedReason)}
+		v.AccountRefused = &AccountRefusedError{Account: t.Key.AccountID, At: t.RefusedUntil.Add(-RefusedFor), Until: t.RefusedUntil, Reason: refusedReason(t.RefusedReason), Answer: t.RefusedReason}
 	}
 	if !m.namedOrSelf(t.Key) {
 		return v, false

@@ -1,0 +1,48 @@
+package navercommerce
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// "The periodic function honours its deadline (and stops after 30 s when Vault gives
+// none) ... so Vault's seal and step-down never wait on Naver". A token write under way when
+// the periodic run starts (storage slow, or stalled) must not hold the run past its deadline:
+// the run waited for every token write of the mount, without any bound.
+func TestPeriodicHonoursItsDeadlineWhileATokenWriteStalls(t *testing.T) {
+	env := newTestEnv(t)
+	hs := &hookStorage{Storage: env.storage}
+	env.storage = hs
+	env.b = env.newBackend()
+	env.configure()
+	env.mustWrite("roles/store", map[string]any{"type": "SELLER", "account_id": testAccount})
+	env.periodic(context.Background()) // the roles are read, storage swept once
+
+	blocked, release := hs.arm("put", tokenStoragePrefix)
+	env.readToken("store") // answered; its token's write stalls behind it
+	<-blocked
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+
+	ctx, cancel := context.WithTimeout(context.Background(), periodicMargin+time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		env.periodic(ctx)
+	}()
+	select {
+	case <-done:
+		if took := time.Since(start); took > periodicMargin+time.Second {
+			t.Errorf("the periodic function took %s with a deadline %s away", took, periodicMargin+time.Second)
+		}
+	case <-time.After(periodicMargin + 3*time.Second):
+		t.Errorf("the periodic function still runs %s after it was called with a deadline %s away, waiting for a token write", periodicMargin+3*time.Second, periodicMargin+time.Second)
+		free()
+		<-done
+	}
+}

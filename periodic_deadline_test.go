@@ -2,6 +2,7 @@ package navercommerce
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -45,4 +46,34 @@ func TestPeriodicHonoursItsDeadlineWhileATokenWriteStalls(t *testing.T) {
 		free()
 		<-done
 	}
+}
+
+// "renewing at most 4 keys at once": a periodic run that returns at its deadline leaves its
+// renewals waiting for Naver; the next run must count them, not start four more beside them.
+func TestPeriodicRunsRenewAtMostFourKeysAtOnce(t *testing.T) {
+	env := newTestEnv(t)
+	net := &slowNetwork{clock: env.clock}
+	env.useTransport(net)
+	env.configure()
+	const keys = 12
+	for i := range keys {
+		name := fmt.Sprintf("r%d", i)
+		env.mustWrite("roles/"+name, map[string]any{"type": "SELLER", "account_id": "ncp_" + name})
+		env.readToken(name)
+	}
+	env.clock.Advance(2*time.Hour + 35*time.Minute)
+	net.release = make(chan struct{}) // Naver does not answer
+	defer close(net.release)
+
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), periodicMargin+500*time.Millisecond)
+		env.periodic(ctx)
+		cancel()
+		env.clock.Advance(time.Minute)
+	}
+	if m := net.maxFly.Load(); m > renewConcurrency {
+		t.Errorf("%d renewals in flight at once after three periodic runs, want at most %d", m, renewConcurrency)
+	}
+	env.b.Clean(context.Background())
+	waitFor(t, func() bool { return net.flying.Load() == 0 })
 }

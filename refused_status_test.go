@@ -33,3 +33,36 @@ func TestRefusedAccountStaysRefusedInStatus(t *testing.T) {
 		}
 	}
 }
+
+// "An account Naver refused is remembered (its reads fail at once with Naver's reason until
+// a documented time passes or an operator drops it)": a seller who revoked the application
+// while its token still had life is served that token until it expires, but Naver is not
+// asked again for the account within the hour — each refused request counts against the
+// whole application at Naver (issue 25, item 1).
+func TestRefusedAccountWithALiveTokenIsNotAskedAgain(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "*"})
+	const acct = "ncp_leaving"
+	if resp, err := env.read("token/sellers/" + acct); errorText(resp, err) != "" {
+		t.Fatal(errorText(resp, err))
+	}
+	// The seller revokes the application; the token enters Naver's window.
+	env.naver.InjectFault(navercommercetest.Fault{Status: 403, Code: "GW.AUTHN", Message: `account_id "` + acct + `" has not authorised this application`, AccountID: acct, Count: 1000})
+	env.clock.Advance(2*time.Hour + 31*time.Minute)
+	env.read("token/sellers/" + acct) // served; the renewal behind it is refused
+	env.b.WaitIdle()
+	refusedAfter := env.requestsFor("SELLER", acct)
+	for step := range 50 { // 25 minutes: the token still has life
+		env.clock.Advance(30 * time.Second)
+		env.read("token/sellers/" + acct)
+		env.b.WaitIdle()
+		if step%2 == 0 {
+			env.periodic(t.Context())
+			env.b.WaitIdle()
+		}
+	}
+	if n := env.requestsFor("SELLER", acct) - refusedAfter; n != 0 {
+		t.Errorf("Naver was asked %d more times for the account it refused, within the hour of the refusal", n)
+	}
+}

@@ -41,6 +41,29 @@ pending 0 ok
 pending 0 ok
 pending 0 ok`,
 		},
+		{
+			// The same without a failure: the token's write is slow (Raft's fsync), the config
+			// is deleted and written again (Terraform's destroy-then-create), and the read that
+			// follows loads the key's entry before the write lands. Memory knows the token.
+			name: "a token still being stored when the config is deleted and written again serves the next read",
+			events: `
+read a
+pending 0 ok
+pending 0 ok
+pending 0 ok
+pending 0 ok
+config delete
+config c1
+pending 1 ok
+pending 1 ok
+pending 1 ok
+pending 1 ok
+read a
+pending 1 ok
+pending 1 ok
+pending 1 ok
+pending 0 ok`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

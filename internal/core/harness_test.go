@@ -30,10 +30,13 @@ type harness struct {
 	// holdCounts: writes of the counts wait in held until released.
 	holdCounts bool
 	held       []StoreCounts
+	// probes are the drops' questions to Naver, left unanswered; dropsDone their answers.
+	probes    []Probe
+	dropsDone map[DropID]DropDone
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}}
+	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}, dropsDone: map[DropID]DropDone{}}
 	h.cfg = Config{ClientID: "app", Credentials: "c1", Endpoint: "e1", Ahead: true, PerHour: 12, Timeout: 10 * time.Second}
 	h.start()
 	return h
@@ -120,7 +123,11 @@ func (h *harness) effect(e Effect) {
 			entries = append(entries, SweptEntry{StorageKey: sk, Token: &t})
 		}
 		h.then(Swept{Now: h.now, Entries: entries, Done: true})
-	case Probe, DropDone, VerifyDone, Retire, TickDone, Log, Metric:
+	case Probe:
+		h.probes = append(h.probes, e)
+	case DropDone:
+		h.dropsDone[e.Drop] = e
+	case VerifyDone, Retire, TickDone, Log, Metric:
 	default:
 		h.t.Fatalf("unexpected effect %T", e)
 	}

@@ -93,3 +93,18 @@ func (t *flightTracker) wait() {
 		t.idle.Wait()
 	}
 }
+
+// waitUntil is wait, giving up at deadline (a write that stalls must not hold what waits).
+func (t *flightTracker) waitUntil(deadline time.Time) {
+	done := make(chan struct{})
+	go func() {
+		t.wait()
+		close(done)
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	}
+}

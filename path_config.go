@@ -323,7 +323,12 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
-	b.replaceConfig(req.Storage, st, credentialsChanged)
+	// Naver ends the tokens of a secret it re-issued (or of another application) at once:
+	// those are retired. A new base_url alone ends nothing at Naver: the tokens of the old
+	// address stay stored as they are, served again if the old address comes back (a typo
+	// fixed), where a request would only get them back — a needless one.
+	secretChanged := old == nil || old.ClientID != cfg.ClientID || old.ClientSecret != cfg.ClientSecret
+	b.replaceConfig(req.Storage, st, secretChanged)
 	if verified != nil {
 		b.tokens.seed(req.Storage, verified)
 	}

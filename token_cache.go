@@ -188,7 +188,8 @@ func (c *tokenCache) dispatch(s logical.Storage, effects []core.Effect) {
 				c.logger.Warn("dropping cached tokens of the old credentials", "error", err)
 			}
 		case core.Sweep:
-			c.goWork(func() { c.sweep(s) })
+			// In the goroutine that stepped the periodic run (or status): one part at a time.
+			c.sweep(s)
 		case core.TickDone:
 			c.waitMu.Lock()
 			if c.tickDone != nil {
@@ -377,10 +378,15 @@ func (c *tokenCache) setConfig(s logical.Storage, st *configState, retire, writt
 // leaves no role naming stop being cached before it returns: a token in memory only (its
 // write under way, or failed) is stored first, so storage waits are part of it.
 func (c *tokenCache) setRole(s logical.Storage, name string, r *roleEntry) {
-	c.stores.wait()
+	// Bounded: a write that stalls must not hold a role write; its key is evicted once it
+	// lands.
+	c.stores.waitUntil(time.Now().Add(roleWriteWait))
 	c.step(s, core.RoleSet{Now: c.now(), Name: name, Role: r.core()})
-	c.stores.wait()
+	c.stores.waitUntil(time.Now().Add(roleWriteWait))
 }
+
+// roleWriteWait bounds how long a role write waits for token writes under way.
+const roleWriteWait = 5 * time.Second
 
 // send makes the request the core decided, with the config of its credentials.
 func (c *tokenCache) send(e core.Send) {
@@ -511,8 +517,9 @@ func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
 		deadline = d.Add(-periodicMargin)
 	}
 	// Writes under way end first: one that fails is written again by this run, not by the
-	// next (a restart meanwhile would lose it).
-	c.stores.wait()
+	// next (a restart meanwhile would lose it). Not past the deadline: a write that stalls is
+	// written again by the next run.
+	c.stores.waitUntil(deadline)
 	done := make(chan struct{})
 	c.waitMu.Lock()
 	c.tickDone = done
@@ -593,20 +600,29 @@ func (c *tokenCache) sweep(s logical.Storage) {
 
 // ensureSwept reads, once after the start, what storage holds of tokens (the parts of the
 // sweep not read yet), so that status and metrics know the tokens stored before the start.
+// A part another goroutine is reading is waited for, not read again.
 func (c *tokenCache) ensureSwept(ctx context.Context, s logical.Storage) {
 	for ctx.Err() == nil {
 		c.mu.Lock()
-		k, sweeping := c.m.Knowledge(), c.m.Sweeping()
+		known := c.m.Knowledge().StoredKnown
 		c.mu.Unlock()
-		if k.StoredKnown {
+		if known {
 			return
 		}
 		c.step(s, core.SweepNow{Now: c.now()})
 		c.mu.Lock()
-		k, still := c.m.Knowledge(), c.m.Sweeping()
+		k, sweeping, partOut := c.m.Knowledge(), c.m.Sweeping(), c.m.SweepPartOut()
 		c.mu.Unlock()
-		if !k.StoredKnown && !still && !sweeping {
+		switch {
+		case k.StoredKnown:
+			return
+		case !sweeping:
 			return // the sweep failed (logged): status says what it does not know
+		case partOut:
+			select { // another goroutine reads a part: wait for it
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 	}
 }

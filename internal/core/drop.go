@@ -24,6 +24,7 @@ func (m *Machine) drop(e Drop) {
 		return
 	}
 	d := &pendingDrop{id: e.ID, ks: m.key(e.Key), force: e.Force}
+	d.ks.dropping++
 	m.drops[d.id] = d
 	m.runDrop(d, e.Now)
 }
@@ -144,6 +145,7 @@ func (m *Machine) dropFailed(d *pendingDrop, ks *keyState, err error) {
 
 func (m *Machine) dropDone(d *pendingDrop, done DropDone) {
 	delete(m.drops, d.id)
+	d.ks.dropping--
 	done.Drop = d.id
 	m.emit(done)
 }

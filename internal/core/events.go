@@ -148,8 +148,9 @@ type ConfigSet struct {
 	Now     time.Time
 	Config  *Config
 	Written bool
-	// RetireOthers: the write changed the credentials (as stored before it): the stored
-	// tokens of every other credentials are retired.
+	// RetireOthers: the write changed the secret (or the application), which ends at Naver
+	// every token of the secret before it: the stored tokens of every other credentials are
+	// retired, and a token of those that arrives later is stored as its fact only.
 	RetireOthers bool
 }
 

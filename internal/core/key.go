@@ -24,8 +24,10 @@ type keyState struct {
 	writing  WriteID
 	dirty    bool
 	unstored bool
-	// unnamedMark: no role names the key; its entry says so (for a restart or rollback).
-	unnamedMark bool
+	// unnamedMark: no role names the key; its entry says so (for a restart or rollback);
+	// markWhenLoaded: the sweep found its entry unmarked, and reads it to mark it.
+	unnamedMark    bool
+	markWhenLoaded bool
 	// evictStored: evict the key from memory once its entry is stored.
 	evictStored bool
 
@@ -58,6 +60,7 @@ type keyState struct {
 	verifyWait  []VerifyID
 	seedsWait   []Token
 	dropQueue   []*pendingDrop
+	dropping    int // drops of the key under way
 	log         requestLog
 	renewQueued bool
 }
@@ -259,7 +262,15 @@ func (m *Machine) decide(ks *keyState, now time.Time, background bool, r *pendin
 		// A failure of other credentials owes these no back-off.
 		backoffUntil = time.Time{}
 	}
-	if !servable && ks.refused != nil && now.Before(ks.refused.Until) {
+	if ks.refused != nil && ks.refused.Until.After(now.Add(RefusedFor)) {
+		ks.refused.Until = now.Add(RefusedFor) // the clock stepped back: an hour from now at most
+	}
+	if ks.refused != nil && now.Before(ks.refused.Until) {
+		// Naver refused the account: nothing is asked before the refusal's hour ends (or a
+		// drop), also to renew a token that still has life; that one is served meanwhile.
+		if servable {
+			return result{token: current, renewErr: &Failure{Err: ks.refused, At: ks.refused.At, refusal: true}, backingOff: true}, false
+		}
 		return result{err: ks.refused}, false
 	}
 	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(ks.notBefore)) {
@@ -423,6 +434,21 @@ func (m *Machine) loaded(e Loaded) {
 	ks.loaded = true
 	if stored := e.Entry; stored != nil && stored.Key == e.Key {
 		m.learnStored(ks, stored, e.Now)
+	}
+	if ks.markWhenLoaded {
+		ks.markWhenLoaded = false
+		if ks.fact != nil && !m.namedOrSelf(ks.key) {
+			if !ks.unnamedMark {
+				ks.unnamedMark = true
+				m.persist(ks)
+			}
+			m.evict(ks) // read to be marked, not to be cached
+		}
+	}
+	// Memory may know newer than storage (a token whose write failed, or is under way, when
+	// the config was deleted): what it knows serves.
+	if ks.token == nil && m.cfg != nil && ks.fact.Servable(m.cfg.Credentials) && ks.fact.Life(e.Now) > 0 && !ks.evictStored {
+		ks.token = ks.fact
 	}
 	m.wake(ks, e.Now)
 }
@@ -709,9 +735,11 @@ type request struct {
 	attempts      int
 	sentAt        time.Time
 	appShare      int
-	// tryRole: a many-seller role's read of an account without a token from Naver.
-	tryRole  string
-	tryLimit int
+	// tryRole: a many-seller role's read of an account without a token from Naver;
+	// waitingTries: it waits for one of the role's tries under way to end.
+	tryRole      string
+	tryLimit     int
+	waitingTries bool
 	// res is what the request gave, once it ended.
 	res result
 }

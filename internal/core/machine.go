@@ -24,23 +24,26 @@ type Machine struct {
 	superseded  map[string]bool
 	spreadWidth time.Duration
 
-	roles    roleSet
-	tries    map[string]*tries // per many-seller role
-	keys     map[Key]*keyState
-	byStore  map[string]*keyState
-	apps     map[string]*appState
-	reqs     map[ReqID]*request
-	reads    map[ReadID]*pendingRead
-	drops    map[DropID]*pendingDrop
-	verifies map[VerifyID]*pendingVerify
-	writes   map[WriteID]*pendingWrite
-	counts   map[WriteID]*appState
+	roles roleSet
+	tries map[string]*tries // per many-seller role
+	// triesWait are, per role, the requests waiting for a try of the role to end.
+	triesWait map[string][]ReqID
+	keys      map[Key]*keyState
+	byStore   map[string]*keyState
+	apps      map[string]*appState
+	reqs      map[ReqID]*request
+	reads     map[ReadID]*pendingRead
+	drops     map[DropID]*pendingDrop
+	verifies  map[VerifyID]*pendingVerify
+	writes    map[WriteID]*pendingWrite
+	counts    map[WriteID]*appState
 	// stored summarises, by storage key, the entries the sweep found of keys not in memory
 	// (see status); sweepSeen are the storage keys the sweep under way has read.
 	stored      map[string]*Token
 	sweepSeen   map[string]bool
 	storedKnown bool
 	sweeping    bool
+	partOut     bool // a part of the sweep is being read
 	lastSweep   time.Time
 	renew       renewState
 	// unnamed are keys evicted because no role names them whose stored entries are yet to
@@ -63,7 +66,7 @@ type renewState struct {
 func New(opts Options) *Machine {
 	m := &Machine{
 		superseded: map[string]bool{}, spreadWidth: RenewSpreadWidth,
-		tries: map[string]*tries{}, keys: map[Key]*keyState{}, byStore: map[string]*keyState{},
+		tries: map[string]*tries{}, triesWait: map[string][]ReqID{}, keys: map[Key]*keyState{}, byStore: map[string]*keyState{},
 		apps: map[string]*appState{}, reqs: map[ReqID]*request{}, reads: map[ReadID]*pendingRead{},
 		drops: map[DropID]*pendingDrop{}, verifies: map[VerifyID]*pendingVerify{}, writes: map[WriteID]*pendingWrite{},
 		counts: map[WriteID]*appState{}, stored: map[string]*Token{}, unnamed: map[Key]bool{},
@@ -139,7 +142,7 @@ func (m *Machine) Step(ev Event) {
 	case SweepNow:
 		switch {
 		case m.sweeping:
-			m.emit(Sweep{})
+			m.sweepPart()
 		case !m.storedKnown:
 			m.lastSweep = time.Time{}
 			m.sweepIfDue(now)

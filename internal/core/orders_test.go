@@ -36,10 +36,7 @@ pending 0 ok
 pending 0 ok
 pending 0 ok
 read a
-pending 0 ok
-pending 0 ok
-pending 0 ok
-pending 0 ok`,
+settle`,
 		},
 		{
 			// The same without a failure: the token's write is slow (Raft's fsync), the config
@@ -59,10 +56,7 @@ pending 1 ok
 pending 1 ok
 pending 1 ok
 read a
-pending 1 ok
-pending 1 ok
-pending 1 ok
-pending 0 ok`,
+settle`,
 		},
 	}
 	for _, tt := range tests {

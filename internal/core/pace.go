@@ -36,6 +36,18 @@ func (l *requestLog) rescale(now time.Time, interval time.Duration) {
 	l.paceInterval = interval
 }
 
+// clamp counts attempts ahead of now (the clock stepped back) as made now, and owes the pace
+// at most an hour: otherwise a step back holds them for the step's length plus an hour,
+// though Naver's hour (real time) ended long before.
+func (l *requestLog) clamp(now time.Time) {
+	for i := len(l.times) - 1; i >= 0 && l.times[i].After(now); i-- {
+		l.times[i] = now
+	}
+	if most := now.Add(time.Hour); l.paceAt.After(most) {
+		l.paceAt = most
+	}
+}
+
 // record notes an attempt sent at now. failing: it was sent while the key (or the
 // application) was failing.
 func (l *requestLog) record(now time.Time, perHour int, failing bool) {
@@ -64,6 +76,7 @@ func (l *requestLog) nextPaced(now time.Time, perHour int) time.Time {
 	if perHour <= 0 {
 		return time.Time{}
 	}
+	l.clamp(now)
 	burst, interval := Pacing(perHour)
 	l.rescale(now, interval)
 	next := l.paceAt.Add(-time.Duration(burst-1) * interval)
@@ -85,6 +98,7 @@ func (l *requestLog) firstInHour(now time.Time) int {
 }
 
 func (l *requestLog) trim(now time.Time) {
+	l.clamp(now)
 	i := 0
 	for i < len(l.times) && now.Sub(l.times[i]) >= 24*time.Hour {
 		i++
@@ -96,6 +110,7 @@ func (l *requestLog) trim(now time.Time) {
 
 // since counts the attempts in the last d, and returns the oldest of them.
 func (l *requestLog) since(now time.Time, d time.Duration) (n int, oldest time.Time) {
+	l.clamp(now)
 	for i := len(l.times) - 1; i >= 0 && now.Sub(l.times[i]) < d; i-- {
 		n++
 		oldest = l.times[i]

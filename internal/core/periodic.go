@@ -15,7 +15,8 @@ const markUnnamedPerTick = 200
 // RenewConcurrency at a time, until the run ends (TickDone, or TickEnd at its deadline).
 func (m *Machine) tick(e Tick) {
 	now := e.Now
-	m.renew = renewState{open: true}
+	// The last run's renewals may still be at Naver: they count against this run's.
+	m.renew = renewState{open: true, inflight: m.renew.inflight}
 	for _, ks := range m.sortedKeys() {
 		ks.log.trim(now)
 		if ks.unstored {
@@ -53,7 +54,7 @@ func (m *Machine) tick(e Tick) {
 	m.renewNext(now)
 	// Last: the plugin reads storage for the sweep once the renewals are on their way.
 	if m.sweeping {
-		m.emit(Sweep{}) // the part not read yet
+		m.sweepPart() // the part not read yet
 	} else {
 		m.sweepIfDue(now)
 	}
@@ -72,7 +73,7 @@ func (m *Machine) renewable(k Key) bool {
 func (m *Machine) idle(ks *keyState, now time.Time) bool {
 	return ks.inflight == nil && !ks.loading && ks.writing == 0 && !ks.dirty && !ks.unstored &&
 		len(ks.waitLoad)+len(ks.waitReq)+len(ks.dropsWait)+len(ks.verifyWait)+len(ks.seedsWait)+len(ks.dropQueue) == 0 &&
-		!ks.renewQueued && (ks.refused == nil || !now.Before(ks.refused.Until)) &&
+		!ks.renewQueued && ks.dropping == 0 && (ks.refused == nil || !now.Before(ks.refused.Until)) &&
 		now.Sub(ks.lastRead) > IdleKeyLifetime && now.Sub(ks.log.last()) >= 24*time.Hour &&
 		!now.Before(ks.backoffUntil) && !now.Before(ks.nextBackground)
 }
@@ -135,12 +136,24 @@ func (m *Machine) markUnnamed() {
 // sweepIfDue starts a sweep of storage once an hour. The plugin reads it in parts (see
 // Sweep): a part each periodic run, until it reports the last.
 func (m *Machine) sweepIfDue(now time.Time) {
+	if m.lastSweep.After(now) {
+		m.lastSweep = now // the clock stepped back
+	}
 	if m.sweeping || (!m.lastSweep.IsZero() && now.Sub(m.lastSweep) < SweepInterval) {
 		return
 	}
 	m.sweeping = true
 	m.lastSweep = now
 	m.sweepSeen = map[string]bool{}
+	m.sweepPart()
+}
+
+// sweepPart asks for the next part of the sweep unless one is being read.
+func (m *Machine) sweepPart() {
+	if m.partOut {
+		return
+	}
+	m.partOut = true
 	m.emit(Sweep{})
 }
 
@@ -149,6 +162,7 @@ func (m *Machine) sweepIfDue(now time.Time) {
 // entries of keys not in memory are summarised for status.
 func (m *Machine) swept(e Swept) {
 	now := e.Now
+	m.partOut = false
 	for _, se := range e.Entries {
 		if m.sweepSeen != nil {
 			m.sweepSeen[se.StorageKey] = true
@@ -176,24 +190,36 @@ func (m *Machine) swept(e Swept) {
 		if tok != nil {
 			knownUntil = tok.KnownUntil()
 		}
-		if ks != nil && ks.fact != nil && ks.fact.KnownUntil().After(knownUntil) {
-			knownUntil = ks.fact.KnownUntil()
+		if ks != nil {
+			// What memory knows may be newer than the copy the sweep read (a refusal, say).
+			if e, ok := ks.entry(ks.lastCreds(m)); ok && e.KnownUntil().After(knownUntil) {
+				knownUntil = e.KnownUntil()
+			}
 		}
 		if !now.Before(knownUntil) {
 			m.deleteStale(ks, tok, se.StorageKey)
 			continue
 		}
-		if ks == nil && tok != nil && se.Token != nil {
-			if m.cfg != nil && m.roles.known && tok.Servable(m.cfg.Credentials) && !tok.Unnamed && !m.namedOrSelf(tok.Key) {
+		if ks == nil && tok != nil {
+			if m.cfg != nil && m.roles.known && tok.Retired == "" && tok.Credentials == m.cfg.Credentials && !tok.Unnamed && !m.namedOrSelf(tok.Key) {
 				// Its role went while the plugin was down (or before it could mark it): the
-				// entry says so, for a rollback's start.
+				// entry says so, for a rollback's start. A summary holds no token: the entry
+				// is read first.
 				ks = m.key(tok.Key)
-				ks.learn(tok, true)
-				ks.unnamedMark = true
-				m.persist(ks)
+				if se.Token != nil {
+					ks.learn(tok, true)
+					ks.loaded = true
+					ks.unnamedMark = true
+					m.persist(ks)
+				} else {
+					ks.markWhenLoaded = true
+					m.load(ks)
+				}
 				continue
 			}
-			m.stored[se.StorageKey] = summary(tok)
+			if se.Token != nil {
+				m.stored[se.StorageKey] = summary(tok)
+			}
 		}
 	}
 	if !e.Done {
@@ -272,7 +298,7 @@ func (m *Machine) configSet(e ConfigSet) {
 			ks.token, ks.loaded = nil, false
 		}
 	}
-	if e.Written && m.lastCreds != "" && m.lastCreds != cfg.Credentials {
+	if e.Written && e.RetireOthers && m.lastCreds != "" && m.lastCreds != cfg.Credentials {
 		m.superseded[m.lastCreds] = true
 	}
 	if e.RetireOthers {
@@ -327,11 +353,21 @@ func (m *Machine) roleSet(e RoleSet) {
 	}
 }
 
-// evictUnnamed stops caching the keys no role names.
+// evictUnnamed stops caching the keys no role names. Stored tokens not in memory that no role
+// names any more have their entries marked by the next periodic run's sweep.
 func (m *Machine) evictUnnamed() {
 	for _, ks := range m.sortedKeys() {
 		if ks.token != nil && !m.namedOrSelf(ks.key) {
 			m.evict(ks)
+		}
+	}
+	if m.cfg == nil || m.sweeping {
+		return
+	}
+	for _, t := range m.stored {
+		if t.Retired == "" && !t.Unnamed && !m.namedOrSelf(t.Key) {
+			m.lastSweep = time.Time{}
+			return
 		}
 	}
 }

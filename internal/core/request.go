@@ -46,6 +46,13 @@ func (m *Machine) admit(req *request, now time.Time) bool {
 	err := m.check(req, now, true)
 	if err == nil && req.tryRole != "" {
 		if full, next := m.triesOf(req.tryRole).full(now, req.tryLimit); full {
+			if next.IsZero() {
+				// Full of accounts being asked for now: this one waits for one of them to
+				// end (one that gets a token frees its place).
+				req.waitingTries = true
+				m.triesWait[req.tryRole] = append(m.triesWait[req.tryRole], req.id)
+				return true
+			}
 			err = &NewAccountsError{Role: req.tryRole, Limit: req.tryLimit, NextAfter: next}
 		}
 	}
@@ -263,6 +270,24 @@ func (m *Machine) answer(e Answer) {
 	m.complete(req, e.Now, e.Token, e.Err, e.Outcome, e.NotSent || !req.sent)
 }
 
+// naverRefused reports whether Naver answered and refused (a 4xx other than 429): a try of an
+// account that counts for the hour. Naver failing (no answer, a 429, a 5xx) does not.
+func naverRefused(o Outcome) bool {
+	return o.AccountRefused || (o.Status >= 400 && o.Status < 500 && o.Status != 429)
+}
+
+// triesFreed admits the requests of role that waited for a try to end.
+func (m *Machine) triesFreed(role string, now time.Time) {
+	waiting := m.triesWait[role]
+	m.triesWait[role] = nil
+	for _, id := range waiting {
+		if req, ok := m.reqs[id]; ok {
+			req.waitingTries = false
+			m.admit(req, now)
+		}
+	}
+}
+
 // UnservableError is an answer of Naver's whose token cannot be served: it is a failure.
 type UnservableError struct{ Left time.Duration }
 
@@ -283,9 +308,15 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	if req.waitingCounts {
 		app.waitLoad = removeID(app.waitLoad, req.id)
 	}
+	if req.waitingTries {
+		m.triesWait[req.tryRole] = removeID(m.triesWait[req.tryRole], req.id)
+	}
 	switch {
 	case req.verify != nil:
 	case notSent:
+		app.endProbe(req.probe)
+	case req.cfg.Endpoint != app.endpoint:
+		// A late answer of an address the config no longer has tells nothing of this one.
 		app.endProbe(req.probe)
 	default:
 		app.result(now, req.probe, err, o)
@@ -294,9 +325,7 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	if err == nil && issued != nil {
 		tok = &Token{AccessToken: issued.AccessToken, TokenType: issued.TokenType, ExpiresAt: issued.ExpiresAt, LatestExpiry: issued.LatestExpiry,
 			Key: ks.key, Credentials: req.cfg.Credentials, FetchedAt: req.sentAt, Fingerprint: Fingerprint(issued.AccessToken)}
-		if req.verify == nil {
-			m.boundHandedBack(ks, tok, now)
-		}
+		m.boundHandedBack(ks, tok, now)
 		if left := tok.Life(now); left < MinServableLife {
 			err, o = &UnservableError{Left: left}, Outcome{Status: 200}
 			tok = tok.retired(RetiredUnusable)
@@ -308,14 +337,18 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	if !notSent {
 		m.emit(Metric{Name: MetricRequested, Err: err})
 	}
-	if req.tryRole != "" {
-		m.triesOf(req.tryRole).end(now, req.id, err == nil)
+	if req.tryRole != "" && m.triesOf(req.tryRole).end(now, req.id, err != nil && naverRefused(o)) {
+		m.triesFreed(req.tryRole, now)
 	}
 	if v := req.verify; v != nil {
 		delete(m.verifies, v.id)
 		if err != nil {
 			m.emit(VerifyDone{Verify: v.id, Err: err})
 		} else {
+			// Known and stored at once, under its credentials: a config write that fails after
+			// its verification, or a write of them later, must not cost a request Naver
+			// answers with this token.
+			m.publish(ks, tok, now)
 			m.emit(VerifyDone{Verify: v.id, Token: tok})
 		}
 		m.afterRequest(req, now)

@@ -110,6 +110,9 @@ type tries struct {
 }
 
 func (t *tries) trim(now time.Time) {
+	for i := len(t.failed) - 1; i >= 0 && t.failed[i].After(now); i-- {
+		t.failed[i] = now // the clock stepped back
+	}
 	i := 0
 	for i < len(t.failed) && now.Sub(t.failed[i]) >= time.Hour {
 		i++
@@ -137,13 +140,15 @@ func (t *tries) start(req ReqID) {
 	t.inflight[req] = true
 }
 
-// end ends the try of req: it counts on for the hour unless Naver issued a token.
-func (t *tries) end(now time.Time, req ReqID, issued bool) {
+// end ends the try of req: it counts on for the hour if Naver refused the account; ended
+// reports whether it was under way (its place is free for another).
+func (t *tries) end(now time.Time, req ReqID, refused bool) (ended bool) {
 	if !t.inflight[req] {
-		return
+		return false
 	}
 	delete(t.inflight, req)
-	if !issued {
+	if refused {
 		t.failed = append(t.failed, now)
 	}
+	return true
 }

@@ -55,6 +55,9 @@ func (m *Machine) CountsKnown() bool {
 	return ok && a.loaded
 }
 
+// SweepPartOut reports whether a part of the sweep is being read.
+func (m *Machine) SweepPartOut() bool { return m.partOut }
+
 // Sweeping reports whether a sweep of storage is under way.
 func (m *Machine) Sweeping() bool { return m.sweeping }
 

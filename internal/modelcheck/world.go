@@ -345,12 +345,20 @@ func (w *World) verified(e core.VerifyDone) {
 		return
 	}
 	w.logf("config %s: stored (fresh %t)", cw.name, e.Fresh)
-	retire := w.cfgName != cw.name
+	retire := secretOf(w.cfgName) != secretOf(cw.name)
 	w.cfgName = cw.name
 	w.step(core.ConfigSet{Now: w.Now, Config: w.config(cw.name), Written: true, RetireOthers: retire})
 	if e.Token != nil {
 		w.step(core.Seed{Now: w.Now, Token: *e.Token})
 	}
+}
+
+// secretOf is the secret of config name: "bad" has c1's (only its base URL is mistyped).
+func secretOf(name string) string {
+	if name == "bad" {
+		return "c1"
+	}
+	return name
 }
 
 // naverError is an answer of Naver's that is not a token.

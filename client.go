@@ -404,7 +404,7 @@ func decodeErrorResponse(resp *http.Response, body []byte, secrets []string) *up
 			e.TraceID = truncate(redact(ne.TraceID, secrets...), 100)
 		}
 	}
-	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), nowFor(resp)); ok {
 		e.RetryAfter = d
 	}
 	return e
@@ -546,7 +546,7 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	}
 	// A Retry-After beyond the time left cannot be honoured: give up now with Naver's answer.
 	if resp != nil {
-		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), nowFor(resp)); ok {
 			if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait {
 				return false, nil
 			}
@@ -574,7 +574,7 @@ func retryable(resp *http.Response, err error) bool {
 // back-off still applies, or a retry would go at once).
 func retryBackoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil {
-		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok && wait > 0 {
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), nowFor(resp)); ok && wait > 0 {
 			return wait
 		}
 	}
@@ -592,7 +592,19 @@ func min2(a, b int) int {
 	return b
 }
 
-func parseRetryAfter(v string) (time.Duration, bool) {
+// nowFor is the time by the clock of the request resp answers (the plugin's, which a test
+// or a simulation may move), or the wall clock.
+func nowFor(resp *http.Response) time.Time {
+	if resp != nil && resp.Request != nil {
+		if gate := attemptGateFrom(resp.Request.Context()); gate != nil {
+			return gate.c.now()
+		}
+	}
+	return time.Now()
+}
+
+// parseRetryAfter reads a Retry-After header (seconds, or an HTTP date reckoned from now).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
@@ -600,7 +612,7 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 && d < 24*time.Hour {
+		if d := t.Sub(now); d > 0 && d < 24*time.Hour {
 			return d, true
 		}
 		return 0, true

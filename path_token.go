@@ -368,6 +368,10 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.scanRoles(ctx, req.Storage, false); err != nil {
 		b.Logger().Warn("reading every role failed", "error", err)
 	}
+	if b.roleChecksMu.TryRLock() {
+		b.refreshStaleRoles(ctx, req.Storage) // roles another node changed whose reading failed
+		b.roleChecksMu.RUnlock()
+	}
 	if _, err := b.getConfig(ctx, req.Storage); err != nil {
 		return err
 	}

@@ -94,8 +94,10 @@ func (b *backend) refreshStaleRoles(ctx context.Context, s logical.Storage) {
 		b.staleRoles.Delete(name)
 		r, err := b.readRole(ctx, s, name)
 		if err != nil && !isUnreadableRole(err) {
-			b.Logger().Warn("reading a role another node changed failed; the next hourly scan reads it", "role", name, "error", err)
-			return true
+			// Stays stale: the next periodic run reads it again (and the hourly scan every role).
+			b.staleRoles.Store(name, struct{}{})
+			b.Logger().Warn("reading a role another node changed failed; the next periodic run reads it again", "role", name, "error", err)
+			return false
 		}
 		b.tokens.setRole(s, name, r)
 		return true

@@ -1,9 +1,6 @@
 package core
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Counts is the stored form of an application's request counts: per Unix minute, the
 // requests counted (sent, or reserved ahead of time), the most keys in use when they were,
@@ -258,13 +255,4 @@ func (a *appState) budget(cfg *Config, now time.Time, inUse int) int {
 		return cfg.AppPerHour
 	}
 	return AppBudgetFloor + AppBudgetPerKey*a.keysInUse(now, inUse)
-}
-
-// asCountsError wraps a storage failure of the counts.
-func asCountsError(err error) error {
-	var ce *CountsError
-	if errors.As(err, &ce) {
-		return err
-	}
-	return &CountsError{Err: err}
 }

@@ -356,10 +356,17 @@ func (m *Machine) roleSet(e RoleSet) {
 // evictUnnamed stops caching the keys no role names. Stored tokens not in memory that no role
 // names any more have their entries marked by the next periodic run's sweep.
 func (m *Machine) evictUnnamed() {
-	for _, ks := range m.sortedKeys() {
+	// One pass over the keys, then those to evict in a fixed order (not every key sorted:
+	// a role write at 10,000 sellers holds every read meanwhile).
+	var unnamed []*keyState
+	for _, ks := range m.keys {
 		if ks.token != nil && !m.namedOrSelf(ks.key) {
-			m.evict(ks)
+			unnamed = append(unnamed, ks)
 		}
+	}
+	sort.Slice(unnamed, func(i, j int) bool { return unnamed[i].key.String() < unnamed[j].key.String() })
+	for _, ks := range unnamed {
+		m.evict(ks)
 	}
 	if m.cfg == nil || m.sweeping {
 		return

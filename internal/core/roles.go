@@ -92,15 +92,6 @@ func (s *roleSet) named(clientID string, key Key) bool {
 	return false
 }
 
-// minLife is the most min_remaining_ttl of the roles naming key.
-func (s *roleSet) minLife(clientID string, key Key) time.Duration {
-	var d time.Duration
-	for _, n := range s.naming(clientID, key) {
-		d = max(d, s.byName[n].MinLife)
-	}
-	return d
-}
-
 // tries is what a many-seller role asked of Naver for accounts without a token from it: the
 // requests in flight, and those that got no token, until the hour passes. A request that
 // got a token does not count: onboarding sellers costs nothing of the bound.

@@ -11,10 +11,6 @@ const (
 	// always with RenewMinLife or more left.
 	RenewSpreadWidth = 20 * time.Minute
 	RenewMinLife     = 10 * time.Minute
-	// windowMargin keeps a renewal this far past the window's start as Naver sees it: a
-	// Vault clock behind Naver's by less than it never makes the renewal a request for the
-	// token Naver would hand back.
-	windowMargin = 5 * time.Second
 	// minRefetchInterval: while its cached token is still good, a key asks at most this
 	// often, whatever Naver's answers say of the token's life.
 	minRefetchInterval = 10 * time.Second

@@ -201,6 +201,7 @@ func (c checkState) clone() checkState {
 	out.lastFailure = cloneMap(c.lastFailure)
 	out.activity = cloneMap(c.activity)
 	out.admitted = cloneMap(c.admitted)
+	out.refusedNew = append([]time.Time(nil), c.refusedNew...)
 	return out
 }
 
@@ -273,6 +274,9 @@ func (w *World) digest() uint64 {
 	s(fmt.Sprint(sortedKeys(w.check.delivered), sortedKeys(w.check.excused), sortedKeys(w.check.droppedDead)))
 	s(fmt.Sprint(w.check.retryAfter, w.check.lastFailure, w.check.admitted))
 	t(w.check.refusedSince)
+	for _, at := range w.check.refusedNew {
+		t(at)
+	}
 	h := fnv.New64a()
 	h.Write(b.Bytes())
 	return h.Sum64()

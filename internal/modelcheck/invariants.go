@@ -23,6 +23,7 @@ const (
 	invUncounted       = "uncounted-request"       // a request reached Naver that storage's counts did not include
 	invOldEndpoint     = "breaker-of-old-endpoint" // reads refused by the breaker for failures of another base URL
 	invForgotten       = "idle-key-kept"           // a key idle for a day is still held in memory
+	invLockedOut       = "seller-locked-out"       // a read refused for max_new_accounts_per_hour while Naver refused fewer new accounts in the hour
 )
 
 // failureOf is a key's failure with credentials: back-offs belong to the credentials.
@@ -40,6 +41,7 @@ type checkState struct {
 	activity     map[core.Key]time.Time
 	admitted     map[int64]int // attempts the plugin made, per minute
 	refusedSince time.Time     // the start of the process (the bound on new accounts is kept in memory)
+	refusedNew   []time.Time   // when Naver refused a new account
 }
 
 func (c *checkState) init() {
@@ -146,6 +148,18 @@ func (c *checkState) served(w *World, r *readRec, e core.Serve) {
 }
 
 func (c *checkState) failedRead(w *World, r *readRec, err error) {
+	var na *core.NewAccountsError
+	if errors.As(err, &na) {
+		n := 0
+		for _, at := range c.refusedNew {
+			if w.Now.Sub(at) < time.Hour && !at.Before(c.refusedSince) {
+				n++
+			}
+		}
+		if n < na.Limit {
+			w.violate(invLockedOut, "a read of %s was refused for the role's bound of %d new accounts, with %d refused by Naver in the hour", r.key.AccountID, na.Limit, n)
+		}
+	}
 	var be *core.BreakerError
 	var ne *naverError
 	if errors.As(err, &be) && errors.As(be.Last, &ne) && w.cfgName != "" && ne.endpoint != configs[w.cfgName].Endpoint {

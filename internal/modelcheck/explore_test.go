@@ -66,7 +66,7 @@ func writeReport(path string, results []Result) error {
 	var b strings.Builder
 	b.WriteString(reportStart + "\n")
 	b.WriteString("## Model checker\n\n")
-	fmt.Fprintf(&b, "Written by `make check-model` (`internal/modelcheck`, see README \"Simulation\") on %s, %s/%s with %d CPUs, %s. Code: %s.\n\n",
+	fmt.Fprintf(&b, "Written by `make check-model` (`internal/modelcheck`, see README \"Model checker\") on %s, %s/%s with %d CPUs, %s. Code: %s.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), *codeFlag)
 	b.WriteString("Every sequence of events up to the depth, from a new world (one application with two secrets and an unreachable base URL; sellers `a`, read through the single-account role `one`, `b` and `x`, read through the many-seller role `many` (`*`), `x` not authorised at Naver; storage and Naver as models), each state once; every invariant checked after every event. A world of one concern has a smaller alphabet, so it is explored deeper.\n\n")
 	b.WriteString("| world | events | Naver's and storage's outcomes | depth | states expanded | events tried | violations | time |\n|---|---|---|---:|---:|---:|---:|---:|\n")

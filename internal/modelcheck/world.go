@@ -57,7 +57,7 @@ func contains(list []string, s string) bool {
 }
 
 // DefaultParams is the whole alphabet: every event and outcome.
-var DefaultParams = Params{Name: "everything", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 6, TestDepth: 4}
+var DefaultParams = Params{Name: "everything", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 8, TestDepth: 4}
 
 // Worlds are the worlds make check-model explores: the whole alphabet, and alphabets of
 // one concern each, small enough to explore deeper.

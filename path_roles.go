@@ -105,7 +105,7 @@ func (r *roleEntry) allows(account string) bool {
 		return false
 	}
 	for _, pattern := range r.AllowedAccountIDs {
-		if globMatch(pattern, account) {
+		if core.GlobMatch(pattern, account) {
 			return true
 		}
 	}
@@ -133,28 +133,6 @@ func (r *roleEntry) storageFormat() int {
 	return 1
 }
 
-// globMatch reports whether s matches pattern, in which * matches any run of characters
-// (also none) and every other character only itself.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, accountWildcard)
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	first, last := parts[0], parts[len(parts)-1]
-	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
-		return false
-	}
-	s = s[len(first) : len(s)-len(last)]
-	// Leftmost matches of the middle parts are enough: * can absorb whatever is skipped.
-	for _, part := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, part)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(part):]
-	}
-	return true
-}
 
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{

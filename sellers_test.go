@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
@@ -99,8 +100,8 @@ func TestGlobMatch(t *testing.T) {
 		{"ncp_?bc", "ncp_abc", false}, // only * is special
 	}
 	for _, tt := range tests {
-		if got := globMatch(tt.pattern, tt.s); got != tt.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		if got := core.GlobMatch(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("GlobMatch(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
 		}
 	}
 }

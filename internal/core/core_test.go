@@ -2,8 +2,12 @@ package core
 
 import (
 	"fmt"
+	"math/rand"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // While Naver fails, a key's requests keep to the pace: a burst of up to 3, then one per
@@ -255,5 +259,90 @@ func TestRefusedAccountStaysRefusedUntilAskedAgain(t *testing.T) {
 	h.fail = nil
 	if _, err := h.read("revoked"); err != nil {
 		t.Errorf("after a drop the next read did not ask Naver: %v", err)
+	}
+}
+
+// GlobMatch agrees with a regular expression of the pattern (* is .*, all else literal).
+func FuzzGlobMatch(f *testing.F) {
+	for _, s := range [][2]string{{"*", "x"}, {"a*b*c", "abc"}, {"a**b", "ab"}, {"*_abc", "ncp_abc"}, {"a*a", "a"}, {"ncp_*_x*z", "ncp_1_xyz"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if !utf8.ValidString(pattern) || !utf8.ValidString(s) {
+			t.Skip() // regexp reads runes; GlobMatch, bytes
+		}
+		parts := strings.Split(pattern, "*")
+		for i, p := range parts {
+			parts[i] = regexp.QuoteMeta(p)
+		}
+		re, err := regexp.Compile(`^(?s:` + strings.Join(parts, ".*") + `)$`)
+		if err != nil {
+			t.Skip()
+		}
+		if got, want := GlobMatch(pattern, s), re.MatchString(s); got != want {
+			t.Fatalf("GlobMatch(%q, %q) = %v, want %v", pattern, s, got, want)
+		}
+	})
+}
+
+// The count of keys in use (what the automatic application budget grows with) is kept, not
+// recounted, as keys are issued tokens, renewed, forgotten and swept from storage after a
+// restart, and as roles, the config and the clock change: the harness compares it with a fresh count after every step.
+func TestKeysInUseCountIsKept(t *testing.T) {
+	roles := []Role{
+		{Type: TypeSeller, Allowed: []string{"*"}, NewAccountsPerHour: 1000},
+		{Type: TypeSeller, Allowed: []string{"s1", "s2*"}, NewAccountsPerHour: 1000},
+	}
+	for seed := int64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		h := newHarness(t)
+		narrow := false
+		for i := 0; i < 400; i++ {
+			switch rng.Intn(16) {
+			case 0, 1, 2, 3, 4:
+				account := fmt.Sprintf("s%d", rng.Intn(6))
+				if narrow {
+					account = []string{"s1", "s2"}[rng.Intn(2)]
+				}
+				h.read(account) //nolint:errcheck // a budget may refuse it: the count is what is checked
+			case 5, 6:
+				h.now = h.now.Add(time.Duration(rng.Intn(4*3600)) * time.Second)
+			case 7, 8:
+				h.tick()
+			case 9:
+				narrow = !narrow
+				r := roles[0]
+				if narrow {
+					r = roles[1]
+				}
+				h.step(RoleSet{Now: h.now, Name: "sellers", Role: &r})
+			case 10:
+				h.start()
+				narrow = false
+			case 11:
+				h.now = h.now.Add(25 * time.Hour)
+				h.tick()
+			case 12: // the hourly scan of the roles
+				narrow = !narrow
+				r := roles[0]
+				if narrow {
+					r = roles[1]
+				}
+				h.step(RolesLoaded{Now: h.now, Roles: map[string]Role{"sellers": r}})
+			case 13:
+				h.step(ConfigSet{Now: h.now})
+				h.tick()
+				cfg := h.cfg
+				h.step(ConfigSet{Now: h.now, Config: &cfg})
+			case 14:
+				other := Role{Type: TypeSeller, AccountID: fmt.Sprintf("s%d", rng.Intn(6))}
+				h.step(RoleSet{Now: h.now, Name: "one", Role: &other})
+			case 15: // the clock steps back
+				h.now = h.now.Add(-time.Duration(rng.Intn(3600)) * time.Second)
+			}
+		}
+		if n := h.m.inUse("app", h.now); n > 6 {
+			t.Fatalf("seed %d: %d keys in use of 6", seed, n)
+		}
 	}
 }

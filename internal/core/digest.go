@@ -35,9 +35,9 @@ var idTypes = map[reflect.Type]bool{
 	reflect.TypeOf(VerifyID(0)): true, reflect.TypeOf(WriteID(0)): true,
 }
 
-// digestSkip are fields that are not state: the counter IDs are drawn from, and the effects
-// not yet handed out (empty between steps).
-var digestSkip = map[string]bool{"nextID": true, "out": true}
+// digestSkip are fields that are not state: the counter IDs are drawn from, the effects
+// not yet handed out (empty between steps), and a cache.
+var digestSkip = map[string]bool{"nextID": true, "out": true, "useMemo": true}
 
 var timeType = reflect.TypeOf(time.Time{})
 

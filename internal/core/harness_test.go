@@ -58,6 +58,12 @@ func (h *harness) step(ev Event) {
 		h.queue = h.queue[1:]
 		h.effect(e)
 	}
+	if err := h.m.CheckCaches(); err != nil {
+		h.t.Fatal(err)
+	}
+	if got, want := h.m.inUse("app", h.now), h.m.countInUse("app", h.now).n; got != want {
+		h.t.Fatalf("keys in use at %s: %d kept, %d counted", h.now.Format(time.RFC3339), got, want)
+	}
 }
 
 func (h *harness) then(ev Event) {

@@ -461,9 +461,7 @@ func (m *Machine) learnStored(ks *keyState, stored *Token, now time.Time) {
 	if stored.Fingerprint == "" && stored.AccessToken == "" {
 		return // a refusal only
 	}
-	if at := issuedAt(stored); at.After(ks.issuedAt) {
-		ks.issuedAt = at
-	}
+	m.setIssued(ks, issuedAt(stored))
 	if stored.Unnamed {
 		ks.unnamedMark = true
 	}
@@ -517,9 +515,7 @@ func (m *Machine) publish(ks *keyState, tok *Token, now time.Time) {
 	if !ks.learn(tok, false) {
 		return
 	}
-	if at := issuedAt(tok); at.After(ks.issuedAt) {
-		ks.issuedAt = at
-	}
+	m.setIssued(ks, issuedAt(tok))
 	if tok.Retired == "" && current {
 		ks.token = tok
 		ks.unnamedMark = false

@@ -50,6 +50,9 @@ type Machine struct {
 	// be marked unnamed (the periodic run marks them).
 	unnamed map[Key]bool
 
+	// useMemo is not state: it is what inUse counted last (see inUse).
+	useMemo useMemo
+
 	nextID  uint64
 	out     []Effect
 	closing bool
@@ -185,14 +188,15 @@ func (m *Machine) key(k Key) *keyState {
 	m.keys[k] = ks
 	m.byStore[sk] = ks
 	if s, ok := m.stored[sk]; ok {
-		ks.issuedAt = issuedAt(s)
-		delete(m.stored, sk)
+		m.deleteStored(sk)
+		m.setIssued(ks, issuedAt(s))
 	}
 	return ks
 }
 
 // forget drops a key's state: nothing in it counts any more.
 func (m *Machine) forget(ks *keyState) {
+	m.useMemo.add(m, ks.key, ks.issuedAt, -1)
 	delete(m.keys, ks.key)
 	delete(m.byStore, ks.key.StorageKey())
 }
@@ -224,18 +228,98 @@ func (m *Machine) spread() time.Duration {
 
 // inUse counts the keys of clientID Naver issued a token to within a token's life: the
 // automatic application budget grows with them (and only them: keys Naver refused, or
-// never answered, do not make it larger).
+// never answered, do not make it larger). Counting walks every key, and every request asks
+// (a periodic run of renewals once per renewal; onboarding 10,000 sellers, once per seller),
+// so the count is kept (useMemo) and moved by each change of what it counts, until one of its
+// keys' life ends or the roles or the config change.
 func (m *Machine) inUse(clientID string, now time.Time) int {
-	n := 0
-	for k, ks := range m.keys {
-		if k.ClientID == clientID && !ks.issuedAt.IsZero() && now.Sub(ks.issuedAt) < TokenLifetime && m.namedOrSelf(k) {
-			n++
+	c := &m.useMemo
+	if c.valid && c.clientID == clientID && !now.Before(c.at) && now.Before(c.until) {
+		return c.n
+	}
+	*c = m.countInUse(clientID, now)
+	return c.n
+}
+
+// countInUse counts inUse's keys afresh.
+func (m *Machine) countInUse(clientID string, now time.Time) useMemo {
+	c := useMemo{valid: true, clientID: clientID, at: now, until: now.Add(TokenLifetime)}
+	count := func(k Key, at time.Time) {
+		if k.ClientID != clientID || at.IsZero() || now.Sub(at) >= TokenLifetime || !m.namedOrSelf(k) {
+			return
 		}
+		c.n++
+		if end := at.Add(TokenLifetime); end.Before(c.until) {
+			c.until = end
+		}
+	}
+	for k, ks := range m.keys {
+		count(k, ks.issuedAt)
 	}
 	for _, t := range m.stored {
-		if at := issuedAt(t); t.Key.ClientID == clientID && !at.IsZero() && now.Sub(at) < TokenLifetime && m.namedOrSelf(t.Key) {
-			n++
-		}
+		count(t.Key, issuedAt(t))
 	}
-	return n
+	return c
+}
+
+// useMemo is inUse's count for clientID, valid from at until until (the first of the
+// counted keys' lives to end).
+type useMemo struct {
+	valid     bool
+	clientID  string
+	n         int
+	at, until time.Time
+}
+
+// add moves the count by a change: sign 1 for key k issued at, -1 for what it was.
+func (c *useMemo) add(m *Machine, k Key, at time.Time, sign int) {
+	if !c.valid || k.ClientID != c.clientID || at.IsZero() || c.at.Sub(at) >= TokenLifetime || !m.namedOrSelf(k) {
+		return
+	}
+	c.n += sign
+	// A time ahead of the clock (it stepped back) counts as now: its life ends no sooner.
+	if end := at.Add(TokenLifetime); sign > 0 && end.Before(c.until) {
+		c.until = end
+	}
+}
+
+// changedUse says that whether a key counts changed for every key (the roles or the
+// config changed): the next inUse counts afresh.
+func (m *Machine) changedUse() { m.useMemo.valid = false }
+
+// CheckCaches reports a cache of the machine that disagrees with what it caches (for the
+// model checker, after every event).
+func (m *Machine) CheckCaches() error {
+	c := m.useMemo
+	if !c.valid {
+		return nil
+	}
+	if fresh := m.countInUse(c.clientID, c.at); fresh.n != c.n || c.until.After(fresh.until) {
+		return fmt.Errorf("core: keys in use of %s at %s: kept %d until %s, counted %d until %s",
+			c.clientID, c.at.Format(time.RFC3339), c.n, c.until.Format(time.RFC3339), fresh.n, fresh.until.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// setIssued records when Naver last issued ks a token.
+func (m *Machine) setIssued(ks *keyState, at time.Time) {
+	if at.After(ks.issuedAt) {
+		m.useMemo.add(m, ks.key, ks.issuedAt, -1)
+		ks.issuedAt = at
+		m.useMemo.add(m, ks.key, at, 1)
+	}
+}
+
+// setStored and deleteStored change the summaries of entries of keys not in memory.
+func (m *Machine) setStored(storageKey string, t *Token) {
+	m.deleteStored(storageKey)
+	m.stored[storageKey] = t
+	m.useMemo.add(m, t.Key, issuedAt(t), 1)
+}
+
+func (m *Machine) deleteStored(storageKey string) {
+	if old, ok := m.stored[storageKey]; ok {
+		m.useMemo.add(m, old.Key, issuedAt(old), -1)
+		delete(m.stored, storageKey)
+	}
 }

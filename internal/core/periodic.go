@@ -218,7 +218,7 @@ func (m *Machine) swept(e Swept) {
 				continue
 			}
 			if se.Token != nil {
-				m.stored[se.StorageKey] = summary(tok)
+				m.setStored(se.StorageKey, summary(tok))
 			}
 		}
 	}
@@ -234,7 +234,7 @@ func (m *Machine) swept(e Swept) {
 	m.storedKnown = true
 	for sk := range m.stored {
 		if m.sweepSeen != nil && !m.sweepSeen[sk] {
-			delete(m.stored, sk)
+			m.deleteStored(sk)
 		}
 	}
 	m.sweepSeen = nil
@@ -243,7 +243,7 @@ func (m *Machine) swept(e Swept) {
 // deleteStale deletes a stale entry, in its key's order of writes when the key is in memory.
 func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 	if ks == nil && tok != nil {
-		delete(m.stored, storageKey)
+		m.deleteStored(storageKey)
 		ks = m.key(tok.Key)
 	}
 	if ks == nil {
@@ -277,10 +277,11 @@ func (m *Machine) entryChanged(e EntryChanged) {
 		ks.token, ks.loaded = nil, false
 		return
 	}
-	delete(m.stored, e.StorageKey)
+	m.deleteStored(e.StorageKey)
 }
 
 func (m *Machine) configSet(e ConfigSet) {
+	defer m.changedUse() // whether a role names a key depends on the config's client
 	if e.Config == nil {
 		// Stored tokens stay until they expire: they are served only under the credentials
 		// they came from, so only a config with those very credentials serves them again.
@@ -333,6 +334,7 @@ func (m *Machine) rolesLoaded(e RolesLoaded) {
 		m.roles.set(n, &r)
 	}
 	m.roles.known = true
+	m.changedUse()
 	m.evictUnnamed()
 }
 
@@ -340,6 +342,7 @@ func (m *Machine) roleSet(e RoleSet) {
 	old := m.roles.byName[e.Name]
 	// The role's tries stay: deleting and re-creating it must not reset its bound.
 	m.roles.set(e.Name, e.Role)
+	m.changedUse()
 	if old != nil && m.cfg != nil {
 		// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
 		for k, ks := range m.keys {

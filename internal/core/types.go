@@ -225,17 +225,23 @@ func (r *Role) newAccountsPerHour() int {
 // GlobMatch reports whether s matches pattern, in which * matches any run of characters
 // (also none) and every other character only itself.
 func GlobMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
+	first, rest, wild := strings.Cut(pattern, "*")
+	if !wild {
 		return pattern == s
 	}
-	first, last := parts[0], parts[len(parts)-1]
+	middle, last := "", rest
+	if i := strings.LastIndexByte(rest, '*'); i >= 0 {
+		middle, last = rest[:i], rest[i+1:]
+	}
 	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
 		return false
 	}
 	s = s[len(first) : len(s)-len(last)]
 	// Leftmost matches of the middle parts are enough: * can absorb whatever is skipped.
-	for _, part := range parts[1 : len(parts)-1] {
+	// Cut, not Split: every read of a many-seller role matches, and Split allocates.
+	for middle != "" {
+		var part string
+		part, middle, _ = strings.Cut(middle, "*")
 		i := strings.Index(s, part)
 		if i < 0 {
 			return false

@@ -24,6 +24,7 @@ const (
 	invOldEndpoint     = "breaker-of-old-endpoint" // reads refused by the breaker for failures of another base URL
 	invForgotten       = "idle-key-kept"           // a key idle for a day is still held in memory
 	invLockedOut       = "seller-locked-out"       // a read refused for max_new_accounts_per_hour while Naver refused fewer new accounts in the hour
+	invCache           = "cache-true"              // a cache of the core disagrees with what it caches
 )
 
 // failureOf is a key's failure with credentials: back-offs belong to the credentials.
@@ -54,6 +55,9 @@ func (c *checkState) read(w *World, k core.Key) { c.activity[k] = w.Now }
 
 // after checks what must hold after every step.
 func (c *checkState) after(w *World) {
+	if err := w.M.CheckCaches(); err != nil {
+		w.violate(invCache, "%v", err)
+	}
 	for _, k := range []core.Key{keyA, keyB, keyX} {
 		if w.M.Cached(k) != nil && w.cfgName != "" && !w.named(k) && !w.M.Evicting(k) {
 			w.violate(invCachedNamed, "%s is cached though no role names it", k.AccountID)

@@ -133,7 +133,6 @@ func (r *roleEntry) storageFormat() int {
 	return 1
 }
 
-
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{

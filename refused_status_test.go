@@ -1,6 +1,8 @@
 package navercommerce
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +66,78 @@ func TestRefusedAccountWithALiveTokenIsNotAskedAgain(t *testing.T) {
 	}
 	if n := env.requestsFor("SELLER", acct) - refusedAfter; n != 0 {
 		t.Errorf("Naver was asked %d more times for the account it refused, within the hour of the refusal", n)
+	}
+}
+
+// What an operator and a monitoring check see of an account Naver refused, through the
+// backend: the read's 400 names the account and points at the path (not the role's
+// account_id); the next read fails at once, asking Naver nothing; status says refused, until
+// when and why, and counts it (refused_keys, key_states) apart from failing keys; the metrics
+// gauge counts it; a drop forgets the refusal with a warning saying so, and the next read
+// asks Naver again.
+func TestRefusedAccountThroughTheBackend(t *testing.T) {
+	env := newTestEnvWithApp(t, navercommercetest.Application{ClientID: testClientID, ClientSecret: testSecret, AccountIDs: []string{"ncp_real"}})
+	env.configure()
+	env.mustWrite("roles/sellers", map[string]any{"type": "SELLER", "allowed_account_ids": "*"})
+	const acct = "ncp_left"
+	refusedKeys := func() float64 {
+		t.Helper()
+		resp := env.mustRead("metrics")
+		v, _ := resp.Data["navercommerce_refused_keys"].(float64)
+		return v
+	}
+
+	resp, err := env.read("token/sellers/" + acct)
+	if code, msg := httpStatus(resp, err), errorText(resp, err); code != 400 || !strings.Contains(msg, acct) || !strings.Contains(msg, "account ID in the path") {
+		t.Fatalf("the first read of an account Naver refuses: %d %q, want 400 naming %s and the path", code, msg, acct)
+	}
+	refusedAt := env.clock.Now()
+	asked := env.requestsFor("SELLER", acct)
+	resp, err = env.read("token/sellers/" + acct)
+	if code, msg := httpStatus(resp, err), errorText(resp, err); code != 400 || !strings.Contains(msg, acct) {
+		t.Errorf("the second read: %d %q, want 400 naming %s", code, msg, acct)
+	}
+	if n := env.requestsFor("SELLER", acct); n != asked {
+		t.Errorf("the second read asked Naver (%d requests, was %d)", n, asked)
+	}
+
+	st := env.mustRead("status/sellers/" + acct)
+	if st.Data["state"] != "refused" {
+		t.Errorf("status state = %v, want refused", st.Data["state"])
+	}
+	if until, err := time.Parse(time.RFC3339, fmt.Sprint(st.Data["refused_until"])); err != nil || !until.Equal(refusedAt.Add(time.Hour).Truncate(time.Second)) {
+		t.Errorf("refused_until = %v, want an hour after the refusal (%s)", st.Data["refused_until"], refusedAt.Add(time.Hour))
+	}
+	if reason, _ := st.Data["refused_reason"].(string); !strings.Contains(reason, acct) {
+		t.Errorf("refused_reason = %q, want Naver's answer naming the account", reason)
+	}
+	sum := env.mustRead("status")
+	if sum.Data["refused_keys"] != 1 || sum.Data["failing_keys"] != 0 {
+		t.Errorf("status: refused_keys %v, failing_keys %v; want 1 and 0", sum.Data["refused_keys"], sum.Data["failing_keys"])
+	}
+	if states, _ := sum.Data["key_states"].(map[string]any); states["refused"] != 1 {
+		t.Errorf("status key_states = %v, want refused 1", sum.Data["key_states"])
+	}
+	if n := refusedKeys(); n != 1 {
+		t.Errorf("navercommerce_refused_keys = %v, want 1", n)
+	}
+
+	drop := env.deleteToken("sellers/"+acct, false)
+	if !strings.Contains(strings.Join(drop.Warnings, " "), "refusal of the account is forgotten") {
+		t.Errorf("the drop's warnings %q do not say the refusal is forgotten", drop.Warnings)
+	}
+	if st := env.mustRead("status/sellers/" + acct); st.Data["state"] == "refused" {
+		t.Errorf("after the drop: state refused")
+	}
+	if sum := env.mustRead("status"); sum.Data["refused_keys"] != 0 {
+		t.Errorf("after the drop: refused_keys %v, want 0", sum.Data["refused_keys"])
+	}
+	if n := refusedKeys(); n != 0 {
+		t.Errorf("after the drop: navercommerce_refused_keys = %v, want 0", n)
+	}
+	env.clock.Advance(10 * time.Second) // past the back-off of the refused request
+	env.read("token/sellers/" + acct)
+	if n := env.requestsFor("SELLER", acct); n != asked+1 {
+		t.Errorf("the read after the drop made %d requests, want 1 (the refusal is forgotten)", n-asked)
 	}
 }

@@ -346,3 +346,22 @@ func TestKeysInUseCountIsKept(t *testing.T) {
 		}
 	}
 }
+
+// keyLess orders keys as their String() does.
+func TestKeyLessOrdersAsString(t *testing.T) {
+	parts := []string{"", "a", "ab", "a|", "b", "SELF", "SELLER"}
+	for _, c1 := range parts {
+		for _, t1 := range parts[:3] {
+			for _, a1 := range parts {
+				for _, c2 := range parts {
+					for _, a2 := range parts {
+						k1, k2 := Key{c1, t1, a1}, Key{c2, t1, a2}
+						if got, want := keyLess(k1, k2), k1.String() < k2.String(); got != want {
+							t.Fatalf("keyLess(%v, %v) = %v, want %v", k1, k2, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -33,6 +33,9 @@ type harness struct {
 	// probes are the drops' questions to Naver, left unanswered; dropsDone their answers.
 	probes    []Probe
 	dropsDone map[DropID]DropDone
+	// skipChecks: no comparison of the caches with fresh counts after each step (for
+	// measuring).
+	skipChecks bool
 }
 
 func newHarness(t *testing.T) *harness {
@@ -57,6 +60,9 @@ func (h *harness) step(ev Event) {
 		e := h.queue[0]
 		h.queue = h.queue[1:]
 		h.effect(e)
+	}
+	if h.skipChecks {
+		return
 	}
 	if err := h.m.CheckCaches(); err != nil {
 		h.t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -32,6 +33,13 @@ const (
 	invStatusTruthful  = "status-truthful"     // status does not say the next read asks Naver while it backs off
 	invRoleWrites      = "role-writes"         // every acknowledged role write is kept: concurrent writes lose no update
 	invDamagedRole     = "damaged-role"        // an unreadable role never breaks status or other roles, and can be deleted or overwritten
+	invServedAlive     = "served-alive"        // a served token has ≥ 10 s left at Naver, and its lease does not outlive it there
+	invRetryAfter      = "retry-after"         // a key does not ask Naver before the Retry-After of Naver's last answer to it ended
+	invAppBudget       = "app-budget"          // the application's requests in any sliding hour stay within max_application_requests_per_hour or the automatic budget
+	invAppCounts       = "app-counts-true"     // status's count of the application's requests is what was sent, plus at most 8 a minute a process stopped in
+	invServedAtOnce    = "served-at-once"      // a token in Naver's window with 5+ minutes left is served at once, its renewal behind the read
+	invBreakerTruthful = "breaker-truthful"    // reads are not refused by the breaker once Naver answered the application, nor by an address the config no longer names
+	invBadInput        = "bad-input-refused"   // a write with a value the README refuses is refused, and a refused role write changes nothing
 )
 
 // Invariants lists every check with its one-line statement.
@@ -52,6 +60,13 @@ var Invariants = []struct{ Name, Statement string }{
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
 	{invDamagedRole, "an unreadable role entry never breaks status or other roles, and an operator can delete or overwrite it"},
+	{invServedAlive, "a token served has at least 10 s left in Naver's own view (the emulator's record of its real expiry) when the read returns, and its lease does not outlive it there (a token Naver killed counts once a drop or config write told the plugin)"},
+	{invRetryAfter, "a key sends no request (a retry included) before the Retry-After of Naver's last answer to it ended (at most 5 minutes, the README's ceiling), across drops; a restart or new credentials forget it; a config write's verification is not the key's"},
+	{invAppBudget, "the application's token requests in any sliding hour (verification, retries and renewals included, across restarts) stay within max_application_requests_per_hour, or the automatic 30 + 2 per token in use (keys Naver issued a token to, read within 3 hours or with a live token; as large as when any request of the hour was sent)"},
+	{invAppCounts, "status's application_requests_last_hour (counted across restarts) is never below the requests sent in its 61 minutes, and above them by at most 8 for each minute a process stopped in (the count-ahead reserve)"},
+	{invServedAtOnce, "with background_refresh, a read whose key's newest token has 5 minutes (or the role's min_remaining_ttl) to 30 minutes left at Naver, known to the plugin (stored, not dropped, same credentials), is served that token at once (its renewal runs behind the read)"},
+	{invBreakerTruthful, "a read is not refused by the application's breaker when the application's last request was answered by Naver (a verification of a new base_url included), nor with an error naming an address the config no longer names"},
+	{invBadInput, "a write with a value the README refuses (one per generated invalid action) is refused; a refused role write leaves the role as it was"},
 }
 
 // Violation is one broken promise.
@@ -121,6 +136,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 		c := *p
 		iss = &c
 	}
+	lost := w.lostTokens[tok]
 	w.mu.Unlock()
 	switch {
 	case iss == nil:
@@ -132,7 +148,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 		// A rotation revokes tokens at Naver; until the new secret is written to config
 		// the plugin cannot know, but after it must not serve them.
 		w.report(invTokenValid, "rotated:"+name, "app%d role %s: served a token of the secret replaced in config", a.idx, name)
-	case expiresAt.After(iss.expires.Add(time.Second)):
+	case expiresAt.After(iss.expires.Add(time.Second)) && !lost:
 		w.report(invTokenValid, "outlives:"+name, "app%d role %s: served expires_at %s, but Naver's token dies at %s (%s earlier)%s", a.idx, name,
 			expiresAt.Format(time.RFC3339), iss.expires.Format(time.RFC3339), expiresAt.Sub(iss.expires).Round(time.Second), a.recent(r.key()))
 	}
@@ -157,10 +173,13 @@ func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.
 	w.stats.FailedReads[failedReadReason(msg)]++
 	w.mu.Unlock()
 	w.scanText(msg, fmt.Sprintf("app%d read token/%s error", a.idx, name))
-	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || storageFault {
+	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || !a.baseOK || storageFault || !w.authorised(a, r) {
 		return
 	}
 	now := w.now()
+	if strings.Contains(msg, "max_application_requests_per_hour") && w.appBudgetSpent(a, now) {
+		return // the application's budget binds: its requests of the hour are spent
+	}
 	calm := w.calmSince(a)
 	if now.Sub(calm) >= recoveryBound {
 		w.report(invRecovers, name, "app%d role %s: read failed %s after every fault ended: %s", a.idx, name, now.Sub(calm).Round(time.Second), msg)
@@ -223,17 +242,30 @@ func (w *world) checkNaver() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := w.stats.naverViolationsSeen; i < len(vs); i++ {
+		if w.excusedIdx[i] {
+			continue // excused as it happened (see excuseNeedless)
+		}
 		if w.lostTokenAskedFor(vs[i]) {
 			w.excusedNaver = append(w.excusedNaver, vs[i])
 			continue
 		}
 		var ctx []string
+		note := ""
 		for _, a := range w.apps {
 			if strings.Contains(vs[i], a.clientID) {
 				ctx = append(ctx, a.history...)
 			}
+			if rest, ok := strings.CutPrefix(vs[i], "needless token request: "+a.clientID+"|"); ok {
+				keyID, _, _ := strings.Cut(rest, " asked")
+				if w.unstoredAtDelete[fmt.Sprint(a.idx)+"|"+keyID] {
+					note = " " + noteUnstoredDelete
+				}
+				if w.verifyAfterFault[fmt.Sprint(a.idx)+"|"+keyID] {
+					note = " " + noteVerifyAfterFault
+				}
+			}
 		}
-		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s (last operator actions: %s)", vs[i], strings.Join(ctx, "; "))
+		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s%s (last operator actions: %s)", vs[i], note, strings.Join(ctx, "; "))
 	}
 	w.stats.naverViolationsSeen = len(vs)
 	for _, a := range w.apps {
@@ -297,23 +329,37 @@ func (w *world) checkOperatorView(a *app) {
 		if keys, ok := resp.Data["keys"].([]map[string]any); ok && !sf && !a.lastStorageFault.After(a.lastRoleChange) {
 			w.checkCachedNamed(a, keys)
 		}
+		if n, ok := resp.Data["application_requests_last_hour"]; ok && page == 0 && !sf {
+			w.mu.Lock()
+			w.checkAppCounts(a, int(asInt(n)), w.now())
+			w.mu.Unlock()
+		}
 		next, _ := resp.Data["next_after"].(string)
 		if next == "" || page >= 100 {
 			break
 		}
 		query = map[string]any{"keys": listKeys, "limit": statusPage, "after": next}
 	}
-	names := make([]string, 0, len(a.roles))
+	var names []string
 	sellers := w.sellersToView(a)
-	for n := range a.roles {
-		if !strings.HasPrefix(n, sellersRole+"/") || sellers[n] {
+	for n, r := range a.roles {
+		if !r.exists {
+			continue
+		}
+		if !r.many() || r.damaged {
 			names = append(names, n)
+			continue
+		}
+		for _, account := range sellers {
+			if r.allows(account) {
+				names = append(names, n+"/"+account)
+			}
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		r := a.roles[n]
-		if !r.exists {
+		r := a.readModel(n)
+		if !r.exists && !r.damaged {
 			continue
 		}
 		resp, err, sf := a.request(logical.ReadOperation, "status/"+n, nil)
@@ -351,7 +397,6 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 			return
 		}
 	}
-	named := a.namedKeys()
 	ids := make([]string, len(keys))
 	w.mu.Lock()
 	w.stats.cachedNamedKeys += len(keys)
@@ -362,21 +407,10 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 	for i, k := range keys {
 		id := ids[i]
 		// A SELF token that verified the config is cached on purpose (README).
-		if k["cached"] == true && !named[id] && id != "SELF|" {
+		if k["cached"] == true && !a.names(id) && id != "SELF|" {
 			w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
 		}
 	}
-}
-
-// namedKeys is the set of keys the app's roles name, as the model knows them.
-func (a *app) namedKeys() map[string]bool {
-	named := map[string]bool{}
-	for _, r := range a.roles {
-		if r.exists && !r.damaged {
-			named[r.key()] = true
-		}
-	}
-	return named
 }
 
 // sellersToView picks the sellers of the many-seller role whose status/sellers/<account>
@@ -384,24 +418,25 @@ func (a *app) namedKeys() map[string]bool {
 // backs off only after one, which is where status-truthful can break), and a few more in
 // turn, so that every seller's status is read and scanned for secrets now and then.
 // Reading all of them every half hour would be most of a long run's cost.
-func (w *world) sellersToView(a *app) map[string]bool {
-	out := map[string]bool{}
-	if w.p.ManySellers == 0 {
-		return out
+func (w *world) sellersToView(a *app) []string {
+	pool := w.p.sellerPool()
+	if pool == 0 {
+		return nil
 	}
+	out := map[string]bool{}
 	w.mu.Lock()
-	for i := 0; i < w.p.ManySellers; i++ {
+	for i := 0; i < pool; i++ {
 		if k := a.keys["SELLER|"+manySellerID(a.idx, i)]; k != nil && !k.lastOK {
-			out[sellerPath(a.idx, i)] = true
+			out[manySellerID(a.idx, i)] = true
 		}
 	}
 	w.mu.Unlock()
 	const inTurn = 4
 	for i := 0; i < inTurn; i++ {
-		out[sellerPath(a.idx, (a.viewTurn+i)%w.p.ManySellers)] = true
+		out[manySellerID(a.idx, (a.viewTurn+i)%pool)] = true
 	}
 	a.viewTurn += inTurn
-	return out
+	return sortedKeys(out)
 }
 
 func (a *app) damagedNames() []string {
@@ -555,9 +590,12 @@ func isBase64(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
+// isCoded reports whether err is one Vault answers with its own status (a 4xx), not 500:
+// a coded error, or a user error (a field's value that does not convert).
 func isCoded(err error) bool {
 	var coded logical.HTTPCodedError
-	return errors.As(err, &coded)
+	var user errutil.UserError
+	return errors.As(err, &coded) || errors.As(err, &user) || errors.Is(err, logical.ErrUnsupportedPath) || errors.Is(err, logical.ErrUnsupportedOperation)
 }
 
 func errText(resp *logical.Response, err error) string {

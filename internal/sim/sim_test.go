@@ -92,9 +92,17 @@ func TestCorpus(t *testing.T) {
 }
 
 // fail reports failed runs: as errors when strict (or asked to), otherwise as a log and a
-// skip, while issue 16's defects are known and unfixed.
+// skip, while issue 16's defects are known and unfixed. Runs that show only issue 25's
+// broken promises (known_findings.go) are logged while issue25Fixed is false.
 func fail(t *testing.T, failed []Result, asked bool) {
 	t.Helper()
+	known, failed := splitKnown(failed)
+	if len(known) > 0 {
+		t.Logf("%d seed(s) showed only issue 25's known broken promises (issue25Fixed is false; SIM_STRICT=1 fails on them):\n%s", len(known), knownSummary(known))
+		for _, r := range known {
+			t.Log(failureReport(r))
+		}
+	}
 	for _, r := range failed {
 		if strict() || asked {
 			t.Error(failureReport(r))

@@ -327,9 +327,15 @@ func (g *alphabetGen) pair(t time.Duration) Action {
 		second := g.pairMember(kinds[g.rng.IntN(len(kinds))], t, role)
 		return Action{At: t, Kind: actConcurrent, App: g.app, Role: role, First: &first, Then: &second, Gate: []string{"send:", "net:"}[g.rng.IntN(2)]}
 	}
-	first := g.pairMember(kinds[g.rng.IntN(len(kinds))], t, role)
-	second := g.pairMember(kinds[g.rng.IntN(len(kinds))], t, role)
-	return Action{At: t, Kind: actConcurrent, App: g.app, Role: role, First: &first, Then: &second, Gate: gs[g.rng.IntN(len(gs))], Skip: g.rng.IntN(2)}
+	f, gate, s := drawPair(g.rng, kinds, gs)
+	first := g.pairMember(f, t, role)
+	second := g.pairMember(s, t, role)
+	return Action{At: t, Kind: actConcurrent, App: g.app, Role: role, First: &first, Then: &second, Gate: gate, Skip: g.rng.IntN(2)}
+}
+
+// drawPair draws a pair uniformly from every kind held at every gate while every kind runs.
+func drawPair(rng *rand.Rand, kinds, gs []string) (first, gate, second string) {
+	return kinds[rng.IntN(len(kinds))], gs[rng.IntN(len(gs))], kinds[rng.IntN(len(kinds))]
 }
 
 // flap writes one field of one write operation to one valid value, then to another, with

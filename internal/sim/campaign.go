@@ -121,6 +121,9 @@ var (
 // and the operator actions before it that touched the violation's key. It is a reading
 // aid for the campaign's table, not a proof: replay the seed to be sure.
 func classify(v Violation) string {
+	if n := classify25(v); n > 0 {
+		return itemName(n) + ": " + issue25Items[n]
+	}
 	switch v.Invariant {
 	case invDamagedRole:
 		return "16.7 an unreadable role breaks status and cannot be removed"

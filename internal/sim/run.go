@@ -63,7 +63,7 @@ func DefaultParams() Params {
 // an operator written again within about an hour, the operator view every hour (it was a
 // fifth of a long run's cost every half hour).
 func LongParams() Params {
-	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true, OperatorView: time.Hour}
+	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true, OperatorView: time.Hour, Alphabet: 0.5}
 }
 
 // keysPerApp is how many keys an application can read.

@@ -40,6 +40,11 @@ type Campaign struct {
 // RunCampaign runs seeds from first on until budget has passed (or count seeds ran, when
 // count > 0), on as many workers as there are CPUs.
 func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campaign {
+	return runCampaign(first, count, budget, p, nil)
+}
+
+// runCampaign is RunCampaign, handing each run to seen (when set) as it ends.
+func runCampaign(first uint64, count int, budget time.Duration, p Params, seen func(Result)) Campaign {
 	start, cpuStart := time.Now(), processCPU()
 	// Seeds wait in real time at concurrent actions' gates (secondWait) without using a
 	// CPU: more workers than CPUs keep the CPUs busy meanwhile.
@@ -63,6 +68,9 @@ func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campai
 				mu.Unlock()
 				r := Run(seed, p)
 				mu.Lock()
+				if seen != nil {
+					seen(r)
+				}
 				c.add(r)
 				mu.Unlock()
 			}

@@ -41,14 +41,14 @@ new_tree() {
 
 base=$(new_tree)
 # The simulator under test is the one in this checkout, also when it is not committed.
-rsync -a --delete "$root/internal/sim/" "$base/internal/sim/"
+rm -rf "$base/internal/sim" && cp -a "$root/internal/sim" "$base/internal/sim"
 run_in "$base" baseline
 
 for patch in internal/sim/testdata/planted/*.patch; do
   name=$(basename "$patch" .patch)
   case "$name" in *"$pattern"*) ;; *) continue ;; esac
   tree=$(new_tree)
-  rsync -a --delete "$root/internal/sim/" "$tree/internal/sim/"
+  rm -rf "$tree/internal/sim" && cp -a "$root/internal/sim" "$tree/internal/sim"
   if ! git -C "$tree" apply "$root/$patch" 2>"$results/$name.apply"; then
     echo "sim-planted: $name: the patch does not apply to this code: $(head -1 "$results/$name.apply")" >&2
     echo "patch does not apply: $(head -1 "$results/$name.apply" | tr '|' '/')" >"$results/$name.status"

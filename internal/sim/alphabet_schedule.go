@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,7 +94,7 @@ func (g *alphabetGen) exp(mean time.Duration) time.Duration {
 // event draws one event at t: one or more actions.
 func (g *alphabetGen) event(t time.Duration) []Action {
 	switch n := g.rng.IntN(100); {
-	case n < 38:
+	case n < 34:
 		return g.restore(g.apiAction(t, "", g.rng.IntN(10) == 0))
 	case n < 46:
 		return g.episode(t)
@@ -110,12 +111,12 @@ func (g *alphabetGen) event(t time.Duration) []Action {
 		}
 		return out
 	case n < 80:
-		return []Action{g.storageFault(t)}
-	case n < 87:
+		return []Action{g.storageFault(t, storagePrefixes)}
+	case n < 85:
 		return g.retryAfterStorm(t)
-	case n < 90:
+	case n < 88:
 		return []Action{g.onboard(t)}
-	case n < 92:
+	case n < 90:
 		return []Action{g.restartStorm(t)}
 	default:
 		return []Action{{At: t, Kind: actLease, App: g.app, B: g.rng.IntN(2) == 0}}
@@ -167,7 +168,7 @@ func (g *alphabetGen) apiActionOf(op apiOp, t time.Duration, role string, invali
 	if _, ok := params["name"]; ok && role != "" && params["name"] != "bad name!" {
 		params["name"] = role
 	}
-	if op.Path == "/config" && op.Method == "post" {
+	if op.Path == "/config" && op.Method == "post" && !invalid {
 		completeConfigWrite(g.rng, args)
 	}
 	return Action{At: t, Kind: actAPI, App: g.app, S: op.ID, Role: params["name"], Params: params, Args: args, B: invalid}
@@ -231,16 +232,24 @@ func (g *alphabetGen) episode(t time.Duration) []Action {
 	role := roles[g.rng.IntN(len(roles))]
 	var acts []Action
 	switch g.rng.IntN(4) {
-	case 0:
-		acts = append(acts, g.storageFault(t))
-	case 1:
+	case 0, 1:
+		// The storage of what the episode acts on: its role, and its key's token.
+		acts = append(acts, g.storageFault(t, []string{"roles/", "tokens/"}))
+	case 2:
 		a := faultAction(g.rng, g.p, t)
 		a.App = g.app
 		if a.Kind == faultStorage {
-			a = g.storageFault(t)
+			a = g.storageFault(t, []string{"roles/", "tokens/"})
 		}
 		a.D = min(a.D, 20*time.Minute)
 		acts = append(acts, a)
+	}
+	// The operations on one role: those whose path names it, drawn alike.
+	var onRole []apiOp
+	for _, o := range g.ops {
+		if slices.Contains(o.Params, "name") {
+			onRole = append(onRole, o)
+		}
 	}
 	n := 3 + g.rng.IntN(6)
 	for i := 0; i < n; i++ {
@@ -251,7 +260,8 @@ func (g *alphabetGen) episode(t time.Duration) []Action {
 		case 1:
 			acts = append(acts, Action{At: t, Kind: actPeriodicNow, App: g.app})
 		default:
-			acts = append(acts, g.restore(g.apiAction(t, role, g.rng.IntN(12) == 0))...)
+			op := onRole[g.rng.IntN(len(onRole))]
+			acts = append(acts, g.restore(g.apiActionOf(op, t, role, g.rng.IntN(12) == 0))...)
 		}
 	}
 	return acts
@@ -428,9 +438,9 @@ func (g *alphabetGen) pairMember(kind string, t time.Duration, role string) Acti
 	return a
 }
 
-// storageFault draws a failure of one storage operation on one prefix.
-func (g *alphabetGen) storageFault(t time.Duration) Action {
-	op, prefix := storageOps[g.rng.IntN(len(storageOps))], storagePrefixes[g.rng.IntN(len(storagePrefixes))]
+// storageFault draws a failure of one storage operation on one of prefixes.
+func (g *alphabetGen) storageFault(t time.Duration, prefixes []string) Action {
+	op, prefix := storageOps[g.rng.IntN(len(storageOps))], prefixes[g.rng.IntN(len(prefixes))]
 	return Action{At: t, Kind: faultStorage, App: g.app, S: op + "@" + prefix, N: 1 + g.rng.IntN(4),
 		D: []time.Duration{2 * time.Minute, 5 * time.Minute, 20 * time.Minute}[g.rng.IntN(3)]}
 }

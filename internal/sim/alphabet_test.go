@@ -117,7 +117,7 @@ func TestStorageFaultsCoverEveryOperationAndPrefix(t *testing.T) {
 	g := &alphabetGen{rng: rand.New(rand.NewPCG(5, 6)), p: DefaultParams(), app: 0, ops: mustDeclaredOps()}
 	seen := map[string]bool{}
 	for i := 0; i < 2000; i++ {
-		seen[g.storageFault(0).S] = true
+		seen[g.storageFault(0, storagePrefixes).S] = true
 	}
 	for _, op := range storageOps {
 		for _, p := range storagePrefixes {

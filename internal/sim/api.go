@@ -2,7 +2,9 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +28,7 @@ const (
 	symUnreachable = "$unreachable"
 	symProxy       = "$proxy"
 	unreachableURL = "http://127.0.0.2:9/external"
+	naverBaseURL   = "https://api.commerce.naver.com/external" // base_url's default
 )
 
 // resolve turns a generated value into what is sent.
@@ -113,9 +116,12 @@ func (w *world) api(a *app, act Action) {
 		return
 	}
 	resp, err, sf := a.request(op.Op, path, data)
-	if r := a.roles[act.Params["name"]]; r != nil && r.damaged {
-		// An unreadable role may fail what names it (damaged-role judges the rest).
-		sf = true
+	for _, name := range []string{act.Params["name"], fmt.Sprint(data["role"])} {
+		if r := a.roles[name]; r != nil && r.damaged {
+			// An unreadable role may fail what names it, a status filter too (damaged-role
+			// judges the rest).
+			sf = true
+		}
 	}
 	if err != nil && !sf && !isCoded(err) {
 		w.report(invNoInternalError, op.ID, "app%d %s %s: %v", a.idx, op.Method, path, err)
@@ -272,10 +278,9 @@ func (w *world) noteUnstoredAtDelete(a *app, r roleModel) {
 		return
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, keyID := range a.unstored {
-		if keyID == r.key() {
-			w.unstoredAtDelete[fmt.Sprint(a.idx)+"|"+keyID] = true
-		}
+	unstored := slices.Contains(slices.Collect(maps.Values(a.unstored)), r.key())
+	w.mu.Unlock()
+	if unstored {
+		w.noteKey(fmt.Sprint(a.idx)+"|"+r.key(), noteUnstoredDelete)
 	}
 }

@@ -184,11 +184,10 @@ func (a *app) noteStorageFault(key string, now time.Time) {
 	}
 }
 
-// appBudgetSpent reports whether the application may have spent its budget of the hour
-// before now: the requests it sent, with what restarts may add that was never sent (the
-// count-ahead reserve), reach the budget. A refusal short of it refuses reads the README
-// lets through (app-counts-true says why).
-func (w *world) appBudgetSpent(a *app, now time.Time) bool {
+// checkAppBudgetRefusal: a read refused by the application's budget must find it spent:
+// the requests sent in the hour, with what the restarts in it may add that was never sent
+// (the count-ahead reserve), reach the budget the README derives.
+func (w *world) checkAppBudgetRefusal(a *app, name, msg string, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	cur := now.Unix() / 60
@@ -199,5 +198,23 @@ func (w *world) appBudgetSpent(a *app, now time.Time) bool {
 			restarts++
 		}
 	}
-	return sent+countAhead*restarts >= w.appBudgetAt(a, now) || a.cfgWriting > 0
+	// The least budget the README allows: keys that leave use (their role deleted, their
+	// token evicted) may stop counting; those a role names and apps read do not.
+	budget := a.appPerHour
+	if budget == 0 {
+		n := 0
+		for id, k := range a.keys {
+			if k.issued && now.Sub(k.lastRead) < tokenLife && a.names(id) {
+				n++
+			}
+		}
+		budget = appBudgetFloor + appBudgetPerKey*n
+	}
+	if restarts == 0 || sent+countAhead*restarts >= budget || a.cfgWriting > 0 || now.Sub(a.lastAppCountsFault) < time.Hour+2*time.Minute {
+		// Without a restart in the hour, a refusal below the budget is a question of
+		// which keys are in use, which the model does not follow closely enough.
+		return
+	}
+	w.violate(invAppCounts, fmt.Sprint(a.idx)+"refused", "app%d read token/%s refused by the application budget counting requests never sent: the plugin sent %d requests in the hour, %d restart minute(s) may add %d, the budget is at least %d: %s%s",
+		a.idx, name, sent, restarts, countAhead*restarts, budget, msg, a.recent(""))
 }

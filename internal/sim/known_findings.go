@@ -20,21 +20,49 @@ var issue25Items = map[int]string{
 	4: "restarts within a minute stack phantom requests in the application's stored counts",
 	5: "fixing an unreachable base_url leaves reads refused by the old address's breaker",
 	6: "every account ever named keeps a request log for the life of the process",
-	7: "a token published by a read racing its role's delete is never marked unnamed",
+	7: "a token no role names comes back into status (counted as cached until the next periodic run): published by a read racing its role's delete, or loaded at a start because it was never marked unnamed",
 	8: "a token in Naver's window known only from storage (a re-created role, a restart, a config written again) waits for Naver instead of being served at once",
 }
 
 // Findings of this simulator beyond issue 25's list, known and not fixed yet: logged like
 // issue 25's while issue25Fixed is false.
-const findingVerifyAfterStorageFault = 9
+const (
+	findingVerifyAfterStorageFault = 9
+	findingVerificationTokenLost   = 10
+	findingWindowEdge              = 11
+	findingStaleAfterConfigWrite   = 12
+	lastFinding                    = findingStaleAfterConfigWrite
+)
 
 func init() {
-	issue25Items[findingVerifyAfterStorageFault] = "(beyond issue 25) a config write's verification asks Naver for a SELF token when storage failed to read the stored one (fresh() treats the read error as no token): a needless request"
+	issue25Items[findingVerifyAfterStorageFault] = "(beyond issue 25) a config write's verification asks Naver for a SELF token when storage failed to read the stored one (fresh() treats the read error as no token): a needless request, and in reused-token mode the token handed back is cached without the stored fact's bound and served past its death"
+	issue25Items[findingVerificationTokenLost] = "(beyond issue 25) the token a config write's verification got is thrown away when storing the config fails (it is seeded only after the put); the write done again verifies again: a needless request"
+	issue25Items[findingStaleAfterConfigWrite] = "(beyond issue 25) after config writes that keep the credentials (renewal_spread changed), a token in the window whose renewal keeps failing (unservable answers) is served without the warning"
+	issue25Items[findingWindowEdge] = "(beyond issue 25) a renewal at the very first second of Naver's window (renewal_spread=0, the expiry reckoned from a truncated expires_in of a handed-back token): Naver still has 30m0s, a needless request"
 }
+
+// noteVerificationLost marks the finding of a needless request for the token of a
+// verification whose config write failed.
+const noteVerificationLost = "[the token of a verification whose config write then failed]"
 
 // noteVerifyAfterFault marks the finding of a needless request by a config write's
 // verification made just after storage failed to read a stored token.
 const noteVerifyAfterFault = "[a verification asked Naver just after storage failed to read tokens/]"
+
+// Notes of cached-keys-named found right after a start, or right after a request raced a
+// role's change (item 7).
+const (
+	noteAfterStart = "[status read right after a start]"
+	noteAfterRace  = "[status read right after a request raced a role's change]"
+)
+
+// noteConfigAfterFailure marks the violations of a key that was failing when a config write
+// that kept the credentials came (finding 12).
+const noteConfigAfterFailure = "[a config write that kept the credentials came while it was failing]"
+
+// noteConfigDeleteRace marks the violations of a key whose token was at Naver while the
+// config was deleted (item 2).
+const noteConfigDeleteRace = "[a read of it raced the config's delete]"
 
 // noteUnstoredDelete marks the finding of a needless request of a key whose token was only
 // in memory when its role was deleted (item 3), so that classify25 can tell it.
@@ -52,14 +80,18 @@ func classify25(v Violation) int {
 		return 1
 	case invAppCounts:
 		if strings.Contains(d, "never sent") {
-			return 4
+			return 4 // status counts them, or a read was refused by them
 		}
-	case invBreakerTruthful:
+	case invOldAddress:
 		return 5
 	case invServedAtOnce:
 		return 8
+	case invStaleWarned:
+		if strings.Contains(d, noteConfigAfterFailure) {
+			return findingStaleAfterConfigWrite
+		}
 	case invCachedNamed:
-		if heldAtNaver("navercommerce-delete-role") || heldAtNaver("role-delete") || strings.Contains(d, "concurrent read with role-delete at net:") {
+		if strings.Contains(d, noteAfterStart) || strings.Contains(d, noteAfterRace) {
 			return 7
 		}
 	case invNaverCompliant, invTokenValid, invServedAlive:
@@ -70,7 +102,11 @@ func classify25(v Violation) int {
 			return 3
 		case strings.Contains(d, noteVerifyAfterFault):
 			return findingVerifyAfterStorageFault
-		case heldAtNaver("navercommerce-delete-configuration"):
+		case strings.Contains(d, noteVerificationLost):
+			return findingVerificationTokenLost
+		case strings.Contains(d, "asked again while its token had 30m0s left"):
+			return findingWindowEdge
+		case heldAtNaver("navercommerce-delete-configuration") || strings.Contains(d, noteConfigDeleteRace):
 			return 2
 		}
 	}
@@ -145,7 +181,7 @@ func knownSummary(results []Result) string {
 		}
 	}
 	var b strings.Builder
-	for n := 1; n <= findingVerifyAfterStorageFault; n++ {
+	for n := 1; n <= lastFinding; n++ {
 		if len(seeds[n]) > 0 {
 			fmt.Fprintf(&b, "%s (%s): seeds %s\n", itemName(n), issue25Items[n], seedList(seeds[n]))
 		}

@@ -94,31 +94,60 @@ func (w *world) checkServedAlive(a *app, name string, r roleModel, iss *issuedTo
 	}
 }
 
-// checkBreakerTruthful: a read refused by the application's breaker (Naver failing) for
-// failures at an address the config no longer names: base_url changed since the last
-// failed request and the application's last request (a verification of the new address)
-// was answered, or the refusal names the old address. (A breaker that keeps refusing until
-// its next probe after a success at the same address is documented: "served within a
-// probe interval of Naver's recovery".) Under no lock.
-func (w *world) checkBreakerTruthful(a *app, name, msg string) {
-	if !strings.Contains(msg, "answers to this application were failures") {
+// checkOldAddress: a read refused for what failed under credentials the config no longer
+// has (README: "Back-offs and tokens belong to the credentials they were made with: a
+// failure of the old secret never delays the new one"; base_url is one of them): by the
+// key's back-off while the key has not failed since client_secret or base_url changed;
+// by the application's breaker or the key's pace (which are about Naver failing) only
+// when base_url named another address since the last failure, and for the breaker once
+// the new address answered (a breaker that keeps refusing until its next probe after a
+// success at the same address is documented). Under no lock.
+func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
+	if !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") {
 		return
 	}
 	w.mu.Lock()
 	answered, at, pair, writing := a.lastAnswered, a.lastRequestAt, w.pairActive, a.cfgWriting > 0
-	moved := a.baseChangedAt.After(a.lastFailedAt)
+	credChanged, baseChanged := a.credChangedAt, a.baseChangedAt
+	keyFailedAt := time.Time{}
+	if k := a.keys[r.key()]; k != nil {
+		keyFailedAt = k.failedAt
+	}
+	lastFailed := a.lastFailedAt
 	w.mu.Unlock()
-	if pair || writing {
+	if pair || writing || !a.baseOK || a.cfgSecret != a.secret {
 		return
 	}
+	breaker := strings.Contains(msg, "answers to this application were failures")
+	paced := strings.Contains(msg, "Naver is failing, and meanwhile")
 	switch {
-	case answered && moved:
-		w.report(invBreakerTruthful, name, "app%d read token/%s refused by the breaker (%s), but base_url changed since the application's last failed request (%s), and its last request (%s) was answered%s",
-			a.idx, name, msg, fmtOffset(a.lastFailedAt.Sub(epoch)), fmtOffset(at.Sub(epoch)), a.recent(""))
-	case a.baseOK && a.oldHost != "" && strings.Contains(msg, a.oldHost):
-		w.report(invBreakerTruthful, name, "app%d read token/%s refused by the breaker of an address the config no longer names (%s): %s%s",
-			a.idx, name, a.oldHost, msg, a.recent(""))
+	case breaker && answered && !baseChanged.IsZero() && baseChanged.After(lastFailed):
+		w.report(invOldAddress, name, "app%d read token/%s refused by the breaker (%s), but base_url named another address (%s) since the application's last failed request (%s), and its last request (%s) was answered%s",
+			a.idx, name, msg, fmtOffset(baseChanged.Sub(epoch)), fmtOffset(lastFailed.Sub(epoch)), fmtOffset(at.Sub(epoch)), a.recent(""))
+	case paced && !baseChanged.IsZero() && baseChanged.After(keyFailedAt):
+		w.report(invOldAddress, name, "app%d read token/%s refused by the pace of failures at the address base_url left at %s (the key has not failed since): %s%s",
+			a.idx, name, fmtOffset(baseChanged.Sub(epoch)), msg, a.recent(r.key()))
+	case !breaker && !paced && !credChanged.IsZero() && credChanged.After(keyFailedAt):
+		w.report(invOldAddress, name, "app%d read token/%s refused by the back-off of a failure under the credentials replaced at %s (the key has not failed since): %s%s",
+			a.idx, name, fmtOffset(credChanged.Sub(epoch)), msg, a.recent(r.key()))
 	}
+}
+
+// checkVerificationRefused: a config write that points base_url at an address that answers,
+// from one that did not, was refused without asking it, for what failed at the old address
+// (its breaker, the SELF key's back-off or pace): the operator cannot fix the address with
+// verification.
+func (w *world) checkVerificationRefused(a *app, data map[string]any, msg string) {
+	base, ok := data["base_url"].(string)
+	if !ok || !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") {
+		return
+	}
+	newOK, newHost := baseState(base)
+	_, oldHost := baseState(a.cfgBase)
+	if !newOK || a.baseOK || newHost == oldHost || !a.configured {
+		return
+	}
+	w.report(invOldAddress, "verify "+newHost, "app%d config write pointing base_url at %s (from %s) was refused without asking it: %s%s", a.idx, base, a.cfgBase, msg, a.recent(""))
 }
 
 // excuseNeedless: Naver handed back got, a token it issued before, to app a's key. The

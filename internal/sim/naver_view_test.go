@@ -79,16 +79,44 @@ func TestNaverViewChecks(t *testing.T) {
 			}
 		}, invOneFlight},
 		{"a read refused by the breaker of the address the config left", func(w *world, a *app) {
-			a.baseOK, a.lastAnswered = true, true
+			a.baseOK, a.lastAnswered, a.cfgSecret = true, true, a.secret
 			a.lastFailedAt = w.now().Add(-2 * time.Minute)
-			a.baseChangedAt = w.now().Add(-time.Minute)
-			w.checkBreakerTruthful(a, "r1", "not asking Naver before X: its last 3 answers to this application were failures (the last: dial tcp 127.0.0.2:9)")
-		}, invBreakerTruthful},
+			a.credChangedAt, a.baseChangedAt = w.now().Add(-time.Minute), w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: its last 3 answers to this application were failures (the last: dial tcp 127.0.0.2:9)")
+		}, invOldAddress},
 		{"a read refused by the breaker of the address it still has", func(w *world, a *app) {
-			a.baseOK, a.lastAnswered = true, true
+			a.baseOK, a.lastAnswered, a.cfgSecret = true, true, a.secret
 			a.lastFailedAt = w.now().Add(-time.Minute)
-			a.baseChangedAt = w.now().Add(-time.Hour)
-			w.checkBreakerTruthful(a, "r1", "not asking Naver before X: its last 3 answers to this application were failures")
+			a.credChangedAt = w.now().Add(-time.Hour)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: its last 3 answers to this application were failures")
+		}, ""},
+		{"a read refused by the key's pace of the old address", func(w *world, a *app) {
+			a.baseOK, a.cfgSecret = true, a.secret
+			k := a.key(seller.key())
+			k.failedAt = w.now().Add(-3 * time.Minute)
+			a.credChangedAt, a.baseChangedAt = w.now().Add(-time.Minute), w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
+		}, invOldAddress},
+		{"a read refused by the key's pace after a new secret (same address)", func(w *world, a *app) {
+			a.baseOK, a.cfgSecret = true, a.secret
+			k := a.key(seller.key())
+			k.failedAt = w.now().Add(-3 * time.Minute)
+			a.credChangedAt = w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
+		}, ""},
+		{"a read refused by the back-off of the old secret", func(w *world, a *app) {
+			a.baseOK, a.cfgSecret = true, a.secret
+			k := a.key(seller.key())
+			k.failedAt = w.now().Add(-3 * time.Minute)
+			a.credChangedAt = w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver again before X: the request at Y failed")
+		}, invOldAddress},
+		{"a read refused by the key's back-off after it failed at the new address", func(w *world, a *app) {
+			a.baseOK, a.cfgSecret = true, a.secret
+			k := a.key(seller.key())
+			k.failedAt = w.now().Add(-10 * time.Second)
+			a.credChangedAt = w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver again before X: the request at Y failed")
 		}, ""},
 	}
 	for _, tt := range tests {

@@ -49,6 +49,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	keyID := form.Get("type") + "|" + form.Get("account_id")
 
 	var k *keyModel
+	var verification bool
 	if isToken {
 		w.mu.Lock()
 		k = a.key(keyID)
@@ -56,19 +57,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if k.inFlight > 1 {
 			w.violate(invOneFlight, keyID, "app%d key %s: %d token requests in flight at once", a.idx, keyID, k.inFlight)
 		}
+		// Judged as the plugin sends it: a restart while it is held below forgets it
+		// with the rest of the old backend's counts.
+		verification = a.verifying
+		w.checkAttempt(a, k, keyID, form, verification)
 		w.mu.Unlock()
 		// A concurrent action may hold the request here, on its way to Naver: a second
 		// read of the key must join it, not send its own.
 		w.atGate("send:" + keyID)
 	}
 	w.netMu.Lock()
-	var verification bool
-	if isToken {
-		w.mu.Lock()
-		verification = a.verifying
-		w.checkAttempt(a, k, keyID, form, verification)
-		w.mu.Unlock()
-	}
 	resp, err := t.send(req, body, form, isToken, keyID)
 	if isToken {
 		w.mu.Lock()
@@ -81,6 +79,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				if resp.StatusCode == http.StatusOK {
 					k.lastOK = w.servable(resp)
 				}
+			}
+			if !k.lastOK {
+				k.failedAt = k.lastAt
+			}
+			if err == nil {
 				if ra, ok := retryAfter(resp); ok {
 					// Naver asked the key to wait: the plugin's back-off honours it up to
 					// its 5-minute ceiling (README, "Failures").
@@ -143,7 +146,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 			a.idx, keyID, now.Sub(k.raAt).Round(time.Second), k.lastError, k.raUntil.Sub(k.raAt))
 	}
 	if verification && now.Sub(a.lastTokenStorageFault) < time.Minute {
-		w.verifyAfterFault[fmt.Sprint(a.idx)+"|"+keyID] = true
+		w.noteKey(fmt.Sprint(a.idx)+"|"+keyID, noteVerifyAfterFault)
 	}
 	w.checkAppBudget(a, keyID, now)
 	cut := now.Add(-time.Hour)
@@ -257,7 +260,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 			w.mu.Lock()
 			_, handedBack := w.issued[tr.AccessToken]
 			if !handedBack && ok {
-				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, cred: a.credGen, key: keyID, at: now, verification: a.verifying,
+				cred := a.credGen
+				if a.verifying {
+					cred = a.verifyCred
+				}
+				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, cred: cred, key: keyID, at: now, verification: a.verifying,
 					expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
 				w.latest[id] = tr.AccessToken
 			}

@@ -102,6 +102,15 @@ func (w *world) concurrentPair(a *app, act Action) {
 		w.pair = &readPair{app: a.idx, key: m.key()}
 	}
 	w.mu.Unlock()
+	if isConfigDelete(first) || isConfigDelete(then) {
+		// A read racing the config's delete: what it brings is the key's to keep (item 2).
+		for _, m := range []Action{first, then} {
+			if m.Kind == actAPI && isTokenRead(m.S) {
+				r := a.readModel(strings.TrimPrefix(mustOp(m.S).requestPath(m.Params), "token/"))
+				w.noteKey(fmt.Sprint(a.idx)+"|"+r.key(), noteConfigDeleteRace)
+			}
+		}
+	}
 	g := &gate{prefix: act.Gate, skip: act.Skip, done: make(chan struct{})}
 	g.then = func() { w.do(then) }
 	w.mu.Lock()
@@ -129,6 +138,20 @@ func (w *world) concurrentPair(a *app, act Action) {
 	for name := range roles {
 		w.readBackRole(a, name)
 	}
+	if len(roles) > 0 || first.Kind == actRestart || then.Kind == actRestart || touchesRole(first) || touchesRole(then) {
+		// A request that raced a role's change, or a restart, may leave a key cached that no
+		// role names: status says so now, before a periodic run cleans it up.
+		w.checkStatusKeys(a, noteAfterRace)
+	}
+}
+
+// touchesRole reports whether a is a role write or delete.
+func touchesRole(a Action) bool {
+	if a.Kind != actAPI {
+		return a.Kind == actRoleDelete || a.Kind == actRoleAccount || a.Kind == actRoleCreate
+	}
+	o, ok := opByID(a.S)
+	return ok && o.mutates() && strings.HasPrefix(o.Path, "/roles/")
 }
 
 // pairKind names a pair member for reports: its kind, or its operation.
@@ -137,6 +160,14 @@ func pairKind(a Action) string {
 		return a.S
 	}
 	return a.Kind
+}
+
+func isConfigDelete(a Action) bool {
+	if a.Kind == actConfigDel {
+		return true
+	}
+	o, ok := opByID(a.S)
+	return a.Kind == actAPI && ok && o.Op == logical.DeleteOperation && o.Path == "/config"
 }
 
 func isTokenRead(id string) bool {
@@ -370,6 +401,10 @@ func (w *world) operate(a *app, act Action) {
 		a.backend().InvalidateKey(w.ctx, key)
 	case actRestart:
 		a.start()
+		if w.p.Alphabet > 0 {
+			// A start checks the tokens it loads (a role deleted while the plugin was down).
+			w.checkStatusKeys(a, noteAfterStart)
+		}
 	case actDropRestart:
 		w.operate(a, Action{Kind: actDrop, App: act.App, Role: act.Role, B: act.B, N: act.N})
 		a.start()
@@ -477,6 +512,11 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 	w.mu.Lock()
 	a.verifying = true
 	a.cfgWriting++
+	// A token the write's verification gets belongs to the credentials it writes.
+	a.verifyCred = a.credGen
+	if secret, base := a.credentialsAfter(data); secret != a.credSecret || baseHost(base) != baseHost(a.credBase) {
+		a.verifyCred = a.credGen + 1
+	}
 	w.mu.Unlock()
 	resp, err, sf := a.request(logical.UpdateOperation, "config", data)
 	w.mu.Lock()
@@ -490,38 +530,50 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 		w.scanResponse(resp, fmt.Sprintf("app%d config write", a.idx))
 	}
 	if err != nil || (resp != nil && resp.IsError()) {
+		if !sf {
+			w.checkVerificationRefused(a, data, errText(resp, err))
+		}
+		w.mu.Lock()
+		if iss := w.issued[w.latest[fmt.Sprint(a.idx)+"|SELF|"]]; iss != nil && iss.verification && !iss.at.Before(now) {
+			// Its verification got a token, then the write failed (storage): the token is
+			// Naver's current SELF token, which the plugin may have thrown away.
+			w.verificationLost[w.latest[fmt.Sprint(a.idx)+"|SELF|"]] = true
+		}
+		w.mu.Unlock()
 		return false
 	}
 	if _, ok := data["client_id"]; ok && !a.configured {
 		a.configured = true
 		a.perHour, a.ahead, a.retries, a.timeout, a.appPerHour = 12, true, 1, 10*time.Second, 0 // the plugin's defaults but max_retries
-		a.baseOK, a.oldHost = true, ""
-		a.cfgSecret, a.cfgBase = "", baseURL
+		// base_url's default is Naver's own address, which the simulated network does not
+		// reach.
+		a.baseOK, a.oldHost = false, ""
+		a.cfgSecret, a.cfgBase = "", naverBaseURL
 	}
-	secret, base := a.cfgSecret, a.cfgBase
-	if s, ok := data["client_secret"].(string); ok {
-		secret = s
-	}
-	if b, ok := data["base_url"].(string); ok {
-		base = b
-	}
-	// The same credentials written again (after a config delete, or a cosmetic base_url)
-	// keep their tokens; others start over.
+	secret, base := a.credentialsAfter(data)
 	ok, host := baseState(base)
-	_, credHost := baseState(a.credBase)
-	credentials := secret != a.cfgSecret || host != func() string { _, h := baseState(a.cfgBase); return h }()
-	if secret != a.credSecret || host != credHost {
+	_, cfgHost := baseState(a.cfgBase)
+	// credentials: what the config held before this write changed (a config written again
+	// after a delete starts the model's view of back-offs over, as the plugin's memory
+	// does). The credentials tokens and back-offs belong to changed only if they differ
+	// from the last ones configured, kept across a delete (the same written again keep
+	// their tokens; a cosmetic base_url is no change).
+	credentials := secret != a.cfgSecret || host != cfgHost
+	if _, credHost := baseState(a.credBase); secret != a.credSecret || host != credHost {
+		if a.credSecret != "" {
+			a.credChangedAt = now
+			if host != credHost {
+				a.baseChangedAt = now
+			}
+		}
 		a.credGen++
 		a.credSecret, a.credBase = secret, base
 	}
-	if _, cfgHost := baseState(a.cfgBase); host != cfgHost && a.configured {
-		a.baseChangedAt = now
-	}
-	if !ok && a.baseOK {
-		a.oldHost = ""
-	}
 	if ok && !a.baseOK {
 		_, a.oldHost = baseState(a.cfgBase)
+	}
+	if !ok {
+		a.oldHost = ""
 	}
 	a.cfgSecret, a.cfgBase, a.baseOK = secret, base, ok
 	if v, ok := data["max_token_requests_per_hour"].(int); ok {
@@ -539,6 +591,15 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 	if v, ok := data["request_timeout"].(string); ok {
 		a.timeout, _ = time.ParseDuration(v)
 	}
+	if !credentials {
+		w.mu.Lock()
+		for keyID, k := range a.keys {
+			if !k.lastOK && k.lastAt.After(k.resetAt) {
+				defer w.noteKey(fmt.Sprint(a.idx)+"|"+keyID, noteConfigAfterFailure)
+			}
+		}
+		w.mu.Unlock()
+	}
 	if credentials {
 		a.lastConfigChange = now
 		w.mu.Lock()
@@ -548,6 +609,28 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 		w.mu.Unlock()
 	}
 	return true
+}
+
+// credentialsAfter is the client secret and base_url the config holds once data is
+// written (on a mount without config, base_url's default).
+func (a *app) credentialsAfter(data map[string]any) (secret, base string) {
+	secret, base = a.cfgSecret, a.cfgBase
+	if !a.configured {
+		secret, base = "", naverBaseURL
+	}
+	if s, ok := data["client_secret"].(string); ok {
+		secret = s
+	}
+	if b, ok := data["base_url"].(string); ok {
+		base = b
+	}
+	return secret, base
+}
+
+// baseHost is base_url's address (host and port, lower case).
+func baseHost(base string) string {
+	_, h := baseState(base)
+	return h
 }
 
 // drop deletes token/<path> (path: a role, or <role>/<account> on a many-seller role):

@@ -313,7 +313,7 @@ func (w *world) readWith(a *app, name string, data map[string]any, invalid bool)
 	w.checkRead(a, name, model, failedBefore, start, dropsBefore, resp, err, excused)
 	if err != nil || resp == nil || resp.IsError() {
 		if !excused {
-			w.checkBreakerTruthful(a, name, errText(resp, err))
+			w.checkOldAddress(a, name, model, errText(resp, err))
 		}
 		return
 	}

@@ -84,12 +84,14 @@ type world struct {
 	// the plugin cannot bound what Naver hands back of a token it never learnt of.
 	lostTokens map[string]bool
 	minutely   map[int64]int
-	// unstoredAtDelete holds, per app and key, a key whose token was in memory only (its
-	// storing failed) when a role naming it was deleted (see classify25, item 3).
-	unstoredAtDelete map[string]bool
-	// verifyAfterFault holds, per app and key, a verification sent within a minute of a
-	// storage failure on tokens/ (see classify25, finding 9).
-	verifyAfterFault map[string]bool // requests of every application per minute since the epoch
+	// keyNotes holds, per app and key, what happened to the key that a later violation of
+	// it may show (its token lost in a role delete, a verification after a storage failure;
+	// see classify25), under notesMu: violation reports read them under w.mu.
+	keyNotes map[string][]string
+	notesMu  sync.Mutex
+	// verificationLost holds the tokens a config write's verification got before the write
+	// failed (see classify25, finding 10).
+	verificationLost map[string]bool // requests of every application per minute since the epoch
 	// excusedIdx holds the indexes (in the emulator's Violations) of findings excused as
 	// they happened (a forced drop's needless request).
 	excusedIdx map[int]bool
@@ -195,8 +197,10 @@ type app struct {
 	oldHost string
 	// appPerHour is max_application_requests_per_hour (0: automatic).
 	appPerHour int
-	// cfgWriting counts config writes under way (a concurrent action may run meanwhile).
+	// cfgWriting counts config writes under way (a concurrent action may run meanwhile);
+	// verifyCred is credGen as the one under way would make it.
 	cfgWriting int
+	verifyCred int
 	// sentMinutes counts the token requests the plugin sent (its HTTP attempts), per Unix
 	// minute; restartMinutes are the minutes a backend was shut down in.
 	sentMinutes    map[int64]int
@@ -212,6 +216,7 @@ type app struct {
 	lastRequestAt      time.Time
 	lastFailedAt       time.Time // the application's last token request Naver failed (no answer, 5xx, 429)
 	baseChangedAt      time.Time // the last config write that changed base_url's address
+	credChangedAt      time.Time // the last config write that changed client_secret or base_url
 	lastAppCountsFault time.Time
 	// lastTokenStorageFault: the last storage failure injected on tokens/.
 	lastTokenStorageFault time.Time
@@ -335,6 +340,7 @@ type keyModel struct {
 	raAt, raUntil, raReset time.Time
 	issued                 bool      // Naver issued the key a token (for the application budget)
 	droppedAt              time.Time // the last drop that succeeded
+	failedAt               time.Time // the key's last failed request (a drop does not forget it)
 }
 
 type lockedBuffer struct {
@@ -379,8 +385,8 @@ func newWorld(seed uint64, p Params) *world {
 		excusedIdx:    map[int]bool{},
 		lostTokens:    map[string]bool{},
 
-		unstoredAtDelete: map[string]bool{},
-		verifyAfterFault: map[string]bool{},
+		keyNotes:         map[string][]string{},
+		verificationLost: map[string]bool{},
 		pendingLoss:      map[string]bool{},
 		forcedLive:       map[string]string{},
 	}

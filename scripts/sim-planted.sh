@@ -22,6 +22,7 @@ cleanup() {
   rm -rf "$results"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 # run_in TREE NAME: TestPlanted in TREE, written to $results/NAME.json.
 run_in() {

@@ -184,6 +184,9 @@ func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.
 		w.checkAppBudgetRefusal(a, name, msg, now)
 		return
 	}
+	if w.checkNewAccountsRefusal(a, name, r, msg, now) {
+		return
+	}
 	calm := w.calmSince(a)
 	if now.Sub(calm) >= recoveryBound {
 		w.report(invRecovers, name, "app%d role %s: read failed %s after every fault ended: %s", a.idx, name, now.Sub(calm).Round(time.Second), msg)

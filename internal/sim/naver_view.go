@@ -103,7 +103,8 @@ func (w *world) checkServedAlive(a *app, name string, r roleModel, iss *issuedTo
 // the new address answered (a breaker that keeps refusing until its next probe after a
 // success at the same address is documented). Under no lock.
 func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
-	if !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") {
+	if !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") ||
+		strings.Contains(msg, "max_new_accounts_per_hour") { // checkNewAccountsRefusal's
 		return
 	}
 	w.mu.Lock()

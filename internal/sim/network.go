@@ -248,6 +248,13 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 	w.emu.ServeHTTP(rec, r)
 	resp := rec.Result()
 	resp.Request = req
+	if isToken && resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && strings.HasPrefix(keyID, "SELLER|") {
+		// Naver refused the account: the plugin counts it against the bound of its
+		// many-seller roles on new accounts (max_new_accounts_per_hour).
+		w.mu.Lock()
+		a.noteAccountRefused(strings.TrimPrefix(keyID, "SELLER|"), w.now())
+		w.mu.Unlock()
+	}
 	if isToken && resp.StatusCode == http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -269,9 +276,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 				w.latest[id] = tr.AccessToken
 			}
 			if ok {
-				if k := a.key(keyID); !k.issued {
+				k := a.key(keyID)
+				if !k.issued {
 					a.firstToken(k, w.now())
 				}
+				k.issuedAt = w.now()
 			}
 			if w.pendingLoss[id] {
 				// Answered to a backend that was shut down meanwhile: the new one never

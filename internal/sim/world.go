@@ -205,6 +205,9 @@ type app struct {
 	// minute; restartMinutes are the minutes a backend was shut down in.
 	sentMinutes    map[int64]int
 	restartMinutes map[int64]bool
+	// accountRefusals are Naver's refusals of SELLER accounts (4xx but 429) of the last
+	// hours, oldest first, for the bound on new accounts (max_new_accounts_per_hour).
+	accountRefusals []accountRefusal
 	// window is the last hour's token requests, for the application budget; inUseN is the
 	// count of tokens in use made at inUseAt (see world.inUse).
 	window  appWindow
@@ -339,6 +342,7 @@ type keyModel struct {
 	// raReset is when the plugin may have forgotten it (a restart, new credentials).
 	raAt, raUntil, raReset time.Time
 	issued                 bool      // Naver issued the key a token (for the application budget)
+	issuedAt               time.Time // Naver's last answer with a token for the key (handed back too)
 	droppedAt              time.Time // the last drop that succeeded
 	failedAt               time.Time // the key's last failed request (a drop does not forget it)
 }

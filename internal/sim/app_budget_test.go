@@ -74,6 +74,34 @@ func TestApplicationBudgetChecks(t *testing.T) {
 			w.checkAppCounts(a, 13, w.now())
 			w.mu.Unlock()
 		}, ""},
+		{"a reserve left in each of two minutes with requests before a restart", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.clock.Advance(time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.checkAppCounts(a, 10+2*countAhead, w.now())
+			w.mu.Unlock()
+		}, ""},
+		{"more than 8 a minute never sent in the minutes before a restart", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.clock.Advance(time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.checkAppCounts(a, 10+2*countAhead+1, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
+		{"requests after the last restart leave no reserve that counts", func(w *world, a *app) {
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.mu.Unlock()
+			w.clock.Advance(2 * time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			w.checkAppCounts(a, 5+countAhead+1, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
 		{"status counts fewer than were sent", func(w *world, a *app) {
 			send(w, a, "SELF|", 5, time.Second)
 			w.mu.Lock()

@@ -204,7 +204,8 @@ func (w *world) checkAppBudgetRefusal(a *app, name, msg string, now time.Time) {
 		}
 		budget = appBudgetFloor + appBudgetPerKey*n
 	}
-	if reserved == 0 || sent+countAhead*reserved >= budget || a.cfgWriting > 0 || now.Sub(a.lastAppCountsFault) < time.Hour+2*time.Minute {
+	if reserved == 0 || sent+countAhead*reserved >= budget || a.cfgWriting > 0 || now.Sub(a.lastAppCountsFault) < time.Hour+2*time.Minute ||
+		now.Sub(a.lastTokenStorageFault) < tokenLife { // a token whose storing failed is unknown to the next process
 		// Without a restart in the hour, a refusal below the budget is a question of
 		// which keys are in use, which the model does not follow closely enough.
 		return

@@ -40,6 +40,11 @@ type Campaign struct {
 // RunCampaign runs seeds from first on until budget has passed (or count seeds ran, when
 // count > 0), on as many workers as there are CPUs.
 func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campaign {
+	return runCampaign(first, count, budget, p, nil)
+}
+
+// runCampaign is RunCampaign, handing each run to seen (when set) as it ends.
+func runCampaign(first uint64, count int, budget time.Duration, p Params, seen func(Result)) Campaign {
 	start, cpuStart := time.Now(), processCPU()
 	// Seeds wait in real time at concurrent actions' gates (secondWait) without using a
 	// CPU: more workers than CPUs keep the CPUs busy meanwhile.
@@ -63,6 +68,9 @@ func RunCampaign(first uint64, count int, budget time.Duration, p Params) Campai
 				mu.Unlock()
 				r := Run(seed, p)
 				mu.Lock()
+				if seen != nil {
+					seen(r)
+				}
 				c.add(r)
 				mu.Unlock()
 			}
@@ -121,6 +129,9 @@ var (
 // and the operator actions before it that touched the violation's key. It is a reading
 // aid for the campaign's table, not a proof: replay the seed to be sure.
 func classify(v Violation) string {
+	if n := classify25(v); n > 0 {
+		return itemName(n) + ": " + issue25Items[n]
+	}
 	switch v.Invariant {
 	case invDamagedRole:
 		return "16.7 an unreadable role breaks status and cannot be removed"
@@ -246,6 +257,18 @@ func (c Campaign) Markdown(command, machine string) string {
 			"(status/<role> of every single-account role; of the many-seller role's sellers, each one whose last request failed, where a key can be backing off, and four more in turn). " +
 			"Signatures are a digest on both sides instead of bcrypt (see docs/decisions.md); the short campaign and the corpus keep bcrypt. " +
 			"The 10,000-seller week of issue 18 is `go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH` (in docs/benchmarks.md).\n\n")
+	}
+	if c.Params.Alphabet > 0 {
+		ops := mustDeclaredOps()
+		kinds, gs := pairKinds(), gates()
+		fmt.Fprintf(&b, "## The alphabet generated from the API\n\n"+
+			"Besides the workload above, each application draws %g actions an hour from an alphabet read from the backend itself (`alphabet.go`, `alphabet_schedule.go`): "+
+			"the %d operations its OpenAPI document declares (every path × operation, `TestAlphabetCoversTheAPI` fails on one the generator cannot make), with arguments drawn from the field schemas (valid values mostly, one refused value in ten); "+
+			"episodes of a few operations on one role within minutes, often under a storage failure of its role or token; a setting written to one value and back (a flap); "+
+			"pairs of actions, the first held at one of %d gates (each storage operation on each prefix of %v, on the way to Naver, on the way back) while the second runs, from %d kinds (every operation, a restart, Vault's periodic call, an invalidation): %d pairs, drawn alike, and reads of one key held on their way to Naver; "+
+			"storage failures of each operation on each prefix; `Retry-After` storms with an app retrying every second; onboarding storms of new accounts, authorised or refused, through a many-seller or `*` role; crash loops; lease renewals and revocations. "+
+			"A delete of the config or a role is followed by its re-creation, as an operator (or Terraform) would. The alphabet has a stream of its own: a seed's workload is the schedule it was before.\n\n",
+			c.Params.Alphabet, len(ops), len(gs), storagePrefixes, len(kinds), len(kinds)*len(gs)*len(kinds))
 	}
 	b.WriteString("## Faults and actions injected\n\n| kind | count |\n|---|---:|\n")
 	for _, k := range sortedKeys(c.Faults) {

@@ -6,32 +6,41 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // The promises the simulator checks after every step. Each has a short name, used in
 // violation reports, docs/simulation.md and docs/guarantees.md.
 const (
-	invLeaseWithinLife = "lease-within-life"   // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
-	invTokenValid      = "token-valid"         // a token read is valid at Naver, for at least as long as the read says
-	invOwnAccount      = "own-account"         // a role's read returns a token of its own client, type and account
-	invNaverCompliant  = "naver-compliant"     // Naver records no needless, concurrent or non-compliant request, and no penalty
-	invOneFlight       = "one-request-per-key" // at most one token request per key is in flight
-	invKeyBudget       = "key-budget"          // no key sends more than max_token_requests_per_hour in any hour (since a restart)
-	invBackoff         = "backoff"             // after a failed request a key waits at least 5 s before asking again
-	invStaleWarned     = "stale-warned"        // a token served while its renewal is failing carries a warning
-	invRecovers        = "recovers"            // 65 minutes after every fault ended, a read of a healthy role succeeds
-	invNoSecret        = "no-secret"           // no client secret, signature or fragment in a response, log line, status or metrics
-	invNoInternalError = "no-internal-error"   // no request fails with an internal error unless storage failed under it
-	invCachedNamed     = "cached-keys-named"   // status counts as cached only keys some role names
-	invStorageSwept    = "storage-swept"       // no stored token outlives its expiry by more than the sweep bound
-	invStatusTruthful  = "status-truthful"     // status does not say the next read asks Naver while it backs off
-	invRoleWrites      = "role-writes"         // every acknowledged role write is kept: concurrent writes lose no update
-	invDamagedRole     = "damaged-role"        // an unreadable role never breaks status or other roles, and can be deleted or overwritten
+	invLeaseWithinLife = "lease-within-life"         // a read returns ≥ 10 s of life, a lease of 1 s..life (≥ 10 s unless the role's ttl is lower)
+	invTokenValid      = "token-valid"               // a token read is valid at Naver, for at least as long as the read says
+	invOwnAccount      = "own-account"               // a role's read returns a token of its own client, type and account
+	invNaverCompliant  = "naver-compliant"           // Naver records no needless, concurrent or non-compliant request, and no penalty
+	invOneFlight       = "one-request-per-key"       // at most one token request per key is in flight
+	invKeyBudget       = "key-budget"                // no key sends more than max_token_requests_per_hour in any hour (since a restart)
+	invBackoff         = "backoff"                   // after a failed request a key waits at least 5 s before asking again
+	invStaleWarned     = "stale-warned"              // a token served while its renewal is failing carries a warning
+	invRecovers        = "recovers"                  // 65 minutes after every fault ended, a read of a healthy role succeeds
+	invNoSecret        = "no-secret"                 // no client secret, signature or fragment in a response, log line, status or metrics
+	invNoInternalError = "no-internal-error"         // no request fails with an internal error unless storage failed under it
+	invCachedNamed     = "cached-keys-named"         // status counts as cached only keys some role names
+	invStorageSwept    = "storage-swept"             // no stored token outlives its expiry by more than the sweep bound
+	invStatusTruthful  = "status-truthful"           // status does not say the next read asks Naver while it backs off
+	invRoleWrites      = "role-writes"               // every acknowledged role write is kept: concurrent writes lose no update
+	invDamagedRole     = "damaged-role"              // an unreadable role never breaks status or other roles, and can be deleted or overwritten
+	invServedAlive     = "served-alive"              // a served token has ≥ 10 s left at Naver, and its lease does not outlive it there
+	invRetryAfter      = "retry-after"               // a key does not ask Naver before the Retry-After of Naver's last answer to it ended
+	invAppBudget       = "app-budget"                // the application's requests in any sliding hour stay within max_application_requests_per_hour or the automatic budget
+	invAppCounts       = "app-counts-true"           // status's count of the application's requests is what was sent, plus at most 8 a minute before a restart
+	invServedAtOnce    = "served-at-once"            // a token in Naver's window with 5+ minutes left is served at once, its renewal behind the read
+	invOldAddress      = "old-credentials-forgotten" // after client_secret or base_url changes, nothing that failed under the old ones refuses a read or a verification
+	invBadInput        = "bad-input-refused"         // a write with a value the README refuses is refused, and a refused role write changes nothing
 )
 
 // Invariants lists every check with its one-line statement.
@@ -44,7 +53,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started)"},
 	{invBackoff, "after a failed request (or an answer whose token cannot be served) a key waits at least 5 s before asking again"},
 	{invStaleWarned, "a token served while the key's last request failed, and the token is in Naver's 30-minute window, carries a warning"},
-	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds"},
+	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds; a read through a many-seller role refused for max_new_accounts_per_hour (at any time) finds that many accounts refused by Naver in the hour before"},
 	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
 	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
 	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names: a role write or delete evicts the keys it leaves unnamed before it returns (no check while a role is damaged: nothing tells the plugin storage damaged it)"},
@@ -52,6 +61,13 @@ var Invariants = []struct{ Name, Statement string }{
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
 	{invDamagedRole, "an unreadable role entry never breaks status or other roles, and an operator can delete or overwrite it"},
+	{invServedAlive, "a token served has at least 10 s left in Naver's own view (the emulator's record of its real expiry) when the read returns, and its lease does not outlive it there (a token Naver killed counts once a drop or config write told the plugin)"},
+	{invRetryAfter, "a key sends no request (a retry included) before the Retry-After of Naver's last answer to it ended (at most 5 minutes, the README's ceiling), across drops; a restart or new credentials forget it; a config write's verification is not the key's"},
+	{invAppBudget, "the application's token requests in any sliding hour (verification, retries and renewals included, across restarts) stay within max_application_requests_per_hour, or the automatic 30 + 2 per token in use (keys Naver issued a token to within 3 hours that a role names; the check counts, to be safe, every key issued a token that was read or issued one within 3 hours or has a live token; as large as when any request of the hour was sent)"},
+	{invAppCounts, "status's application_requests_last_hour (counted across restarts) is never below the requests sent in its 61 minutes, and above them by at most 8 for each minute up to the hour's last restart that had a request or a restart (the count-ahead reserve, at most 8 a minute across processes); a read refused by the application budget finds it spent by those counts, with 30 + 2 per key a role names that Naver issued a token to within 3 hours"},
+	{invServedAtOnce, "with background_refresh, a read whose key's newest token has 5 minutes (or the role's min_remaining_ttl) to 30 minutes left at Naver, known to the plugin (stored, not dropped, same credentials), is served that token at once (its renewal runs behind the read)"},
+	{invOldAddress, "once the credentials changed (client_secret, base_url: what tokens and back-offs belong to), a read of a key that has not failed since is not refused by a back-off of the old ones (README: \"a failure of the old secret never delays the new one\"); once base_url names another address, nor by the old address's pace, nor by its breaker after the new address answered; and a config write moving base_url from an address that does not answer to one that does is not refused without asking it"},
+	{invBadInput, "a write with a value the README refuses (one per generated invalid action) is refused; a refused role write leaves the role as it was"},
 }
 
 // Violation is one broken promise.
@@ -121,6 +137,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 		c := *p
 		iss = &c
 	}
+	lost := w.lostTokens[tok]
 	w.mu.Unlock()
 	switch {
 	case iss == nil:
@@ -132,7 +149,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 		// A rotation revokes tokens at Naver; until the new secret is written to config
 		// the plugin cannot know, but after it must not serve them.
 		w.report(invTokenValid, "rotated:"+name, "app%d role %s: served a token of the secret replaced in config", a.idx, name)
-	case expiresAt.After(iss.expires.Add(time.Second)):
+	case expiresAt.After(iss.expires.Add(time.Second)) && !lost:
 		w.report(invTokenValid, "outlives:"+name, "app%d role %s: served expires_at %s, but Naver's token dies at %s (%s earlier)%s", a.idx, name,
 			expiresAt.Format(time.RFC3339), iss.expires.Format(time.RFC3339), expiresAt.Sub(iss.expires).Round(time.Second), a.recent(r.key()))
 	}
@@ -145,7 +162,7 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 	failedAfter := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
 	w.mu.Unlock()
 	if failedBefore && failedAfter && naverLeft < refreshWindow-time.Minute && len(resp.Warnings) == 0 {
-		w.report(invStaleWarned, name, "app%d role %s: served a token with %s left at Naver while its renewal fails (%s), without a warning", a.idx, name, naverLeft.Round(time.Second), k.lastError)
+		w.report(invStaleWarned, name, "app%d role %s: served a token with %s left at Naver while its renewal fails (%s), without a warning%s", a.idx, name, naverLeft.Round(time.Second), k.lastError, a.recent(r.key()))
 	}
 }
 
@@ -157,10 +174,19 @@ func (w *world) checkFailedRead(a *app, name string, r roleModel, resp *logical.
 	w.stats.FailedReads[failedReadReason(msg)]++
 	w.mu.Unlock()
 	w.scanText(msg, fmt.Sprintf("app%d read token/%s error", a.idx, name))
-	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || storageFault {
+	if !r.exists || r.damaged || r.uncertain || !a.configured || a.cfgSecret != a.secret || !a.baseOK || storageFault || !w.authorised(a, r) {
 		return
 	}
 	now := w.now()
+	if strings.Contains(msg, "max_application_requests_per_hour") {
+		// The application's budget binds when its requests of the hour are spent; a
+		// refusal short of that counts requests never sent, or too small a budget.
+		w.checkAppBudgetRefusal(a, name, msg, now)
+		return
+	}
+	if w.checkNewAccountsRefusal(a, name, r, msg, now) {
+		return
+	}
 	calm := w.calmSince(a)
 	if now.Sub(calm) >= recoveryBound {
 		w.report(invRecovers, name, "app%d role %s: read failed %s after every fault ended: %s", a.idx, name, now.Sub(calm).Round(time.Second), msg)
@@ -212,9 +238,31 @@ func (w *world) calmSince(a *app) time.Time {
 	return calm
 }
 
-// recent describes a key's recent history for a violation report.
+// recent describes a key's recent history for a violation report, with what the model
+// noted of the key (see noteKey).
 func (a *app) recent(keyID string) string {
-	return fmt.Sprintf(" (key %s; last operator actions: %s)", keyID, strings.Join(a.history, "; "))
+	notes := a.w.notesOf(fmt.Sprint(a.idx) + "|" + keyID)
+	return fmt.Sprintf(" (key %s%s; last operator actions: %s)", keyID, notes, strings.Join(a.history, "; "))
+}
+
+// noteKey notes what happened to key id ("app|TYPE|account") for the violations of it
+// that may follow (once per note).
+func (w *world) noteKey(id, note string) {
+	w.notesMu.Lock()
+	defer w.notesMu.Unlock()
+	if !slices.Contains(w.keyNotes[id], note) {
+		w.keyNotes[id] = append(w.keyNotes[id], note)
+	}
+}
+
+// notesOf returns the notes of key id, each after a space.
+func (w *world) notesOf(id string) string {
+	w.notesMu.Lock()
+	defer w.notesMu.Unlock()
+	if len(w.keyNotes[id]) == 0 {
+		return ""
+	}
+	return " " + strings.Join(w.keyNotes[id], " ")
 }
 
 // checkNaver turns what the emulator recorded into violations.
@@ -223,17 +271,28 @@ func (w *world) checkNaver() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := w.stats.naverViolationsSeen; i < len(vs); i++ {
+		if w.excusedIdx[i] {
+			continue // excused as it happened (see excuseNeedless)
+		}
 		if w.lostTokenAskedFor(vs[i]) {
 			w.excusedNaver = append(w.excusedNaver, vs[i])
 			continue
 		}
 		var ctx []string
+		note := ""
 		for _, a := range w.apps {
 			if strings.Contains(vs[i], a.clientID) {
 				ctx = append(ctx, a.history...)
 			}
+			if rest, ok := strings.CutPrefix(vs[i], "needless token request: "+a.clientID+"|"); ok {
+				keyID, _, _ := strings.Cut(rest, " asked")
+				note = w.notesOf(fmt.Sprint(a.idx) + "|" + keyID)
+				if w.verificationLost[w.latest[fmt.Sprint(a.idx)+"|"+keyID]] {
+					note += " " + noteVerificationLost
+				}
+			}
 		}
-		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s (last operator actions: %s)", vs[i], strings.Join(ctx, "; "))
+		w.violate(invNaverCompliant, fmt.Sprint(i), "naver recorded: %s%s (last operator actions: %s)", vs[i], note, strings.Join(ctx, "; "))
 	}
 	w.stats.naverViolationsSeen = len(vs)
 	for _, a := range w.apps {
@@ -297,23 +356,37 @@ func (w *world) checkOperatorView(a *app) {
 		if keys, ok := resp.Data["keys"].([]map[string]any); ok && !sf && !a.lastStorageFault.After(a.lastRoleChange) {
 			w.checkCachedNamed(a, keys)
 		}
+		if n, ok := resp.Data["application_requests_last_hour"]; ok && page == 0 && !sf {
+			w.mu.Lock()
+			w.checkAppCounts(a, int(asInt(n)), w.now())
+			w.mu.Unlock()
+		}
 		next, _ := resp.Data["next_after"].(string)
 		if next == "" || page >= 100 {
 			break
 		}
 		query = map[string]any{"keys": listKeys, "limit": statusPage, "after": next}
 	}
-	names := make([]string, 0, len(a.roles))
+	var names []string
 	sellers := w.sellersToView(a)
-	for n := range a.roles {
-		if !strings.HasPrefix(n, sellersRole+"/") || sellers[n] {
+	for n, r := range a.roles {
+		if !r.exists {
+			continue
+		}
+		if !r.many() || r.damaged {
 			names = append(names, n)
+			continue
+		}
+		for _, account := range sellers {
+			if r.allows(account) {
+				names = append(names, n+"/"+account)
+			}
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		r := a.roles[n]
-		if !r.exists {
+		r := a.readModel(n)
+		if !r.exists && !r.damaged {
 			continue
 		}
 		resp, err, sf := a.request(logical.ReadOperation, "status/"+n, nil)
@@ -339,11 +412,32 @@ func (w *world) checkOperatorView(a *app) {
 	w.scanText(w.logs.unscanned(), "the log")
 }
 
+// checkStatusKeys reads status's keys (every page) and checks that those it counts as cached
+// are named by a role: after a restart (a start checks the tokens it loads) and after a
+// role write or delete raced another request, when a key can be cached that no role names.
+func (w *world) checkStatusKeys(a *app, note string) {
+	query := map[string]any{"keys": true, "limit": statusPage}
+	for page := 0; page < 100; page++ {
+		resp, err, sf := a.request(logical.ReadOperation, "status", query)
+		if err != nil || sf || resp == nil || resp.IsError() {
+			return
+		}
+		if keys, ok := resp.Data["keys"].([]map[string]any); ok && !a.lastStorageFault.After(a.lastRoleChange) {
+			w.checkCachedNamed(a, keys, " "+note)
+		}
+		next, _ := resp.Data["next_after"].(string)
+		if next == "" {
+			return
+		}
+		query = map[string]any{"keys": true, "limit": statusPage, "after": next}
+	}
+}
+
 // statusPage is how many keys the operator view asks status for at once (status's most).
 const statusPage = 1000
 
 // checkCachedNamed checks that status counts as cached only keys some role names.
-func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
+func (w *world) checkCachedNamed(a *app, keys []map[string]any, notes ...string) {
 	for _, r := range a.roles {
 		// A damaged role names nothing, but nothing tells the plugin that storage damaged
 		// it: its key stays cached until a role change or the token's expiry.
@@ -351,7 +445,6 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 			return
 		}
 	}
-	named := a.namedKeys()
 	ids := make([]string, len(keys))
 	w.mu.Lock()
 	w.stats.cachedNamedKeys += len(keys)
@@ -362,21 +455,10 @@ func (w *world) checkCachedNamed(a *app, keys []map[string]any) {
 	for i, k := range keys {
 		id := ids[i]
 		// A SELF token that verified the config is cached on purpose (README).
-		if k["cached"] == true && !named[id] && id != "SELF|" {
-			w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s", a.idx, id, a.recent(id))
+		if k["cached"] == true && !a.names(id) && id != "SELF|" {
+			w.report(invCachedNamed, id, "app%d status counts key %s as cached, but no role names it%s%s", a.idx, id, strings.Join(notes, ""), a.recent(id))
 		}
 	}
-}
-
-// namedKeys is the set of keys the app's roles name, as the model knows them.
-func (a *app) namedKeys() map[string]bool {
-	named := map[string]bool{}
-	for _, r := range a.roles {
-		if r.exists && !r.damaged {
-			named[r.key()] = true
-		}
-	}
-	return named
 }
 
 // sellersToView picks the sellers of the many-seller role whose status/sellers/<account>
@@ -384,24 +466,25 @@ func (a *app) namedKeys() map[string]bool {
 // backs off only after one, which is where status-truthful can break), and a few more in
 // turn, so that every seller's status is read and scanned for secrets now and then.
 // Reading all of them every half hour would be most of a long run's cost.
-func (w *world) sellersToView(a *app) map[string]bool {
-	out := map[string]bool{}
-	if w.p.ManySellers == 0 {
-		return out
+func (w *world) sellersToView(a *app) []string {
+	pool := w.p.sellerPool()
+	if pool == 0 {
+		return nil
 	}
+	out := map[string]bool{}
 	w.mu.Lock()
-	for i := 0; i < w.p.ManySellers; i++ {
+	for i := 0; i < pool; i++ {
 		if k := a.keys["SELLER|"+manySellerID(a.idx, i)]; k != nil && !k.lastOK {
-			out[sellerPath(a.idx, i)] = true
+			out[manySellerID(a.idx, i)] = true
 		}
 	}
 	w.mu.Unlock()
 	const inTurn = 4
 	for i := 0; i < inTurn; i++ {
-		out[sellerPath(a.idx, (a.viewTurn+i)%w.p.ManySellers)] = true
+		out[manySellerID(a.idx, (a.viewTurn+i)%pool)] = true
 	}
 	a.viewTurn += inTurn
-	return out
+	return sortedKeys(out)
 }
 
 func (a *app) damagedNames() []string {
@@ -555,9 +638,12 @@ func isBase64(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
 }
 
+// isCoded reports whether err is one Vault answers with its own status (a 4xx), not 500:
+// a coded error, or a user error (a field's value that does not convert).
 func isCoded(err error) bool {
 	var coded logical.HTTPCodedError
-	return errors.As(err, &coded)
+	var user errutil.UserError
+	return errors.As(err, &coded) || errors.As(err, &user) || errors.Is(err, logical.ErrUnsupportedPath) || errors.Is(err, logical.ErrUnsupportedOperation)
 }
 
 func errText(resp *logical.Response, err error) string {

@@ -116,7 +116,7 @@ func TestClassifyNamesTheDefect(t *testing.T) {
 // operator view must ask (it did not, and the check never ran).
 func TestOperatorViewChecksStatusKeys(t *testing.T) {
 	p := DefaultParams()
-	p.Days = 0.5
+	p.Days, p.Alphabet = 0.5, 0 // the workload alone: issue 25's findings aside
 	r := Run(3, p)
 	if r.Stats.cachedNamedKeys == 0 {
 		t.Errorf("the operator view checked no key of status's list for cached-keys-named (reads %d, served %d)", r.Stats.Reads, r.Stats.ReadsServed)

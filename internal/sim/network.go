@@ -25,6 +25,12 @@ type transport struct{ a *app }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, w := t.a, t.a.w
+	if isTokenPath(req.URL.Path) {
+		// Counted before anything else: the plugin counts a request before it sends it.
+		w.mu.Lock()
+		a.sentMinutes[w.now().Unix()/60]++
+		w.mu.Unlock()
+	}
 	if err := req.Context().Err(); err != nil {
 		// A real transport sends nothing for a cancelled request (an unmounted backend).
 		return nil, err
@@ -39,10 +45,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	form, _ := url.ParseQuery(string(body))
-	isToken := strings.HasSuffix(req.URL.Path, "/v1/oauth2/token")
+	isToken := isTokenPath(req.URL.Path)
 	keyID := form.Get("type") + "|" + form.Get("account_id")
 
-	w.netMu.Lock()
 	var k *keyModel
 	var verification bool
 	if isToken {
@@ -52,31 +57,65 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if k.inFlight > 1 {
 			w.violate(invOneFlight, keyID, "app%d key %s: %d token requests in flight at once", a.idx, keyID, k.inFlight)
 		}
+		// Judged as the plugin sends it: a restart while it is held below forgets it
+		// with the rest of the old backend's counts.
 		verification = a.verifying
 		w.checkAttempt(a, k, keyID, form, verification)
 		w.mu.Unlock()
+		// A concurrent action may hold the request here, on its way to Naver: a second
+		// read of the key must join it, not send its own.
+		w.atGate("send:" + keyID)
 	}
+	w.netMu.Lock()
 	resp, err := t.send(req, body, form, isToken, keyID)
-	if isToken && verification {
+	if isToken {
 		w.mu.Lock()
 		k.inFlight--
-		w.mu.Unlock()
-	} else if isToken {
-		w.mu.Lock()
-		k.inFlight--
-		k.lastAt = w.now()
-		k.lastOK, k.lastError = false, "no answer"
-		if err == nil {
-			k.lastError = resp.Status
-			if resp.StatusCode == http.StatusOK {
-				k.lastOK = w.servable(resp)
+		if !verification {
+			k.lastAt = w.now()
+			k.lastOK, k.lastError = false, "no answer"
+			if err == nil {
+				k.lastError = resp.Status
+				if resp.StatusCode == http.StatusOK {
+					k.lastOK = w.servable(resp)
+				}
 			}
+			if !k.lastOK {
+				k.failedAt = k.lastAt
+			}
+			if err == nil {
+				if ra, ok := retryAfter(resp); ok {
+					// Naver asked the key to wait: the plugin's back-off honours it up to
+					// its 5-minute ceiling (README, "Failures").
+					k.raAt, k.raUntil = w.now(), w.now().Add(min(ra, maxBackoff))
+				}
+			}
+		}
+		a.lastAnswered = err == nil && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500
+		a.lastRequestAt = w.now()
+		if !a.lastAnswered {
+			a.lastFailedAt = w.now()
 		}
 		w.mu.Unlock()
 	}
 	w.netMu.Unlock()
 	w.atGate("net:" + keyID)
 	return resp, err
+}
+
+func isTokenPath(p string) bool { return strings.HasSuffix(p, "/v1/oauth2/token") }
+
+// retryAfter reads a Retry-After of whole seconds.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
 }
 
 // checkAttempt records one HTTP attempt of key k, checking the key's budget and its
@@ -98,14 +137,26 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 		}
 		k.lastTS = ts
 		k.everFetch = true
+		if p := w.pair; p != nil && p.app == a.idx && p.key == keyID {
+			p.requests++
+		}
 	}
+	if !verification && k.raAt.After(k.raReset) && now.Before(k.raUntil) {
+		w.violate(invRetryAfter, keyID, "app%d key %s asked Naver %s after a %s answer whose Retry-After asked it to wait %s",
+			a.idx, keyID, now.Sub(k.raAt).Round(time.Second), k.lastError, k.raUntil.Sub(k.raAt))
+	}
+	if verification && now.Sub(a.lastTokenStorageFault) < time.Minute {
+		w.noteKey(fmt.Sprint(a.idx)+"|"+keyID, noteVerifyAfterFault)
+	}
+	w.checkAppBudget(a, keyID, now)
 	cut := now.Add(-time.Hour)
 	i := 0
 	for i < len(k.attempts) && !k.attempts[i].After(cut) {
 		i++
 	}
 	k.attempts = append(k.attempts[i:], now)
-	if len(k.attempts) > a.perHour {
+	if len(k.attempts) > a.perHour && a.cfgWriting == 0 {
+		// (While a config write runs, the budget may be the old one or the one written.)
 		w.violate(invKeyBudget, keyID, "app%d key %s sent %d requests within an hour; max_token_requests_per_hour is %d",
 			a.idx, keyID, len(k.attempts), a.perHour)
 	}
@@ -154,6 +205,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 	}
 	w.mu.Unlock()
 
+	if !reachable(req.URL) {
+		// base_url names an address where nothing listens.
+		w.count("net-unreachable")
+		return nil, fmt.Errorf("sim: dial tcp %s: connect: connection refused", req.URL.Host)
+	}
 	timeout := a.timeout
 	if outage == "stall" || latency >= timeout {
 		// No answer within request_timeout: the client gives up.
@@ -171,7 +227,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 		w.emu.InjectFault(navercommercetest.Fault{Status: []int{500, 502, 503, 504}[hash(w.seed, uint64(now.UnixNano()))%4]})
 		w.count("naver-5xx")
 	case strings.HasPrefix(answer, "429-retry-after"):
-		w.emu.InjectFault(navercommercetest.Fault{Status: 429, RetryAfter: strconv.Itoa(1 + int(hash(w.seed, uint64(now.UnixNano()))%120))})
+		ra := 1 + int(hash(w.seed, uint64(now.UnixNano()))%120)
+		if _, secs, ok := strings.Cut(answer, "="); ok {
+			ra, _ = strconv.Atoi(secs)
+		}
+		w.emu.InjectFault(navercommercetest.Fault{Status: 429, RetryAfter: strconv.Itoa(ra)})
 		w.count("naver-429-retry-after")
 	case strings.HasPrefix(answer, "429"):
 		w.emu.InjectFault(navercommercetest.Fault{Status: 429})
@@ -184,9 +244,17 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 	r := httptest.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), bytes.NewReader(body))
 	r.Header = req.Header.Clone()
 	rec := httptest.NewRecorder()
+	since := w.naverNow()
 	w.emu.ServeHTTP(rec, r)
 	resp := rec.Result()
 	resp.Request = req
+	if isToken && resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && strings.HasPrefix(keyID, "SELLER|") {
+		// Naver refused the account: the plugin counts it against the bound of its
+		// many-seller roles on new accounts (max_new_accounts_per_hour).
+		w.mu.Lock()
+		a.noteAccountRefused(strings.TrimPrefix(keyID, "SELLER|"), w.now())
+		w.mu.Unlock()
+	}
 	if isToken && resp.StatusCode == http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -195,12 +263,36 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 		}
 		if json.Unmarshal(b, &tr) == nil && tr.AccessToken != "" {
 			info, ok := w.emu.Token(tr.AccessToken)
+			id := fmt.Sprint(a.idx) + "|" + keyID
 			w.mu.Lock()
-			if _, seen := w.issued[tr.AccessToken]; !seen && ok {
-				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, key: keyID, expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
-				w.latest[fmt.Sprint(a.idx)+"|"+keyID] = tr.AccessToken
+			_, handedBack := w.issued[tr.AccessToken]
+			if !handedBack && ok {
+				cred := a.credGen
+				if a.verifying {
+					cred = a.verifyCred
+				}
+				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, cred: cred, key: keyID, at: now, verification: a.verifying,
+					expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
+				w.latest[id] = tr.AccessToken
+			}
+			if ok {
+				k := a.key(keyID)
+				if !k.issued {
+					a.firstToken(k, w.now())
+				}
+				k.issuedAt = w.now()
+			}
+			if w.pendingLoss[id] {
+				// Answered to a backend that was shut down meanwhile: the new one never
+				// learns of this token.
+				delete(w.pendingLoss, id)
+				w.lostAtRestart[id] = tr.AccessToken
+				w.lostTokens[tr.AccessToken] = true
 			}
 			w.mu.Unlock()
+			if handedBack {
+				w.excuseNeedless(a, id, keyID, tr.AccessToken, since)
+			}
 		}
 	}
 	return resp, nil

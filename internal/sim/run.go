@@ -38,6 +38,11 @@ type Params struct {
 	// OperatorView is how often status, metrics, logs and storage are checked (0:
 	// operatorViewEvery). Operators' status actions check at random moments besides.
 	OperatorView time.Duration
+	// Alphabet is how many actions an hour, per application, are drawn from the alphabet
+	// generated from the backend's API (alphabet.go, alphabet_schedule.go) besides the
+	// workload above: single operations, episodes of operations on one role, concurrent
+	// pairs, storage failures per operation and prefix, and storms. 0: none.
+	Alphabet float64
 }
 
 func (p Params) operatorViewEvery() time.Duration {
@@ -48,7 +53,9 @@ func (p Params) operatorViewEvery() time.Duration {
 }
 
 // DefaultParams is the short campaign's size: every seed lives 2 days of 2 applications.
-func DefaultParams() Params { return Params{Days: 2, Apps: 2, RolesPerApp: 6, Accounts: 4} }
+func DefaultParams() Params {
+	return Params{Days: 2, Apps: 2, RolesPerApp: 6, Accounts: 4, Alphabet: 2}
+}
 
 // LongParams is make sim's size: every seed lives 10 days of one application of about 100
 // keys: 6 single-account roles over 4 sellers and SELF, and 95 sellers read through one
@@ -56,11 +63,20 @@ func DefaultParams() Params { return Params{Days: 2, Apps: 2, RolesPerApp: 6, Ac
 // an operator written again within about an hour, the operator view every hour (it was a
 // fifth of a long run's cost every half hour).
 func LongParams() Params {
-	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true, OperatorView: time.Hour}
+	return Params{Days: 10, Apps: 1, RolesPerApp: 6, Accounts: 4, ManySellers: 95, ReadScale: 10, ConfigBack: time.Hour, FastSignatures: true, OperatorView: time.Hour, Alphabet: 0.5}
 }
 
 // keysPerApp is how many keys an application can read.
 func (p Params) keysPerApp() int { return p.Accounts + 1 + p.ManySellers }
+
+// sellerPool is how many sellers of the many-seller pool (ncp_app<i>_many<n>) authorised
+// each application: the many-seller role's, or the generated alphabet's pool.
+func (p Params) sellerPool() int {
+	if p.Alphabet > 0 {
+		return max(p.ManySellers, alphabetPool)
+	}
+	return p.ManySellers
+}
 
 // Stats is what a run did.
 type Stats struct {
@@ -115,7 +131,7 @@ func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 		w.advanceTo(at)
 		do()
 		for _, a := range w.apps {
-			a.b.WaitIdle()
+			a.backend().WaitIdle()
 		}
 		w.expireFaults()
 		w.checkNaver()
@@ -150,8 +166,8 @@ func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 		step(epoch.Add(act.At), func() { w.do(act) })
 		w.stats.Actions++
 		if act.Kind == actRead {
-			if r := w.apps[act.App].roles[act.Role]; r != nil && r.exists {
-				keysSeen[fmt.Sprint(act.App)+"|"+r.key()] = true
+			if m := w.apps[act.App].readModel(act.Role); m.exists && !m.damaged {
+				keysSeen[fmt.Sprint(act.App)+"|"+m.key()] = true
 			}
 		}
 	}
@@ -161,8 +177,9 @@ func runWorld(seed uint64, p Params, acts []Action) (Result, *world) {
 	w.checkNaver()
 	for _, a := range w.apps {
 		a.countRefusals()
-		a.view.closed.Store(true)
-		a.b.Cleanup(context.Background())
+		b, view := a.current()
+		view.closed.Store(true)
+		b.Cleanup(context.Background())
 	}
 	w.stats.KeyDays = float64(len(keysSeen)) * p.Days
 	for _, n := range w.hourly {
@@ -182,6 +199,7 @@ func (w *world) forgetExpiredTokens() {
 	for tok, iss := range w.issued {
 		if iss.expires.Before(cut) {
 			delete(w.issued, tok)
+			delete(w.lostTokens, tok)
 		}
 	}
 }
@@ -255,31 +273,68 @@ func (w *world) do(act Action) {
 		w.periodic(a)
 	case actConcurrent:
 		w.concurrent(a, act)
+	case actAPI:
+		w.api(a, act)
+	case actOnboard, actRestartStorm, actLease:
+		w.storm(a, act)
 	default:
 		w.operate(a, act)
 	}
 }
 
 // read reads token/<role> and checks the answer.
-func (w *world) read(a *app, name string) {
-	r := a.roles[name]
-	if r == nil {
-		r = &roleModel{}
-	}
-	model := *r
+func (w *world) read(a *app, name string) { w.readWith(a, name, nil, false) }
+
+// readWith reads token/<name> with the request's fields (a generated action's; invalid:
+// one of them is a value the README refuses, so the read must fail).
+func (w *world) readWith(a *app, name string, data map[string]any, invalid bool) {
+	model := a.readModel(name)
 	w.mu.Lock()
 	k := a.key(model.key())
-	k.lastRead = w.now()
+	now := w.now()
+	a.readStarted(k, now)
 	failedBefore := k.everFetch && !k.lastOK && k.lastAt.After(k.resetAt) && k.inFlight == 0
 	dropsBefore := w.dropsDone
+	exp := w.expectAtOnce(a, model, now)
+	pairBefore := w.pairActive
 	w.mu.Unlock()
-	start, b := w.now(), a.b
-	resp, err, sf := a.request(logical.ReadOperation, "token/"+name, nil)
-	b.WaitIdle()
+	start, restarts := w.now(), a.restarts.Load()
+	resp, err, sf := a.request(logical.ReadOperation, "token/"+name, data)
+	a.backend().WaitIdle()
 	// A read whose backend was shut down under it (a concurrent restart) may fail; its
 	// failure is excused like a storage failure's.
-	excused := sf || a.b != b
+	excused := sf || a.restarts.Load() != restarts || invalid
+	if invalid && err == nil && resp != nil && !resp.IsError() {
+		w.report(invBadInput, "read "+name, "app%d read token/%s with %v was served; the README refuses one of its values", a.idx, name, data)
+	}
+	w.mu.Lock()
+	concurrent := pairBefore || w.pairActive
+	w.mu.Unlock()
 	w.checkRead(a, name, model, failedBefore, start, dropsBefore, resp, err, excused)
+	if err != nil || resp == nil || resp.IsError() {
+		if !excused {
+			w.checkOldAddress(a, name, model, errText(resp, err))
+		}
+		return
+	}
+	tok, _ := resp.Data["access_token"].(string)
+	if !excused {
+		w.checkServedAtOnce(a, name, model, exp, tok)
+	}
+	w.mu.Lock()
+	iss := w.issued[tok]
+	lost := w.lostTokens[tok]
+	var c issuedToken
+	if iss != nil {
+		c = *iss
+	}
+	if resp.Secret != nil {
+		a.lastServed = resp
+	}
+	w.mu.Unlock()
+	if iss != nil && !concurrent && !lost {
+		w.checkServedAlive(a, name, model, &c, dropsBefore, start, resp)
+	}
 }
 
 // startFault starts one of Naver's or storage's faults.

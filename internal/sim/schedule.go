@@ -22,10 +22,16 @@ type Action struct {
 	S string
 	B bool
 	// Concurrent actions: Then runs while this one waits at the gate named by Gate
-	// ("get:tokens/", "get:roles/<name>", "put:tokens/", "net:"), after Skip earlier hits.
-	Then *Action
-	Gate string
-	Skip int
+	// ("get:tokens/", "get:roles/<name>", "put:tokens/", "list:roles/", "send:" before a
+	// request reaches Naver, "net:" after its answer), after Skip earlier hits. First, when
+	// set, is the action that waits (a generated pair); otherwise S names its kind.
+	Then  *Action
+	First *Action
+	Gate  string
+	Skip  int
+	// Params and Args are a generated API action's path parameters and fields (actAPI).
+	Params map[string]string
+	Args   map[string]any
 }
 
 func (a Action) String() string {
@@ -45,6 +51,17 @@ func (a Action) String() string {
 	}
 	if a.B {
 		b.WriteString(" b=true")
+	}
+	for _, k := range sortedKeys(a.Params) {
+		fmt.Fprintf(&b, " {%s}=%s", k, a.Params[k])
+	}
+	for _, k := range sortedKeys(a.Args) {
+		fmt.Fprintf(&b, " %s=%v", k, a.Args[k])
+	}
+	if a.First != nil {
+		f := *a.First
+		f.At = a.At
+		fmt.Fprintf(&b, " [%s]", strings.TrimPrefix(f.String(), fmtOffset(a.At)+" "))
 	}
 	if a.Then != nil {
 		t := *a.Then
@@ -179,6 +196,9 @@ func generate(seed uint64, p Params) []Action {
 	for t := exp(4 * time.Hour); t < horizon; t += exp(4 * time.Hour) {
 		add(faultAction(rng, p, t))
 	}
+	// The alphabet's actions come from a stream of their own: the workload above is the
+	// same schedule it was before the alphabet.
+	acts = append(acts, generateAlphabet(seed, p)...)
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].At < acts[j].At })
 	return acts
 }

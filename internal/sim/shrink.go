@@ -11,8 +11,23 @@ func Shrink(r Result, budget time.Duration) Result {
 	if !r.Failed() {
 		return r
 	}
+	return ShrinkTo(r, budget, r.Violations[0].Invariant)
+}
+
+// ShrinkTo is Shrink keeping a violation of invariant target (one r broke), cutting the run
+// after its first.
+func ShrinkTo(r Result, budget time.Duration, target string) Result {
+	first := -1
+	for i, v := range r.Violations {
+		if v.Invariant == target {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return r
+	}
 	deadline := time.Now().Add(budget)
-	target := r.Violations[0].Invariant
 	best := r
 	fails := func(acts []Action, p Params) (Result, bool) {
 		res := runSchedule(r.Seed, p, acts)
@@ -25,7 +40,7 @@ func Shrink(r Result, budget time.Duration) Result {
 	}
 	// The run can end a minute after the violation.
 	p := r.Params
-	end := r.Violations[0].At.Sub(epoch) + time.Minute
+	end := r.Violations[first].At.Sub(epoch) + time.Minute
 	if days := end.Hours() / 24; days < p.Days {
 		p.Days = days
 		var acts []Action

@@ -34,13 +34,22 @@ func (s *storageView) fail(op, key string) error {
 	defer w.mu.Unlock()
 	now := w.now()
 	for _, f := range w.faults {
-		if f.kind != faultStorage || f.app != s.a.idx || !now.Before(f.until) || !strings.Contains(f.a.S, op) {
+		if f.kind != faultStorage || f.app != s.a.idx || !now.Before(f.until) {
+			continue
+		}
+		// S names the operations, and after "@" the prefix of the keys they fail on.
+		ops, prefix, _ := strings.Cut(f.a.S, "@")
+		if !strings.Contains(ops, op) || !strings.HasPrefix(key, prefix) {
 			continue
 		}
 		if hash(w.seed, uint64(s.a.idx), n)%uint64(f.a.N) == 0 {
 			w.stats.Faults["storage-"+op]++
+			if prefix != "" {
+				w.stats.Faults["storage-"+op+"@"+prefix]++
+			}
 			w.storageFaults.Add(1)
 			s.a.lastStorageFault = now
+			s.a.noteStorageFault(key, now)
 			return fmt.Errorf("sim: injected storage failure on %s %s", op, key)
 		}
 	}
@@ -51,7 +60,9 @@ func (s *storageView) List(ctx context.Context, prefix string) ([]string, error)
 	if err := s.fail("list", prefix); err != nil {
 		return nil, err
 	}
-	return s.under.List(ctx, prefix)
+	keys, err := s.under.List(ctx, prefix)
+	s.a.w.atGate("list:" + prefix)
+	return keys, err
 }
 
 func (s *storageView) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {

@@ -80,7 +80,39 @@ type world struct {
 	// excusedNaver holds emulator findings excused by lostAtRestart, so the penalty they
 	// earn is excused too.
 	excusedNaver []string
-	minutely     map[int64]int // requests of every application per minute since the epoch
+	// lostTokens are the tokens a restart lost (lostAtRestart's, for as long as they live):
+	// the plugin cannot bound what Naver hands back of a token it never learnt of.
+	lostTokens map[string]bool
+	minutely   map[int64]int
+	// keyNotes holds, per app and key, what happened to the key that a later violation of
+	// it may show (its token lost in a role delete, a verification after a storage failure;
+	// see classify25), under notesMu: violation reports read them under w.mu.
+	keyNotes map[string][]string
+	notesMu  sync.Mutex
+	// verificationLost holds the tokens a config write's verification got before the write
+	// failed (see classify25, finding 10).
+	verificationLost map[string]bool // requests of every application per minute since the epoch
+	// excusedIdx holds the indexes (in the emulator's Violations) of findings excused as
+	// they happened (a forced drop's needless request).
+	excusedIdx map[int]bool
+	// pendingLoss holds, per app and key, a token request in flight when its backend was
+	// shut down (a restart racing it): the token Naver answers with is lost to the new
+	// backend, which may ask again (excused once, like lostAtRestart).
+	pendingLoss map[string]bool
+	// forcedLive holds, per app and key, the token Naver still held when an operator dropped
+	// it with force=true: the key's next request may be needless (excused once).
+	forcedLive map[string]string
+	// pair is the concurrent pair of reads of one key under way, if any; pairActive is set
+	// while any concurrent action runs (the clock may move under a read).
+	pair       *readPair
+	pairActive bool
+}
+
+// readPair counts the new requests of one key while two reads of it run at once.
+type readPair struct {
+	app      int
+	key      string
+	requests int
 }
 
 // issuedToken is a token Naver issued, as the simulator saw it pass.
@@ -95,6 +127,11 @@ type issuedToken struct {
 	// plugin nothing: it keeps serving the token, as the drop's error says ("nothing was
 	// dropped"). A read that started before the drop answered may still be served it.
 	droppedBy uint64
+	at        time.Time // when Naver issued it
+	cred      int       // app.credGen when it was issued
+	// verification: issued to a config write's verification (credentials perhaps never
+	// stored).
+	verification bool
 }
 
 type activeFault struct {
@@ -111,16 +148,21 @@ type app struct {
 	clientID string
 	secret   string // at Naver
 	// cfgSecret is the secret in the plugin's config ("" when unconfigured).
-	cfgSecret        string
-	configured       bool
-	gen              int // secret rotations
-	perHour          int
-	ahead            bool
-	retries          int
-	timeout          time.Duration
-	storage          *logical.InmemStorage
+	cfgSecret  string
+	configured bool
+	gen        int // secret rotations
+	perHour    int
+	ahead      bool
+	retries    int
+	timeout    time.Duration
+	storage    *logical.InmemStorage
+	// view and b are the current backend and its storage; a concurrent restart replaces
+	// them under bmu (see current), and counts restarts.
+	bmu              sync.Mutex
 	view             *storageView
 	b                navercommerce.Backend
+	restarts         atomic.Int64
+	cfgBase          string // base_url in the plugin's config
 	roles            map[string]*roleModel
 	keys             map[string]*keyModel
 	lastRoleChange   time.Time
@@ -143,6 +185,48 @@ type app struct {
 	appBudgetRefusals float64
 	// viewTurn is where the operator view's round of the many-seller role's sellers is.
 	viewTurn int
+
+	// credGen counts changes of the credentials tokens belong to (client_secret, base_url);
+	// credSecret and credBase are the last ones configured (kept across a config delete).
+	credGen    int
+	credSecret string
+	credBase   string
+	// baseOK: the configured base_url reaches the emulator; oldHost is the host of an
+	// unreachable base_url the config named before the current one.
+	baseOK  bool
+	oldHost string
+	// appPerHour is max_application_requests_per_hour (0: automatic).
+	appPerHour int
+	// cfgWriting counts config writes under way (a concurrent action may run meanwhile);
+	// verifyCred is credGen as the one under way would make it.
+	cfgWriting int
+	verifyCred int
+	// sentMinutes counts the token requests the plugin sent (its HTTP attempts), per Unix
+	// minute; restartMinutes are the minutes a backend was shut down in.
+	sentMinutes    map[int64]int
+	restartMinutes map[int64]bool
+	// accountRefusals are Naver's refusals of SELLER accounts (4xx but 429) of the last
+	// hours, oldest first, for the bound on new accounts (max_new_accounts_per_hour).
+	accountRefusals []accountRefusal
+	// window is the last hour's token requests, for the application budget; inUseN is the
+	// count of tokens in use made at inUseAt (see world.inUse).
+	window  appWindow
+	inUseAt time.Time
+	inUseN  int
+	// lastAnswered: the application's last token request got an answer that was not a
+	// failure of Naver's (no answer, 5xx, 429), at lastRequestAt.
+	lastAnswered       bool
+	lastRequestAt      time.Time
+	lastFailedAt       time.Time // the application's last token request Naver failed (no answer, 5xx, 429)
+	baseChangedAt      time.Time // the last config write that changed base_url's address
+	credChangedAt      time.Time // the last config write that changed client_secret or base_url
+	lastAppCountsFault time.Time
+	// lastTokenStorageFault: the last storage failure injected on tokens/.
+	lastTokenStorageFault time.Time
+	// lastServed is the last lease a read returned, for lease revocations and renewals.
+	lastServed *logical.Response
+	// authorisedSet holds the sellers that authorised the application (see authorised).
+	authorisedSet map[string]bool
 }
 
 type roleModel struct {
@@ -150,13 +234,98 @@ type roleModel struct {
 	damaged bool
 	typ     string
 	account string
+	// allowed holds a many-seller role's account IDs and globs (nil: one account). A read
+	// of one of its sellers sees a model of its own (app.readModel).
+	allowed []string
 	ttl     time.Duration
+	minTTL  time.Duration // min_remaining_ttl
 	noLease bool
-	// uncertain: two writes raced; the model cannot say which won.
+	// uncertain: two writes raced, or a write's outcome could not be read back; the model
+	// cannot say what the role is.
 	uncertain bool
 }
 
 func (r *roleModel) key() string { return r.typ + "|" + r.account }
+
+func (r *roleModel) many() bool { return len(r.allowed) > 0 }
+
+// allows reports whether a many-seller role serves account.
+func (r *roleModel) allows(account string) bool {
+	for _, g := range r.allowed {
+		if globMatch(g, account) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch matches s against a pattern whose only special character is '*' (any run of
+// characters), as allowed_account_ids does.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}
+
+// readModel is what a read of token/<path> should get, as the model knows the roles:
+// path is a role's name, or "<role>/<account>" for a seller of a many-seller role. A read
+// the plugin must refuse (a many-seller role read without an account, an account the role
+// does not allow) gets a model of no role.
+func (a *app) readModel(path string) roleModel {
+	name, account, seller := strings.Cut(path, "/")
+	r := a.roles[name]
+	if r == nil {
+		return roleModel{}
+	}
+	m := *r
+	if !m.exists || m.damaged {
+		return m
+	}
+	switch {
+	case !seller && !m.many():
+		return m
+	case seller && m.many() && m.allows(account) && validAccount(account):
+		m.typ, m.account, m.allowed = "SELLER", account, nil
+		return m
+	}
+	return roleModel{uncertain: m.uncertain}
+}
+
+// validAccount: an account ID a read path may name (one seller: no glob, no white space).
+func validAccount(s string) bool {
+	return s != "" && len(s) <= 128 && !strings.ContainsAny(s, "*/ \t")
+}
+
+// names reports whether some role of the model names key id ("TYPE|account").
+func (a *app) names(id string) bool {
+	typ, account, _ := strings.Cut(id, "|")
+	for _, r := range a.roles {
+		if !r.exists || r.damaged {
+			continue
+		}
+		if r.many() {
+			if typ == "SELLER" && r.allows(account) {
+				return true
+			}
+		} else if r.key() == id {
+			return true
+		}
+	}
+	return false
+}
 
 // keyModel is what the simulator saw of one key's requests to Naver.
 type keyModel struct {
@@ -169,6 +338,13 @@ type keyModel struct {
 	resetAt   time.Time // restart, credential change or drop: back-off and budget start over
 	everFetch bool
 	lastRead  time.Time // when a read through a role last started
+	// Naver's Retry-After: its last answer asking the key to wait (raAt) until raUntil;
+	// raReset is when the plugin may have forgotten it (a restart, new credentials).
+	raAt, raUntil, raReset time.Time
+	issued                 bool      // Naver issued the key a token (for the application budget)
+	issuedAt               time.Time // Naver's last answer with a token for the key (handed back too)
+	droppedAt              time.Time // the last drop that succeeded
+	failedAt               time.Time // the key's last failed request (a drop does not forget it)
 }
 
 type lockedBuffer struct {
@@ -210,6 +386,13 @@ func newWorld(seed uint64, p Params) *world {
 
 		lostAtRestart: map[string]string{},
 		minutely:      map[int64]int{},
+		excusedIdx:    map[int]bool{},
+		lostTokens:    map[string]bool{},
+
+		keyNotes:         map[string][]string{},
+		verificationLost: map[string]bool{},
+		pendingLoss:      map[string]bool{},
+		forcedLive:       map[string]string{},
 	}
 	w.stats.Faults = map[string]int{}
 	w.stats.FailedReads = map[string]int{}
@@ -224,10 +407,12 @@ func newWorld(seed uint64, p Params) *world {
 			keys:     map[string]*keyModel{},
 			unstored: map[string]string{},
 			perHour:  12, ahead: true, retries: 1, timeout: 10 * time.Second, // perHour: the plugin's default
+
+			sentMinutes: map[int64]int{}, restartMinutes: map[int64]bool{},
 		}
 		w.secrets[a.secret] = true
 		w.secrets[a.secret[7:]] = true
-		apps = append(apps, navercommercetest.Application{ClientID: a.clientID, ClientSecret: a.secret})
+		apps = append(apps, navercommercetest.Application{ClientID: a.clientID, ClientSecret: a.secret, AccountIDs: authorised(p, i)})
 		w.apps = append(w.apps, a)
 	}
 	// Naver's clock is ahead of ours by up to 4 s on a third of the seeds (Naver refuses
@@ -242,7 +427,11 @@ func newWorld(seed uint64, p Params) *world {
 	// Naver's per-application limit is not published (the emulator's 60 an hour is ours):
 	// an application of many keys gets one above the plugin's automatic budget (30 + 2 per
 	// token in use), so the penalty stays a failure of the plugin's budget, not of the model.
-	if limit := 3 * p.keysPerApp(); limit > navercommercetest.DefaultPenaltyRequestsPerHour {
+	keys := p.keysPerApp()
+	if p.Alphabet > 0 {
+		keys += alphabetPool
+	}
+	if limit := 3 * keys; limit > navercommercetest.DefaultPenaltyRequestsPerHour {
 		emuConfig.Penalty.RequestsPerHour = limit
 	}
 	if p.FastSignatures {
@@ -286,21 +475,38 @@ func newSecret(seed uint64, app, gen int) string {
 
 // start makes a new backend over the app's storage: the first start, or a restart.
 func (a *app) start() {
-	if a.view != nil {
+	if old, _ := a.current(); old != nil {
 		a.countRefusals()
-		a.view.closed.Store(true)
-		a.b.Cleanup(a.w.ctx)
+		a.w.mu.Lock()
+		for keyID, k := range a.keys {
+			if k.inFlight > 0 {
+				a.w.pendingLoss[fmt.Sprint(a.idx)+"|"+keyID] = true
+			}
+		}
+		if g := a.w.gate; g != nil && g.fired && strings.HasPrefix(g.point, "net:") {
+			// A read held with Naver's answer in hand: the new backend never learns of
+			// the token (a restart while a request is at Naver loses what it brings).
+			id := fmt.Sprint(a.idx) + "|" + strings.TrimPrefix(g.point, "net:")
+			a.w.lostAtRestart[id] = a.w.latest[id]
+			a.w.lostTokens[a.w.latest[id]] = true
+		}
+		a.restartMinutes[a.w.now().Unix()/60] = true
+		a.w.mu.Unlock()
+		_, oldView := a.current()
+		oldView.closed.Store(true)
+		old.Cleanup(a.w.ctx)
 		a.w.mu.Lock()
 		for _, keyID := range a.unstored {
 			id := fmt.Sprint(a.idx) + "|" + keyID
 			a.w.lostAtRestart[id] = a.w.latest[id]
+			a.w.lostTokens[a.w.latest[id]] = true
 		}
 		a.unstored = map[string]string{}
 		a.w.mu.Unlock()
 	}
-	a.view = &storageView{a: a, under: a.storage}
+	view := &storageView{a: a, under: a.storage}
 	conf := logical.TestBackendConfig()
-	conf.StorageView = a.view
+	conf.StorageView = view
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &a.w.logs, Level: hclog.Debug, Name: fmt.Sprintf("app%d", a.idx)})
 	opts := navercommerce.Options{
 		Now:       a.w.clock.Now,
@@ -316,11 +522,29 @@ func (a *app) start() {
 	if err != nil {
 		panic(fmt.Sprintf("sim: starting a backend: %v", err))
 	}
-	a.b = b
+	a.bmu.Lock()
+	a.b, a.view = b, view
+	a.bmu.Unlock()
+	a.restarts.Add(1)
+	a.w.mu.Lock()
 	a.lastRestart = a.w.now()
 	for _, k := range a.keys {
 		k.reset(a.w.now())
 	}
+	a.w.mu.Unlock()
+}
+
+// backend returns the app's backend.
+func (a *app) backend() navercommerce.Backend {
+	b, _ := a.current()
+	return b
+}
+
+// current returns the app's backend and its storage view.
+func (a *app) current() (navercommerce.Backend, *storageView) {
+	a.bmu.Lock()
+	defer a.bmu.Unlock()
+	return a.b, a.view
 }
 
 // countRefusals adds the current backend's application budget refusals (its metric) to
@@ -347,8 +571,38 @@ func (a *app) countRefusals() {
 func (k *keyModel) reset(now time.Time) {
 	k.attempts = nil
 	k.resetAt = now
+	k.raReset = now
 	k.lastOK = true
 	k.lastError = ""
+}
+
+// authorised reports whether Naver serves r's key to app a: SELF, or a seller that
+// authorised the application.
+func (w *world) authorised(a *app, r roleModel) bool {
+	if r.typ != "SELLER" {
+		return true
+	}
+	if a.authorisedSet == nil {
+		a.authorisedSet = map[string]bool{}
+		for _, id := range authorised(w.p, a.idx) {
+			a.authorisedSet[id] = true
+		}
+	}
+	return a.authorisedSet[r.account]
+}
+
+// authorised lists the sellers that authorised application i at Naver: the single-account
+// roles' sellers and the many-seller pool. Others (a caller's guesses through a wildcard
+// role) are refused.
+func authorised(p Params, i int) []string {
+	out := make([]string, 0, p.Accounts+p.sellerPool())
+	for n := 0; n < p.Accounts; n++ {
+		out = append(out, accountID(i, n))
+	}
+	for n := 0; n < p.sellerPool(); n++ {
+		out = append(out, manySellerID(i, n))
+	}
+	return out
 }
 
 func (a *app) key(id string) *keyModel {
@@ -363,8 +617,8 @@ func (a *app) key(id string) *keyModel {
 // request sends one request to the current backend as Vault's router would, existence
 // check included. It reports whether a storage fault was injected meanwhile.
 func (a *app) request(op logical.Operation, path string, data map[string]any) (*logical.Response, error, bool) {
-	before := a.w.storageFaults.Load()
-	b, view := a.b, a.view
+	before, restarts := a.w.storageFaults.Load(), a.restarts.Load()
+	b, view := a.current()
 	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: view, MountPoint: mount}
 	var resp *logical.Response
 	var err error
@@ -378,7 +632,9 @@ func (a *app) request(op logical.Operation, path string, data map[string]any) (*
 	if err == nil {
 		resp, err = b.HandleRequest(a.w.ctx, req)
 	}
-	return resp, err, a.w.storageFaults.Load() != before
+	// A request whose backend was shut down under it (a concurrent restart) may fail like
+	// one that met a storage failure.
+	return resp, err, a.w.storageFaults.Load() != before || a.restarts.Load() != restarts
 }
 
 var errShutDown = errors.New("sim: storage closed: this backend was shut down")
@@ -412,6 +668,7 @@ type gate struct {
 	skip   int
 	then   func()
 	fired  bool
+	point  string // where it fired
 	done   chan struct{}
 }
 
@@ -433,6 +690,7 @@ func (w *world) atGate(point string) {
 		return
 	}
 	g.fired = true
+	g.point = point
 	w.mu.Unlock()
 	go func() {
 		defer close(g.done)

@@ -1,0 +1,144 @@
+package sim
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// app-budget and app-counts-true can fail, and hold on what the README allows.
+func TestApplicationBudgetChecks(t *testing.T) {
+	send := func(w *world, a *app, keyID string, n int, every time.Duration) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for i := 0; i < n; i++ {
+			k := a.key(keyID + "x" + string(rune('a'+i%26)))
+			a.sentMinutes[w.now().Unix()/60]++ // as the transport counts what the plugin sends
+			w.checkAttempt(a, k, keyID, url.Values{"timestamp": {time.Duration(i).String()}}, false)
+			w.clock.Advance(every)
+		}
+	}
+	issued := func(w *world, a *app, n int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for i := 0; i < n; i++ {
+			k := a.key("SELLER|in-use" + string(rune('a'+i)))
+			a.readStarted(k, w.now())
+			a.firstToken(k, w.now())
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(w *world, a *app)
+		want string
+	}{
+		{"31 requests in an hour, no token in use (keys Naver refused)", func(w *world, a *app) {
+			send(w, a, "SELLER|guess", 31, time.Minute)
+		}, invAppBudget},
+		{"30 requests in an hour: the floor", func(w *world, a *app) {
+			send(w, a, "SELLER|guess", 30, time.Minute)
+		}, ""},
+		{"40 requests, 5 tokens in use: within 30 + 2 × 5", func(w *world, a *app) {
+			issued(w, a, 5)
+			send(w, a, "SELLER|x", 40, time.Minute)
+		}, ""},
+		{"41 requests, 5 tokens in use", func(w *world, a *app) {
+			issued(w, a, 5)
+			send(w, a, "SELLER|x", 41, time.Minute)
+		}, invAppBudget},
+		{"31 requests over two hours", func(w *world, a *app) {
+			send(w, a, "SELLER|x", 31, 4*time.Minute)
+		}, ""},
+		{"11 requests at max_application_requests_per_hour 10", func(w *world, a *app) {
+			a.appPerHour = 10
+			send(w, a, "SELLER|x", 11, time.Minute)
+		}, invAppBudget},
+		{"tokens that left use still count for the hour of the requests sent while in use", func(w *world, a *app) {
+			issued(w, a, 10)
+			send(w, a, "SELLER|x", 45, 10*time.Second)
+			w.clock.Advance(3 * time.Hour) // the keys leave use
+			a.inUseAt = time.Time{}
+			send(w, a, "SELLER|x", 1, 0) // the window holds 1: fine
+		}, ""},
+		{"status counts 20 requests never sent, no restart", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			w.checkAppCounts(a, 25, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
+		{"status counts 8 never sent after one restart minute", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.checkAppCounts(a, 13, w.now())
+			w.mu.Unlock()
+		}, ""},
+		{"a reserve left in each of two minutes with requests before a restart", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.clock.Advance(time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.checkAppCounts(a, 10+2*countAhead, w.now())
+			w.mu.Unlock()
+		}, ""},
+		{"more than 8 a minute never sent in the minutes before a restart", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.clock.Advance(time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.checkAppCounts(a, 10+2*countAhead+1, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
+		{"requests after the last restart leave no reserve that counts", func(w *world, a *app) {
+			w.mu.Lock()
+			a.restartMinutes[w.now().Unix()/60] = true
+			w.mu.Unlock()
+			w.clock.Advance(2 * time.Minute)
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			w.checkAppCounts(a, 5+countAhead+1, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
+		{"status counts fewer than were sent", func(w *world, a *app) {
+			send(w, a, "SELF|", 5, time.Second)
+			w.mu.Lock()
+			w.checkAppCounts(a, 3, w.now())
+			w.mu.Unlock()
+		}, invAppCounts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(7, DefaultParams())
+			tt.run(w, w.apps[0])
+			var got []string
+			for _, v := range w.violations {
+				if v.Invariant == invAppBudget || v.Invariant == invAppCounts {
+					got = append(got, v.Invariant)
+				}
+			}
+			if tt.want == "" && len(got) > 0 || tt.want != "" && !strings.Contains(strings.Join(got, ","), tt.want) {
+				t.Errorf("violations %v, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The sliding-window maximum keeps the largest count of tokens in use among the hour's
+// requests.
+func TestAppWindowKeepsTheHoursLargestInUse(t *testing.T) {
+	var q appWindow
+	t0 := epoch
+	for i, n := range []int{3, 7, 2, 5} {
+		q.add(appRequest{at: t0.Add(time.Duration(i) * 20 * time.Minute), inUse: n})
+	}
+	if q.most[0].inUse != 7 {
+		t.Fatalf("most %d, want 7", q.most[0].inUse)
+	}
+	q.trim(t0.Add(25 * time.Minute)) // the 3 and the 7 leave
+	if len(q.reqs) != 2 || q.most[0].inUse != 5 {
+		t.Errorf("after the trim: %d requests, most %d; want 2, 5", len(q.reqs), q.most[0].inUse)
+	}
+}

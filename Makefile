@@ -34,7 +34,7 @@ test: lint unit-test fuzz acceptance-test
 # Python with requests (Debian's python3-hvac brings it) runs the README's snippets.
 unit-test:
 	PROMTOOL="$$(scripts/install-prometheus.sh)/promtool" PYTHON="$$(scripts/install-python-hvac.sh)" \
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 FUZZTIME ?= 10s
 fuzz:

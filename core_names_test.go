@@ -16,5 +16,4 @@ const (
 
 var (
 	doubling = core.Doubling
-	pacing   = core.Pacing
 )

@@ -508,11 +508,6 @@ func (b *backend) storeRole(ctx context.Context, s logical.Storage, name string,
 	return old, r, unreadable, nil, nil
 }
 
-// sameTokens reports whether a and b read the same tokens.
-func sameTokens(a, b *roleEntry) bool {
-	return a.Type == b.Type && a.AccountID == b.AccountID && slices.Equal(a.AllowedAccountIDs, b.AllowedAccountIDs)
-}
-
 // roleFromRequest merges the request into old (nil on create) and validates the result.
 func roleFromRequest(old *roleEntry, d *framework.FieldData) (*roleEntry, error) {
 	r := &roleEntry{Format: roleFormat}

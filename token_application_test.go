@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -533,33 +532,6 @@ func TestEveryRequestSentIsCountedInStorageEvenWhenTheCountsCannotBeReadOrWritte
 			env.assertCompliant()
 		})
 	}
-}
-
-// heldPutStorage holds the next Put, once armed, until release is closed.
-type heldPutStorage struct {
-	logical.InmemStorage
-	mu      sync.Mutex
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *heldPutStorage) arm() (entered, release chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entered, s.release = make(chan struct{}), make(chan struct{})
-	return s.entered, s.release
-}
-
-func (s *heldPutStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	s.mu.Lock()
-	entered, release := s.entered, s.release
-	s.entered, s.release = nil, nil
-	s.mu.Unlock()
-	if entered != nil {
-		close(entered)
-		<-release
-	}
-	return s.InmemStorage.Put(ctx, e)
 }
 
 // Promise (README.md "When Naver is down", README.ko.md likewise; the help of

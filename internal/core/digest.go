@@ -59,10 +59,9 @@ func fieldsOf(t reflect.Type) []int {
 }
 
 type digester struct {
-	buf     bytes.Buffer
-	scratch bytes.Buffer
-	ids     map[uint64]uint64 // ID (with its type's tag) → its number in order of meeting
-	seen    map[uintptr]uint64
+	buf  bytes.Buffer
+	ids  map[uint64]uint64 // ID (with its type's tag) → its number in order of meeting
+	seen map[uintptr]uint64
 }
 
 func (d *digester) reset() {

@@ -215,13 +215,6 @@ func (r *Role) Names(clientID string, key Key) bool {
 	return key.AccountID == r.AccountID
 }
 
-func (r *Role) newAccountsPerHour() int {
-	if r.NewAccountsPerHour > 0 {
-		return r.NewAccountsPerHour
-	}
-	return DefaultNewAccountsPerHour
-}
-
 // GlobMatch reports whether s matches pattern, in which * matches any run of characters
 // (also none) and every other character only itself.
 func GlobMatch(pattern, s string) bool {

@@ -276,15 +276,6 @@ func copyCounts(c core.Counts) core.Counts {
 	return out
 }
 
-func (w *World) isPending(p *pend) bool {
-	for _, q := range w.pending {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
 func (w *World) read(name string) {
 	key, role, _ := keyByName(name)
 	id := core.ReadID(w.id())

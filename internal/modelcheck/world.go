@@ -139,9 +139,6 @@ type readRec struct {
 	key  core.Key
 	role string
 	at   time.Time
-	// parkedWith: when the read first waited on a request, the life its servable token had.
-	parkedLife time.Duration
-	parked     bool
 }
 
 type configWrite struct {

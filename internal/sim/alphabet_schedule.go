@@ -209,8 +209,8 @@ func (g *alphabetGen) value(v any) any {
 		"$seller":    func() string { return accountID(g.app, g.rng.IntN(max(g.p.Accounts, 1))) },
 	}
 	for _, sym := range []string{"$many-glob", "$many-list", "$many-role", "$wild-role", "$role", "$many", "$guess", "$seller"} {
-		if strings.Contains(s, sym) {
-			s = strings.Replace(s, sym, repl[sym](), 1)
+		if i := strings.Index(s, sym); i >= 0 { // only then draw: a draw moves the seed's sequence
+			s = s[:i] + repl[sym]() + s[i+len(sym):]
 		}
 	}
 	return s

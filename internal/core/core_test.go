@@ -365,3 +365,25 @@ func TestKeyLessOrdersAsString(t *testing.T) {
 		}
 	}
 }
+
+// Naver refusing the application's credentials (401: a secret re-issued at Naver before the
+// config has the new one) is not a refusal of the account: it spends nothing of a role's
+// max_new_accounts_per_hour, so new sellers are not locked out once the secret is fixed.
+func TestCredentialRefusalSpendsNoNewAccountTries(t *testing.T) {
+	h := newHarness(t)
+	h.fail = &Outcome{Status: 401}
+	read := func(account string) error {
+		h.ids++
+		id := ReadID(h.ids)
+		h.step(Read{Now: h.now, ID: id, Key: Key{ClientID: "app", Type: TypeSeller, AccountID: account}, Role: "sellers", NewAccountsPerHour: 1})
+		return h.failed[id]
+	}
+	if err := read("s1"); err == nil {
+		t.Fatal("a read answered 401 did not fail")
+	}
+	h.fail = nil
+	h.now = h.now.Add(10 * time.Second)
+	if err := read("s2"); err != nil {
+		t.Errorf("a new seller after a 401 of the credentials: %v", err)
+	}
+}

@@ -270,10 +270,12 @@ func (m *Machine) answer(e Answer) {
 	m.complete(req, e.Now, e.Token, e.Err, e.Outcome, e.NotSent || !req.sent)
 }
 
-// naverRefused reports whether Naver answered and refused (a 4xx other than 429): a try of an
+// naverRefused reports whether Naver answered and refused the account: a try of an
 // account that counts for the hour. Naver failing (no answer, a 429, a 5xx) does not.
 func naverRefused(o Outcome) bool {
-	return o.AccountRefused || (o.Status >= 400 && o.Status < 500 && o.Status != 429)
+	// 429 is Naver's rate limit and 401 a refusal of the application's own credentials (a
+	// secret re-issued or mistyped): neither says anything of the account.
+	return o.AccountRefused || (o.Status >= 400 && o.Status < 500 && o.Status != 429 && o.Status != 401)
 }
 
 // triesFreed admits the requests of role that waited for a try to end.

@@ -275,7 +275,7 @@ var roleResponseFields = map[string]*framework.FieldSchema{
 	fieldTTL:               {Type: framework.TypeDurationSecond, Description: "Lease cap in seconds; 0 means the token's remaining life."},
 	fieldLease:             {Type: framework.TypeBool, Description: "Whether token reads return a lease."},
 	fieldMinRemainingTTL:   {Type: framework.TypeDurationSecond, Description: "The least life, in seconds, a token read through the role has; 0 means 10 seconds."},
-	fieldMaxNewAccounts:    {Type: framework.TypeInt, Description: "Many-seller roles: the most accounts without a token from Naver reads may ask for in an hour; 0 means the default."},
+	fieldMaxNewAccounts:    {Type: framework.TypeInt, Description: "Many-seller roles: the most accounts without a token from Naver that reads may ask for in an hour and Naver refuses (requests under way count; Naver failing, or refusing the application's secret, does not); 0 means the default (10)."},
 }
 
 // unreadableRoleError is a stored role this version cannot read: stored by a newer plugin

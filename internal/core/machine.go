@@ -24,6 +24,10 @@ type Machine struct {
 	superseded  map[string]bool
 	spreadWidth time.Duration
 
+	// verifyFailed: by credentials, a config write's verification Naver failed (see
+	// runVerify).
+	verifyFailed map[string]*Failure
+
 	roles roleSet
 	tries map[string]*tries // per many-seller role
 	// triesWait are, per role, the requests waiting for a try of the role to end.
@@ -73,6 +77,7 @@ func New(opts Options) *Machine {
 		apps: map[string]*appState{}, reqs: map[ReqID]*request{}, reads: map[ReadID]*pendingRead{},
 		drops: map[DropID]*pendingDrop{}, verifies: map[VerifyID]*pendingVerify{}, writes: map[WriteID]*pendingWrite{},
 		counts: map[WriteID]*appState{}, stored: map[string]*Token{}, unnamed: map[Key]bool{},
+		verifyFailed: map[string]*Failure{},
 	}
 	if opts.RenewAtWindowStart {
 		m.spreadWidth = 0

@@ -18,7 +18,7 @@ const (
 	invBackoff         = "backoff"                 // a key asked again within 5 s of its failure
 	invCachedNamed     = "cached-keys-named"       // a key no role names is cached
 	invReadWaits       = "read-waits-for-naver"    // a read waited for Naver while a token with 5 minutes or more could serve it at once
-	invRefusedAccounts = "refused-accounts"        // more refused accounts asked of Naver in an hour than max_new_accounts_per_hour
+	invRefusedAccounts = "refused-accounts"        // Naver refused more new accounts in an hour than max_new_accounts_per_hour
 	invPhantomCounts   = "phantom-counts"          // storage counts more requests in a minute than were made, plus the reserve
 	invUncounted       = "uncounted-request"       // a request reached Naver that storage's counts did not include
 	invOldEndpoint     = "breaker-of-old-endpoint" // reads refused by the breaker for failures of another base URL
@@ -178,13 +178,25 @@ func (c *checkState) failedRead(w *World, r *readRec, err error) {
 	}
 }
 
+// accountRefused checks a refusal by Naver of a new account: Naver failing (5xx, 429, no
+// answer) spends nothing of max_new_accounts_per_hour, its refusals do (README).
+func (c *checkState) accountRefused(w *World) {
+	c.refusedNew = append(c.refusedNew, w.Now)
+	n := 0
+	for _, at := range c.refusedNew {
+		if w.Now.Sub(at) < time.Hour && !at.Before(c.refusedSince) {
+			n++
+		}
+	}
+	if n > max(w.P.NewAccountsPerHour, 1) {
+		w.violate(invRefusedAccounts, "Naver's refusal number %d of the hour of a new account (max %d)", n, w.P.NewAccountsPerHour)
+	}
+}
+
 // attemptReached checks an attempt of k (with credentials creds) as it reaches Naver.
 func (c *checkState) attemptReached(w *World, k core.Key, creds string) {
 	c.activity[k] = w.Now
-	keyN, appN, refused := 1, 1, 0
-	if k == keyX {
-		refused++
-	}
+	keyN, appN := 1, 1
 	for _, a := range w.naver.sent {
 		if w.Now.Sub(a.at) >= time.Hour {
 			continue
@@ -193,18 +205,12 @@ func (c *checkState) attemptReached(w *World, k core.Key, creds string) {
 			keyN++
 		}
 		appN++
-		if a.key == keyX && !a.at.Before(c.refusedSince) {
-			refused++
-		}
 	}
 	if keyN > w.P.PerHour {
 		w.violate(invKeyBudget, "%s sent its request number %d of the hour (max %d)", k.AccountID, keyN, w.P.PerHour)
 	}
 	if w.P.AppPerHour > 0 && appN > w.P.AppPerHour {
 		w.violate(invAppBudget, "the application sent its request number %d of the hour (max %d)", appN, w.P.AppPerHour)
-	}
-	if k == keyX && refused > max(w.P.NewAccountsPerHour, 1) {
-		w.violate(invRefusedAccounts, "request number %d of the hour for an account Naver refuses (max %d)", refused, w.P.NewAccountsPerHour)
 	}
 	if until, ok := c.retryAfter[k]; ok && w.Now.Before(until) {
 		w.violate(invRetryAfter, "%s asked at %s, before Naver's Retry-After ended at %s", k.AccountID, offset(w.Now), offset(until))

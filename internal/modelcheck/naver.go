@@ -97,7 +97,7 @@ func (w *World) answerAttempt(p *pend, outcome string) (tok *core.Issued, failur
 		return nil, &naverError{outcome: core.Outcome{Status: 401}, text: "naver answered HTTP 401 GW.AUTHN: invalid client_secret_sign", endpoint: p.endpoint}, true
 	}
 	if s.Key.AccountID == "x" {
-		w.check.refusedNew = append(w.check.refusedNew, w.Now)
+		w.check.accountRefused(w)
 		return nil, &naverError{outcome: core.Outcome{Status: 403, AccountRefused: true}, text: "naver answered HTTP 403 GW.AUTHN: account_id \"x\" has not authorised this application", endpoint: p.endpoint}, true
 	}
 	cur := n.cur[s.Key]

@@ -451,6 +451,11 @@ func (m *Machine) loaded(e Loaded) {
 		ks.token = ks.fact
 	}
 	m.wake(ks, e.Now)
+	if ks.token != nil && !m.namedOrSelf(ks.key) {
+		// Its role was deleted while the load was out: the reads it waited for are served,
+		// and the key stops being cached, as when a request races the delete.
+		m.evict(ks)
+	}
 }
 
 // learnStored makes a stored entry what memory knows of the key, unless memory knows newer.

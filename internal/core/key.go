@@ -783,7 +783,7 @@ func (m *Machine) runVerify(v *pendingVerify, now time.Time, loadFailed bool) {
 	// A config write of credentials whose verification Naver just failed shares that
 	// failure during the back-off, as reads share a key's: asking again at once is what the
 	// back-off exists to prevent.
-	if f := m.verifyFailed[v.cfg.Credentials]; f != nil && now.Before(f.RetryAt) && !now.Before(f.At) {
+	if f := m.verifyFailed[v.cfg.verifyKey()]; f != nil && now.Before(f.RetryAt) && !now.Before(f.At) {
 		delete(m.verifies, v.id)
 		m.emit(VerifyDone{Verify: v.id, Err: &Failure{Err: f.Err, At: f.At, Replayed: true, RetryAt: f.RetryAt, outcome: f.outcome}})
 		return

@@ -24,7 +24,7 @@ type Machine struct {
 	superseded  map[string]bool
 	spreadWidth time.Duration
 
-	// verifyFailed: by credentials, a config write's verification Naver failed (see
+	// verifyFailed: by credentials and base URL, a config write's verification Naver failed (see
 	// runVerify).
 	verifyFailed map[string]*Failure
 
@@ -337,3 +337,7 @@ func (m *Machine) deleteStored(storageKey string) {
 		delete(m.stored, storageKey)
 	}
 }
+
+// verifyKey names what a verification proves: the credentials at the base URL (a write that
+// fixes the base URL after a failed one is not held back by the failure).
+func (c Config) verifyKey() string { return c.Credentials + "\x00" + c.Endpoint }

@@ -344,10 +344,10 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	}
 	if v := req.verify; v != nil {
 		delete(m.verifies, v.id)
-		delete(m.verifyFailed, req.cfg.Credentials)
+		delete(m.verifyFailed, req.cfg.verifyKey())
 		if err != nil {
 			if !notSent {
-				m.verifyFailed[req.cfg.Credentials] = &Failure{Err: err, At: now, RetryAt: now.Add(readBackoff(o, 1)), outcome: o}
+				m.verifyFailed[req.cfg.verifyKey()] = &Failure{Err: err, At: now, RetryAt: now.Add(readBackoff(o, 1)), outcome: o}
 			}
 			m.emit(VerifyDone{Verify: v.id, Err: err})
 		} else {

@@ -14,6 +14,7 @@ var (
 	depthFlag  = flag.Int("depth", 0, "TestExplore: how many events deep (0: each world's TestDepth; -1: each world's Depth, as make check-model)")
 	statesFlag = flag.Int("max-states", 0, "TestExplore: stop after this many states (0: no limit)")
 	worldFlag  = flag.String("world", "", "TestExplore: explore only this world")
+	wholeFlag  = flag.Int("everything-depth", 0, "TestExplore: the depth of the whole alphabet's world, everything (0: as -depth says)")
 	reportFlag = flag.String("report", "", "TestExplore: write the results into this Markdown file's model-checker section (docs/simulation.md)")
 	codeFlag   = flag.String("code", "", "TestExplore: the version of the code explored, for the report")
 )
@@ -32,6 +33,9 @@ func TestExplore(t *testing.T) {
 			depth = *depthFlag
 		case *depthFlag < 0:
 			depth = p.Depth
+		}
+		if *wholeFlag > 0 && p.Name == DefaultParams.Name {
+			depth = *wholeFlag
 		}
 		t.Run(p.Name, func(t *testing.T) {
 			res := Explore(p, depth, *statesFlag, 20)

@@ -542,14 +542,20 @@ func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
 // thousands of sellers decoding was most of its cost). A part ends after sweepPart entries
 // or sweepPartTime, so one periodic run never spends long on it.
 func (c *tokenCache) sweep(s logical.Storage) {
+	// Swept is stepped once sweepMu is released: what it decides may be the next part (a
+	// request waits for the sweep), read by this goroutine at once.
+	c.step(nil, c.sweepPart(s))
+}
+
+// sweepPart reads the next part of the sweep.
+func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 	c.sweepMu.Lock()
 	defer c.sweepMu.Unlock()
 	if c.sweepKeys == nil {
 		keys, err := logical.CollectKeysWithPrefix(c.ctx, s, tokenStoragePrefix)
 		if err != nil {
 			c.logger.Warn("listing cached tokens failed", "error", err)
-			c.step(nil, core.Swept{Now: c.now(), Done: true, Failed: true})
-			return
+			return core.Swept{Now: c.now(), Done: true, Failed: true}
 		}
 		c.sweepKeys, c.sweepPos, c.sweepSeen = keys, 0, make(map[string]struct{}, len(keys))
 	}
@@ -595,7 +601,7 @@ func (c *tokenCache) sweep(s logical.Storage) {
 		c.sweptMu.Unlock()
 		c.sweepKeys, c.sweepSeen = nil, nil
 	}
-	c.step(nil, core.Swept{Now: c.now(), Entries: batch, Done: done || failed, Failed: failed})
+	return core.Swept{Now: c.now(), Entries: batch, Done: done || failed, Failed: failed}
 }
 
 // ensureSwept reads, once after the start, what storage holds of tokens (the parts of the

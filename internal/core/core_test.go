@@ -387,3 +387,27 @@ func TestCredentialRefusalSpendsNoNewAccountTries(t *testing.T) {
 		t.Errorf("a new seller after a 401 of the credentials: %v", err)
 	}
 }
+
+// In a crash loop every process reads a new seller or two: the automatic budget (30 + 2 per
+// key Naver issued a token to in the last 3 hours) is never reached, so no read is refused
+// by it, although each fresh process knows only the keys it read itself until its sweep has
+// read the stored tokens.
+func TestCrashLoopKeepsTheAutomaticBudget(t *testing.T) {
+	h := newHarness(t)
+	sent := 0
+	for i := range 120 {
+		h.start()
+		for j := range 1 + i%2 {
+			before := len(h.sent)
+			if _, err := h.read(fmt.Sprintf("ncp_%d_%d", i, j)); err != nil {
+				t.Fatalf("process %d, after %d requests to Naver for as many sellers: %v", i, sent, err)
+			}
+			sent += len(h.sent) - before
+		}
+		h.now = h.now.Add(10 * time.Second)
+	}
+	h.step(SweepNow{Now: h.now}) // as status does: the stored tokens are all known then
+	if got, want := h.m.App(h.now).Budget, AppBudgetFloor+AppBudgetPerKey*sent; got != want {
+		t.Errorf("budget after the crash loop: %d, want %d (%d sellers with tokens)", got, want, sent)
+	}
+}

@@ -187,7 +187,9 @@ func (m *Machine) evalRead(r *pendingRead, now time.Time) {
 		return
 	}
 	if tok != nil && !m.isDue(ks, tok, now) {
-		m.serveRead(r, result{token: tok}, now)
+		// Not due at its point in the window (a config write may have moved the point past
+		// a renewal that failed): a failing renewal is still said, as status says stale.
+		m.serveRead(r, result{token: tok, renewErr: ks.failureFor(creds)}, now)
 		return
 	}
 	if tok != nil && m.cfg.Ahead && tok.Life(now) >= max(MinAheadLife, r.minLife) {
@@ -741,6 +743,10 @@ type request struct {
 	tryRole      string
 	tryLimit     int
 	waitingTries bool
+	// waitingSweep: the automatic budget refused it while the stored tokens were not all
+	// known; it waits for the sweep that learns them (sweepTried: once).
+	waitingSweep bool
+	sweepTried   bool
 	// res is what the request gave, once it ended.
 	res result
 }

@@ -32,6 +32,8 @@ type Machine struct {
 	tries map[string]*tries // per many-seller role
 	// triesWait are, per role, the requests waiting for a try of the role to end.
 	triesWait map[string][]ReqID
+	// sweepWait are the requests waiting for the sweep (see admit).
+	sweepWait []ReqID
 	keys      map[Key]*keyState
 	byStore   map[string]*keyState
 	apps      map[string]*appState

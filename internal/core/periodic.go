@@ -223,12 +223,16 @@ func (m *Machine) swept(e Swept) {
 		}
 	}
 	if !e.Done {
+		if len(m.sweepWait) > 0 {
+			m.sweepPart() // requests wait for it: the next part at once
+		}
 		return
 	}
 	m.sweeping = false
 	if e.Failed {
 		m.lastSweep = time.Time{} // the next periodic run sweeps again
 		m.sweepSeen = nil
+		m.sweepEnded(now)
 		return
 	}
 	m.storedKnown = true
@@ -238,6 +242,7 @@ func (m *Machine) swept(e Swept) {
 		}
 	}
 	m.sweepSeen = nil
+	m.sweepEnded(now)
 }
 
 // deleteStale deletes a stale entry, in its key's order of writes when the key is in memory.

@@ -44,6 +44,21 @@ func (m *Machine) admit(req *request, now time.Time) bool {
 	}
 	req.appShare = share
 	err := m.check(req, now, true)
+	var ab *AppBudgetError
+	if errors.As(err, &ab) && req.cfg.AppPerHour == 0 && !m.storedKnown && !req.sweepTried {
+		// The automatic budget grows with the keys Naver issued a token to, and right after a
+		// start the stored ones are known only as they are read: learn them all before
+		// refusing below the documented size (a crash loop would otherwise lock sellers out).
+		req.waitingSweep, req.sweepTried = true, true
+		m.sweepWait = append(m.sweepWait, req.id)
+		if m.sweeping {
+			m.sweepPart()
+		} else {
+			m.lastSweep = time.Time{}
+			m.sweepIfDue(now)
+		}
+		return true
+	}
 	if err == nil && req.tryRole != "" {
 		if full, next := m.triesOf(req.tryRole).full(now, req.tryLimit); full {
 			if next.IsZero() {
@@ -290,6 +305,19 @@ func (m *Machine) triesFreed(role string, now time.Time) {
 	}
 }
 
+// sweepEnded admits again the requests the automatic budget refused while the stored tokens
+// were not all known: now they are, or the sweep failed and the refusal stands.
+func (m *Machine) sweepEnded(now time.Time) {
+	waiting := m.sweepWait
+	m.sweepWait = nil
+	for _, id := range waiting {
+		if req, ok := m.reqs[id]; ok {
+			req.waitingSweep = false
+			m.admit(req, now)
+		}
+	}
+}
+
 // UnservableError is an answer of Naver's whose token cannot be served: it is a failure.
 type UnservableError struct{ Left time.Duration }
 
@@ -312,6 +340,9 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	}
 	if req.waitingTries {
 		m.triesWait[req.tryRole] = removeID(m.triesWait[req.tryRole], req.id)
+	}
+	if req.waitingSweep {
+		m.sweepWait = removeID(m.sweepWait, req.id)
 	}
 	switch {
 	case req.verify != nil:

@@ -38,10 +38,7 @@ const (
 // openFindings are the findings still shown on this branch after issue 25's fix (the
 // decision core, internal/core): runs that show only them are logged, not failed, unless
 // SIM_STRICT=1; their seeds wait in testdata/seeds-pending.txt until they are fixed.
-var openFindings = map[int]bool{
-	findingStaleAfterConfigWrite: true,
-	findingBudgetAfterRestart:    true,
-}
+var openFindings = map[int]bool{}
 
 // knownOpen reports whether item n is known and not fixed on this branch.
 func knownOpen(n int) bool {

@@ -117,9 +117,9 @@ func (m *Machine) triesOf(role string) *tries {
 func (m *Machine) check(req *request, now time.Time, first bool) error {
 	ks := req.ks
 	perHour := req.cfg.PerHour
-	n, oldest := ks.log.since(now, time.Hour)
+	n, oldest := ks.log.since(now, KeyWindow)
 	if perHour > 0 && n >= perHour {
-		return &BudgetError{Limit: perHour, NextAfter: oldest.Add(time.Hour)}
+		return &BudgetError{Limit: perHour, NextAfter: oldest.Add(KeyWindow)}
 	}
 	if req.appShare != 0 {
 		app := m.app(ks.key.ClientID)

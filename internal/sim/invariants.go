@@ -99,7 +99,10 @@ func (w *world) report(inv, subject, format string, args ...any) {
 // checkRead checks one token read through role r (the model before the read); dropsBefore
 // is world.dropsDone when the read started.
 func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, readStart time.Time, dropsBefore uint64, resp *logical.Response, err error, storageFault bool) {
+	// Two reads of a concurrent pair may be checked at once (the gate let the first go on).
+	w.mu.Lock()
 	w.stats.Reads++
+	w.mu.Unlock()
 	if err != nil && !isCoded(err) {
 		if !storageFault && !r.damaged {
 			w.report(invNoInternalError, "read", "app%d read token/%s: %v", a.idx, name, err)
@@ -110,7 +113,9 @@ func (w *world) checkRead(a *app, name string, r roleModel, failedBefore bool, r
 		w.checkFailedRead(a, name, r, resp, err, storageFault)
 		return
 	}
+	w.mu.Lock()
 	w.stats.ReadsServed++
+	w.mu.Unlock()
 	w.scanResponse(resp, fmt.Sprintf("app%d read token/%s", a.idx, name))
 	tok, _ := resp.Data["access_token"].(string)
 	left := time.Duration(asInt(resp.Data["expires_in"])) * time.Second

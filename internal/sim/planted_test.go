@@ -226,7 +226,10 @@ func withPlantedSection(md, section string) string {
 
 // keptHeadings start the sections of docs/simulation.md that make sim keeps when it
 // rewrites the file: written by hand, or by scripts/sim-planted.sh.
-var keptHeadings = []string{issue25Heading, plantedHeading}
+var keptHeadings = []string{modelCheckerStart, issue25Heading, plantedHeading}
+
+// modelCheckerStart opens the section make check-model writes (internal/modelcheck).
+const modelCheckerStart = "<!-- model checker: written by make check-model -->"
 
 const issue25Heading = "## Issue 25 on the code before its fix"
 
@@ -291,5 +294,9 @@ func TestPlantedSectionIsKept(t *testing.T) {
 	full := "# Simulation\n\ngenerated\n\n" + issue25Heading + "\n\nby hand\n\n" + plantedHeading + "\n\ntable\n"
 	if got, want := keptSections(full), issue25Heading+"\n\nby hand\n\n"+plantedHeading+"\n\ntable\n"; got != want {
 		t.Errorf("keptSections = %q, want %q", got, want)
+	}
+	checked := modelCheckerStart + "\n## Model checker\n\nfigures\n<!-- /model checker -->\n\n" + issue25Heading + "\n\nby hand\n"
+	if got := keptSections("# Simulation\n\ngenerated\n\n" + checked); got != checked {
+		t.Errorf("keptSections with the model checker's section = %q, want %q", got, checked)
 	}
 }

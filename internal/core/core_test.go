@@ -411,3 +411,43 @@ func TestCrashLoopKeepsTheAutomaticBudget(t *testing.T) {
 		t.Errorf("budget after the crash loop: %d, want %d (%d sellers with tokens)", got, want, sent)
 	}
 }
+
+// A key whose renewal failed serves its token with the failure as a warning, also when a
+// config write moved the key's renewal point (renewal_spread) past the failed renewal, so
+// that the token is not due any more: status calls the key stale all the same.
+func TestFailingRenewalIsSaidAfterTheSpreadMoved(t *testing.T) {
+	h := newHarness(t)
+	h.m = New(Options{}) // the renewal spread in force
+	cfg := h.cfg
+	h.step(ConfigSet{Now: h.now, Config: &cfg})
+	h.step(RolesLoaded{Now: h.now, Roles: map[string]Role{"sellers": {Type: TypeSeller, Allowed: []string{"*"}, NewAccountsPerHour: 1000}}})
+	account := ""
+	for i := 0; account == ""; i++ { // a seller whose point is well into a 29-minute spread
+		if a := fmt.Sprint("ncp_", i); SpreadOffset(Key{ClientID: "app", Type: TypeSeller, AccountID: a}.SpreadHash(), 29*time.Minute) > 10*time.Minute {
+			account = a
+		}
+	}
+	tok, err := h.read(account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.now = tok.ExpiresAt.Add(-RefreshWindow + time.Second) // due at the window's start (spread 0)
+	h.fail = &Outcome{Status: 503}
+	if _, err := h.read(account); err != nil { // served at once; its renewal behind it fails
+		t.Fatal(err)
+	}
+	cfg.Spread = 29 * time.Minute
+	h.step(ConfigSet{Now: h.now, Config: &cfg})
+	h.now = h.now.Add(2 * time.Minute) // before the key's new point: not due
+	before := len(h.sent)
+	id := ReadID(h.ids + 1)
+	if _, err := h.read(account); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.sent) != before {
+		t.Fatalf("the read asked Naver: the token should not be due at its new point")
+	}
+	if h.warned[id] == nil {
+		t.Error("served without a warning while the key's renewal fails")
+	}
+}

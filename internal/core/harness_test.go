@@ -23,6 +23,7 @@ type harness struct {
 	fail    *Outcome // while set, Naver answers every request with this failure
 	sent    []Key    // every request that reached Naver
 	served  map[ReadID]*Token
+	warned  map[ReadID]*Failure // the warning a served read carried
 	failed  map[ReadID]error
 	countsW int // writes of the counts
 	// pendingSends are requests waiting for the verdict on their first attempt.
@@ -39,7 +40,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}, dropsDone: map[DropID]DropDone{}}
+	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, warned: map[ReadID]*Failure{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}, dropsDone: map[DropID]DropDone{}}
 	h.cfg = Config{ClientID: "app", Credentials: "c1", Endpoint: "e1", Ahead: true, PerHour: 12, Timeout: 10 * time.Second}
 	h.start()
 	return h
@@ -81,6 +82,9 @@ func (h *harness) effect(e Effect) {
 	switch e := e.(type) {
 	case Serve:
 		h.served[e.Read] = e.Token
+		if e.Warning != nil {
+			h.warned[e.Read] = e.Warning
+		}
 	case Fail:
 		h.failed[e.Read] = e.Err
 	case Send:

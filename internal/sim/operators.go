@@ -55,7 +55,7 @@ func (w *world) concurrent(a *app, act Action) {
 	fired := g.fired
 	w.mu.Unlock()
 	if fired {
-		<-g.done
+		w.awaitGate(g)
 	} else {
 		w.do(then)
 	}
@@ -122,7 +122,7 @@ func (w *world) concurrentPair(a *app, act Action) {
 	fired := g.fired
 	w.mu.Unlock()
 	if fired {
-		<-g.done
+		w.awaitGate(g)
 	} else {
 		w.do(then)
 	}
@@ -200,7 +200,7 @@ func (w *world) raceRoleWrites(a *app, first, then Action, g *gate) {
 	fired := g.fired
 	w.mu.Unlock()
 	if fired {
-		<-g.done
+		w.awaitGate(g)
 	} else {
 		_, thenErr = w.writeRole(a, then.Role, map[string]any{"ttl": then.N})
 	}
@@ -692,4 +692,11 @@ func (w *world) drop(a *app, path string, kill, force bool) {
 	w.mu.Lock()
 	w.stats.Faults["op-"+kind]++
 	w.mu.Unlock()
+}
+
+// awaitGate waits for the second action of a pair to end, letting it have the turn.
+func (w *world) awaitGate(g *gate) {
+	w.turn.Unlock()
+	<-g.done
+	w.turn.Lock()
 }

@@ -288,8 +288,8 @@ func (w *world) read(a *app, name string) { w.readWith(a, name, nil, false) }
 // readWith reads token/<name> with the request's fields (a generated action's; invalid:
 // one of them is a value the README refuses, so the read must fail).
 func (w *world) readWith(a *app, name string, data map[string]any, invalid bool) {
-	model := a.readModel(name)
 	w.mu.Lock()
+	model := a.readModel(name) // under the lock: the other action of a pair may write the role
 	k := a.key(model.key())
 	now := w.now()
 	a.readStarted(k, now)

@@ -88,7 +88,9 @@ func (w *world) lease(a *app, renew bool) {
 	before := w.requestsSent()
 	b, view := a.current()
 	req := &logical.Request{Operation: op, Path: "", Secret: served.Secret, Data: served.Data, Storage: view, MountPoint: mount}
+	w.turn.Unlock() // as app.request: the backend's work may run the other action of a pair
 	resp, err := b.HandleRequest(w.ctx, req)
+	w.turn.Lock()
 	if err != nil && !isCoded(err) && err != logical.ErrUnsupportedOperation {
 		w.report(invNoInternalError, "lease-"+string(op), "app%d lease %s failed: %v", a.idx, op, err)
 	}

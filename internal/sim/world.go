@@ -50,6 +50,12 @@ type world struct {
 
 	// netMu makes requests reach Naver one at a time, in a deterministic order where it can.
 	netMu sync.Mutex
+	// turn is held by the goroutine running the model's code (the world's actions and their
+	// checks): the goroutine that made the world, and the second action of a concurrent pair
+	// while it runs. A request to the backend lets it go (see app.request), so the two
+	// actions of a pair overlap only in the backend, never in the model, even when the gate
+	// lets the first go on before the second ended (a slow machine, -race).
+	turn sync.Mutex
 
 	mu         sync.Mutex
 	faults     []activeFault
@@ -441,6 +447,7 @@ func newWorld(seed uint64, p Params) *world {
 	for _, a := range w.apps {
 		a.start()
 	}
+	w.turn.Lock() // the maker of the world runs its model
 	return w
 }
 
@@ -622,6 +629,7 @@ func (a *app) request(op logical.Operation, path string, data map[string]any) (*
 	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: view, MountPoint: mount}
 	var resp *logical.Response
 	var err error
+	a.w.turn.Unlock() // the backend's work may run the other action of a pair
 	if op == logical.UpdateOperation {
 		var checkFound, exists bool
 		checkFound, exists, err = b.HandleExistenceCheck(a.w.ctx, req)
@@ -632,6 +640,7 @@ func (a *app) request(op logical.Operation, path string, data map[string]any) (*
 	if err == nil {
 		resp, err = b.HandleRequest(a.w.ctx, req)
 	}
+	a.w.turn.Lock()
 	// A request whose backend was shut down under it (a concurrent restart) may fail like
 	// one that met a storage failure.
 	return resp, err, a.w.storageFaults.Load() != before || a.restarts.Load() != restarts
@@ -694,6 +703,8 @@ func (w *world) atGate(point string) {
 	w.mu.Unlock()
 	go func() {
 		defer close(g.done)
+		w.turn.Lock()
+		defer w.turn.Unlock()
 		g.then()
 	}()
 	select {

@@ -167,7 +167,7 @@ func (m *Machine) swept(e Swept) {
 		if m.sweepSeen != nil {
 			m.sweepSeen[se.StorageKey] = true
 		}
-		ks := m.byStore[se.StorageKey]
+		ks := m.byStorageKey(se.StorageKey)
 		if se.Undecodable {
 			if !se.Newer && ks == nil {
 				id := WriteID(m.id())
@@ -277,7 +277,7 @@ func summary(t *Token) *Token {
 const storedMarker = "(stored)"
 
 func (m *Machine) entryChanged(e EntryChanged) {
-	if ks, ok := m.byStore[e.StorageKey]; ok {
+	if ks := m.byStorageKey(e.StorageKey); ks != nil {
 		// Another node wrote the key: what memory has may be stale; the next use reads it.
 		ks.token, ks.loaded = nil, false
 		return

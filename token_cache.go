@@ -71,13 +71,27 @@ type tokenCache struct {
 	// storeLocks order, per storage key, a write against the sweep's delete of a stale entry.
 	storeLocks []*locksutil.LockEntry
 	sweptMu    sync.Mutex
-	sweptSums  map[string]sweptEntry
+	sweptSums  map[sweptKey]sweptEntry
 	sweptSeed  maphash.Seed
 	// The sweep under way: the storage keys it lists, how far it read, what it saw.
 	sweepMu   sync.Mutex
 	sweepKeys []string
 	sweepPos  int
-	sweepSeen map[string]struct{}
+	sweepSeen map[sweptKey]struct{}
+}
+
+// sweptKey names a token entry in sweptSums and sweepSeen: by the ID its storage key spells,
+// not by the storage key, as a string per stored token was most of sweptSums' size.
+type sweptKey struct {
+	id   core.StoreID
+	name string // the storage key, only when it spells no ID (a foreign write's)
+}
+
+func sweptKeyOf(storageKey string) sweptKey {
+	if id, ok := core.ParseStoreID(storageKey); ok {
+		return sweptKey{id: id}
+	}
+	return sweptKey{name: storageKey}
 }
 
 type sweptEntry struct {
@@ -95,7 +109,7 @@ func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options)
 		configs: map[string]*configState{}, reads: map[core.ReadID]chan core.Effect{},
 		drops: map[core.DropID]chan core.DropDone{}, verifies: map[core.VerifyID]chan core.VerifyDone{},
 		attempts: map[core.ReqID]chan core.AttemptVerdict{}, storeLocks: locksutil.CreateLocks(),
-		sweptSums: map[string]sweptEntry{}, sweptSeed: maphash.MakeSeed(),
+		sweptSums: map[sweptKey]sweptEntry{}, sweptSeed: maphash.MakeSeed(),
 	}
 	return c
 }
@@ -465,14 +479,14 @@ func (c *tokenCache) deleteToken(s logical.Storage, e core.Delete) error {
 			return err
 		}
 		c.sweptMu.Lock()
-		prev, ok := c.sweptSums[e.StorageKey]
+		prev, ok := c.sweptSums[sweptKeyOf(e.StorageKey)]
 		c.sweptMu.Unlock()
 		if !ok || prev.sum != maphash.Bytes(c.sweptSeed, entry.Value) {
 			return nil
 		}
 	}
 	c.sweptMu.Lock()
-	delete(c.sweptSums, e.StorageKey)
+	delete(c.sweptSums, sweptKeyOf(e.StorageKey))
 	c.sweptMu.Unlock()
 	return s.Delete(c.ctx, e.StorageKey)
 }
@@ -557,23 +571,24 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 			c.logger.Warn("listing cached tokens failed", "error", err)
 			return core.Swept{Now: c.now(), Done: true, Failed: true}
 		}
-		c.sweepKeys, c.sweepPos, c.sweepSeen = keys, 0, make(map[string]struct{}, len(keys))
+		c.sweepKeys, c.sweepPos, c.sweepSeen = keys, 0, make(map[sweptKey]struct{}, len(keys))
 	}
 	deadline := time.Now().Add(sweepPartTime)
 	var batch []core.SweptEntry
 	for c.sweepPos < len(c.sweepKeys) && len(batch) < sweepPart && time.Now().Before(deadline) && c.ctx.Err() == nil {
-		k := c.sweepKeys[c.sweepPos]
+		name := c.sweepKeys[c.sweepPos]
 		c.sweepPos++
-		entry, err := s.Get(c.ctx, k)
+		entry, err := s.Get(c.ctx, name)
 		if err != nil || entry == nil {
 			continue
 		}
+		k := sweptKeyOf(name)
 		c.sweepSeen[k] = struct{}{}
 		sum := maphash.Bytes(c.sweptSeed, entry.Value)
 		c.sweptMu.Lock()
 		prev, ok := c.sweptSums[k]
 		c.sweptMu.Unlock()
-		se := core.SweptEntry{StorageKey: k}
+		se := core.SweptEntry{StorageKey: name}
 		if ok && prev.sum == sum {
 			se.KnownUntil = prev.knownUntil
 		} else if tok, err := decodeToken(entry); err != nil {

@@ -24,7 +24,7 @@ func (m *Machine) drop(e Drop) {
 		return
 	}
 	d := &pendingDrop{id: e.ID, ks: m.key(e.Key), force: e.Force}
-	d.ks.dropping++
+	d.ks.wait().dropping++
 	m.drops[d.id] = d
 	m.runDrop(d, e.Now)
 }
@@ -43,7 +43,8 @@ func (m *Machine) runDrop(d *pendingDrop, now time.Time) {
 	tok := ks.servable(creds)
 	if tok == nil && !ks.loaded {
 		m.load(ks)
-		ks.dropsWait = append(ks.dropsWait, d.id)
+		w := ks.wait()
+		w.dropsWait = append(w.dropsWait, d.id)
 		return
 	}
 	if tok == nil {
@@ -51,16 +52,17 @@ func (m *Machine) runDrop(d *pendingDrop, now time.Time) {
 			// The operator says the account is worth asking for again (the seller authorised
 			// the application again): the refusal and the failure it left go, and the next
 			// read asks Naver at once.
-			ks.refused = nil
-			ks.failures, ks.lastFailure, ks.lastError = 0, nil, nil
-			ks.backoffUntil, ks.nextBackground = time.Time{}, time.Time{}
+			ks.refused, ks.lastError = nil, nil
+			// Only the pause after a handed-back token stays: the credentials of the
+			// failures matter no more once none is left.
+			ks.setFailed(keyFailures{notBefore: ks.failed().notBefore})
 			m.persist(ks)
 			m.dropDone(d, DropDone{Outcome: RefusalCleared})
 			return
 		}
 		var until time.Time
-		if ks.failureFor(creds) != nil && now.Before(ks.backoffUntil) {
-			until = ks.backoffUntil
+		if b := ks.failed().backoffUntil; ks.failureFor(creds) != nil && now.Before(b) {
+			until = b
 		}
 		m.dropDone(d, DropDone{Outcome: NoToken, BackoffUntil: until})
 		return
@@ -98,7 +100,8 @@ func (m *Machine) applyDrop(d *pendingDrop, now time.Time) {
 	if cur == nil && !ks.loaded {
 		// Evicted while Naver was asked: the token may be in storage only.
 		m.load(ks)
-		ks.dropsWait = append(ks.dropsWait, d.id)
+		w := ks.wait()
+		w.dropsWait = append(w.dropsWait, d.id)
 		return
 	}
 	if cur == nil && ks.fact.Servable(d.tok.Credentials) && ks.fact.Life(now) > 0 {
@@ -112,7 +115,8 @@ func (m *Machine) applyDrop(d *pendingDrop, now time.Time) {
 		m.dropDone(d, DropDone{Outcome: Dropped}) // another drop of it landed meanwhile
 		return
 	}
-	ks.dropQueue = append(ks.dropQueue, d)
+	w := ks.wait()
+	w.dropQueue = append(w.dropQueue, d)
 	m.flush(ks)
 }
 
@@ -131,7 +135,10 @@ func (m *Machine) dropApplied(d *pendingDrop, ks *keyState, now time.Time) {
 	}
 	// The back-off of a failure stays (Naver may have asked for it with Retry-After); only
 	// the pause after a handed-back token ends, as that token is now known to be dead.
-	ks.notBefore = time.Time{}
+	if fails := ks.failed(); !fails.notBefore.IsZero() {
+		fails.notBefore = time.Time{}
+		ks.setFailed(fails)
+	}
 	if ks.refused != nil {
 		ks.refused = nil
 		ks.dirty = true
@@ -145,7 +152,8 @@ func (m *Machine) dropFailed(d *pendingDrop, ks *keyState, err error) {
 
 func (m *Machine) dropDone(d *pendingDrop, done DropDone) {
 	delete(m.drops, d.id)
-	d.ks.dropping--
+	d.ks.wait().dropping--
+	d.ks.tidyWaits()
 	done.Drop = d.id
 	m.emit(done)
 }

@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// keyState is everything the machine knows of one key.
+// keyState is everything the machine knows of one key. A mount holds one for each seller
+// it serves (10,000 and more), so what most keys never have — failures, waiters — is held
+// behind pointers that stay nil until they do, and the flags are kept together.
 type keyState struct {
 	key        Key
 	spreadHash uint64
@@ -15,13 +17,14 @@ type keyState struct {
 	// answers is bounded by it. When token is set, fact is token.
 	token *Token
 	fact  *Token
+	// The key's storage writes, one at a time: writing is the one in flight (0: none).
+	writing WriteID
+
 	// loaded: storage was read since memory last forgot the key; loading: a Load is out.
 	loaded  bool
 	loading bool
-	// The key's storage writes, one at a time: writing is the one in flight (0: none);
 	// dirty says memory changed since the entry that is (or was last) written; unstored
 	// says the last write failed (the periodic run writes again).
-	writing  WriteID
 	dirty    bool
 	unstored bool
 	// unnamedMark: no role names the key; its entry says so (for a restart or rollback);
@@ -30,19 +33,16 @@ type keyState struct {
 	markWhenLoaded bool
 	// evictStored: evict the key from memory once its entry is stored.
 	evictStored bool
+	renewQueued bool
 
 	// minLife is the most min_remaining_ttl of the roles read through the key since it
 	// was cached: its token is renewed before it has less left.
 	minLife  time.Duration
 	lastRead time.Time
 
-	failures       int      // consecutive failed requests
-	failedWith     string   // credentials of the failures: back-offs bind only them
-	lastFailure    *Failure // nil after a success; reads share it during the back-off
-	backoffUntil   time.Time
-	nextBackground time.Time
-	notBefore      time.Time // Naver handed back the same token: do not ask before
-	lastError      *KeyError
+	// fails is what the key's failures left (nil: nothing; see failed and setFailed).
+	fails     *keyFailures
+	lastError *KeyError
 
 	// issuedAt is when Naver last issued the key a token (zero: never, as far as known).
 	issuedAt time.Time
@@ -52,17 +52,80 @@ type keyState struct {
 	refused *AccountRefusedError
 
 	inflight *request
-	// What waits on the key: reads and drops for its load, reads for its request,
-	// verifications for either.
-	waitLoad    []ReadID
-	waitReq     []ReadID
-	dropsWait   []DropID
-	verifyWait  []VerifyID
-	seedsWait   []Token
-	dropQueue   []*pendingDrop
-	dropping    int // drops of the key under way
-	log         requestLog
-	renewQueued bool
+	// waits is what waits on the key (nil: nothing; see wait and tidyWaits).
+	waits *keyWaits
+	log   requestLog
+}
+
+// keyFailures is what a key's failed requests left, and the pause after a handed-back
+// token. It is nil in keyState while it is all zero (most keys never fail), so it is never
+// changed in place: setFailed replaces it.
+type keyFailures struct {
+	failures       int      // consecutive failed requests
+	failedWith     string   // credentials of the failures: back-offs bind only them
+	lastFailure    *Failure // nil after a success; reads share it during the back-off
+	backoffUntil   time.Time
+	nextBackground time.Time
+	notBefore      time.Time // Naver handed back the same token: do not ask before
+}
+
+// failed is what the key's failures left (all zero: nothing).
+func (ks *keyState) failed() keyFailures {
+	if ks.fails == nil {
+		return keyFailures{}
+	}
+	return *ks.fails
+}
+
+// setFailed makes f what the key's failures left; all zero holds nothing.
+func (ks *keyState) setFailed(f keyFailures) {
+	if f == (keyFailures{}) {
+		ks.fails = nil
+		return
+	}
+	ks.fails = &f
+}
+
+// keyWaits is what waits on a key: reads and drops for its load, reads for its request,
+// verifications for either, seeds for its load, drops' facts to be written, and the drops
+// under way. It exists only while something waits (tidyWaits releases it).
+type keyWaits struct {
+	waitLoad   []ReadID
+	waitReq    []ReadID
+	dropsWait  []DropID
+	verifyWait []VerifyID
+	seedsWait  []Token
+	dropQueue  []*pendingDrop
+	dropping   int // drops of the key under way
+}
+
+// wait is what waits on the key, made when something is about to.
+func (ks *keyState) wait() *keyWaits {
+	if ks.waits == nil {
+		ks.waits = &keyWaits{}
+	}
+	return ks.waits
+}
+
+// waitedOn reports whether anything waits on the key.
+func (ks *keyState) waitedOn() bool {
+	w := ks.waits
+	return w != nil && len(w.waitLoad)+len(w.waitReq)+len(w.dropsWait)+len(w.verifyWait)+len(w.seedsWait)+len(w.dropQueue)+w.dropping > 0
+}
+
+// take empties a list of what waits and returns what it held: those are dealt with now,
+// and what comes to wait meanwhile waits anew (tidyWaits once done).
+func take[T any](l *[]T) []T {
+	out := *l
+	*l = nil
+	return out
+}
+
+// tidyWaits releases what waits on the key once nothing does.
+func (ks *keyState) tidyWaits() {
+	if !ks.waitedOn() {
+		ks.waits = nil
+	}
 }
 
 // KeyError is a key's last failure, as status reports it.
@@ -81,10 +144,10 @@ func (ks *keyState) servable(credentials string) *Token {
 
 // failureFor is the key's last failure if it was made with credentials.
 func (ks *keyState) failureFor(credentials string) *Failure {
-	if ks.failedWith != credentials {
+	if ks.fails == nil || ks.fails.failedWith != credentials {
 		return nil
 	}
-	return ks.lastFailure
+	return ks.fails.lastFailure
 }
 
 // learn makes f the key's known fact unless a newer one is known. The same token is newer
@@ -158,8 +221,11 @@ func (m *Machine) readGone(e ReadGone) {
 		return
 	}
 	delete(m.reads, e.ID)
-	r.ks.waitLoad = removeID(r.ks.waitLoad, e.ID)
-	r.ks.waitReq = removeID(r.ks.waitReq, e.ID)
+	if w := r.ks.waits; w != nil {
+		w.waitLoad = removeID(w.waitLoad, e.ID)
+		w.waitReq = removeID(w.waitReq, e.ID)
+		r.ks.tidyWaits()
+	}
 }
 
 func removeID[T comparable](ids []T, id T) []T {
@@ -183,7 +249,8 @@ func (m *Machine) evalRead(r *pendingRead, now time.Time) {
 	tok := ks.servable(creds)
 	if tok == nil && !ks.loaded {
 		m.load(ks)
-		ks.waitLoad = append(ks.waitLoad, r.id)
+		w := ks.wait()
+		w.waitLoad = append(w.waitLoad, r.id)
 		return
 	}
 	if tok != nil && !m.isDue(ks, tok, now) {
@@ -200,12 +267,14 @@ func (m *Machine) evalRead(r *pendingRead, now time.Time) {
 		return
 	}
 	if ks.inflight != nil {
-		ks.waitReq = append(ks.waitReq, r.id)
+		w := ks.wait()
+		w.waitReq = append(w.waitReq, r.id)
 		return
 	}
 	res, sent := m.decide(ks, now, false, r)
 	if sent {
-		ks.waitReq = append(ks.waitReq, r.id)
+		w := ks.wait()
+		w.waitReq = append(w.waitReq, r.id)
 		return
 	}
 	m.resolveRead(r, res, now)
@@ -259,7 +328,8 @@ func (m *Machine) decide(ks *keyState, now time.Time, background bool, r *pendin
 	}
 	servable := current != nil && current.Life(now) >= MinServableLife
 	failure := ks.failureFor(creds)
-	backoffUntil := ks.backoffUntil
+	fails := ks.failed()
+	backoffUntil := fails.backoffUntil
 	if failure == nil {
 		// A failure of other credentials owes these no back-off.
 		backoffUntil = time.Time{}
@@ -275,7 +345,7 @@ func (m *Machine) decide(ks *keyState, now time.Time, background bool, r *pendin
 		}
 		return result{err: ks.refused}, false
 	}
-	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(ks.notBefore)) {
+	if servable && (now.Sub(current.FetchedAt) < minRefetchInterval || now.Before(fails.notBefore)) {
 		return result{token: current, renewErr: failure}, false
 	}
 	if servable && failure != nil && now.Before(m.recoverySpreadPoint(ks, current)) {
@@ -410,27 +480,23 @@ func (m *Machine) loaded(e Loaded) {
 		// Asking Naver without what storage knows of the token could be a needless
 		// request, or serve a handed-back token past its death.
 		err := &StorageError{What: "reading the cached token from storage", Err: e.Err}
-		for _, id := range ks.waitLoad {
+		for _, id := range take(&ks.wait().waitLoad) {
 			if r, ok := m.reads[id]; ok {
 				m.failRead(r, err)
 			}
 		}
-		ks.waitLoad = nil
-		drops := ks.dropsWait
-		ks.dropsWait = nil
-		for _, id := range drops {
+		for _, id := range take(&ks.wait().dropsWait) {
 			if d, ok := m.drops[id]; ok {
 				m.dropDone(d, DropDone{Err: &StorageError{What: "reading the cached token", Err: e.Err}})
 			}
 		}
-		verifies := ks.verifyWait
-		ks.verifyWait = nil
-		for _, id := range verifies {
+		for _, id := range take(&ks.wait().verifyWait) {
 			if v, ok := m.verifies[id]; ok {
 				m.warn("reading what is known of the token failed", m.keyArgs(ks, "error", e.Err)...)
 				m.runVerify(v, e.Now, true)
 			}
 		}
+		ks.tidyWaits()
 		return
 	}
 	ks.loaded = true
@@ -482,32 +548,25 @@ func (m *Machine) learnStored(ks *keyState, stored *Token, now time.Time) {
 
 // wake re-evaluates what waited for the key's load.
 func (m *Machine) wake(ks *keyState, now time.Time) {
-	reads := ks.waitLoad
-	ks.waitLoad = nil
-	for _, id := range reads {
+	for _, id := range take(&ks.wait().waitLoad) {
 		if r, ok := m.reads[id]; ok {
 			m.evalRead(r, now)
 		}
 	}
-	drops := ks.dropsWait
-	ks.dropsWait = nil
-	for _, id := range drops {
+	for _, id := range take(&ks.wait().dropsWait) {
 		if d, ok := m.drops[id]; ok {
 			m.runDrop(d, now)
 		}
 	}
-	verifies := ks.verifyWait
-	ks.verifyWait = nil
-	for _, id := range verifies {
+	for _, id := range take(&ks.wait().verifyWait) {
 		if v, ok := m.verifies[id]; ok {
 			m.runVerify(v, now, false)
 		}
 	}
-	seeds := ks.seedsWait
-	ks.seedsWait = nil
-	for _, t := range seeds {
+	for _, t := range take(&ks.wait().seedsWait) {
 		m.seed(Seed{Now: now, Token: t})
 	}
+	ks.tidyWaits()
 }
 
 // publish makes tok (of credentials creds) what is known of the key, in memory and storage.
@@ -577,9 +636,10 @@ func (m *Machine) flush(ks *keyState) {
 	if ks.writing != 0 {
 		return
 	}
-	for len(ks.dropQueue) > 0 {
-		d := ks.dropQueue[0]
-		ks.dropQueue = ks.dropQueue[1:]
+	for ks.waits != nil && len(ks.waits.dropQueue) > 0 {
+		d := ks.waits.dropQueue[0]
+		ks.waits.dropQueue = ks.waits.dropQueue[1:]
+		ks.tidyWaits()
 		if _, ok := m.drops[d.id]; !ok {
 			continue
 		}
@@ -660,7 +720,7 @@ func (m *Machine) written(e Written) {
 		// missing: the periodic run writes it again (not at once: storage is failing).
 		ks.unstored, ks.dirty = true, true
 		m.warn("storing token failed; it is cached in memory only", m.keyArgs(ks, "error", e.Err)...)
-		if len(ks.dropQueue) > 0 {
+		if ks.waits != nil && len(ks.waits.dropQueue) > 0 {
 			m.flush(ks)
 		}
 		return
@@ -715,7 +775,8 @@ func (m *Machine) newRequest(ks *keyState, now time.Time, background bool, v *pe
 	} else {
 		req.cfg = *m.cfg
 	}
-	req.single = ks.failures > 0 && ks.failedWith == req.cfg.Credentials
+	fails := ks.failed()
+	req.single = fails.failures > 0 && fails.failedWith == req.cfg.Credentials
 	return req
 }
 
@@ -772,7 +833,8 @@ func (m *Machine) runVerify(v *pendingVerify, now time.Time, loadFailed bool) {
 	ks := v.ks
 	if !ks.loaded && !loadFailed {
 		m.load(ks)
-		ks.verifyWait = append(ks.verifyWait, v.id)
+		w := ks.wait()
+		w.verifyWait = append(w.verifyWait, v.id)
 		return
 	}
 	for _, t := range []*Token{ks.token, ks.fact} {
@@ -783,7 +845,8 @@ func (m *Machine) runVerify(v *pendingVerify, now time.Time, loadFailed bool) {
 		}
 	}
 	if ks.inflight != nil {
-		ks.verifyWait = append(ks.verifyWait, v.id)
+		w := ks.wait()
+		w.verifyWait = append(w.verifyWait, v.id)
 		return
 	}
 	// A config write of credentials whose verification Naver just failed shares that
@@ -806,7 +869,8 @@ func (m *Machine) seed(e Seed) {
 	ks := m.key(e.Token.Key)
 	if !ks.loaded && ks.fact == nil {
 		m.load(ks)
-		ks.seedsWait = append(ks.seedsWait, e.Token)
+		w := ks.wait()
+		w.seedsWait = append(w.seedsWait, e.Token)
 		return
 	}
 	tok := e.Token
@@ -829,5 +893,7 @@ func (m *Machine) boundHandedBack(ks *keyState, tok *Token, now time.Time) {
 		tok.LatestExpiry = known.LatestExpiry
 	}
 	m.warn("naver handed back a token already known; not asking again for a while", m.keyArgs(ks, "retry_after", sameTokenPause)...)
-	ks.notBefore = now.Add(sameTokenPause)
+	fails := ks.failed()
+	fails.notBefore = now.Add(sameTokenPause)
+	ks.setFailed(fails)
 }

@@ -34,15 +34,17 @@ type Machine struct {
 	triesWait map[string][]ReqID
 	// sweepWait are the requests waiting for the sweep (see admit).
 	sweepWait []ReqID
-	keys      map[Key]*keyState
-	byStore   map[string]*keyState
-	apps      map[string]*appState
-	reqs      map[ReqID]*request
-	reads     map[ReadID]*pendingRead
-	drops     map[DropID]*pendingDrop
-	verifies  map[VerifyID]*pendingVerify
-	writes    map[WriteID]*pendingWrite
-	counts    map[WriteID]*appState
+	// keys are the keys in memory; byStore the same by their entries' IDs (the sweep and
+	// other nodes' writes name entries).
+	keys     map[Key]*keyState
+	byStore  map[StoreID]*keyState
+	apps     map[string]*appState
+	reqs     map[ReqID]*request
+	reads    map[ReadID]*pendingRead
+	drops    map[DropID]*pendingDrop
+	verifies map[VerifyID]*pendingVerify
+	writes   map[WriteID]*pendingWrite
+	counts   map[WriteID]*appState
 	// stored summarises, by storage key, the entries the sweep found of keys not in memory
 	// (see status); sweepSeen are the storage keys the sweep under way has read.
 	stored      map[string]*Token
@@ -75,7 +77,7 @@ type renewState struct {
 func New(opts Options) *Machine {
 	m := &Machine{
 		superseded: map[string]bool{}, spreadWidth: RenewSpreadWidth,
-		tries: map[string]*tries{}, triesWait: map[string][]ReqID{}, keys: map[Key]*keyState{}, byStore: map[string]*keyState{},
+		tries: map[string]*tries{}, triesWait: map[string][]ReqID{}, keys: map[Key]*keyState{}, byStore: map[StoreID]*keyState{},
 		apps: map[string]*appState{}, reqs: map[ReqID]*request{}, reads: map[ReadID]*pendingRead{},
 		drops: map[DropID]*pendingDrop{}, verifies: map[VerifyID]*pendingVerify{}, writes: map[WriteID]*pendingWrite{},
 		counts: map[WriteID]*appState{}, stored: map[string]*Token{}, unnamed: map[Key]bool{},
@@ -200,9 +202,10 @@ func (m *Machine) key(k Key) *keyState {
 		return ks
 	}
 	ks := &keyState{key: k, spreadHash: k.SpreadHash()}
+	id := k.StoreID()
 	sk := k.StorageKey()
 	m.keys[k] = ks
-	m.byStore[sk] = ks
+	m.byStore[id] = ks
 	if s, ok := m.stored[sk]; ok {
 		m.deleteStored(sk)
 		m.setIssued(ks, issuedAt(s))
@@ -210,11 +213,20 @@ func (m *Machine) key(k Key) *keyState {
 	return ks
 }
 
+// byStorageKey is the state of the key in memory whose entry storageKey names (nil: none).
+func (m *Machine) byStorageKey(storageKey string) *keyState {
+	id, ok := ParseStoreID(storageKey)
+	if !ok {
+		return nil
+	}
+	return m.byStore[id]
+}
+
 // forget drops a key's state: nothing in it counts any more.
 func (m *Machine) forget(ks *keyState) {
 	m.useMemo.add(m, ks.key, ks.issuedAt, -1)
 	delete(m.keys, ks.key)
-	delete(m.byStore, ks.key.StorageKey())
+	delete(m.byStore, ks.key.StoreID())
 }
 
 func issuedAt(t *Token) time.Time {

@@ -30,7 +30,7 @@ func (m *Machine) tick(e Tick) {
 			}
 			continue
 		case tok.Life(now) <= 0:
-			if now.Before(ks.backoffUntil) || now.Before(ks.nextBackground) {
+			if f := ks.failed(); now.Before(f.backoffUntil) || now.Before(f.nextBackground) {
 				// The key's back-off (perhaps Naver's Retry-After) outlives its token.
 				ks.token = nil
 			} else {
@@ -45,7 +45,7 @@ func (m *Machine) tick(e Tick) {
 			continue
 		}
 		if t := ks.servable(m.cfg.Credentials); t != nil && m.cfg.Ahead && m.isDue(ks, t, now) &&
-			now.Sub(ks.lastRead) < t.ExpiresAt.Sub(t.FetchedAt) && !now.Before(ks.nextBackground) && m.renewable(ks.key) {
+			now.Sub(ks.lastRead) < t.ExpiresAt.Sub(t.FetchedAt) && !now.Before(ks.failed().nextBackground) && m.renewable(ks.key) {
 			ks.renewQueued = true
 			m.renew.queue = append(m.renew.queue, ks)
 		}
@@ -71,11 +71,11 @@ func (m *Machine) renewable(k Key) bool {
 
 // idle reports whether nothing in the key's state counts any more.
 func (m *Machine) idle(ks *keyState, now time.Time) bool {
+	f := ks.failed()
 	return ks.inflight == nil && !ks.loading && ks.writing == 0 && !ks.dirty && !ks.unstored &&
-		len(ks.waitLoad)+len(ks.waitReq)+len(ks.dropsWait)+len(ks.verifyWait)+len(ks.seedsWait)+len(ks.dropQueue) == 0 &&
-		!ks.renewQueued && ks.dropping == 0 && (ks.refused == nil || !now.Before(ks.refused.Until)) &&
+		!ks.waitedOn() && !ks.renewQueued && (ks.refused == nil || !now.Before(ks.refused.Until)) &&
 		now.Sub(ks.lastRead) > IdleKeyLifetime && now.Sub(ks.log.last()) >= 24*time.Hour &&
-		!now.Before(ks.backoffUntil) && !now.Before(ks.nextBackground)
+		!now.Before(f.backoffUntil) && !now.Before(f.nextBackground)
 }
 
 // renewNext starts the periodic run's next renewals, RenewConcurrency at a time.
@@ -167,7 +167,7 @@ func (m *Machine) swept(e Swept) {
 		if m.sweepSeen != nil {
 			m.sweepSeen[se.StorageKey] = true
 		}
-		ks := m.byStore[se.StorageKey]
+		ks := m.byStorageKey(se.StorageKey)
 		if se.Undecodable {
 			if !se.Newer && ks == nil {
 				id := WriteID(m.id())
@@ -257,7 +257,7 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 		m.emit(Delete{Write: id, StorageKey: storageKey})
 		return
 	}
-	if ks.writing != 0 || ks.dirty || ks.inflight != nil || ks.token != nil || len(ks.dropQueue) > 0 {
+	if ks.writing != 0 || ks.dirty || ks.inflight != nil || ks.token != nil || (ks.waits != nil && len(ks.waits.dropQueue) > 0) {
 		return // the key moved on meanwhile: the next sweep judges it again
 	}
 	ks.fact, ks.loaded, ks.unnamedMark = nil, false, false
@@ -277,7 +277,7 @@ func summary(t *Token) *Token {
 const storedMarker = "(stored)"
 
 func (m *Machine) entryChanged(e EntryChanged) {
-	if ks, ok := m.byStore[e.StorageKey]; ok {
+	if ks := m.byStorageKey(e.StorageKey); ks != nil {
 		// Another node wrote the key: what memory has may be stale; the next use reads it.
 		ks.token, ks.loaded = nil, false
 		return

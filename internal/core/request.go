@@ -438,9 +438,7 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 // request go on.
 func (m *Machine) afterRequest(req *request, now time.Time) {
 	ks := req.ks
-	reads := ks.waitReq
-	ks.waitReq = nil
-	for _, id := range reads {
+	for _, id := range take(&ks.wait().waitReq) {
 		r, ok := m.reads[id]
 		if !ok {
 			continue
@@ -452,13 +450,12 @@ func (m *Machine) afterRequest(req *request, now time.Time) {
 			m.evalRead(r, now)
 		}
 	}
-	verifies := ks.verifyWait
-	ks.verifyWait = nil
-	for _, id := range verifies {
+	for _, id := range take(&ks.wait().verifyWait) {
 		if v, ok := m.verifies[id]; ok {
 			m.runVerify(v, now, false)
 		}
 	}
+	ks.tidyWaits()
 	if req.fromTick {
 		m.renew.inflight--
 		m.renewNext(now)
@@ -474,25 +471,29 @@ func (m *Machine) recordFailure(ks *keyState, creds string, err error, o Outcome
 		// Made with credentials that are gone: the new ones owe it no back-off.
 		return failure
 	}
-	if ks.failedWith != creds {
-		ks.failures, ks.failedWith = 0, creds
+	f := ks.failed()
+	if f.failedWith != creds {
+		f.failures, f.failedWith = 0, creds
 	}
-	ks.lastFailure = failure
+	f.lastFailure = failure
 	if failure.refusal {
 		// A refusal sent nothing; the budget or the breaker is itself the back-off.
+		ks.setFailed(f)
 		return failure
 	}
-	ks.failures++
+	f.failures++
 	// Reads share the failure until the pace lets the key ask again, so that they are
 	// answered with Naver's failure, not a refusal of the budget.
-	ks.backoffUntil = latest(now.Add(readBackoff(o, ks.failures)), ks.log.nextPaced(now, m.cfg.PerHour))
-	ks.nextBackground = latest(now.Add(Doubling(backgroundBackoff, ks.failures, maxBackgroundBackoff)), ks.backoffUntil)
+	f.backoffUntil = latest(now.Add(readBackoff(o, f.failures)), ks.log.nextPaced(now, m.cfg.PerHour))
+	f.nextBackground = latest(now.Add(Doubling(backgroundBackoff, f.failures, maxBackgroundBackoff)), f.backoffUntil)
+	ks.setFailed(f)
 	return failure
 }
 
+// recordSuccess ends the key's failures. Only the pause after a handed-back token stays:
+// the credentials of the failures matter no more once none is left.
 func (m *Machine) recordSuccess(ks *keyState) {
-	ks.failures, ks.lastFailure = 0, nil
-	ks.backoffUntil, ks.nextBackground = time.Time{}, time.Time{}
+	ks.setFailed(keyFailures{notBefore: ks.failed().notBefore})
 }
 
 // dropPending forgets the attempts of req waiting for a write of the counts.

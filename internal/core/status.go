@@ -105,7 +105,7 @@ func (m *Machine) shown(ks *keyState, now time.Time) bool {
 	if !m.namedOrSelf(ks.key) {
 		return false // no role names it: not cached, not renewed, nothing to report
 	}
-	return ks.token != nil || ks.lastFailure != nil || ks.lastError != nil || ks.refused != nil ||
+	return ks.token != nil || ks.failed().lastFailure != nil || ks.lastError != nil || ks.refused != nil ||
 		!ks.lastRead.IsZero() || len(ks.log.times) > 0 || ks.inflight != nil ||
 		(ks.fact.Servable(m.cfg.Credentials) && ks.fact.Life(now) > 0)
 }
@@ -143,8 +143,9 @@ func (m *Machine) view(ks *keyState, now time.Time) KeyView {
 		e := *ks.lastError
 		v.LastError = &e
 	}
-	v.BackoffUntil, v.NextBackground, v.Failures = ks.backoffUntil, ks.nextBackground, ks.failures
-	v.Refused = ks.failures == 0 && ks.lastFailure != nil
+	f := ks.failed()
+	v.BackoffUntil, v.NextBackground, v.Failures = f.backoffUntil, f.nextBackground, f.failures
+	v.Refused = f.failures == 0 && f.lastFailure != nil
 	if ks.refused != nil {
 		r := *ks.refused
 		v.AccountRefused = &r
@@ -203,7 +204,7 @@ func (m *Machine) Requests(now time.Time) (lastHour, last24h int) {
 // BackoffUntil is when reads of key may ask Naver again after a failure (zero: now).
 func (m *Machine) BackoffUntil(k Key) time.Time {
 	if ks, ok := m.keys[k]; ok {
-		return ks.backoffUntil
+		return ks.failed().backoffUntil
 	}
 	return time.Time{}
 }

@@ -24,8 +24,31 @@ func (k Key) String() string { return k.ClientID + "|" + k.Type + "|" + k.Accoun
 
 // StorageKey names the key's storage entry without putting identifiers in a path.
 func (k Key) StorageKey() string {
+	id := k.StoreID()
+	return TokenPrefix + hex.EncodeToString(id[:])
+}
+
+// StoreID is what a key's storage key spells in hex. Maps of every key in memory are keyed
+// by it rather than by the storage key: 16 bytes in place, not a 39-byte string each.
+type StoreID [16]byte
+
+// StoreID is the ID of the key's storage entry.
+func (k Key) StoreID() StoreID {
 	sum := sha256.Sum256([]byte(k.String()))
-	return TokenPrefix + hex.EncodeToString(sum[:16])
+	return StoreID(sum[:16])
+}
+
+// ParseStoreID is the ID a storage key spells; ok is false when it is not a key's storage
+// key (StorageKey spells it in lower-case hex only).
+func ParseStoreID(storageKey string) (id StoreID, ok bool) {
+	h, found := strings.CutPrefix(storageKey, TokenPrefix)
+	if !found || len(h) != 2*len(id) || strings.ToLower(h) != h {
+		return id, false
+	}
+	if _, err := hex.Decode(id[:], []byte(h)); err != nil {
+		return id, false
+	}
+	return id, true
 }
 
 // TokenPrefix is where the entries of tokens live in storage.

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 // rewriteStored rewrites a storage entry through edit, as raw JSON.
@@ -99,5 +102,28 @@ func TestStorageFormatFromTheFuture(t *testing.T) {
 	_, err := env.read("roles/store")
 	if err == nil || !strings.Contains(err.Error(), "newer version of the plugin") {
 		t.Errorf("error %v, want one saying a newer plugin stored it", err)
+	}
+}
+
+// A token entry a newer plugin wrote is kept by every sweep, not only the first (a rollback
+// must not lose what the newer version knows): the second sweep found it unchanged and,
+// remembering no expiry for it, judged it stale.
+func TestEverySweepKeepsTokenEntriesOfANewerFormat(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("roles/store", map[string]any{"type": "SELF"})
+	env.readToken("store")
+	env.b.WaitIdle()
+	key := tokenKey{ClientID: testClientID, Type: "SELF"}.StorageKey()
+	env.rewriteStored(key, func(m map[string]any) { m["format"] = tokenFormat + 1 })
+	env.b = env.newBackend()
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		env.periodic(ctx)
+		env.b.WaitIdle()
+		if e, err := env.storage.Get(ctx, key); err != nil || e == nil {
+			t.Fatalf("after sweep %d the entry of a newer format is gone (%v)", i, err)
+		}
+		env.clock.Advance(core.SweepInterval + time.Minute)
 	}
 }

@@ -592,10 +592,9 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		if ok && prev.sum == sum {
 			se.KnownUntil = prev.knownUntil
 		} else if tok, err := decodeToken(entry); err != nil {
+			// Not remembered: an unchanged entry is passed on as known until a time, and an
+			// entry of a newer format has none (the next sweep would judge it stale).
 			se.Undecodable, se.Newer = true, isNewerFormat(err)
-			c.sweptMu.Lock()
-			c.sweptSums[k] = sweptEntry{sum: sum}
-			c.sweptMu.Unlock()
 		} else {
 			se.Token = tok
 			c.sweptMu.Lock()

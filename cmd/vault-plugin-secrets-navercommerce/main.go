@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -42,7 +43,16 @@ func run(args []string, stdout, stderr io.Writer, serve func(*api.PluginAPIClien
 	return 0
 }
 
+// gcPercent is the garbage collector's target unless the operator sets GOGC: the plugin's
+// live heap is mostly long-lived per-key state (about a kilobyte a seller) and its garbage
+// short-lived, so half the default headroom costs little CPU and keeps the process smaller
+// with many sellers (docs/decisions.md, docs/benchmarks.md).
+const gcPercent = 50
+
 func serve(meta *api.PluginAPIClientMeta) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	return plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: navercommerce.Factory,
 		TLSProviderFunc:    api.VaultPluginTLSProvider(meta.GetTLSConfig()),

@@ -127,3 +127,27 @@ func TestEverySweepKeepsTokenEntriesOfANewerFormat(t *testing.T) {
 		env.clock.Advance(core.SweepInterval + time.Minute)
 	}
 }
+
+// A damaged token entry (not of a newer format) is deleted by the sweep: the sweep remembers
+// what it read of it, as the delete deletes only an entry the sweep read unchanged.
+func TestSweepDeletesADamagedTokenEntry(t *testing.T) {
+	env := newTestEnv(t)
+	env.configure()
+	env.mustWrite("roles/store", map[string]any{"type": "SELF"})
+	env.readToken("store")
+	env.b.WaitIdle()
+	ctx := context.Background()
+	key := tokenKey{ClientID: testClientID, Type: "SELLER", AccountID: "damaged"}.StorageKey()
+	if err := env.storage.Put(ctx, &logical.StorageEntry{Key: key, Value: []byte(`{"format":`)}); err != nil {
+		t.Fatal(err)
+	}
+	env.b = env.newBackend()
+	for range 3 {
+		env.periodic(ctx)
+		env.b.WaitIdle()
+		env.clock.Advance(core.SweepInterval + time.Minute)
+	}
+	if e, _ := env.storage.Get(ctx, key); e != nil {
+		t.Errorf("after 3 sweeps the damaged entry %s is still stored", key)
+	}
+}

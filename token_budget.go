@@ -41,8 +41,15 @@ func (g *attemptGate) first(ctx context.Context) error {
 			return err
 		}
 	}
+	g.sending()
 	g.sent = true
 	return nil
+}
+
+// sending tells the core the attempt leaves now: the key counts it from now (the write and
+// the signing it waited for took a while since the core decided it).
+func (g *attemptGate) sending() {
+	g.c.step(nil, core.AttemptSending{Now: g.c.now(), Req: g.req})
 }
 
 // mayRetry reports whether another attempt may follow (not counting it yet).
@@ -54,7 +61,11 @@ func (g *attemptGate) mayRetry(ctx context.Context) bool {
 // retry counts the next attempt, after its wait, and waits until it may be sent.
 func (g *attemptGate) retry(ctx context.Context) error {
 	g.c.step(nil, core.AttemptAsk{Now: g.c.now(), Req: g.req})
-	return g.wait(ctx)
+	if err := g.wait(ctx); err != nil {
+		return err
+	}
+	g.sending()
+	return nil
 }
 
 func (g *attemptGate) wait(ctx context.Context) error {

@@ -554,7 +554,9 @@ func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
 // sweep reads the next part of storage's entries of tokens for the core (listing them when
 // a sweep begins), decoding only those that changed since the last sweep read them (at
 // thousands of sellers decoding was most of its cost). A part ends after sweepPart entries
-// or sweepPartTime, so one periodic run never spends long on it.
+// or sweepPartTime, so one periodic run never spends long on it, except when a read waits
+// for the sweep (the automatic budget right after a start): then the parts follow at once,
+// read by the goroutine that stepped the core.
 func (c *tokenCache) sweep(s logical.Storage) {
 	// Swept is stepped once sweepMu is released: what it decides may be the next part (a
 	// request waits for the sweep), read by this goroutine at once.
@@ -592,9 +594,15 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		if ok && prev.sum == sum {
 			se.KnownUntil = prev.knownUntil
 		} else if tok, err := decodeToken(entry); err != nil {
-			// Not remembered: an unchanged entry is passed on as known until a time, and an
-			// entry of a newer format has none (the next sweep would judge it stale).
 			se.Undecodable, se.Newer = true, isNewerFormat(err)
+			if !se.Newer {
+				// Remembered, as the delete the core asks for deletes only what a sweep read.
+				// An entry of a newer format is not: an unchanged entry is passed on as known
+				// until a time, which it has none of, and the next sweep would delete it.
+				c.sweptMu.Lock()
+				c.sweptSums[k] = sweptEntry{sum: sum}
+				c.sweptMu.Unlock()
+			}
 		} else {
 			se.Token = tok
 			c.sweptMu.Lock()

@@ -451,3 +451,90 @@ func TestFailingRenewalIsSaidAfterTheSpreadMoved(t *testing.T) {
 		t.Error("served without a warning while the key's renewal fails")
 	}
 }
+
+// A failure of the key before a verification brought a new token says nothing of that
+// token: reads of it carry no warning (a config write keeping the credentials, e.g. a new
+// proxy_url, verifies and fetches one).
+func TestAVerifiedTokenIsServedWithoutAnOlderFailure(t *testing.T) {
+	h := newHarness(t)
+	self := Key{ClientID: "app", Type: TypeSelf}
+	readSelf := func() (ReadID, *Token, error) {
+		h.ids++
+		id := ReadID(h.ids)
+		h.step(Read{Now: h.now, ID: id, Key: self, Role: "app"})
+		return id, h.served[id], h.failed[id]
+	}
+	_, t1, err := readSelf()
+	if err != nil || t1 == nil {
+		t.Fatal(err)
+	}
+	h.now = t1.ExpiresAt.Add(-RefreshWindow + time.Second)
+	h.fail = &Outcome{Status: 503}
+	if _, _, err := readSelf(); err != nil { // served; the renewal behind it fails
+		t.Fatal(err)
+	}
+	h.fail = nil
+	h.now = h.now.Add(5 * time.Minute)
+	before := len(h.sent)
+	h.step(Verify{Now: h.now, ID: 1, Config: h.cfg}) // proxy_url changed, same credentials
+	if len(h.sent) != before+1 {
+		t.Fatalf("the verification sent %d requests", len(h.sent)-before)
+	}
+	cfg := h.cfg
+	h.step(ConfigSet{Now: h.now, Config: &cfg, Written: true})
+	h.now = h.now.Add(time.Minute)
+	id, t2, err := readSelf()
+	if err != nil || t2 == nil {
+		t.Fatal(err)
+	}
+	if t2.FetchedAt.Before(h.now.Add(-10 * time.Minute)) {
+		t.Fatalf("not the verified token: fetched %v", t2.FetchedAt)
+	}
+	if w := h.warned[id]; w != nil {
+		t.Errorf("a token fetched %v ago (expires %v) is served with: renewing this token failed (%v)", h.now.Sub(t2.FetchedAt), t2.ExpiresAt.Sub(h.now), w.Err)
+	}
+}
+
+// A background renewal the background share refuses right after a start ends at once (only
+// reads wait for the sweep): a read that needs more life than the token has must not join
+// it and get the background share's refusal while the application has room for the read.
+func TestAReadNeverJoinsABackgroundRenewalWaitingForTheSweep(t *testing.T) {
+	h := newHarness(t)
+	t1, err := h.read("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.now = t1.ExpiresAt.Add(-RefreshWindow + time.Second) // in the window: due
+	// The application's hour: 25 requests (this process's predecessors), one key in use.
+	minute := h.now.Unix() / 60
+	h.counts = &Counts{Minutes: map[int64]int{minute - 5: 25}, Keys: map[int64]int{minute - 5: 1}, Reserved: map[int64]int{}}
+	h.start() // a restart: the stored tokens are not known until the sweep
+	h.holdSweep = true
+	// Read 1: served at once (Ahead); its renewal behind it is refused by the background
+	// share (24 of 32) and waits for the sweep.
+	if _, err := h.read("a"); err != nil {
+		t.Fatal(err)
+	}
+	if h.sweepsHeld == 0 {
+		t.Log("no sweep asked for")
+	}
+	// Read 2: a role that needs 40 minutes of life (the token has 30).
+	h.ids++
+	id := ReadID(h.ids)
+	before := len(h.sent)
+	h.step(Read{Now: h.now, ID: id, Key: Key{ClientID: "app", Type: TypeSeller, AccountID: "a"}, Role: "sellers", NewAccountsPerHour: 1000, MinLife: 40 * time.Minute})
+	// The sweep ends.
+	h.holdSweep = false
+	var entries []SweptEntry
+	for sk, tk := range h.store {
+		tk := tk
+		entries = append(entries, SweptEntry{StorageKey: sk, Token: &tk})
+	}
+	h.step(Swept{Now: h.now, Entries: entries, Done: true})
+	if err, ok := h.failed[id]; ok {
+		n, _ := h.m.app("app").lastHour(h.now)
+		t.Errorf("read 2 failed (%d sent for it; application hour %d of %d): %v", len(h.sent)-before, n, h.m.App(h.now).Budget, err)
+	} else if _, ok := h.served[id]; !ok {
+		t.Errorf("read 2 unanswered")
+	}
+}

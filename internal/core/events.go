@@ -107,6 +107,14 @@ type AttemptAsk struct {
 	Check bool
 }
 
+// AttemptSending: an attempt the core let go (the first or a retry) leaves for Naver now.
+// The key counts it from now, not from when it was decided: the write of the counts it
+// waited for may have taken a while, and no hour at Naver may hold more than the key's budget.
+type AttemptSending struct {
+	Now time.Time
+	Req ReqID
+}
+
 // Loaded: the key's storage entry, as a Load effect asked (Entry nil: none). Err: reading
 // failed.
 type Loaded struct {
@@ -222,26 +230,27 @@ type SweptEntry struct {
 // Closing: the mount is going away; nothing new is started.
 type Closing struct{ Now time.Time }
 
-func (e Read) at() time.Time          { return e.Now }
-func (e ReadGone) at() time.Time      { return e.Now }
-func (e Drop) at() time.Time          { return e.Now }
-func (e ProbeResult) at() time.Time   { return e.Now }
-func (e Answer) at() time.Time        { return e.Now }
-func (e AttemptAsk) at() time.Time    { return e.Now }
-func (e Loaded) at() time.Time        { return e.Now }
-func (e Written) at() time.Time       { return e.Now }
-func (e CountsLoaded) at() time.Time  { return e.Now }
-func (e CountsWritten) at() time.Time { return e.Now }
-func (e ConfigSet) at() time.Time     { return e.Now }
-func (e Verify) at() time.Time        { return e.Now }
-func (e Seed) at() time.Time          { return e.Now }
-func (e RolesLoaded) at() time.Time   { return e.Now }
-func (e RoleSet) at() time.Time       { return e.Now }
-func (e EntryChanged) at() time.Time  { return e.Now }
-func (e Tick) at() time.Time          { return e.Now }
-func (e Swept) at() time.Time         { return e.Now }
-func (e Closing) at() time.Time       { return e.Now }
-func (e SweepNow) at() time.Time      { return e.Now }
+func (e Read) at() time.Time           { return e.Now }
+func (e ReadGone) at() time.Time       { return e.Now }
+func (e Drop) at() time.Time           { return e.Now }
+func (e ProbeResult) at() time.Time    { return e.Now }
+func (e Answer) at() time.Time         { return e.Now }
+func (e AttemptAsk) at() time.Time     { return e.Now }
+func (e AttemptSending) at() time.Time { return e.Now }
+func (e Loaded) at() time.Time         { return e.Now }
+func (e Written) at() time.Time        { return e.Now }
+func (e CountsLoaded) at() time.Time   { return e.Now }
+func (e CountsWritten) at() time.Time  { return e.Now }
+func (e ConfigSet) at() time.Time      { return e.Now }
+func (e Verify) at() time.Time         { return e.Now }
+func (e Seed) at() time.Time           { return e.Now }
+func (e RolesLoaded) at() time.Time    { return e.Now }
+func (e RoleSet) at() time.Time        { return e.Now }
+func (e EntryChanged) at() time.Time   { return e.Now }
+func (e Tick) at() time.Time           { return e.Now }
+func (e Swept) at() time.Time          { return e.Now }
+func (e Closing) at() time.Time        { return e.Now }
+func (e SweepNow) at() time.Time       { return e.Now }
 
 func (e Read) String() string     { return fmt.Sprintf("read#%d %s role=%s", e.ID, e.Key, e.Role) }
 func (e ReadGone) String() string { return fmt.Sprintf("read-gone#%d", e.ID) }
@@ -260,7 +269,8 @@ func (e Answer) String() string {
 	}
 	return fmt.Sprintf("answer#%d token expires %s", e.Req, e.Token.ExpiresAt.Format(time.RFC3339))
 }
-func (e AttemptAsk) String() string { return fmt.Sprintf("attempt#%d check=%t", e.Req, e.Check) }
+func (e AttemptAsk) String() string     { return fmt.Sprintf("attempt#%d check=%t", e.Req, e.Check) }
+func (e AttemptSending) String() string { return fmt.Sprintf("sending#%d", e.Req) }
 func (e Loaded) String() string {
 	return fmt.Sprintf("loaded %s entry=%t err=%v", e.Key, e.Entry != nil, e.Err)
 }

@@ -37,6 +37,9 @@ type harness struct {
 	// skipChecks: no comparison of the caches with fresh counts after each step (for
 	// measuring).
 	skipChecks bool
+	// holdSweep: Sweep effects are counted in sweepsHeld, not answered.
+	holdSweep  bool
+	sweepsHeld int
 }
 
 func newHarness(t *testing.T) *harness {
@@ -133,6 +136,10 @@ func (h *harness) effect(e Effect) {
 		h.countsW++
 		h.then(CountsWritten{Now: h.now, Write: e.Write})
 	case Sweep:
+		if h.holdSweep {
+			h.sweepsHeld++
+			return
+		}
 		var entries []SweptEntry
 		for sk, t := range h.store {
 			t := t

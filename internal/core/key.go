@@ -150,6 +150,17 @@ func (ks *keyState) failureFor(credentials string) *Failure {
 	return ks.fails.lastFailure
 }
 
+// renewalFailure is the key's last failure with credentials if it came after tok was
+// fetched: a failure to renew tok, which a read serving tok reports. An older failure (before
+// a verification or a load brought tok) says nothing of it.
+func (ks *keyState) renewalFailure(credentials string, tok *Token) *Failure {
+	f := ks.failureFor(credentials)
+	if f == nil || !f.At.After(tok.FetchedAt) {
+		return nil
+	}
+	return f
+}
+
 // learn makes f the key's known fact unless a newer one is known. The same token is newer
 // retired than served: a drop of it is later knowledge than the token. Of two tokens fetched
 // at the same instant, the one learnt last is newer (what Naver answered last), unless f
@@ -256,13 +267,13 @@ func (m *Machine) evalRead(r *pendingRead, now time.Time) {
 	if tok != nil && !m.isDue(ks, tok, now) {
 		// Not due at its point in the window (a config write may have moved the point past
 		// a renewal that failed): a failing renewal is still said, as status says stale.
-		m.serveRead(r, result{token: tok, renewErr: ks.failureFor(creds)}, now)
+		m.serveRead(r, result{token: tok, renewErr: ks.renewalFailure(creds, tok)}, now)
 		return
 	}
 	if tok != nil && m.cfg.Ahead && tok.Life(now) >= max(MinAheadLife, r.minLife) {
 		// Served at once while the renewal runs behind the read: the read reports the
 		// last renewal's failure, as the renewal behind it has not ended yet.
-		m.serveRead(r, result{token: tok, renewErr: ks.failureFor(creds)}, now)
+		m.serveRead(r, result{token: tok, renewErr: ks.renewalFailure(creds, tok)}, now)
 		m.renewBehind(ks, now, false)
 		return
 	}
@@ -798,6 +809,7 @@ type request struct {
 	sent          bool
 	attempts      int
 	sentAt        time.Time
+	countedAt     time.Time // when the key's log counts its last attempt (see attemptSending)
 	appShare      int
 	// tryRole: a many-seller role's read of an account without a token from Naver;
 	// waitingTries: it waits for one of the role's tries under way to end.

@@ -125,6 +125,8 @@ func (m *Machine) Step(ev Event) {
 		m.answer(e)
 	case AttemptAsk:
 		m.attemptAsk(e)
+	case AttemptSending:
+		m.attemptSending(e)
 	case Loaded:
 		m.loaded(e)
 	case Written:

@@ -108,6 +108,17 @@ func (l *requestLog) trim(now time.Time) {
 	}
 }
 
+// restamp moves the latest attempt, counted at at, to now (later), when nothing was
+// counted after it; it reports whether it did.
+func (l *requestLog) restamp(at, now time.Time) bool {
+	n := len(l.times)
+	if n == 0 || !l.times[n-1].Equal(at) || !now.After(at) {
+		return false
+	}
+	l.times[n-1] = now
+	return true
+}
+
 // since counts the attempts in the last d, and returns the oldest of them.
 func (l *requestLog) since(now time.Time, d time.Duration) (n int, oldest time.Time) {
 	l.clamp(now)

@@ -45,10 +45,11 @@ func (m *Machine) admit(req *request, now time.Time) bool {
 	req.appShare = share
 	err := m.check(req, now, true)
 	var ab *AppBudgetError
-	if errors.As(err, &ab) && req.cfg.AppPerHour == 0 && !m.storedKnown && !req.sweepTried {
+	if errors.As(err, &ab) && !req.background && req.cfg.AppPerHour == 0 && !m.storedKnown && !req.sweepTried {
 		// The automatic budget grows with the keys Naver issued a token to, and right after a
 		// start the stored ones are known only as they are read: learn them all before
-		// refusing below the documented size (a crash loop would otherwise lock sellers out).
+		// refusing a read below the documented size (a crash loop would otherwise lock sellers
+		// out). A background renewal does not wait: a read may join it, and must find room.
 		req.waitingSweep, req.sweepTried = true, true
 		m.sweepWait = append(m.sweepWait, req.id)
 		if m.sweeping {
@@ -117,9 +118,9 @@ func (m *Machine) triesOf(role string) *tries {
 func (m *Machine) check(req *request, now time.Time, first bool) error {
 	ks := req.ks
 	perHour := req.cfg.PerHour
-	n, oldest := ks.log.since(now, KeyWindow)
+	n, oldest := ks.log.since(now, time.Hour)
 	if perHour > 0 && n >= perHour {
-		return &BudgetError{Limit: perHour, NextAfter: oldest.Add(KeyWindow)}
+		return &BudgetError{Limit: perHour, NextAfter: oldest.Add(time.Hour)}
 	}
 	if req.appShare != 0 {
 		app := m.app(ks.key.ClientID)
@@ -148,6 +149,7 @@ func (m *Machine) check(req *request, now time.Time, first bool) error {
 func (m *Machine) countAttempt(req *request, now time.Time) (cleared bool) {
 	ks := req.ks
 	ks.log.record(now, req.cfg.PerHour, req.single)
+	req.countedAt = now
 	app := m.app(ks.key.ClientID)
 	seq, stored := app.count(now, m.inUse(ks.key.ClientID, now))
 	if stored {
@@ -175,6 +177,20 @@ func (m *Machine) attemptAsk(e AttemptAsk) {
 	req.attempts++
 	if m.countAttempt(req, e.Now) {
 		m.emit(AttemptVerdict{Req: e.Req, Go: true})
+	}
+}
+
+// attemptSending counts req's last attempt from when it leaves, if that is later than when
+// it was decided: a check made at the decision counted every attempt of the hour before it,
+// and none of the key's attempts can fall between the decision and the send (one at a
+// time), so no hour of sends holds more than the budget.
+func (m *Machine) attemptSending(e AttemptSending) {
+	req, ok := m.reqs[e.Req]
+	if !ok || !req.sent {
+		return
+	}
+	if req.ks.log.restamp(req.countedAt, e.Now) {
+		req.countedAt = e.Now
 	}
 }
 

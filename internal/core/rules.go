@@ -69,10 +69,6 @@ const (
 	// AppWindow is how long a request counts against the application's budget: counted per
 	// minute, a request is kept one minute more than an hour, so no hour ever holds more.
 	AppWindow = time.Hour + time.Minute
-	// KeyWindow is how long an attempt counts against its key's hourly budget: it is counted
-	// when decided and reaches Naver a little later (the counts' write, the network), so it is
-	// kept a minute more than an hour, and no hour at Naver ever holds more than the budget.
-	KeyWindow = time.Hour + time.Minute
 	// countReserve bounds how many requests one write of the application's counts stores
 	// ahead of time (see appState.write).
 	countReserve = 8

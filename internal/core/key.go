@@ -482,8 +482,8 @@ func (m *Machine) load(ks *keyState) {
 }
 
 func (m *Machine) loaded(e Loaded) {
-	ks, ok := m.keys[e.Key]
-	if !ok {
+	ks := m.state(e.Key)
+	if ks == nil {
 		return
 	}
 	ks.loading = false

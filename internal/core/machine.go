@@ -2,7 +2,9 @@ package core
 
 import (
 	"fmt"
+	"iter"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -34,10 +36,13 @@ type Machine struct {
 	triesWait map[string][]ReqID
 	// sweepWait are the requests waiting for the sweep (see admit).
 	sweepWait []ReqID
-	// keys are the keys in memory; byStore the same by their entries' IDs (the sweep and
-	// other nodes' writes name entries).
-	keys     map[Key]*keyState
-	byStore  map[StoreID]*keyState
+	// keys are the keys in memory, by their entries' IDs: the sweep and other nodes' writes
+	// name entries, reads name keys, and one map for both is ~100 bytes less per cached key
+	// than a second one by Key. Two keys share an ID only when their String()s are equal,
+	// which client_id and account_id allow ("|" is a printable character): the later of two
+	// such keys lives in clashes (nearly always empty). See state and allKeys.
+	keys     map[StoreID]*keyState
+	clashes  map[Key]*keyState
 	apps     map[string]*appState
 	reqs     map[ReqID]*request
 	reads    map[ReadID]*pendingRead
@@ -77,7 +82,7 @@ type renewState struct {
 func New(opts Options) *Machine {
 	m := &Machine{
 		superseded: map[string]bool{}, spreadWidth: RenewSpreadWidth,
-		tries: map[string]*tries{}, triesWait: map[string][]ReqID{}, keys: map[Key]*keyState{}, byStore: map[StoreID]*keyState{},
+		tries: map[string]*tries{}, triesWait: map[string][]ReqID{}, keys: map[StoreID]*keyState{}, clashes: map[Key]*keyState{},
 		apps: map[string]*appState{}, reqs: map[ReqID]*request{}, reads: map[ReadID]*pendingRead{},
 		drops: map[DropID]*pendingDrop{}, verifies: map[VerifyID]*pendingVerify{}, writes: map[WriteID]*pendingWrite{},
 		counts: map[WriteID]*appState{}, stored: map[string]*Token{}, unnamed: map[Key]bool{},
@@ -181,8 +186,8 @@ func (m *Machine) Config() *Config { return m.cfg }
 // sortedKeys returns the keys in memory in a stable order, so that effects come out in the
 // same order for the same events.
 func (m *Machine) sortedKeys() []*keyState {
-	out := make([]*keyState, 0, len(m.keys))
-	for _, ks := range m.keys {
+	out := make([]*keyState, 0, len(m.keys)+len(m.clashes))
+	for ks := range m.allKeys() {
 		out = append(out, ks)
 	}
 	sort.Slice(out, func(i, j int) bool { return keyLess(out[i].key, out[j].key) })
@@ -198,16 +203,50 @@ func keyLess(a, b Key) bool {
 	return a.String() < b.String()
 }
 
-// key returns the key's state, creating it.
-func (m *Machine) key(k Key) *keyState {
-	if ks, ok := m.keys[k]; ok {
+// allKeys yields every key in memory, in no particular order.
+func (m *Machine) allKeys() iter.Seq[*keyState] {
+	return func(yield func(*keyState) bool) {
+		for _, ks := range m.keys {
+			if !yield(ks) {
+				return
+			}
+		}
+		for _, ks := range m.clashes {
+			if !yield(ks) {
+				return
+			}
+		}
+	}
+}
+
+// state is the key's state in memory (nil: none).
+func (m *Machine) state(k Key) *keyState {
+	if ks := m.keys[k.StoreID()]; ks != nil && ks.key == k {
 		return ks
 	}
-	ks := &keyState{key: k, spreadHash: k.SpreadHash()}
+	return m.clashes[k]
+}
+
+// key returns the key's state, creating it.
+func (m *Machine) key(k Key) *keyState {
 	id := k.StoreID()
-	sk := k.StorageKey()
-	m.keys[k] = ks
-	m.byStore[id] = ks
+	first := m.keys[id]
+	if first != nil && first.key == k {
+		return first
+	}
+	if ks := m.clashes[k]; ks != nil {
+		return ks
+	}
+	// The account ID is often a part of the request's path (token/<role>/<account>): a copy
+	// of it does not keep the whole path alive for as long as the key is cached.
+	k.AccountID = strings.Clone(k.AccountID)
+	ks := &keyState{key: k, spreadHash: k.SpreadHash()}
+	if first == nil {
+		m.keys[id] = ks
+	} else {
+		m.clashes[k] = ks
+	}
+	sk := id.StorageKey()
 	if s, ok := m.stored[sk]; ok {
 		m.deleteStored(sk)
 		m.setIssued(ks, issuedAt(s))
@@ -215,20 +254,33 @@ func (m *Machine) key(k Key) *keyState {
 	return ks
 }
 
-// byStorageKey is the state of the key in memory whose entry storageKey names (nil: none).
+// byStorageKey is the state of the key in memory whose entry storageKey names (nil: none;
+// of two keys that share the entry, the one in keys).
 func (m *Machine) byStorageKey(storageKey string) *keyState {
 	id, ok := ParseStoreID(storageKey)
 	if !ok {
 		return nil
 	}
-	return m.byStore[id]
+	return m.keys[id]
 }
 
 // forget drops a key's state: nothing in it counts any more.
 func (m *Machine) forget(ks *keyState) {
 	m.useMemo.add(m, ks.key, ks.issuedAt, -1)
-	delete(m.keys, ks.key)
-	delete(m.byStore, ks.key.StoreID())
+	id := ks.key.StoreID()
+	if m.keys[id] != ks {
+		delete(m.clashes, ks.key)
+		return
+	}
+	delete(m.keys, id)
+	// A key that shares the entry's ID takes its place, so that the entry still names it.
+	for k, other := range m.clashes {
+		if k.StoreID() == id {
+			delete(m.clashes, k)
+			m.keys[id] = other
+			break
+		}
+	}
 }
 
 func issuedAt(t *Token) time.Time {
@@ -283,8 +335,8 @@ func (m *Machine) countInUse(clientID string, now time.Time) useMemo {
 			c.until = end
 		}
 	}
-	for k, ks := range m.keys {
-		count(k, ks.issuedAt)
+	for ks := range m.allKeys() {
+		count(ks.key, ks.issuedAt)
 	}
 	for _, t := range m.stored {
 		count(t.Key, issuedAt(t))

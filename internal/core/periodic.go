@@ -124,8 +124,8 @@ func (m *Machine) markUnnamed() {
 			break
 		}
 		delete(m.unnamed, k)
-		ks, ok := m.keys[k]
-		if !ok || ks.token != nil || ks.unnamedMark || ks.fact == nil || m.namedOrSelf(k) {
+		ks := m.state(k)
+		if ks == nil || ks.token != nil || ks.unnamedMark || ks.fact == nil || m.namedOrSelf(k) {
 			continue
 		}
 		ks.unnamedMark = true
@@ -291,7 +291,7 @@ func (m *Machine) configSet(e ConfigSet) {
 		// Stored tokens stay until they expire: they are served only under the credentials
 		// they came from, so only a config with those very credentials serves them again.
 		m.cfg = nil
-		for _, ks := range m.keys {
+		for ks := range m.allKeys() {
 			ks.token, ks.loaded = nil, false
 		}
 		return
@@ -300,7 +300,7 @@ func (m *Machine) configSet(e ConfigSet) {
 	if m.lastCreds != "" && m.lastCreds != cfg.Credentials {
 		// Tokens belong to the credentials they were fetched with: none of the old ones is
 		// served again (Naver invalidates an old secret at once). What is known of them stays.
-		for _, ks := range m.keys {
+		for ks := range m.allKeys() {
 			ks.token, ks.loaded = nil, false
 		}
 	}
@@ -312,7 +312,7 @@ func (m *Machine) configSet(e ConfigSet) {
 	}
 	delete(m.superseded, cfg.Credentials)
 	m.cfg, m.lastCreds = &cfg, cfg.Credentials
-	for _, ks := range m.keys {
+	for ks := range m.allKeys() {
 		// Loaded while no config (or another) was in force: its stored token is this
 		// config's to serve.
 		if ks.loaded && ks.token == nil && ks.fact.Servable(cfg.Credentials) && !ks.evictStored {
@@ -350,8 +350,8 @@ func (m *Machine) roleSet(e RoleSet) {
 	m.changedUse()
 	if old != nil && m.cfg != nil {
 		// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
-		for k, ks := range m.keys {
-			if old.Names(m.cfg.ClientID, k) {
+		for ks := range m.allKeys() {
+			if old.Names(m.cfg.ClientID, ks.key) {
 				ks.minLife = 0
 			}
 		}
@@ -367,7 +367,7 @@ func (m *Machine) evictUnnamed() {
 	// One pass over the keys, then those to evict in a fixed order (not every key sorted:
 	// a role write at 10,000 sellers holds every read meanwhile).
 	var unnamed []*keyState
-	for _, ks := range m.keys {
+	for ks := range m.allKeys() {
 		if ks.token != nil && !m.namedOrSelf(ks.key) {
 			unnamed = append(unnamed, ks)
 		}

@@ -63,7 +63,7 @@ func (m *Machine) Sweeping() bool { return m.sweeping }
 
 // Cached is the token the machine serves for key now (nil: none in memory).
 func (m *Machine) Cached(k Key) *Token {
-	if ks, ok := m.keys[k]; ok && m.cfg != nil {
+	if ks := m.state(k); ks != nil && m.cfg != nil {
 		return ks.servable(m.cfg.Credentials)
 	}
 	return nil
@@ -79,8 +79,8 @@ func (m *Machine) Keys(now time.Time, match func(Key) bool) []KeyView {
 		return nil
 	}
 	var out []KeyView
-	for k, ks := range m.keys {
-		if k.ClientID == m.cfg.ClientID && (match == nil || match(k)) && m.shown(ks, now) {
+	for ks := range m.allKeys() {
+		if k := ks.key; k.ClientID == m.cfg.ClientID && (match == nil || match(k)) && m.shown(ks, now) {
 			out = append(out, m.view(ks, now))
 		}
 	}
@@ -116,7 +116,7 @@ func (m *Machine) View(now time.Time, k Key) (KeyView, bool) {
 	if m.cfg == nil {
 		return KeyView{Key: k}, false
 	}
-	if ks, ok := m.keys[k]; ok && m.shown(ks, now) {
+	if ks := m.state(k); ks != nil && m.shown(ks, now) {
 		return m.view(ks, now), true
 	}
 	if t, ok := m.stored[k.StorageKey()]; ok {
@@ -193,7 +193,7 @@ func (m *Machine) App(now time.Time) AppView {
 
 // Requests counts the requests of every key in memory in the last hour and day.
 func (m *Machine) Requests(now time.Time) (lastHour, last24h int) {
-	for _, ks := range m.keys {
+	for ks := range m.allKeys() {
 		h, _ := ks.log.since(now, time.Hour)
 		d, _ := ks.log.since(now, 24*time.Hour)
 		lastHour, last24h = lastHour+h, last24h+d
@@ -203,7 +203,7 @@ func (m *Machine) Requests(now time.Time) (lastHour, last24h int) {
 
 // BackoffUntil is when reads of key may ask Naver again after a failure (zero: now).
 func (m *Machine) BackoffUntil(k Key) time.Time {
-	if ks, ok := m.keys[k]; ok {
+	if ks := m.state(k); ks != nil {
 		return ks.failed().backoffUntil
 	}
 	return time.Time{}
@@ -225,19 +225,19 @@ func (b byName) Swap(i, j int) {
 // Evicting reports whether key waits for its token to be stored before it stops being
 // cached (no role names it any more).
 func (m *Machine) Evicting(k Key) bool {
-	ks, ok := m.keys[k]
-	return ok && ks.evictStored
+	ks := m.state(k)
+	return ks != nil && ks.evictStored
 }
 
 // InFlight reports whether a token request of key is in flight.
 func (m *Machine) InFlight(k Key) bool {
-	ks, ok := m.keys[k]
-	return ok && ks.inflight != nil
+	ks := m.state(k)
+	return ks != nil && ks.inflight != nil
 }
 
 // MemoryKeys lists the keys the machine holds state for, sorted.
 func (m *Machine) MemoryKeys() []Key {
-	out := make([]Key, 0, len(m.keys))
+	out := make([]Key, 0, len(m.keys)+len(m.clashes))
 	for _, ks := range m.sortedKeys() {
 		out = append(out, ks.key)
 	}

@@ -23,10 +23,10 @@ type Key struct {
 func (k Key) String() string { return k.ClientID + "|" + k.Type + "|" + k.AccountID }
 
 // StorageKey names the key's storage entry without putting identifiers in a path.
-func (k Key) StorageKey() string {
-	id := k.StoreID()
-	return TokenPrefix + hex.EncodeToString(id[:])
-}
+func (k Key) StorageKey() string { return k.StoreID().StorageKey() }
+
+// StorageKey is the storage key that spells the ID.
+func (id StoreID) StorageKey() string { return TokenPrefix + hex.EncodeToString(id[:]) }
 
 // StoreID is what a key's storage key spells in hex. Maps of every key in memory are keyed
 // by it rather than by the storage key: 16 bytes in place, not a 39-byte string each.
@@ -34,7 +34,10 @@ type StoreID [16]byte
 
 // StoreID is the ID of the key's storage entry.
 func (k Key) StoreID() StoreID {
-	sum := sha256.Sum256([]byte(k.String()))
+	// Hashed from a buffer on the stack: every lookup of a key in memory computes it.
+	var buf [96]byte
+	s := append(append(append(append(append(buf[:0], k.ClientID...), '|'), k.Type...), '|'), k.AccountID...)
+	sum := sha256.Sum256(s)
 	return StoreID(sum[:16])
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,7 @@ type tokenCache struct {
 	// storeLocks order, per storage key, a write against the sweep's delete of a stale entry.
 	storeLocks []*locksutil.LockEntry
 	sweptMu    sync.Mutex
-	sweptSums  map[sweptKey]sweptEntry
+	sweptSums  sweptSums
 	sweptSeed  maphash.Seed
 	// The sweep under way: the storage keys it lists, how far it read, what it saw.
 	sweepMu   sync.Mutex
@@ -94,9 +95,82 @@ func sweptKeyOf(storageKey string) sweptKey {
 	return sweptKey{name: storageKey}
 }
 
+// sweptEntry keeps knownUntil as Unix nanoseconds (see unixNanos): 8 bytes, not the 24 of a
+// time.Time, in an entry for every stored token.
 type sweptEntry struct {
 	sum        uint64
-	knownUntil time.Time
+	knownUntil int64
+}
+
+// unixNanos is t in Unix nanoseconds, saturated where int64 ends (before 1678, after 2262).
+// The zero time is 0, so that a sweptEntry's zero value knows no time, and fromUnixNanos
+// turns 0 back into the zero time (1970-01-01 too: no clock the plugin runs under tells
+// those apart, nor the saturated times from theirs).
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// sweptSums is, per token entry the sweep decoded, a checksum of it and when what it says
+// stops mattering, so that the next sweep decodes only the entries that changed. Entries by
+// ID and by name are kept apart: one map keyed by sweptKey had 64-byte slots, one for every
+// stored token, when nearly every name spells an ID.
+type sweptSums struct {
+	byID   map[core.StoreID]sweptEntry
+	byName map[string]sweptEntry
+}
+
+func (s *sweptSums) get(k sweptKey) (sweptEntry, bool) {
+	if k.name != "" {
+		e, ok := s.byName[k.name]
+		return e, ok
+	}
+	e, ok := s.byID[k.id]
+	return e, ok
+}
+
+func (s *sweptSums) set(k sweptKey, e sweptEntry) {
+	if k.name != "" {
+		s.byName[k.name] = e
+		return
+	}
+	s.byID[k.id] = e
+}
+
+func (s *sweptSums) delete(k sweptKey) {
+	if k.name != "" {
+		delete(s.byName, k.name)
+		return
+	}
+	delete(s.byID, k.id)
+}
+
+// keepOnly forgets the entries not in seen.
+func (s *sweptSums) keepOnly(seen map[sweptKey]struct{}) {
+	for id := range s.byID {
+		if _, ok := seen[sweptKey{id: id}]; !ok {
+			delete(s.byID, id)
+		}
+	}
+	for name := range s.byName {
+		if _, ok := seen[sweptKey{name: name}]; !ok {
+			delete(s.byName, name)
+		}
+	}
 }
 
 func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options) *tokenCache {
@@ -109,7 +183,7 @@ func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options)
 		configs: map[string]*configState{}, reads: map[core.ReadID]chan core.Effect{},
 		drops: map[core.DropID]chan core.DropDone{}, verifies: map[core.VerifyID]chan core.VerifyDone{},
 		attempts: map[core.ReqID]chan core.AttemptVerdict{}, storeLocks: locksutil.CreateLocks(),
-		sweptSums: map[sweptKey]sweptEntry{}, sweptSeed: maphash.MakeSeed(),
+		sweptSums: sweptSums{byID: map[core.StoreID]sweptEntry{}, byName: map[string]sweptEntry{}}, sweptSeed: maphash.MakeSeed(),
 	}
 	return c
 }
@@ -479,14 +553,14 @@ func (c *tokenCache) deleteToken(s logical.Storage, e core.Delete) error {
 			return err
 		}
 		c.sweptMu.Lock()
-		prev, ok := c.sweptSums[sweptKeyOf(e.StorageKey)]
+		prev, ok := c.sweptSums.get(sweptKeyOf(e.StorageKey))
 		c.sweptMu.Unlock()
 		if !ok || prev.sum != maphash.Bytes(c.sweptSeed, entry.Value) {
 			return nil
 		}
 	}
 	c.sweptMu.Lock()
-	delete(c.sweptSums, sweptKeyOf(e.StorageKey))
+	c.sweptSums.delete(sweptKeyOf(e.StorageKey))
 	c.sweptMu.Unlock()
 	return s.Delete(c.ctx, e.StorageKey)
 }
@@ -588,11 +662,11 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		c.sweepSeen[k] = struct{}{}
 		sum := maphash.Bytes(c.sweptSeed, entry.Value)
 		c.sweptMu.Lock()
-		prev, ok := c.sweptSums[k]
+		prev, ok := c.sweptSums.get(k)
 		c.sweptMu.Unlock()
 		se := core.SweptEntry{StorageKey: name}
 		if ok && prev.sum == sum {
-			se.KnownUntil = prev.knownUntil
+			se.KnownUntil = fromUnixNanos(prev.knownUntil)
 		} else if tok, err := decodeToken(entry); err != nil {
 			se.Undecodable, se.Newer = true, isNewerFormat(err)
 			if !se.Newer {
@@ -600,13 +674,13 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 				// An entry of a newer format is not: an unchanged entry is passed on as known
 				// until a time, which it has none of, and the next sweep would delete it.
 				c.sweptMu.Lock()
-				c.sweptSums[k] = sweptEntry{sum: sum}
+				c.sweptSums.set(k, sweptEntry{sum: sum})
 				c.sweptMu.Unlock()
 			}
 		} else {
 			se.Token = tok
 			c.sweptMu.Lock()
-			c.sweptSums[k] = sweptEntry{sum: sum, knownUntil: tok.KnownUntil()}
+			c.sweptSums.set(k, sweptEntry{sum: sum, knownUntil: unixNanos(tok.KnownUntil())})
 			c.sweptMu.Unlock()
 		}
 		batch = append(batch, se)
@@ -614,13 +688,11 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 	done := c.sweepPos >= len(c.sweepKeys)
 	failed := c.ctx.Err() != nil
 	if done || failed {
-		c.sweptMu.Lock()
-		for k := range c.sweptSums {
-			if _, ok := c.sweepSeen[k]; !ok && done {
-				delete(c.sweptSums, k)
-			}
+		if done {
+			c.sweptMu.Lock()
+			c.sweptSums.keepOnly(c.sweepSeen)
+			c.sweptMu.Unlock()
 		}
-		c.sweptMu.Unlock()
 		c.sweepKeys, c.sweepSeen = nil, nil
 	}
 	return core.Swept{Now: c.now(), Entries: batch, Done: done || failed, Failed: failed}

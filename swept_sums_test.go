@@ -1,0 +1,57 @@
+package navercommerce
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
+)
+
+// The sweep remembers when each unchanged entry stops mattering in Unix nanoseconds: the
+// time it hands the core must compare with any clock the plugin runs under as the entry's
+// own time does (the zero time included: an entry that says nothing of its life).
+func TestSweptKnownUntilComparesAsTheEntrysTime(t *testing.T) {
+	now := time.Date(2026, 12, 7, 3, 0, 0, 123, time.UTC)
+	for _, until := range []time.Time{
+		{}, time.Unix(0, 0), now, now.Add(-1), now.Add(1), now.Add(3 * time.Hour),
+		time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64),
+	} {
+		got := fromUnixNanos(unixNanos(until))
+		for _, clock := range []time.Time{now, now.Add(-1), now.Add(1), time.Unix(0, 1), time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)} {
+			if got.Before(clock) != until.Before(clock) || got.After(clock) != until.After(clock) {
+				t.Errorf("%v came back as %v: compares otherwise with %v", until, got, clock)
+			}
+		}
+		if until.IsZero() && !got.IsZero() {
+			t.Errorf("%v came back as %v", until, got)
+		}
+	}
+	if got := fromUnixNanos(sweptEntry{}.knownUntil); !got.IsZero() {
+		t.Errorf("an entry remembered with no time knows %v", got)
+	}
+}
+
+// Entries whose names spell an ID and those that spell none (a foreign write's) are
+// remembered apart, and a finished sweep forgets exactly those it did not see.
+func TestSweptSumsKeepOnlyWhatTheSweepSaw(t *testing.T) {
+	s := sweptSums{byID: map[core.StoreID]sweptEntry{}, byName: map[string]sweptEntry{}}
+	seen := core.Key{ClientID: "app", Type: core.TypeSeller, AccountID: "ncp_seen"}.StorageKey()
+	gone := core.Key{ClientID: "app", Type: core.TypeSeller, AccountID: "ncp_gone"}.StorageKey()
+	foreign, foreignGone := tokenStoragePrefix+"not-an-id", tokenStoragePrefix+"NOT-AN-ID"
+	for i, name := range []string{seen, gone, foreign, foreignGone} {
+		s.set(sweptKeyOf(name), sweptEntry{sum: uint64(i + 1)})
+	}
+	s.keepOnly(map[sweptKey]struct{}{sweptKeyOf(seen): {}, sweptKeyOf(foreign): {}})
+	for i, name := range []string{seen, gone, foreign, foreignGone} {
+		e, ok := s.get(sweptKeyOf(name))
+		if want := name == seen || name == foreign; ok != want || (ok && e.sum != uint64(i+1)) {
+			t.Errorf("%s: remembered %t (sum %d), want %t", name, ok, e.sum, want)
+		}
+	}
+	s.delete(sweptKeyOf(foreign))
+	if _, ok := s.get(sweptKeyOf(foreign)); ok || len(s.byID) != 1 {
+		t.Errorf("after deleting %s: %d by ID, %d by name", foreign, len(s.byID), len(s.byName))
+	}
+}

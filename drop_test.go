@@ -36,7 +36,13 @@ func TestDropDuringRoleSwitchStopsServingTheDeadToken(t *testing.T) {
 		}
 		dropped <- msg
 	}()
-	<-arrived // the drop is asking Naver whether it still accepts the token
+	select { // the drop is asking Naver whether it still accepts the token
+	case <-arrived:
+	case msg := <-dropped:
+		t.Fatalf("the drop ended without asking Naver whether it still accepts the token (%q)", msg)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the drop never asked Naver whether it still accepts the token")
+	}
 	env.mustWrite("roles/store", map[string]any{"account_id": "ncp_other"})
 	env.mustWrite("roles/store", map[string]any{"account_id": testAccount})
 	env.readToken("store") // the token still looks good to the cache

@@ -538,3 +538,27 @@ func TestAReadNeverJoinsABackgroundRenewalWaitingForTheSweep(t *testing.T) {
 		t.Errorf("read 2 unanswered")
 	}
 }
+
+// Two reads of one key while its request is at Naver share that request: one request, both
+// served the token it brings (Naver penalises concurrent requests of one key).
+func TestConcurrentReadsOfAKeyShareOneRequest(t *testing.T) {
+	h := newHarness(t)
+	h.holdCounts = true // the first request waits for the write of the counts: still in flight
+	first := h.readAsync("a")
+	h.drain()
+	second := h.readAsync("a")
+	h.drain()
+	if len(h.pendingSends) != 1 {
+		t.Fatalf("%d requests wait to go to Naver for two concurrent reads of one key, want 1", len(h.pendingSends))
+	}
+	h.holdCounts = false
+	h.release()
+	h.drain()
+	if len(h.sent) != 1 {
+		t.Fatalf("%d requests to Naver for two concurrent reads of one key, want 1", len(h.sent))
+	}
+	a, b := h.served[first], h.served[second]
+	if a == nil || b == nil || a.AccessToken != b.AccessToken {
+		t.Errorf("the reads were served %v and %v, want the one token", a, b)
+	}
+}

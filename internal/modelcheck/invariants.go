@@ -25,6 +25,7 @@ const (
 	invForgotten       = "idle-key-kept"           // a key idle for a day is still held in memory
 	invLockedOut       = "seller-locked-out"       // a read refused for max_new_accounts_per_hour while Naver refused fewer new accounts in the hour
 	invCache           = "cache-true"              // a cache of the core disagrees with what it caches
+	invConcurrent      = "concurrent-requests"     // two requests of one key at Naver at once (Naver penalises it)
 )
 
 // failureOf is a key's failure with credentials: back-offs belong to the credentials.
@@ -57,6 +58,14 @@ func (c *checkState) read(w *World, k core.Key) { c.activity[k] = w.Now }
 func (c *checkState) after(w *World) {
 	if err := w.M.CheckCaches(); err != nil {
 		w.violate(invCache, "%v", err)
+	}
+	atNaver := map[core.Key]int{}
+	for _, p := range w.pending {
+		if s, ok := p.effect.(core.Send); ok {
+			if atNaver[s.Key]++; atNaver[s.Key] == 2 {
+				w.violate(invConcurrent, "two requests of %s are at Naver at once", s.Key.AccountID)
+			}
+		}
 	}
 	for _, k := range []core.Key{keyA, keyB, keyX} {
 		if w.M.Cached(k) != nil && w.cfgName != "" && !w.named(k) && !w.M.Evicting(k) {

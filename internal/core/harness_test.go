@@ -40,10 +40,12 @@ type harness struct {
 	// holdSweep: Sweep effects are counted in sweepsHeld, not answered.
 	holdSweep  bool
 	sweepsHeld int
+	// verified are the verifications' answers.
+	verified map[VerifyID]VerifyDone
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, warned: map[ReadID]*Failure{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}, dropsDone: map[DropID]DropDone{}}
+	h := &harness{t: t, now: origin, store: map[string]Token{}, served: map[ReadID]*Token{}, warned: map[ReadID]*Failure{}, failed: map[ReadID]error{}, pendingSends: map[ReqID]Key{}, dropsDone: map[DropID]DropDone{}, verified: map[VerifyID]VerifyDone{}}
 	h.cfg = Config{ClientID: "app", Credentials: "c1", Endpoint: "e1", Ahead: true, PerHour: 12, Timeout: 10 * time.Second}
 	h.start()
 	return h
@@ -150,7 +152,9 @@ func (h *harness) effect(e Effect) {
 		h.probes = append(h.probes, e)
 	case DropDone:
 		h.dropsDone[e.Drop] = e
-	case VerifyDone, Retire, TickDone, Log, Metric:
+	case VerifyDone:
+		h.verified[e.Verify] = e
+	case Retire, TickDone, Log, Metric:
 	default:
 		h.t.Fatalf("unexpected effect %T", e)
 	}

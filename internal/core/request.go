@@ -400,7 +400,10 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 		} else {
 			// Known and stored at once, under its credentials: a config write that fails after
 			// its verification, or a write of them later, must not cost a request Naver
-			// answers with this token.
+			// answers with this token. Naver just issued it: whatever superseded these
+			// credentials (a mistyped secret written in between) did not end them at Naver,
+			// so the token is not stored as a retired fact, which the write could not undo.
+			delete(m.superseded, req.cfg.Credentials)
 			m.publish(ks, tok, now)
 			m.emit(VerifyDone{Verify: v.id, Token: tok})
 		}

@@ -48,6 +48,9 @@ func (m *Machine) runDrop(d *pendingDrop, now time.Time) {
 		return
 	}
 	if tok == nil {
+		tok = m.servedUnderOthers(ks, creds, now)
+	}
+	if tok == nil {
 		if ks.refused != nil {
 			// The operator says the account is worth asking for again (the seller authorised
 			// the application again): the refusal and the failure it left go, and the next
@@ -74,6 +77,20 @@ func (m *Machine) runDrop(d *pendingDrop, now time.Time) {
 	}
 	d.probed = true
 	m.applyDrop(d, now)
+}
+
+// servedUnderOthers is the key's token of other credentials that a config with them would
+// serve again (base_url changed, the secret did not: a new address ends nothing at Naver, and
+// the old address's tokens are served again once it is set back), nil if there is none. A
+// drop is of it too: answering that no token is cached would let the token the operator
+// says is dead be served once base_url is set back. It is checked with Naver as a served
+// token is, through the config in force.
+func (m *Machine) servedUnderOthers(ks *keyState, creds string, now time.Time) *Token {
+	f := ks.fact
+	if f == nil || f.Retired != "" || f.AccessToken == "" || f.Credentials == creds || m.superseded[f.Credentials] || f.Life(now) <= 0 {
+		return nil
+	}
+	return f
 }
 
 func (m *Machine) probeResult(e ProbeResult) {

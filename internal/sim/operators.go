@@ -434,7 +434,13 @@ func (w *world) operateSellers(a *app, act Action, now time.Time) {
 		glob := fmt.Sprintf("ncp_app%d_many*", a.idx)
 		data := map[string]any{"type": "SELLER", "allowed_account_ids": glob, "ttl": act.N, "lease": !act.B}
 		if _, err := w.writeRole(a, sellersRole, data); err == nil {
-			*r = roleModel{exists: true, typ: "SELLER", allowed: []string{glob}, ttl: time.Duration(act.N) * time.Second, noLease: act.B}
+			// A write changes only the fields it names (README): over an existing role,
+			// min_remaining_ttl stays, as for a single-account role.
+			minTTL := r.minTTL
+			if !r.exists || r.damaged {
+				minTTL = 0
+			}
+			*r = roleModel{exists: true, typ: "SELLER", allowed: []string{glob}, ttl: time.Duration(act.N) * time.Second, noLease: act.B, minTTL: minTTL}
 		}
 		a.lastRoleChange = now
 	case actRoleTTL:

@@ -251,6 +251,12 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 		m.deleteStored(storageKey)
 		ks = m.key(tok.Key)
 	}
+	if ks != nil {
+		// A token that lived less than a token's life (Naver issued it with little, or it
+		// was unusable) leaves its entry before its key leaves the automatic budget: the
+		// key still counts for the rest of the 3 hours from its issue.
+		m.setIssued(ks, issuedAt(tok))
+	}
 	if ks == nil {
 		id := WriteID(m.id())
 		m.writes[id] = &pendingWrite{delete: true}

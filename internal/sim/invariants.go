@@ -296,6 +296,12 @@ func (w *world) checkNaver() {
 			w.excusedNaver = append(w.excusedNaver, vs[i])
 			continue
 		}
+		if a := w.tooManyByOperator(vs[i]); a != nil {
+			w.excusedNaver = append(w.excusedNaver, vs[i])
+			w.stats.Faults["too-many-excused-operator-budget"]++
+			w.emu.Pardon(a.clientID, w.naverNow().Add(-time.Hour))
+			continue
+		}
 		var ctx []string
 		note := ""
 		for _, a := range w.apps {
@@ -322,6 +328,18 @@ func (w *world) checkNaver() {
 			w.violate(invNaverCompliant, "penalty"+a.clientID, "app%d penalised by Naver: %s", a.idx, st.Reason)
 		}
 	}
+}
+
+// tooManyByOperator is the application an emulator finding of too many token requests is
+// of, when an operator had set its max_application_requests_per_hour above Naver's limit
+// within the hour (see operatorAboveNaver); nil otherwise. Under w.mu.
+func (w *world) tooManyByOperator(finding string) *app {
+	for _, a := range w.apps {
+		if strings.HasPrefix(finding, fmt.Sprintf("too many token requests: client %q", a.clientID)) && w.operatorAboveNaver(a, w.now()) {
+			return a
+		}
+	}
+	return nil
 }
 
 // lostTokenAskedFor reports whether an emulator finding is the needless request a

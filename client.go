@@ -336,6 +336,12 @@ func decodeTokenResponse(body []byte, sentAt, receivedAt time.Time) (accessToken
 		ExpiresAt:    sentAt.Add(lifetime),
 		LatestExpiry: receivedAt.Add(lifetime),
 	}
+	if lifetime < tokenLifetime {
+		// Less than a new token's 3 hours: a handed-back token's life in whole seconds,
+		// truncated, so Naver's expiry may be up to a second later. The 30-minute rule
+		// judged a second early asks while Naver still has 30m0s: a needless request.
+		tok.LatestExpiry = tok.LatestExpiry.Add(time.Second)
+	}
 	// expires_in is an upper bound (Naver's docs do not say what a handed-back token
 	// reports); a JWT's own exp is the token's real expiry.
 	if exp, ok := jwtExpiry(tr.AccessToken); ok {

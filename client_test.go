@@ -251,3 +251,24 @@ func TestRefusalHints(t *testing.T) {
 		})
 	}
 }
+
+// expires_in is whole seconds: a handed-back token's is its life truncated (Naver's docs do
+// not say; the emulator truncates), so Naver's real expiry can be up to a second after
+// receivedAt + expires_in. LatestExpiry is the bound the 30-minute rule is judged by: below
+// Naver's expiry, a renewal at the very first second of the window (renewal_spread=0) asks
+// while Naver still has 30m0s, a needless request it penalises (seed 482, long shape).
+func TestLatestExpiryBoundsATruncatedExpiresIn(t *testing.T) {
+	answered := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	naverExpiry := answered.Add(2*time.Hour + 20*time.Minute + 900*time.Millisecond) // 8400.9 s left
+	body := `{"access_token":"abc","expires_in":8400,"token_type":"Bearer"}`
+	tok, err := decodeTokenResponse([]byte(body), answered, answered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.LatestExpiry.Before(naverExpiry) {
+		t.Errorf("LatestExpiry %s is before Naver's expiry %s: a renewal at the window's first second is needless", tok.LatestExpiry.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
+	}
+	if tok.ExpiresAt.After(naverExpiry) {
+		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt, naverExpiry)
+	}
+}

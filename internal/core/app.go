@@ -238,13 +238,16 @@ func (a *appState) result(now time.Time, probe bool, err error, o Outcome) {
 }
 
 // resetBreaker forgets what the breaker learnt of another endpoint: a failure of the old
-// address says nothing of the new one.
-func (a *appState) resetBreaker(endpoint string) {
+// address says nothing of the new one. It reports whether the endpoint changed from one the
+// application had.
+func (a *appState) resetBreaker(endpoint string) (moved bool) {
 	if a.endpoint == endpoint {
-		return
+		return false
 	}
+	moved = a.endpoint != ""
 	a.endpoint = endpoint
 	a.failures, a.openUntil, a.probing, a.lastFailure = 0, time.Time{}, false, nil
+	return moved
 }
 
 // budget is the application's budget per hour at now: the configured one, or the

@@ -20,8 +20,9 @@ type harness struct {
 	queue   []Effect
 	seq     int
 	ids     uint64
-	fail    *Outcome // while set, Naver answers every request with this failure
-	sent    []Key    // every request that reached Naver
+	fail    *Outcome      // while set, Naver answers every request with this failure
+	life    time.Duration // the life of the tokens Naver issues (0: 3 hours)
+	sent    []Key         // every request that reached Naver
 	served  map[ReadID]*Token
 	warned  map[ReadID]*Failure // the warning a served read carried
 	failed  map[ReadID]error
@@ -182,7 +183,11 @@ func (h *harness) answer(req ReqID, k Key) {
 	}
 	h.seq++
 	access := fmt.Sprintf("tok%d-%s", h.seq, k.AccountID)
-	h.then(Answer{Now: h.now, Req: req, Token: &Issued{AccessToken: access, TokenType: "Bearer", ExpiresAt: h.now.Add(3 * time.Hour), LatestExpiry: h.now.Add(3 * time.Hour)}})
+	life := h.life
+	if life == 0 {
+		life = 3 * time.Hour
+	}
+	h.then(Answer{Now: h.now, Req: req, Token: &Issued{AccessToken: access, TokenType: "Bearer", ExpiresAt: h.now.Add(life), LatestExpiry: h.now.Add(life)}})
 }
 
 // read reads account's token through the many-seller role, all effects done.

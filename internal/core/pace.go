@@ -68,6 +68,9 @@ func (l *requestLog) record(now time.Time, perHour int, failing bool) {
 	}
 }
 
+// forgetPace forgets what the key owes the pace (not the attempts its budget counts).
+func (l *requestLog) forgetPace() { l.paceAt = time.Time{} }
+
 // nextPaced is when the pace lets the key's next attempt go (at or before now: at once).
 // Besides the interval, a paced attempt never takes the last request of the key's hour:
 // attempts sent while Naver was healthy, just before a storm, count in the hour though the

@@ -251,6 +251,12 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 		m.deleteStored(storageKey)
 		ks = m.key(tok.Key)
 	}
+	if ks != nil {
+		// A token that lived less than a token's life (Naver issued it with little, or it
+		// was unusable) leaves its entry before its key leaves the automatic budget: the
+		// key still counts for the rest of the 3 hours from its issue.
+		m.setIssued(ks, issuedAt(tok))
+	}
 	if ks == nil {
 		id := WriteID(m.id())
 		m.writes[id] = &pendingWrite{delete: true}
@@ -297,7 +303,8 @@ func (m *Machine) configSet(e ConfigSet) {
 		return
 	}
 	cfg := *e.Config
-	if m.lastCreds != "" && m.lastCreds != cfg.Credentials {
+	credsChanged := m.lastCreds != "" && m.lastCreds != cfg.Credentials
+	if credsChanged {
 		// Tokens belong to the credentials they were fetched with: none of the old ones is
 		// served again (Naver invalidates an old secret at once). What is known of them stays.
 		for ks := range m.allKeys() {
@@ -320,7 +327,22 @@ func (m *Machine) configSet(e ConfigSet) {
 		}
 	}
 	app := m.app(cfg.ClientID)
-	app.resetBreaker(cfg.Endpoint)
+	if moved := app.resetBreaker(cfg.Endpoint); moved || credsChanged {
+		// A failure under the old credentials never delays the new ones, also when the config
+		// later returns to them: each key's back-off is forgotten now, not kept for them. What
+		// a key owes the pace is for Naver failing at the old address: a new address starts
+		// every key with its burst, as it starts the breaker closed. The hourly budget still
+		// counts every request sent, and the pause after a handed-back token stays (it is
+		// Naver's token, not a failure).
+		for ks := range m.allKeys() {
+			if moved {
+				ks.log.forgetPace()
+			}
+			if f := ks.failed(); credsChanged && (f.failures > 0 || f.lastFailure != nil) {
+				ks.setFailed(keyFailures{notBefore: f.notBefore})
+			}
+		}
+	}
 	if !app.loaded && !app.loading {
 		app.loading = true
 		m.emit(LoadCounts{ClientID: app.clientID})

@@ -240,3 +240,21 @@ func (a *app) sentAndReserved(cur int64) (sent, reserved int) {
 	}
 	return sent, reserved
 }
+
+// setAppPerHour follows a write of max_application_requests_per_hour (by the config
+// writer, as the model's other config fields).
+func (w *world) setAppPerHour(a *app, v int, now time.Time) {
+	if a.appPerHour > w.naverAppLimit {
+		a.aboveNaverAt = now
+	}
+	a.appPerHour = v
+}
+
+// operatorAboveNaver reports whether an operator set max_application_requests_per_hour
+// above Naver's own limit within the last hour: the plugin may then send what Naver
+// penalises as too many (README: the most requests "the whole application may send in any
+// hour"; Naver's limit is not published), and app-budget judges it by the operator's value.
+// Under w.mu.
+func (w *world) operatorAboveNaver(a *app, now time.Time) bool {
+	return a.appPerHour > w.naverAppLimit || !a.aboveNaverAt.IsZero() && now.Sub(a.aboveNaverAt) < time.Hour
+}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -140,5 +141,36 @@ func TestAppWindowKeepsTheHoursLargestInUse(t *testing.T) {
 	q.trim(t0.Add(25 * time.Minute)) // the 3 and the 7 leave
 	if len(q.reqs) != 2 || q.most[0].inUse != 5 {
 		t.Errorf("after the trim: %d requests, most %d; want 2, 5", len(q.reqs), q.most[0].inUse)
+	}
+}
+
+// Naver's penalty for too many requests is the plugin's failure only while the budget in
+// force is the plugin's own: an operator who set max_application_requests_per_hour above
+// Naver's limit (within the hour) let the plugin send that many (seed 72, long: 1000 an
+// hour against Naver's 420; app-budget still holds the plugin to the 1000).
+func TestTooManyRequestsExcusedOnlyUnderAnOperatorsBudgetAboveNavers(t *testing.T) {
+	w := newWorld(7, DefaultParams())
+	a := w.apps[0]
+	finding := fmt.Sprintf("too many token requests: client %q sent %d token requests within an hour (budget %d)", a.clientID, w.naverAppLimit+1, w.naverAppLimit)
+	if w.tooManyByOperator(finding) != nil {
+		t.Fatal("excused under the automatic budget")
+	}
+	w.setAppPerHour(a, w.naverAppLimit+100, w.now())
+	if w.tooManyByOperator(finding) != a {
+		t.Fatal("not excused while the operator's budget is above Naver's limit")
+	}
+	w.clock.Advance(10 * time.Minute)
+	w.setAppPerHour(a, 0, w.now())
+	w.clock.Advance(30 * time.Minute)
+	if w.tooManyByOperator(finding) != a {
+		t.Fatal("not excused 30 minutes after the operator's budget above Naver's limit was replaced")
+	}
+	w.clock.Advance(31 * time.Minute)
+	if w.tooManyByOperator(finding) != nil {
+		t.Fatal("excused an hour after the operator's budget above Naver's limit was replaced")
+	}
+	w.setAppPerHour(a, w.naverAppLimit, w.now())
+	if w.tooManyByOperator(finding) != nil {
+		t.Fatal("excused under an operator's budget at Naver's limit")
 	}
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -68,6 +69,24 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			w.apps[0].key("SELLER|ncp_app0_nobody").lastRead = w.now() // read since the restart
 			w.checkCachedNamed(w.apps[0], []map[string]any{{"type": "SELLER", "account_id": "ncp_app0_nobody", "cached": true}})
 		}, invCachedNamed},
+		{"a read of a healthy role fails two hours after every fault", func(w *world) {
+			a := w.apps[0]
+			a.configured, a.cfgSecret, a.baseOK = true, a.secret, true
+			w.advanceTo(epoch.Add(2 * time.Hour))
+			w.checkFailedRead(a, "r1", roleModel{exists: true, typ: "SELF"}, nil, errors.New("naver answered HTTP 403"), false)
+		}, invRecovers},
+		{"the same while a config write is under way (seed 622: it wrote a wrong secret, the read used it)", func(w *world) {
+			a := w.apps[0]
+			a.configured, a.cfgSecret, a.baseOK, a.cfgWriting = true, a.secret, true, 1
+			w.advanceTo(epoch.Add(2 * time.Hour))
+			w.checkFailedRead(a, "r1", roleModel{exists: true, typ: "SELF"}, nil, errors.New("naver answered HTTP 403"), false)
+		}, ""},
+		{"a 5-second lease for a token with 3 hours, the role's ttl 0", func(w *world) {
+			leaseRead(w, roleModel{exists: true, typ: "SELF"})
+		}, invLeaseWithinLife},
+		{"the same while a write of the role races the read (seed 396: it set ttl=5s)", func(w *world) {
+			leaseRead(w, roleModel{exists: true, typ: "SELF", uncertain: true})
+		}, ""},
 		{"status counts a key no role names as not cached", func(w *world) {
 			w.checkCachedNamed(w.apps[0], []map[string]any{{"type": "SELLER", "account_id": "ncp_app0_nobody", "cached": false}})
 		}, ""},
@@ -124,4 +143,17 @@ func TestOperatorViewChecksStatusKeys(t *testing.T) {
 	for _, v := range r.Violations {
 		t.Errorf("violation: %s", v)
 	}
+}
+
+// leaseRead checks a read through r served a live token of its key with 3 hours left and a
+// 5-second lease.
+func leaseRead(w *world, r roleModel) {
+	a := w.apps[0]
+	now := w.now()
+	w.issued["tok"] = &issuedToken{app: a.idx, gen: a.gen, key: r.key(), expires: now.Add(3 * time.Hour), at: now, cred: a.credGen}
+	resp := &logical.Response{
+		Data:   map[string]any{"access_token": "tok", "expires_in": int64(3 * 3600), "expires_at": now.Add(3 * time.Hour).Format(time.RFC3339)},
+		Secret: &logical.Secret{LeaseOptions: logical.LeaseOptions{TTL: 5 * time.Second}},
+	}
+	w.checkRead(a, "r1", r, false, now, 0, resp, nil, false)
 }

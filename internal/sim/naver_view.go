@@ -119,6 +119,11 @@ func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	if pair || writing || !a.baseOK || a.cfgSecret != a.secret {
 		return
 	}
+	if !r.exists || r.uncertain || r.damaged {
+		// The model does not know which key the role names (a write whose read-back storage
+		// failed): it cannot tell when that key last failed.
+		return
+	}
 	breaker := strings.Contains(msg, "answers to this application were failures")
 	paced := strings.Contains(msg, "Naver is failing, and meanwhile")
 	switch {

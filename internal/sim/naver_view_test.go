@@ -118,6 +118,13 @@ func TestNaverViewChecks(t *testing.T) {
 			a.credChangedAt = w.now().Add(-time.Minute)
 			w.checkOldAddress(a, "r1", seller, "not asking Naver again before X: the request at Y failed")
 		}, ""},
+		{"a read refused by a back-off, through a role whose key the model lost (storage failed its read-back)", func(w *world, a *app) {
+			// Seed 311 (long): the role was written as SELF while reading roles/ failed, so
+			// the model held it as {uncertain} with key "|", whose failures it never saw.
+			a.baseOK, a.cfgSecret = true, a.secret
+			a.credChangedAt = w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", roleModel{uncertain: true}, "not asking Naver again before X: the request at Y failed")
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

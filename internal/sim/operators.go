@@ -434,7 +434,13 @@ func (w *world) operateSellers(a *app, act Action, now time.Time) {
 		glob := fmt.Sprintf("ncp_app%d_many*", a.idx)
 		data := map[string]any{"type": "SELLER", "allowed_account_ids": glob, "ttl": act.N, "lease": !act.B}
 		if _, err := w.writeRole(a, sellersRole, data); err == nil {
-			*r = roleModel{exists: true, typ: "SELLER", allowed: []string{glob}, ttl: time.Duration(act.N) * time.Second, noLease: act.B}
+			// A write changes only the fields it names (README): over an existing role,
+			// min_remaining_ttl stays, as for a single-account role.
+			minTTL := r.minTTL
+			if !r.exists || r.damaged {
+				minTTL = 0
+			}
+			*r = roleModel{exists: true, typ: "SELLER", allowed: []string{glob}, ttl: time.Duration(act.N) * time.Second, noLease: act.B, minTTL: minTTL}
 		}
 		a.lastRoleChange = now
 	case actRoleTTL:
@@ -544,7 +550,8 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 	}
 	if _, ok := data["client_id"]; ok && !a.configured {
 		a.configured = true
-		a.perHour, a.ahead, a.retries, a.timeout, a.appPerHour = 12, true, 1, 10*time.Second, 0 // the plugin's defaults but max_retries
+		a.perHour, a.ahead, a.retries, a.timeout = 12, true, 1, 10*time.Second // the plugin's defaults but max_retries
+		w.setAppPerHour(a, 0, now)
 		// base_url's default is Naver's own address, which the simulated network does not
 		// reach.
 		a.baseOK, a.oldHost = false, ""
@@ -580,7 +587,7 @@ func (w *world) writeConfig(a *app, data map[string]any) bool {
 		a.perHour = v
 	}
 	if v, ok := data["max_application_requests_per_hour"].(int); ok {
-		a.appPerHour = v
+		w.setAppPerHour(a, v, now)
 	}
 	if v, ok := data["background_refresh"].(bool); ok {
 		a.ahead = v

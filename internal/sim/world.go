@@ -86,6 +86,9 @@ type world struct {
 	// excusedNaver holds emulator findings excused by lostAtRestart, so the penalty they
 	// earn is excused too.
 	excusedNaver []string
+	// naverAppLimit is Naver's per-application limit of token requests an hour in this
+	// world (the emulator's penalty threshold).
+	naverAppLimit int
 	// lostTokens are the tokens a restart lost (lostAtRestart's, for as long as they live):
 	// the plugin cannot bound what Naver hands back of a token it never learnt of.
 	lostTokens map[string]bool
@@ -201,8 +204,10 @@ type app struct {
 	// unreachable base_url the config named before the current one.
 	baseOK  bool
 	oldHost string
-	// appPerHour is max_application_requests_per_hour (0: automatic).
-	appPerHour int
+	// appPerHour is max_application_requests_per_hour (0: automatic); aboveNaverAt is when
+	// a value above Naver's limit was last replaced.
+	appPerHour   int
+	aboveNaverAt time.Time
 	// cfgWriting counts config writes under way (a concurrent action may run meanwhile);
 	// verifyCred is credGen as the one under way would make it.
 	cfgWriting int
@@ -437,8 +442,10 @@ func newWorld(seed uint64, p Params) *world {
 	if p.Alphabet > 0 {
 		keys += alphabetPool
 	}
+	w.naverAppLimit = navercommercetest.DefaultPenaltyRequestsPerHour
 	if limit := 3 * keys; limit > navercommercetest.DefaultPenaltyRequestsPerHour {
 		emuConfig.Penalty.RequestsPerHour = limit
+		w.naverAppLimit = limit
 	}
 	if p.FastSignatures {
 		emuConfig.SignatureDigest = fastDigest

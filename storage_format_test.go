@@ -119,12 +119,10 @@ func TestEverySweepKeepsTokenEntriesOfANewerFormat(t *testing.T) {
 	env.b = env.newBackend()
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
-		env.periodic(ctx)
-		env.b.WaitIdle()
+		env.sweepAndWaitAnHour(ctx)
 		if e, err := env.storage.Get(ctx, key); err != nil || e == nil {
 			t.Fatalf("after sweep %d the entry of a newer format is gone (%v)", i, err)
 		}
-		env.clock.Advance(core.SweepInterval + time.Minute)
 	}
 }
 
@@ -143,11 +141,17 @@ func TestSweepDeletesADamagedTokenEntry(t *testing.T) {
 	}
 	env.b = env.newBackend()
 	for range 3 {
-		env.periodic(ctx)
-		env.b.WaitIdle()
-		env.clock.Advance(core.SweepInterval + time.Minute)
+		env.sweepAndWaitAnHour(ctx)
 	}
 	if e, _ := env.storage.Get(ctx, key); e != nil {
 		t.Errorf("after 3 sweeps the damaged entry %s is still stored", key)
 	}
+}
+
+// sweepAndWaitAnHour runs a periodic run (its first after a start sweeps every stored token),
+// waits for the writes it started, and moves the clock past the next sweep's time.
+func (e *testEnv) sweepAndWaitAnHour(ctx context.Context) {
+	e.periodic(ctx)
+	e.b.WaitIdle()
+	e.clock.Advance(core.SweepInterval + time.Minute)
 }

@@ -34,6 +34,9 @@ type keyState struct {
 	// evictStored: evict the key from memory once its entry is stored.
 	evictStored bool
 	renewQueued bool
+	// named is keyNamed's answer while the roles' generation is namedGen.
+	named    bool
+	namedGen uint32
 
 	// minLife is the most min_remaining_ttl of the roles read through the key since it
 	// was cached: its token is renewed before it has less left.
@@ -603,6 +606,15 @@ func (m *Machine) publish(ks *keyState, tok *Token, now time.Time) {
 		// being cached once its token is stored.
 		m.evict(ks)
 	}
+}
+
+// keyNamed is namedOrSelf(ks.key), kept in ks until the roles or the config change (a
+// periodic run asks it of every key each minute).
+func (m *Machine) keyNamed(ks *keyState) bool {
+	if ks.namedGen != m.roles.gen {
+		ks.named, ks.namedGen = m.namedOrSelf(ks.key), m.roles.gen
+	}
+	return ks.named
 }
 
 // namedOrSelf reports whether the key is to stay cached: a role names it, the roles are not

@@ -190,8 +190,12 @@ func (m *Machine) sortedKeys() []*keyState {
 	for ks := range m.allKeys() {
 		out = append(out, ks)
 	}
-	sort.Slice(out, func(i, j int) bool { return keyLess(out[i].key, out[j].key) })
+	sortKeys(out)
 	return out
+}
+
+func sortKeys(keys []*keyState) {
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i].key, keys[j].key) })
 }
 
 // keyLess orders keys by String() without building the strings (a periodic run sorts every
@@ -372,6 +376,11 @@ func (m *Machine) changedUse() { m.useMemo.valid = false }
 // CheckCaches reports a cache of the machine that disagrees with what it caches (for the
 // model checker, after every event).
 func (m *Machine) CheckCaches() error {
+	for ks := range m.allKeys() {
+		if ks.namedGen == m.roles.gen && ks.named != m.namedOrSelf(ks.key) {
+			return fmt.Errorf("core: %s kept as named=%t, the roles say %t", ks.key, ks.named, !ks.named)
+		}
+	}
 	c := m.useMemo
 	if !c.valid {
 		return nil

@@ -17,8 +17,18 @@ func (m *Machine) tick(e Tick) {
 	now := e.Now
 	// The last run's renewals may still be at Naver: they count against this run's.
 	m.renew = renewState{open: true, inflight: m.renew.inflight}
-	for _, ks := range m.sortedKeys() {
+	// One pass over every key, then only the keys with something to do, in a stable order:
+	// sorting every key each minute cost more than the rest of the run (what one key does
+	// here changes nothing another key is judged by).
+	var acting []*keyState
+	for ks := range m.allKeys() {
 		ks.log.trim(now)
+		if m.tickActs(ks, now) {
+			acting = append(acting, ks)
+		}
+	}
+	sortKeys(acting)
+	for _, ks := range acting {
 		if ks.unstored {
 			m.flush(ks)
 		}
@@ -37,15 +47,14 @@ func (m *Machine) tick(e Tick) {
 				m.evict(ks)
 			}
 			continue
-		case !m.namedOrSelf(ks.key):
+		case !m.keyNamed(ks):
 			m.evict(ks)
 			continue
 		}
 		if m.cfg == nil {
 			continue
 		}
-		if t := ks.servable(m.cfg.Credentials); t != nil && m.cfg.Ahead && m.isDue(ks, t, now) &&
-			now.Sub(ks.lastRead) < t.ExpiresAt.Sub(t.FetchedAt) && !now.Before(ks.failed().nextBackground) && m.renewable(ks.key) {
+		if m.renewsAhead(ks, now) {
 			ks.renewQueued = true
 			m.renew.queue = append(m.renew.queue, ks)
 		}
@@ -58,6 +67,31 @@ func (m *Machine) tick(e Tick) {
 	} else {
 		m.sweepIfDue(now)
 	}
+}
+
+// tickActs reports whether the periodic run has anything to do about ks (no effect: it
+// only looks).
+func (m *Machine) tickActs(ks *keyState, now time.Time) bool {
+	tok := ks.token
+	switch {
+	case ks.unstored:
+		return true
+	case tok == nil:
+		return m.idle(ks, now)
+	case tok.Life(now) <= 0, !m.keyNamed(ks):
+		return true
+	case m.cfg == nil:
+		return false
+	}
+	return m.renewsAhead(ks, now)
+}
+
+// renewsAhead reports whether the periodic run renews ks ahead of its reads: its token is
+// due, it was read within a token's life, no back-off holds it and a role names it.
+func (m *Machine) renewsAhead(ks *keyState, now time.Time) bool {
+	t := ks.servable(m.cfg.Credentials)
+	return t != nil && m.cfg.Ahead && m.isDue(ks, t, now) &&
+		now.Sub(ks.lastRead) < t.ExpiresAt.Sub(t.FetchedAt) && !now.Before(ks.failed().nextBackground) && m.renewable(ks.key)
 }
 
 // renewable reports whether background renewal may renew key: a role names it (keys no
@@ -297,6 +331,7 @@ func (m *Machine) configSet(e ConfigSet) {
 		// Stored tokens stay until they expire: they are served only under the credentials
 		// they came from, so only a config with those very credentials serves them again.
 		m.cfg = nil
+		m.roles.gen++
 		for ks := range m.allKeys() {
 			ks.token, ks.loaded = nil, false
 		}
@@ -319,6 +354,7 @@ func (m *Machine) configSet(e ConfigSet) {
 	}
 	delete(m.superseded, cfg.Credentials)
 	m.cfg, m.lastCreds = &cfg, cfg.Credentials
+	m.roles.gen++
 	for ks := range m.allKeys() {
 		// Loaded while no config (or another) was in force: its stored token is this
 		// config's to serve.
@@ -361,16 +397,17 @@ func (m *Machine) rolesLoaded(e RolesLoaded) {
 		m.roles.set(n, &r)
 	}
 	m.roles.known = true
+	m.roles.gen++
 	m.changedUse()
 	m.evictUnnamed()
 }
 
 func (m *Machine) roleSet(e RoleSet) {
-	old := m.roles.byName[e.Name]
+	old, had := m.roles.byName[e.Name]
 	// The role's tries stay: deleting and re-creating it must not reset its bound.
 	m.roles.set(e.Name, e.Role)
 	m.changedUse()
-	if old != nil && m.cfg != nil {
+	if had && m.cfg != nil {
 		// The role's min_remaining_ttl may be gone or lower: the next reads set it again.
 		for ks := range m.allKeys() {
 			if old.Names(m.cfg.ClientID, ks.key) {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -10,35 +11,40 @@ import (
 type roleSet struct {
 	// known is set once every stored role was loaded (RolesLoaded): until then, that no
 	// known role names a key proves nothing.
-	known  bool
-	byName map[string]*Role
-	single map[singleKey]map[string]struct{}
+	known bool
+	// gen changes with every change of the roles, or of the config in force: a key's
+	// answer to "does a role name you?" is kept until it does (keyState.namedGen).
+	gen    uint32
+	byName map[string]Role
+	// single names, per type and account, the single-account roles of it: nearly always
+	// one (a slice, not a set: 10,000 sellers' roles are 10,000 of these).
+	single map[singleKey][]string
 	many   map[string]*Role
 }
 
 type singleKey struct{ typ, account string }
 
 func (s *roleSet) init() {
-	s.byName = map[string]*Role{}
-	s.single = map[singleKey]map[string]struct{}{}
+	s.gen++
+	s.byName = map[string]Role{}
+	s.single = map[singleKey][]string{}
 	s.many = map[string]*Role{}
 }
 
 func (s *roleSet) set(name string, r *Role) {
+	s.gen++
 	s.remove(name)
 	if r == nil {
 		return
 	}
-	s.byName[name] = r
+	s.byName[name] = *r
 	if r.ManySellers() {
-		s.many[name] = r
+		many := *r
+		s.many[name] = &many
 		return
 	}
 	k := singleKey{r.Type, r.AccountID}
-	if s.single[k] == nil {
-		s.single[k] = map[string]struct{}{}
-	}
-	s.single[k][name] = struct{}{}
+	s.single[k] = append(s.single[k], name)
 }
 
 func (s *roleSet) remove(name string) {
@@ -46,15 +52,18 @@ func (s *roleSet) remove(name string) {
 	if !ok {
 		return
 	}
+	s.gen++
 	delete(s.byName, name)
 	if old.ManySellers() {
 		delete(s.many, name)
 		return
 	}
 	k := singleKey{old.Type, old.AccountID}
-	delete(s.single[k], name)
-	if len(s.single[k]) == 0 {
+	names := slices.DeleteFunc(s.single[k], func(n string) bool { return n == name })
+	if len(names) == 0 {
 		delete(s.single, k)
+	} else {
+		s.single[k] = names
 	}
 }
 
@@ -63,10 +72,7 @@ func (s *roleSet) naming(clientID string, key Key) []string {
 	if key.ClientID != clientID {
 		return nil
 	}
-	var names []string
-	for n := range s.single[singleKey{key.Type, key.AccountID}] {
-		names = append(names, n)
-	}
+	names := slices.Clone(s.single[singleKey{key.Type, key.AccountID}])
 	for n, r := range s.many {
 		if r.Names(clientID, key) {
 			names = append(names, n)

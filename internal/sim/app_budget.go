@@ -68,16 +68,8 @@ func (w *world) inUse(a *app, now time.Time) int {
 		return a.inUseN
 	}
 	n := 0
-	prefix := fmt.Sprint(a.idx) + "|"
-	for id, k := range a.keys {
-		if !k.issued {
-			continue
-		}
-		if now.Sub(k.lastRead) < tokenLife || now.Sub(k.issuedAt) < tokenLife {
-			n++
-			continue
-		}
-		if iss := w.issued[w.latest[prefix+id]]; iss != nil && now.Before(iss.expires) {
+	for _, k := range a.keys {
+		if k.issued && (now.Sub(k.lastRead) < tokenLife || now.Sub(k.issuedAt) < tokenLife || now.Before(k.latestExpires)) {
 			n++
 		}
 	}

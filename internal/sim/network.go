@@ -271,9 +271,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 				if a.verifying {
 					cred = a.verifyCred
 				}
-				w.issued[tr.AccessToken] = &issuedToken{app: a.idx, gen: a.gen, cred: cred, key: keyID, at: now, verification: a.verifying,
+				iss := &issuedToken{app: a.idx, gen: a.gen, cred: cred, key: keyID, at: now, verification: a.verifying,
 					expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
+				w.issued[tr.AccessToken] = iss
 				w.latest[id] = tr.AccessToken
+				a.key(keyID).latestExpires = iss.expires
 			}
 			if ok {
 				k := a.key(keyID)

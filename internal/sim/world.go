@@ -354,6 +354,7 @@ type keyModel struct {
 	raAt, raUntil, raReset time.Time
 	issued                 bool      // Naver issued the key a token (for the application budget)
 	issuedAt               time.Time // Naver's last answer with a token for the key (handed back too)
+	latestExpires          time.Time // when the newest token Naver issued the key expires (w.latest)
 	droppedAt              time.Time // the last drop that succeeded
 	failedAt               time.Time // the key's last failed request (a drop does not forget it)
 }

@@ -96,6 +96,12 @@ func (t *flightTracker) wait() {
 
 // waitUntil is wait, giving up at deadline (a write that stalls must not hold what waits).
 func (t *flightTracker) waitUntil(deadline time.Time) {
+	t.mu.Lock()
+	running := t.running
+	t.mu.Unlock()
+	if running == 0 {
+		return // nearly always: no goroutine, no timer
+	}
 	done := make(chan struct{})
 	go func() {
 		t.wait()

@@ -520,6 +520,12 @@ func (c *tokenCache) periodic(ctx context.Context, s logical.Storage) {
 	c.tickDone = done
 	c.waitMu.Unlock()
 	c.step(s, core.Tick{Now: c.now()})
+	select {
+	case <-done: // most runs renew nothing: no timer
+		c.step(nil, core.TickEnd{Now: c.now()})
+		return
+	default:
+	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {

@@ -101,6 +101,9 @@ func (l *requestLog) firstInHour(now time.Time) int {
 }
 
 func (l *requestLog) trim(now time.Time) {
+	if len(l.times) == 0 && l.paceAt.IsZero() {
+		return // most keys, most minutes
+	}
 	l.clamp(now)
 	i := 0
 	for i < len(l.times) && now.Sub(l.times[i]) >= 24*time.Hour {

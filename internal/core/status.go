@@ -79,6 +79,9 @@ func (m *Machine) Keys(now time.Time, match func(Key) bool) []KeyView {
 		return nil
 	}
 	var out []KeyView
+	if match == nil {
+		out = make([]KeyView, 0, len(m.keys)+len(m.clashes)+len(m.stored))
+	}
 	for ks := range m.allKeys() {
 		if k := ks.key; k.ClientID == m.cfg.ClientID && (match == nil || match(k)) && m.shown(ks, now) {
 			out = append(out, m.view(ks, now))

@@ -241,8 +241,11 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 		w.emu.InjectFault(navercommercetest.Fault{Status: status})
 		w.count("naver-" + answer)
 	}
-	r := httptest.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), bytes.NewReader(body))
-	r.Header = req.Header.Clone()
+	// The request as a server receives it (httptest.NewRequest's, without parsing it again).
+	r := req.Clone(req.Context())
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Host, r.RequestURI, r.RemoteAddr = req.URL.Host, req.URL.RequestURI(), "192.0.2.1:1234"
 	rec := httptest.NewRecorder()
 	since := w.naverNow()
 	w.emu.ServeHTTP(rec, r)

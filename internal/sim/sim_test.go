@@ -22,6 +22,7 @@ var (
 	campaignOut  = flag.String("campaign-out", "", "TestCampaign: the Markdown report to write (docs/simulation.md)")
 	firstSeed    = flag.Uint64("first-seed", 1, "TestCampaign: the first seed")
 	campaignCode = flag.String("campaign-code", "", "TestCampaign: the version of the code under test, for the report")
+	campaignN    = flag.Int("campaign-seeds", 0, "TestCampaign: run this many seeds, however long they take, instead of -campaign's time (to compare the cost of two versions on the same seeds)")
 	shapeFlag    = flag.String("shape", "", `the run's shape: "default" (DefaultParams, TestSim's default) or "long" (LongParams, TestCampaign's default)`)
 	shrinkFlag   = flag.Duration("shrink", time.Minute, "TestSim -seed: how long to look for a shorter failing schedule (0: do not)")
 	shrinkInv    = flag.String("shrink-invariant", "", "TestSim -seed: the invariant the shorter schedule must still break (default: the first one broken)")
@@ -187,7 +188,7 @@ func fail(t *testing.T, failed []Result, asked bool) {
 
 // TestCampaign is `make sim`: seeds for -campaign, and the report in -campaign-out.
 func TestCampaign(t *testing.T) {
-	if *campaignFlag == 0 {
+	if *campaignFlag == 0 && *campaignN == 0 {
 		t.Skip("run with -campaign=10m (make sim)")
 	}
 	p := shapeParams(*shapeFlag, "long", t)
@@ -197,7 +198,7 @@ func TestCampaign(t *testing.T) {
 	// The campaign's garbage is short-lived: collecting it less often saves CPU, which is
 	// what bounds how many key-days fit in make sim's minutes.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	c := RunCampaign(*firstSeed, 0, *campaignFlag, p)
+	c := RunCampaign(*firstSeed, *campaignN, *campaignFlag, p)
 	t.Logf("%d seeds, %.0f key-days in %s", c.Seeds, c.KeyDays, c.Elapsed.Round(time.Second))
 	if *campaignOut != "" {
 		machine := fmt.Sprintf("Run on %s with %d CPUs (GOMAXPROCS), %s, on %s.", runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.Version(), time.Now().UTC().Format("2006-01-02"))

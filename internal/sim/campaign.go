@@ -254,7 +254,7 @@ func (c Campaign) Markdown(command, machine string) string {
 			"and whose role is changed, or deleted and re-created, about twice a day. Apps read in spells at a tenth of the short campaign's rate, with the same idle hours; a config an operator deletes is written again within about an hour. " +
 			"Naver's per-application limit is set to 3 requests an hour per key (above the plugin's automatic budget of 30 + 2 per key in use). " +
 			"Every invariant is checked as in the short campaign: each read's answer and each request to Naver as it happens, the emulator's records after every step, and the operator view and storage every " + fmtEvery(c.Params.operatorViewEvery()) + " and when an operator's status action asks " +
-			"(status/<role> of every single-account role; of the many-seller role's sellers, each one whose last request failed, where a key can be backing off, and four more in turn). " +
+			"(status/<role> of every single-account role; of the many-seller role's sellers, six of those whose last request failed (where a key can be backing off) and four more, both by turns). " +
 			"Signatures are a digest on both sides instead of bcrypt (see docs/decisions.md); the short campaign and the corpus keep bcrypt. " +
 			"The 10,000-seller week of issue 18 is `go test ./internal/sim -run 'TestSellersWeek$' -count=1 -sellers-week-out=PATH` (in docs/benchmarks.md).\n\n")
 	}

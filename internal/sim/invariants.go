@@ -508,13 +508,21 @@ func (w *world) sellersToView(a *app) []string {
 		return nil
 	}
 	out := map[string]bool{}
+	var failing []string
 	w.mu.Lock()
 	for i := 0; i < pool; i++ {
 		if k := a.keys["SELLER|"+manySellerID(a.idx, i)]; k != nil && !k.lastOK {
-			out[manySellerID(a.idx, i)] = true
+			failing = append(failing, manySellerID(a.idx, i))
 		}
 	}
 	w.mu.Unlock()
+	// Failing sellers by turns too, a few a view: after an onboarding storm of refused
+	// accounts, viewing each of them every hour was most of a seed's operator view.
+	const failingInTurn = 6
+	for i := 0; i < min(failingInTurn, len(failing)); i++ {
+		out[failing[(a.failTurn+i)%len(failing)]] = true
+	}
+	a.failTurn += failingInTurn
 	const inTurn = 4
 	for i := 0; i < inTurn; i++ {
 		out[manySellerID(a.idx, (a.viewTurn+i)%pool)] = true

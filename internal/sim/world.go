@@ -194,6 +194,7 @@ type app struct {
 	appBudgetRefusals float64
 	// viewTurn is where the operator view's round of the many-seller role's sellers is.
 	viewTurn int
+	failTurn int // and of its failing sellers
 
 	// credGen counts changes of the credentials tokens belong to (client_secret, base_url);
 	// credSecret and credBase are the last ones configured (kept across a config delete).

@@ -30,6 +30,9 @@ type appState struct {
 	// slots are this process's counts stored ahead of time and not used yet, per minute:
 	// a request that takes one needs no write of its own.
 	slots map[int64]int
+	// pruned: the maps were pruned in minute prunedAt and not written to since.
+	pruned   bool
+	prunedAt int64
 
 	loaded  bool
 	loading bool
@@ -57,6 +60,9 @@ type appState struct {
 	lastFailure error
 	// recoveredAt is when a request last succeeded after the breaker had opened.
 	recoveredAt time.Time
+	// budgetSaid: a background renewal refused by the budget was logged, and none was
+	// sent since.
+	budgetSaid bool
 }
 
 // pendingAttempt is an attempt of request req, counted as number seq, waiting to be stored.
@@ -76,6 +82,10 @@ func minuteOf(t time.Time) int64 { return t.Unix() / 60 }
 // counts as now, so it leaves the window within the hour, not after the step's length.
 func (a *appState) prune(now time.Time) {
 	cur := minuteOf(now)
+	if a.pruned && a.prunedAt == cur {
+		return // nothing changed since this minute's prune (every budget check prunes)
+	}
+	a.pruned, a.prunedAt = true, cur
 	for i, m := range []map[int64]int{a.keys, a.minutes, a.foreign, a.slots} {
 		for k, v := range m {
 			switch {
@@ -121,6 +131,7 @@ func (a *appState) keysInUse(now time.Time, inUse int) int {
 // the write that must include it before it is sent.
 func (a *appState) count(now time.Time, inUse int) (seq int64, stored bool) {
 	a.prune(now)
+	a.pruned = false
 	m := minuteOf(now)
 	a.minutes[m]++
 	a.keys[m] = max(a.keys[m], inUse)
@@ -177,6 +188,7 @@ func (a *appState) load(c *Counts) {
 	if c == nil {
 		return
 	}
+	a.pruned = false
 	for m, n := range c.Minutes {
 		a.minutes[m] += n // reserved ones too: nobody knows whether they were sent
 	}

@@ -36,8 +36,11 @@ var idTypes = map[reflect.Type]bool{
 }
 
 // digestSkip are fields that are not state: the counter IDs are drawn from, the effects
-// not yet handed out (empty between steps), and a cache.
-var digestSkip = map[string]bool{"nextID": true, "out": true, "useMemo": true}
+// not yet handed out (empty between steps), and caches (of keys in use, of whether a role
+// names a key and the roles' generation it is valid for, of the minute the counts were
+// last pruned in): each equals what it caches, so states that differ in them decide alike.
+var digestSkip = map[string]bool{"nextID": true, "out": true, "useMemo": true,
+	"named": true, "namedGen": true, "gen": true, "pruned": true, "prunedAt": true}
 
 var timeType = reflect.TypeOf(time.Time{})
 

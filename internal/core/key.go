@@ -207,6 +207,8 @@ type result struct {
 	// backingOff: renewErr is an earlier failure shared during its back-off.
 	backingOff bool
 	err        error
+	// noted: the renewal's end was counted already (complete does it for a request).
+	noted bool
 }
 
 func (m *Machine) read(e Read) {
@@ -305,7 +307,9 @@ func (m *Machine) renewBehind(ks *keyState, now time.Time, fromTick bool) bool {
 		ks.inflight.fromTick = fromTick
 		return true
 	}
-	m.noteRenewal(res)
+	if !res.noted {
+		m.noteRenewal(res)
+	}
 	return false
 }
 
@@ -832,6 +836,9 @@ type request struct {
 	// known; it waits for the sweep that learns them (sweepTried: once).
 	waitingSweep bool
 	sweepTried   bool
+	// quiet: the application's budget refused it, as it refused the background renewal
+	// before it, and that was said: its refusal is not logged again.
+	quiet bool
 	// res is what the request gave, once it ended.
 	res result
 }

@@ -76,11 +76,6 @@ type renewState struct {
 	open     bool
 	queue    []*keyState
 	inflight int
-	// held: the application's hourly budget refuses every background renewal this
-	// run (heldBy says why); heldSaid: a run said so, and none was free since.
-	held     bool
-	heldBy   error
-	heldSaid bool
 }
 
 // New makes a machine with nothing known: no config, no roles, nothing loaded.

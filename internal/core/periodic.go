@@ -16,10 +16,7 @@ const markUnnamedPerTick = 200
 func (m *Machine) tick(e Tick) {
 	now := e.Now
 	// The last run's renewals may still be at Naver: they count against this run's.
-	m.renew = renewState{open: true, inflight: m.renew.inflight, heldSaid: m.renew.heldSaid}
-	m.renew.heldBy = m.renewalsRefused(now)
-	m.renew.held = m.renew.heldBy != nil
-	heldBack := 0
+	m.renew = renewState{open: true, inflight: m.renew.inflight}
 	// One pass over every key, then only the keys with something to do, in a stable order:
 	// sorting every key each minute cost more than the rest of the run (what one key does
 	// here changes nothing another key is judged by).
@@ -57,16 +54,11 @@ func (m *Machine) tick(e Tick) {
 		if m.cfg == nil {
 			continue
 		}
-		switch {
-		case !m.renewsAhead(ks, now):
-		case m.renew.held:
-			heldBack++
-		default:
+		if m.renewsAhead(ks, now) {
 			ks.renewQueued = true
 			m.renew.queue = append(m.renew.queue, ks)
 		}
 	}
-	m.sayHeld(heldBack)
 	m.markUnnamed()
 	m.renewNext(now)
 	// Last: the plugin reads storage for the sweep once the renewals are on their way.
@@ -92,39 +84,6 @@ func (m *Machine) tickActs(ks *keyState, now time.Time) bool {
 		return false
 	}
 	return m.renewsAhead(ks, now)
-}
-
-// renewalsRefused is why the application's budget would refuse any background renewal at
-// now, as admit would (nil: they may go). A periodic run then starts none: each would be
-// refused at once, and said so, every minute, for every key in the window. (The breaker's
-// refusals are not held back so: each one moves its key's back-off, and so spreads the
-// renewals after Naver recovers.)
-func (m *Machine) renewalsRefused(now time.Time) error {
-	if m.cfg == nil || !m.cfg.Ahead {
-		return nil
-	}
-	app := m.app(m.cfg.ClientID)
-	if !app.loaded {
-		return nil
-	}
-	share := app.budget(m.cfg, now, m.inUse(m.cfg.ClientID, now))
-	share = min(int(float64(share)*BackgroundShare), share-1)
-	if n, oldest := app.lastHour(now); n >= max(share, 0) {
-		return &AppBudgetError{Limit: max(share, 0), Background: true, NextAfter: oldest.Add(AppWindow)}
-	}
-	return nil
-}
-
-// sayHeld logs, once until renewals may go again, that n due renewals wait.
-func (m *Machine) sayHeld(n int) {
-	if !m.renew.held {
-		m.renew.heldSaid = false
-		return
-	}
-	if n > 0 && !m.renew.heldSaid {
-		m.renew.heldSaid = true
-		m.warn("background renewals wait: none is asked of Naver until the application's hourly budget allows", "due", n, "error", m.renew.heldBy)
-	}
 }
 
 // renewsAhead reports whether the periodic run renews ks ahead of its reads: its token is

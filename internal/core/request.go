@@ -88,13 +88,27 @@ func (m *Machine) admit(req *request, now time.Time) bool {
 		} else {
 			m.emit(Metric{Name: MetricBudgetRefused})
 		}
-		m.warn("token request refused by the hourly budget", m.keyArgs(ks, "error", err)...)
+		switch {
+		case ab == nil || !req.background:
+			m.warn("token request refused by the hourly budget", m.keyArgs(ks, "error", err)...)
+		case app.budgetSaid:
+			// While the budget is spent, every due key's renewal is refused each minute:
+			// said once (metrics and status still count each), until one is sent again.
+			req.quiet = true
+		default:
+			app.budgetSaid = true
+			m.warn("token request refused by the hourly budget", m.keyArgs(ks, "error", err,
+				"note", "background renewals of other keys refused by the application's budget are not logged until one is sent")...)
+		}
 	}
 	if err != nil {
 		m.complete(req, now, nil, err, Outcome{}, true)
 		return false
 	}
 	req.sent, req.sentAt, req.probe, req.attempts = true, now, probe, 1
+	if req.background {
+		app.budgetSaid = false
+	}
 	if req.tryRole != "" {
 		m.triesOf(req.tryRole).start(req.id)
 	}
@@ -234,6 +248,7 @@ func (m *Machine) countsWritten(e CountsWritten) {
 	} else {
 		app.storedSeq = app.writeUpTo
 		app.slots[app.writeAt] += app.writeRsv
+		app.pruned = false
 		for _, p := range app.pending {
 			switch {
 			case p.seq <= app.writeUpTo:
@@ -241,6 +256,7 @@ func (m *Machine) countsWritten(e CountsWritten) {
 			case p.minute == app.writeAt && app.slots[p.minute] > 0:
 				// Counted after the write's snapshot, in the minute it reserved ahead for.
 				app.slots[p.minute]--
+				app.pruned = false
 				m.emit(AttemptVerdict{Req: p.req, Go: true})
 			default:
 				rest = append(rest, p)
@@ -432,10 +448,12 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 		// The request may have taken until the token's last seconds: judge it again. A
 		// token dropped meanwhile is not served.
 		if current != nil && current.Life(now) >= MinServableLife && ks.token == current {
-			m.warn("renewing token failed; serving the cached one until it expires", m.keyArgs(ks, "expires_at", current.ExpiresAt, "error", err)...)
+			if !req.quiet {
+				m.warn("renewing token failed; serving the cached one until it expires", m.keyArgs(ks, "expires_at", current.ExpiresAt, "error", err)...)
+			}
 			res = result{token: current, renewErr: failure}
 		} else {
-			if req.background {
+			if req.background && !req.quiet {
 				m.warn("renewing token failed", m.keyArgs(ks, "error", err)...)
 			}
 			res = result{err: err}
@@ -448,10 +466,11 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 		}
 		res = result{token: tok, fetched: true}
 	}
-	req.res = res
 	if req.background {
 		m.noteRenewal(res)
+		res.noted = true
 	}
+	req.res = res
 	m.afterRequest(req, now)
 }
 

@@ -118,26 +118,25 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 		b.tokens.ensureSwept(ctx, req.Storage)
 		b.tokens.ensureCounts(ctx, req.Storage, st.config.ClientID)
 		g.budgetPerHour = st.config.maxRequestsPerHour()
-		var views []core.KeyView
 		var app core.AppView
 		b.tokens.view(func(m *core.Machine) {
-			views, app = m.Keys(now, nil), m.App(now)
+			app = m.App(now)
+			m.EachKey(now, nil, func(v core.KeyView) {
+				g.maxRequestsLastHour = max(g.maxRequestsLastHour, v.Requests1h)
+				if !v.ExpiresAt.After(now) {
+					if v.AccountRefused != nil {
+						g.refusedKeys++
+					}
+					return
+				}
+				left := v.ExpiresAt.Sub(now)
+				if g.cachedKeys == 0 || left < g.soonestExpiry {
+					g.soonestExpiry = left
+				}
+				g.cachedKeys++
+			})
 		})
 		g.appBudgetPerHour, g.appRequestsLastHour = app.Budget, app.Requests1h
-		for _, v := range views {
-			g.maxRequestsLastHour = max(g.maxRequestsLastHour, v.Requests1h)
-			if !v.ExpiresAt.After(now) {
-				if v.AccountRefused != nil {
-					g.refusedKeys++
-				}
-				continue
-			}
-			left := v.ExpiresAt.Sub(now)
-			if g.cachedKeys == 0 || left < g.soonestExpiry {
-				g.soonestExpiry = left
-			}
-			g.cachedKeys++
-		}
 	}
 	if format == metricsFormatPrometheus {
 		return &logical.Response{Data: map[string]any{

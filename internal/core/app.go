@@ -1,6 +1,10 @@
 package core
 
-import "time"
+import (
+	"slices"
+	"strconv"
+	"time"
+)
 
 // Counts is the stored form of an application's request counts: per Unix minute, the
 // requests counted (sent, or reserved ahead of time), the most keys in use when they were,
@@ -9,6 +13,48 @@ type Counts struct {
 	Minutes  map[int64]int `json:"minutes"`
 	Keys     map[int64]int `json:"keys,omitempty"`
 	Reserved map[int64]int `json:"reserved,omitempty"`
+}
+
+// MarshalJSON writes what encoding/json writes for Counts (but for the order of the
+// minutes), without reflection: the counts are written with nearly every request an
+// application sends in a busy minute, and encoding/json's maps were most of that write.
+func (c Counts) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 48+20*(len(c.Minutes)+len(c.Keys)+len(c.Reserved)))
+	b = append(b, `{"minutes":`...)
+	b = appendMinutes(b, c.Minutes)
+	if len(c.Keys) > 0 {
+		b = append(b, `,"keys":`...)
+		b = appendMinutes(b, c.Keys)
+	}
+	if len(c.Reserved) > 0 {
+		b = append(b, `,"reserved":`...)
+		b = appendMinutes(b, c.Reserved)
+	}
+	return append(b, '}'), nil
+}
+
+// appendMinutes appends m as a JSON object, its keys in order (null when nil, as
+// encoding/json writes a nil map).
+func appendMinutes(b []byte, m map[int64]int) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, k, 10)
+		b = append(b, '"', ':')
+		b = strconv.AppendInt(b, int64(m[k]), 10)
+	}
+	return append(b, '}')
 }
 
 // appState is what the machine knows of one application's requests: its counts per

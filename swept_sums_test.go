@@ -1,9 +1,12 @@
 package navercommerce
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
@@ -53,5 +56,42 @@ func TestSweptSumsKeepOnlyWhatTheSweepSaw(t *testing.T) {
 	s.delete(sweptKeyOf(foreign))
 	if _, ok := s.get(sweptKeyOf(foreign)); ok || len(s.byID) != 1 {
 		t.Errorf("after deleting %s: %d by ID, %d by name", foreign, len(s.byID), len(s.byName))
+	}
+}
+
+// An entry the sweep read unchanged is handed to the core with when Naver answered its key
+// with the entry's token, as a decoded entry gives it: the automatic application budget
+// counts a key in memory from its entry when its load is still out as the sweep ends.
+func TestSweptUnchangedEntryKeepsWhenItsTokenWasIssued(t *testing.T) {
+	ctx := context.Background()
+	s := &logical.InmemStorage{}
+	fetched := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	issued := &cachedToken{AccessToken: "tok", TokenType: "Bearer", ExpiresAt: fetched.Add(20 * time.Minute),
+		Key: core.Key{ClientID: "app", Type: core.TypeSeller, AccountID: "ncp_1"}, Credentials: "c1", FetchedAt: fetched, Fingerprint: core.Fingerprint("tok")}
+	refusal := &cachedToken{Key: core.Key{ClientID: "app", Type: core.TypeSeller, AccountID: "ncp_2"}, Credentials: "c1", RefusedUntil: fetched.Add(time.Hour)}
+	for _, tok := range []*cachedToken{issued, refusal} {
+		if err := storeToken(ctx, s, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newTokenCache(func() time.Time { return fetched }, nil, core.Options{})
+	defer c.close()
+	want := map[string]time.Time{issued.Key.StorageKey(): fetched, refusal.Key.StorageKey(): {}}
+	for sweep := range 2 {
+		got := c.sweepPart(s)
+		if len(got.Entries) != 2 || !got.Done {
+			t.Fatalf("sweep %d: %d entries, done %t", sweep, len(got.Entries), got.Done)
+		}
+		for _, e := range got.Entries {
+			at := e.IssuedAt
+			if e.Token != nil {
+				at = core.IssuedAt(e.Token)
+			} else if sweep == 0 {
+				t.Fatalf("the first sweep did not decode %s", e.StorageKey)
+			}
+			if !at.Equal(want[e.StorageKey]) {
+				t.Errorf("sweep %d: %s issued at %v, want %v", sweep, e.StorageKey, at, want[e.StorageKey])
+			}
+		}
 	}
 }

@@ -33,6 +33,7 @@ func sweptKeyOf(storageKey string) sweptKey {
 type sweptEntry struct {
 	sum        uint64
 	knownUntil int64
+	issuedAt   int64
 }
 
 // unixNanos is t in Unix nanoseconds, saturated where int64 ends (before 1678, after 2262).
@@ -147,7 +148,7 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		c.sweptMu.Unlock()
 		se := core.SweptEntry{StorageKey: name}
 		if ok && prev.sum == sum {
-			se.KnownUntil = fromUnixNanos(prev.knownUntil)
+			se.KnownUntil, se.IssuedAt = fromUnixNanos(prev.knownUntil), fromUnixNanos(prev.issuedAt)
 		} else if tok, err := decodeToken(entry); err != nil {
 			se.Undecodable, se.Newer = true, isNewerFormat(err)
 			if !se.Newer {
@@ -161,7 +162,7 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		} else {
 			se.Token = tok
 			c.sweptMu.Lock()
-			c.sweptSums.set(k, sweptEntry{sum: sum, knownUntil: unixNanos(tok.KnownUntil())})
+			c.sweptSums.set(k, sweptEntry{sum: sum, knownUntil: unixNanos(tok.KnownUntil()), issuedAt: unixNanos(core.IssuedAt(tok))})
 			c.sweptMu.Unlock()
 		}
 		batch = append(batch, se)

@@ -31,3 +31,44 @@ func TestCrashLoopCountsKeysIssuedShortLivedTokens(t *testing.T) {
 		h.now = h.now.Add(4 * time.Second)
 	}
 }
+
+// A key whose token expired before the 3 hours it counts in the automatic budget keeps
+// counting in the next process: the sweep leaves the entry's fact (no token in it) until
+// the key stops counting, instead of deleting the entry when the token expires. Seed 688
+// (long): Naver issuing 20-minute tokens, the sweep deleted the entries of 23 keys issued a
+// token within the hour, a restart followed, and 55 minutes later a read was refused at
+// 30 + 2 × 19 with 42 keys counting.
+func TestAKeyWhoseTokenExpiredCountsAfterARestart(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	for i := range 10 {
+		if _, err := h.read(fmt.Sprintf("ncp_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.now = h.now.Add(90 * time.Minute)
+	h.tick() // the hourly sweep: every token expired an hour ago
+	if len(h.store) != 10 {
+		t.Fatalf("%d entries after the sweep, want the 10 keys' facts", len(h.store))
+	}
+	for sk, e := range h.store {
+		if e.AccessToken != "" || e.Retired != RetiredExpired || e.Fingerprint == "" {
+			t.Fatalf("%s after the sweep: token %q, retired %q, fingerprint %q; want the fact of an expired token", sk, e.AccessToken, e.Retired, e.Fingerprint)
+		}
+	}
+	h.start()
+	h.tick() // the new process's first sweep
+	if got := h.m.App(h.now).InUse; got != 10 {
+		t.Fatalf("after a restart %s after the keys were issued a token, %d keys in use, want 10", 90*time.Minute, got)
+	}
+	h.now = origin.Add(TokenLifetime + time.Minute)
+	h.tick()
+	if got := h.m.App(h.now).InUse; got != 0 {
+		t.Fatalf("3 hours after the keys were issued a token, %d keys in use, want 0", got)
+	}
+	h.now = h.now.Add(SweepInterval)
+	h.tick()
+	if len(h.store) != 0 {
+		t.Fatalf("%d entries left once the keys stopped counting, want none", len(h.store))
+	}
+}

@@ -220,9 +220,11 @@ type SweepNow struct{ Now time.Time }
 type SweptEntry struct {
 	StorageKey string
 	// Token is the entry decoded; nil when it did not change since the last sweep read it,
-	// which then gives only KnownUntil (see Token.KnownUntil).
+	// which then gives only KnownUntil (see Token.KnownUntil) and IssuedAt (when Naver
+	// answered the key with the entry's token, zero if it did not).
 	Token       *Token
 	KnownUntil  time.Time
+	IssuedAt    time.Time
 	Undecodable bool
 	Newer       bool
 }

@@ -552,7 +552,7 @@ func (m *Machine) learnStored(ks *keyState, stored *Token, now time.Time) {
 	if stored.Fingerprint == "" && stored.AccessToken == "" {
 		return // a refusal only
 	}
-	m.setIssued(ks, issuedAt(stored))
+	m.setIssued(ks, IssuedAt(stored))
 	if stored.Unnamed {
 		ks.unnamedMark = true
 	}
@@ -599,7 +599,7 @@ func (m *Machine) publish(ks *keyState, tok *Token, now time.Time) {
 	if !ks.learn(tok, false) {
 		return
 	}
-	m.setIssued(ks, issuedAt(tok))
+	m.setIssued(ks, IssuedAt(tok))
 	if tok.Retired == "" && current {
 		ks.token = tok
 		ks.unnamedMark = false

@@ -253,7 +253,7 @@ func (m *Machine) key(k Key) *keyState {
 	sk := id.StorageKey()
 	if s, ok := m.stored[sk]; ok {
 		m.deleteStored(sk)
-		m.setIssued(ks, issuedAt(s))
+		m.setIssued(ks, IssuedAt(s))
 	}
 	return ks
 }
@@ -287,7 +287,10 @@ func (m *Machine) forget(ks *keyState) {
 	}
 }
 
-func issuedAt(t *Token) time.Time {
+// IssuedAt is when Naver answered the key with t (when the request was sent; zero: Naver
+// issued no token, the entry holds a refusal only): the key counts in the automatic
+// application budget for a token's life from then.
+func IssuedAt(t *Token) time.Time {
 	if t == nil || t.Fingerprint == "" {
 		return time.Time{}
 	}
@@ -343,7 +346,7 @@ func (m *Machine) countInUse(clientID string, now time.Time) useMemo {
 		count(ks.key, ks.issuedAt)
 	}
 	for _, t := range m.stored {
-		count(t.Key, issuedAt(t))
+		count(t.Key, IssuedAt(t))
 	}
 	return c
 }
@@ -405,12 +408,12 @@ func (m *Machine) setIssued(ks *keyState, at time.Time) {
 func (m *Machine) setStored(storageKey string, t *Token) {
 	m.deleteStored(storageKey)
 	m.stored[storageKey] = t
-	m.useMemo.add(m, t.Key, issuedAt(t), 1)
+	m.useMemo.add(m, t.Key, IssuedAt(t), 1)
 }
 
 func (m *Machine) deleteStored(storageKey string) {
 	if old, ok := m.stored[storageKey]; ok {
-		m.useMemo.add(m, old.Key, issuedAt(old), -1)
+		m.useMemo.add(m, old.Key, IssuedAt(old), -1)
 		delete(m.stored, storageKey)
 	}
 }

@@ -225,13 +225,22 @@ func (m *Machine) swept(e Swept) {
 			knownUntil = tok.KnownUntil()
 		}
 		if ks != nil {
+			// A key in memory counts from its entry too: its load may still be out (or have
+			// failed) when the sweep ends, and the budget is then judged on the sweep.
+			// (Not when two keys share the entry's ID: the entry may be the other's.)
+			switch {
+			case tok != nil && tok.Key == ks.key:
+				m.setIssued(ks, IssuedAt(tok))
+			case tok == nil && len(m.clashes) == 0:
+				m.setIssued(ks, se.IssuedAt)
+			}
 			// What memory knows may be newer than the copy the sweep read (a refusal, say).
 			if e, ok := ks.entry(ks.lastCreds(m)); ok && e.KnownUntil().After(knownUntil) {
 				knownUntil = e.KnownUntil()
 			}
 		}
 		if !now.Before(knownUntil) {
-			m.deleteStale(ks, tok, se.StorageKey)
+			m.deleteStale(ks, tok, se.StorageKey, now)
 			continue
 		}
 		if ks == nil && tok != nil {
@@ -279,8 +288,10 @@ func (m *Machine) swept(e Swept) {
 	m.sweepEnded(now)
 }
 
-// deleteStale deletes a stale entry, in its key's order of writes when the key is in memory.
-func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
+// deleteStale deletes a stale entry, in its key's order of writes when the key is in memory;
+// an entry whose token expired while its key still counts in the automatic application
+// budget keeps the token's fact instead, until the key stops counting.
+func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string, now time.Time) {
 	if ks == nil && tok != nil {
 		m.deleteStored(storageKey)
 		ks = m.key(tok.Key)
@@ -289,7 +300,7 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 		// A token that lived less than a token's life (Naver issued it with little, or it
 		// was unusable) leaves its entry before its key leaves the automatic budget: the
 		// key still counts for the rest of the 3 hours from its issue.
-		m.setIssued(ks, issuedAt(tok))
+		m.setIssued(ks, IssuedAt(tok))
 	}
 	if ks == nil {
 		id := WriteID(m.id())
@@ -299,6 +310,17 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string) {
 	}
 	if ks.writing != 0 || ks.dirty || ks.inflight != nil || ks.token != nil || (ks.waits != nil && len(ks.waits.dropQueue) > 0) {
 		return // the key moved on meanwhile: the next sweep judges it again
+	}
+	if tok == nil {
+		tok = ks.fact
+	}
+	if tok != nil && tok.AccessToken != "" && now.Before(tok.countsUntil()) {
+		// A token that lived less than a token's life (issued with little, or handed back):
+		// a restart must still count its key, so the entry keeps the fact, without the token.
+		ks.learn(tok.retired(RetiredExpired), true)
+		ks.loaded = true
+		m.persist(ks)
+		return
 	}
 	ks.fact, ks.loaded, ks.unnamedMark = nil, false, false
 	m.startWrite(ks, &pendingWrite{ks: ks, delete: true})

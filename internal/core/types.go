@@ -91,6 +91,7 @@ const (
 	RetiredDropped     = "dropped"     // an operator dropped it
 	RetiredUnusable    = "unusable"    // Naver issued it with too little life to serve
 	RetiredCredentials = "credentials" // the config's credentials changed
+	RetiredExpired     = "expired"     // it expired before its key stopped counting in the application budget
 )
 
 // Fingerprint is a one-way digest of a token, so a fact can recognise a token Naver hands
@@ -112,7 +113,9 @@ func (t *Token) retired(why string) *Token {
 	return &f
 }
 
-// KnownUntil is when nothing known of the entry matters any more.
+// KnownUntil is when nothing known of the entry matters any more. A fact also matters while
+// its key counts in the automatic application budget (countsUntil), so that the next process
+// counts the key too: a token may expire, or be dropped, long before that.
 func (t *Token) KnownUntil() time.Time {
 	until := t.ExpiresAt
 	if t.LatestExpiry.After(until) {
@@ -121,7 +124,19 @@ func (t *Token) KnownUntil() time.Time {
 	if t.RefusedUntil.After(until) {
 		until = t.RefusedUntil
 	}
+	if c := t.countsUntil(); t.AccessToken == "" && c.After(until) {
+		until = c
+	}
 	return until
+}
+
+// countsUntil is when the key stops counting in the automatic application budget for this
+// token: a token's life after Naver answered with it (zero: Naver issued none).
+func (t *Token) countsUntil() time.Time {
+	if at := IssuedAt(t); !at.IsZero() {
+		return at.Add(TokenLifetime)
+	}
+	return time.Time{}
 }
 
 // Life is how long the token can still be used, as far as we can be sure.

@@ -134,7 +134,7 @@ func (w *World) outcomes(p *pend) []string {
 			return nil // waits for the verdict on its attempt
 		}
 		var out []string
-		for _, o := range []string{outcomeOK, outcome503, outcome429, outcomeTimeout} {
+		for _, o := range []string{outcomeOK, outcomeShort, outcome503, outcome429, outcomeTimeout} {
 			if w.P.answers(o) {
 				out = append(out, o)
 			}
@@ -195,6 +195,7 @@ func (w *World) complete(i int, outcome string) {
 			w.check.lastFailure[failureOf{e.Key, p.creds}] = w.Now
 		} else {
 			w.check.delivered[tok.AccessToken] = true
+			w.check.issued(e.Key, p.sentAt, tok.AccessToken)
 		}
 		w.step(ans)
 	case core.Load:

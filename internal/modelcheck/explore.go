@@ -202,6 +202,10 @@ func (c checkState) clone() checkState {
 	out.activity = cloneMap(c.activity)
 	out.admitted = cloneMap(c.admitted)
 	out.refusedNew = append([]time.Time(nil), c.refusedNew...)
+	out.issuedTo = make(map[core.Key][]issue, len(c.issuedTo))
+	for k, v := range c.issuedTo {
+		out.issuedTo[k] = append([]issue(nil), v...)
+	}
 	return out
 }
 
@@ -274,6 +278,14 @@ func (w *World) digest() uint64 {
 	s(fmt.Sprint(sortedKeys(w.check.delivered), sortedKeys(w.check.excused), sortedKeys(w.check.droppedDead)))
 	s(fmt.Sprint(w.check.retryAfter, w.check.lastFailure, w.check.admitted))
 	t(w.check.refusedSince)
+	for _, k := range []core.Key{keyA, keyB, keyX} {
+		for _, is := range w.check.issuedTo[k] {
+			if w.Now.Sub(is.at) < core.TokenLifetime {
+				s(k.AccountID + is.access)
+				t(is.at)
+			}
+		}
+	}
 	for _, at := range w.check.refusedNew {
 		t(at)
 	}

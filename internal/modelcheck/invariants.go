@@ -26,6 +26,7 @@ const (
 	invLockedOut       = "seller-locked-out"       // a read refused for max_new_accounts_per_hour while Naver refused fewer new accounts in the hour
 	invCache           = "cache-true"              // a cache of the core disagrees with what it caches
 	invConcurrent      = "concurrent-requests"     // two requests of one key at Naver at once (Naver penalises it)
+	invInUse           = "keys-in-use"             // once the plugin has read storage, the automatic budget counts fewer keys than Naver issued a token to within 3 hours that a role names
 )
 
 // failureOf is a key's failure with credentials: back-offs belong to the credentials.
@@ -41,15 +42,53 @@ type checkState struct {
 	retryAfter   map[core.Key]time.Time
 	lastFailure  map[failureOf]time.Time
 	activity     map[core.Key]time.Time
-	admitted     map[int64]int // attempts the plugin made, per minute
-	refusedSince time.Time     // the start of the process (the bound on new accounts is kept in memory)
-	refusedNew   []time.Time   // when Naver refused a new account
+	admitted     map[int64]int        // attempts the plugin made, per minute
+	refusedSince time.Time            // the start of the process (the bound on new accounts is kept in memory)
+	refusedNew   []time.Time          // when Naver refused a new account
+	issuedTo     map[core.Key][]issue // Naver's answers with a token the plugin learnt of, per key, within 3 hours
+}
+
+// issue is an answer of Naver with a token: when its request was sent, and the token.
+type issue struct {
+	at     time.Time
+	access string
+}
+
+// issued notes that the plugin learnt of Naver's answer with token access to k's request
+// sent at at.
+func (c *checkState) issued(k core.Key, at time.Time, access string) {
+	var kept []issue
+	for _, is := range c.issuedTo[k] {
+		if at.Sub(is.at) < core.TokenLifetime {
+			kept = append(kept, is)
+		}
+	}
+	c.issuedTo[k] = append(kept, issue{at: at, access: access})
+}
+
+// inUse counts the keys a role names that Naver answered with a token within 3 hours, not
+// counting a token a restart lost before it was stored (the README's one exception).
+func (c *checkState) inUse(w *World) int {
+	n := 0
+	for _, k := range []core.Key{keyA, keyB, keyX} {
+		if !w.named(k) {
+			continue
+		}
+		for _, is := range c.issuedTo[k] {
+			if w.Now.Sub(is.at) < core.TokenLifetime && !c.excused[is.access] {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func (c *checkState) init() {
 	c.delivered, c.excused, c.droppedDead = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	c.retryAfter, c.lastFailure, c.activity = map[core.Key]time.Time{}, map[failureOf]time.Time{}, map[core.Key]time.Time{}
 	c.admitted = map[int64]int{}
+	c.issuedTo = map[core.Key][]issue{}
 }
 
 func (c *checkState) read(w *World, k core.Key) { c.activity[k] = w.Now }
@@ -80,6 +119,13 @@ func (c *checkState) after(w *World) {
 			if left := w.servableLife(r.key); left >= core.MinAheadLife {
 				w.violate(invReadWaits, "a read of %s waits for Naver while a token with %s left could serve it", r.key.AccountID, left)
 			}
+		}
+	}
+	// The automatic budget: 30 + 2 per key Naver issued a token to within 3 hours that a role
+	// names, across restarts once the plugin has read what storage holds.
+	if w.cfgName != "" && w.P.AppPerHour == 0 && w.M.Knowledge().StoredKnown {
+		if got, want := w.M.App(w.Now).InUse, c.inUse(w); got < want {
+			w.violate(invInUse, "the automatic budget counts %d keys in use, Naver issued a token to %d that a role names within 3 hours", got, want)
 		}
 	}
 	if w.P.Long {

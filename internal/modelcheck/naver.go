@@ -71,6 +71,10 @@ const (
 	outcome503     = "503"
 	outcome429     = "429"
 	outcomeTimeout = "timeout"
+	// outcomeShort: Naver answers with a new token of shortLife (a strange answer the
+	// plugin must bound and count all the same).
+	outcomeShort = "short"
+	shortLife    = 20 * time.Minute
 )
 
 // answer is Naver's answer at now to an attempt of request p: a token (new, or handed back)
@@ -101,7 +105,12 @@ func (w *World) answerAttempt(p *pend, outcome string) (tok *core.Issued, failur
 		return nil, &naverError{outcome: core.Outcome{Status: 403, AccountRefused: true}, text: "naver answered HTTP 403 GW.AUTHN: account_id \"x\" has not authorised this application", endpoint: p.endpoint}, true
 	}
 	cur := n.cur[s.Key]
-	if cur != nil && !cur.dead && cur.expires.Sub(w.Now) >= reuseThreshold {
+	if outcome == outcomeShort {
+		n.seq++
+		cur = &ntok{access: fmt.Sprintf("tok%d-%s", n.seq, s.Key.AccountID), key: s.Key, issued: w.Now, expires: w.Now.Add(shortLife)}
+		n.cur[s.Key] = cur
+		n.all[cur.access] = cur
+	} else if cur != nil && !cur.dead && cur.expires.Sub(w.Now) >= reuseThreshold {
 		w.check.handedBack(w, cur)
 	} else {
 		n.seq++

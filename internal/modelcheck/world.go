@@ -73,6 +73,10 @@ var Worlds = []Params{
 		Events: []string{"read a", "config delete", "config c1", "config c2", "config bad", "restart", "tick", "advance"}, Outcomes: []string{"ok", "503", "timeout", "storage-fail"}},
 	{Name: "counts", PerHour: 12, AppPerHour: 800, Ahead: true, NewAccountsPerHour: 1, Depth: 9, TestDepth: 6,
 		Events: []string{"read a", "read b", "restart", "advance"}, Outcomes: []string{"ok", "storage-fail"}},
+	// What the automatic budget counts across restarts: tokens that end early (a strange
+	// answer, a drop) while their keys still count for 3 hours.
+	{Name: "in use", PerHour: 4, Ahead: true, NewAccountsPerHour: 1, Depth: 9, TestDepth: 6,
+		Events: []string{"read a", "read b", "drop", "role", "restart", "tick", "advance"}, Outcomes: []string{"ok", "short", "storage-fail"}},
 }
 
 // The world's keys: a seller read through the single-account role "one", a seller read
@@ -428,6 +432,21 @@ func (w *World) Summary() string {
 		if t := w.M.Cached(k); t != nil {
 			fmt.Fprintf(&b, "cached %s %s expires %s\n", k.AccountID, t.AccessToken, offset(t.ExpiresAt))
 		}
+	}
+	for _, k := range []core.Key{keyA, keyB, keyX} {
+		if t, ok := w.store[k.StorageKey()]; ok {
+			what := "token"
+			if t.AccessToken == "" {
+				what = "fact"
+				if t.Retired != "" {
+					what += " (" + t.Retired + ")"
+				}
+			}
+			fmt.Fprintf(&b, "stored %s %s\n", k.AccountID, what)
+		}
+	}
+	if w.cfgName != "" && w.P.AppPerHour == 0 {
+		fmt.Fprintf(&b, "keys in use %d\n", w.M.App(w.Now).InUse)
 	}
 	for i, p := range w.pending {
 		fmt.Fprintf(&b, "pending %d: %s\n", i, describePending(p))

@@ -57,7 +57,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invNoSecret, "no client secret, signature or 12-character fragment of one appears in a response, warning, error, log line, status or metrics"},
 	{invNoInternalError, "no request fails with an internal error unless storage failed under it"},
 	{invCachedNamed, "status (keys=true, every page) counts as cached only keys some role names: a role write or delete evicts the keys it leaves unnamed before it returns (no check while a role is damaged: nothing tells the plugin storage damaged it)"},
-	{invStorageSwept, "no stored token outlives its expiry by more than the hourly sweep (plus two periodic runs)"},
+	{invStorageSwept, "no stored entry holds its token past the token's expiry by more than the hourly sweep (plus two periodic runs), and no entry outlives it, or once it holds no token (its fact) the 3 hours its key counts in the automatic budget after Naver's answer, by more"},
 	{invStatusTruthful, "status/<role> does not say the next read asks Naver while the key backs off"},
 	{invRoleWrites, "every acknowledged role write is kept: of two concurrent writes, the result is one of the two orders"},
 	{invDamagedRole, "an unreadable role entry never breaks status or other roles, and an operator can delete or overwrite it"},
@@ -586,7 +586,10 @@ type storedExpiry struct {
 }
 
 // latestTime is the latest RFC 3339 time among a stored entry's fields: its expiry,
-// whatever the entry's format calls it.
+// whatever the entry's format calls it; for the fact of a token (no token in it), also the
+// end of the 3 hours its key counts in the automatic budget after Naver answered with it
+// (README: "until the latest moment its token may expire (at most 3 hours after it was
+// issued)", and the budget counts keys issued a token within 3 hours across restarts).
 func latestTime(fields map[string]any) time.Time {
 	var latest time.Time
 	for name, v := range fields {
@@ -596,6 +599,13 @@ func latestTime(fields map[string]any) time.Time {
 		}
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.After(latest) {
 			latest = t
+		}
+	}
+	if tok, _ := fields["access_token"].(string); tok == "" && fields["fingerprint"] != nil {
+		if s, ok := fields["fetched_at"].(string); ok {
+			if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.Add(tokenLife).After(latest) {
+				latest = t.Add(tokenLife)
+			}
 		}
 	}
 	return latest

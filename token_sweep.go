@@ -131,7 +131,7 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		}
 		c.sweepKeys, c.sweepPos, c.sweepSeen = keys, 0, make(map[sweptKey]struct{}, len(keys))
 	}
-	deadline := time.Now().Add(sweepPartTime)
+	deadline, now := time.Now().Add(sweepPartTime), c.now()
 	var batch []core.SweptEntry
 	for c.sweepPos < len(c.sweepKeys) && len(batch) < sweepPart && time.Now().Before(deadline) && c.ctx.Err() == nil {
 		name := c.sweepKeys[c.sweepPos]
@@ -147,8 +147,10 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		prev, ok := c.sweptSums.get(k)
 		c.sweptMu.Unlock()
 		se := core.SweptEntry{StorageKey: name}
-		if ok && prev.sum == sum {
-			se.KnownUntil, se.IssuedAt = fromUnixNanos(prev.knownUntil), fromUnixNanos(prev.issuedAt)
+		// An unchanged entry is decoded again once what it says has stopped mattering: the
+		// core then decides its end on the entry itself (it may keep the fact of its token).
+		if known := fromUnixNanos(prev.knownUntil); ok && prev.sum == sum && now.Before(known) {
+			se.KnownUntil, se.IssuedAt = known, fromUnixNanos(prev.issuedAt)
 		} else if tok, err := decodeToken(entry); err != nil {
 			se.Undecodable, se.Newer = true, isNewerFormat(err)
 			if !se.Newer {

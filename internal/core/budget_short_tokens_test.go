@@ -72,3 +72,169 @@ func TestAKeyWhoseTokenExpiredCountsAfterARestart(t *testing.T) {
 		t.Fatalf("%d entries left once the keys stopped counting, want none", len(h.store))
 	}
 }
+
+// After a restart, the first sweep turns the entries of expired short tokens into facts
+// through keys it puts in memory; the next periodic run forgets those keys (idle: never
+// read in this process), and their entries must still count them (as summaries) until the
+// next sweep, not an hour later.
+func TestKeysTheSweepRewroteStillCountOnceForgotten(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	for i := range 10 {
+		if _, err := h.read(fmt.Sprintf("ncp_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.now = h.now.Add(70 * time.Minute) // the application's per-minute record of keys no longer covers them
+	h.start()
+	h.tick() // first sweep of the new process: every token expired, the keys count until +3h
+	if got := h.m.App(h.now).InUse; got != 10 {
+		t.Fatalf("after the first sweep: %d keys in use, want 10", got)
+	}
+	for i := 1; i <= 59; i++ {
+		h.now = h.now.Add(time.Minute)
+		h.tick()
+		if got := h.m.App(h.now).InUse; got != 10 {
+			t.Fatalf("%s after the first sweep (+%s after Naver's answers): %d keys in use, want 10 (budget %d, want 50)",
+				time.Duration(i)*time.Minute, h.now.Sub(origin), got, h.m.App(h.now).Budget)
+		}
+	}
+}
+
+// The plugin hands the core an entry unchanged since the last sweep without decoding it
+// (Token nil, KnownUntil and IssuedAt from sweptSums). A key in memory whose load failed has
+// no fact: the sweep must not delete the entry while its key counts (3 hours).
+func TestAnUndecodedEntryOfAKeyWhoseLoadFailedIsKeptWhileItCounts(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	sk := k.StorageKey()
+	stored := h.store[sk]
+	// Restart 10 minutes later; its first sweep decodes the entry.
+	h.now = origin.Add(10 * time.Minute)
+	h.start()
+	h.tick()
+	// A read at +30m: its load fails (storage hiccup).
+	h.now = origin.Add(30 * time.Minute)
+	id := h.readAsync("ncp_1")
+	var rest []Effect
+	var loads []Load
+	for _, e := range h.queue {
+		if l, ok := e.(Load); ok {
+			loads = append(loads, l)
+			continue
+		}
+		rest = append(rest, e)
+	}
+	h.queue = rest
+	for _, l := range loads {
+		h.step(Loaded{Now: h.now, Key: l.Key, Err: errors.New("storage read failed")})
+	}
+	h.drain()
+	if _, ok := h.failed[id]; !ok {
+		t.Fatalf("read not failed")
+	}
+	// The next hourly sweep: the entry is unchanged, so the plugin does not decode it.
+	h.now = origin.Add(10*time.Minute + SweepInterval)
+	h.holdSweep = true
+	h.step(Tick{Now: h.now})
+	h.holdSweep = false
+	if h.sweepsHeld != 1 {
+		t.Fatalf("%d sweeps", h.sweepsHeld)
+	}
+	h.step(Swept{Now: h.now, Done: true, Entries: []SweptEntry{{StorageKey: sk, KnownUntil: stored.KnownUntil(), IssuedAt: IssuedAt(&stored)}}})
+	h.step(TickEnd{Now: h.now})
+	if got := h.m.App(h.now).InUse; got != 1 {
+		t.Errorf("in use before restart: %d", got)
+	}
+	if _, ok := h.store[sk]; !ok {
+		t.Errorf("at %s the entry is gone though its key counts until %s", h.now.Sub(origin), stored.FetchedAt.Add(TokenLifetime).Sub(origin))
+	}
+	h.start()
+	h.tick()
+	if got := h.m.App(h.now).InUse; got != 1 {
+		t.Errorf("after a restart at +%s: %d keys in use, want 1", h.now.Sub(origin), got)
+	}
+}
+
+// The same with the key's load still out when the sweep's part lands (the case
+// sweep_counts_key_while_loading.txt covers for the count, not for the entry).
+func TestAnUndecodedEntryOfAKeyBeingLoadedIsKeptWhileItCounts(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	sk := k.StorageKey()
+	stored := h.store[sk]
+	h.now = origin.Add(10 * time.Minute)
+	h.start()
+	h.tick() // decodes the entry; the plugin keeps its checksum
+	h.now = origin.Add(10*time.Minute + SweepInterval)
+	h.readAsync("ncp_1") // its load is out
+	var loads []Load
+	var rest []Effect
+	for _, e := range h.queue {
+		if l, ok := e.(Load); ok {
+			loads = append(loads, l)
+			continue
+		}
+		rest = append(rest, e)
+	}
+	h.queue = rest
+	h.drain()
+	if len(loads) != 1 {
+		t.Fatalf("%d loads", len(loads))
+	}
+	h.holdSweep = true
+	h.step(Tick{Now: h.now})
+	h.holdSweep = false
+	h.step(Swept{Now: h.now, Done: true, Entries: []SweptEntry{{StorageKey: sk, KnownUntil: stored.KnownUntil(), IssuedAt: IssuedAt(&stored)}}})
+	h.step(TickEnd{Now: h.now})
+	if _, ok := h.store[sk]; !ok {
+		t.Errorf("at +%s the entry is gone though its key counts until +%s", h.now.Sub(origin), stored.FetchedAt.Add(TokenLifetime).Sub(origin))
+	}
+}
+
+// Storage refusing writes (a full disk, a read-only node): the sweep's delete of an
+// expired entry is tried once an hour, and so is its rewrite as a fact, not every periodic
+// run (a write storm while storage refuses writes).
+func TestAFailingRewriteOfAnExpiredTokenWaitsForTheNextSweep(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	const keys = 100
+	for i := range keys {
+		if _, err := h.read("ncp_" + string(rune('a'+i%26)) + string(rune('a'+i/26))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.now = h.now.Add(70 * time.Minute)
+	h.start()
+	tries := 0
+	for range 60 {
+		tries += h.stepFailingWrites(Tick{Now: h.now})
+		tries += h.stepFailingWrites(TickEnd{Now: h.now})
+		h.now = h.now.Add(time.Minute)
+	}
+	if tries > keys {
+		t.Errorf("%d storage writes tried in an hour for %d stale entries while storage refuses writes (the delete was tried once an hour)", tries, keys)
+	}
+	if got := h.m.App(h.now).InUse; got != keys {
+		t.Errorf("with storage refusing the rewrites, %d keys in use, want %d (Naver answered them %s ago)", got, keys, h.now.Sub(origin))
+	}
+	// Storage heals: the next sweep rewrites every entry as its fact, and the keys still count.
+	h.now = h.now.Add(SweepInterval - 60*time.Minute + time.Minute)
+	h.tick()
+	for sk, e := range h.store {
+		if e.AccessToken != "" {
+			t.Fatalf("%s still holds its expired token after the sweep that followed storage's recovery", sk)
+		}
+	}
+	if got := h.m.App(h.now).InUse; got != keys {
+		t.Errorf("after storage recovered, %d keys in use, want %d", got, keys)
+	}
+}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -236,4 +237,26 @@ func (h *harness) drain() {
 func (h *harness) tick() {
 	h.step(Tick{Now: h.now})
 	h.step(TickEnd{Now: h.now})
+}
+
+// stepFailingWrites steps ev with every storage write and delete failing; it returns how
+// many writes and deletes were tried.
+func (h *harness) stepFailingWrites(ev Event) (tries int) {
+	h.m.Step(ev)
+	h.queue = append(h.queue, h.m.Ready()...)
+	for len(h.queue) > 0 {
+		e := h.queue[0]
+		h.queue = h.queue[1:]
+		switch e := e.(type) {
+		case Store:
+			tries++
+			h.then(Written{Now: h.now, Write: e.Write, Err: errors.New("storage is read-only")})
+		case Delete:
+			tries++
+			h.then(Written{Now: h.now, Write: e.Write, Err: errors.New("storage is read-only")})
+		default:
+			h.effect(e)
+		}
+	}
+	return tries
 }

@@ -714,6 +714,10 @@ type pendingWrite struct {
 	delete bool
 	// drops wait for this write to land (a drop's fact).
 	drops []DropID
+	// swept: the sweep's rewrite of an expired token's entry as its fact; was is what
+	// memory knew of the key before it.
+	swept bool
+	was   *Token
 }
 
 func (m *Machine) written(e Written) {
@@ -742,6 +746,20 @@ func (m *Machine) written(e Written) {
 		if e.Err != nil {
 			m.warn("deleting a stale cached token failed", "error", e.Err)
 		}
+	case w.swept && e.Err != nil:
+		// Storage still holds the expired token, which counts the key as well; the next
+		// sweep rewrites it (a periodic run's retry every minute would be a write storm
+		// while storage refuses writes).
+		// Memory goes back to the token storage holds (so a forgotten key's summary is the
+		// token, which the next sweep finds stale again); a key known only from the sweep
+		// keeps the fact, not loaded (the next sweep decodes the entry, its time being past).
+		if ks.fact != nil && ks.fact.Retired == RetiredExpired && !ks.dirty {
+			if w.was != nil {
+				ks.fact = w.was
+			}
+			ks.loaded = w.was != nil
+		}
+		m.warn("keeping the fact of an expired token failed; the next sweep tries again", m.keyArgs(ks, "error", e.Err)...)
 	case e.Err != nil:
 		// The token (or what is known of it) is good; only the copy for restarts is
 		// missing: the periodic run writes it again (not at once: storage is failing).

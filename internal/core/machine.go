@@ -272,6 +272,11 @@ func (m *Machine) byStorageKey(storageKey string) *keyState {
 func (m *Machine) forget(ks *keyState) {
 	m.useMemo.add(m, ks.key, ks.issuedAt, -1)
 	id := ks.key.StoreID()
+	if f := ks.fact; f != nil && f.Fingerprint != "" && m.keys[id] == ks && len(m.clashes) == 0 {
+		// Its entry is stored (an idle key has no write under way): summarised, as the
+		// sweep would, so that status lists it and the automatic budget counts its key.
+		m.setStored(id.StorageKey(), summary(f))
+	}
 	if m.keys[id] != ks {
 		delete(m.clashes, ks.key)
 		return

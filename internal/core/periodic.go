@@ -240,6 +240,11 @@ func (m *Machine) swept(e Swept) {
 			}
 		}
 		if !now.Before(knownUntil) {
+			if tok == nil && ks != nil && ks.fact == nil && now.Before(se.IssuedAt.Add(TokenLifetime)) {
+				// Neither the sweep nor memory holds what the entry says (the key's load is out
+				// or failed), and its key may still count: a later sweep judges it.
+				continue
+			}
 			m.deleteStale(ks, tok, se.StorageKey, now)
 			continue
 		}
@@ -317,9 +322,14 @@ func (m *Machine) deleteStale(ks *keyState, tok *Token, storageKey string, now t
 	if tok != nil && tok.AccessToken != "" && now.Before(tok.countsUntil()) {
 		// A token that lived less than a token's life (issued with little, or handed back):
 		// a restart must still count its key, so the entry keeps the fact, without the token.
+		// If the write fails, memory goes back to what storage holds, and the next sweep
+		// tries again (as with a failed delete), not every periodic run.
+		was := ks.fact
 		ks.learn(tok.retired(RetiredExpired), true)
 		ks.loaded = true
-		m.persist(ks)
+		if e, ok := ks.entry(ks.lastCreds(m)); ok {
+			m.startWrite(ks, &pendingWrite{ks: ks, entry: e, swept: true, was: was})
+		}
 		return
 	}
 	ks.fact, ks.loaded, ks.unnamedMark = nil, false, false

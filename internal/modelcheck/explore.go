@@ -142,6 +142,7 @@ func (w *World) clone() *World {
 	for k, v := range w.roles {
 		c.roles[k] = v
 	}
+	c.swept = cloneMap(w.swept)
 	c.store = make(map[string]core.Token, len(w.store))
 	for k, v := range w.store {
 		c.store[k] = v
@@ -243,6 +244,12 @@ func (w *World) digest() uint64 {
 	}
 	if w.counts != nil {
 		s(fmt.Sprint(w.counts.Minutes, w.counts.Keys, w.counts.Reserved))
+	}
+	for _, sk := range sortedKeys(w.swept) {
+		e := w.swept[sk]
+		s(sk)
+		s(fmt.Sprintf("%+v", e.entry))
+		t(e.knownUntil)
 	}
 	s(w.naver.secret)
 	for _, access := range sortedKeys(w.naver.all) {

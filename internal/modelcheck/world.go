@@ -107,6 +107,10 @@ type World struct {
 	roles   map[string]*core.Role
 	store   map[string]core.Token
 	counts  *core.Counts
+	// swept is what the plugin remembers of each entry its sweep decoded (by checksum): an
+	// entry unchanged since is handed to the core undecoded until its time has passed. A
+	// restart forgets it.
+	swept map[string]sweptMemo
 	// Naver.
 	naver naverModel
 	// Effects of the core still under way.
@@ -175,6 +179,7 @@ func (w *World) config(name string) *core.Config {
 // plugin tells it.
 func (w *World) start() {
 	w.M = core.New(core.Options{RenewAtWindowStart: true})
+	w.swept = nil
 	if w.cfgName != "" {
 		w.step(core.ConfigSet{Now: w.Now, Config: w.config(w.cfgName)})
 	}
@@ -262,7 +267,15 @@ func (w *World) effect(e core.Effect) {
 	}
 }
 
-// sweep reads every stored entry for the core, as the plugin's sweep does (in one part).
+// sweptMemo is what the plugin's sweep keeps of an entry it decoded (token_sweep.go).
+type sweptMemo struct {
+	entry                core.Token
+	knownUntil, issuedAt time.Time
+}
+
+// sweep reads every stored entry for the core, as the plugin's sweep does (in one part):
+// an entry unchanged since the sweep last decoded it, whose time has not passed, is handed
+// over undecoded, with only its time and when its token was issued.
 func (w *World) sweep() {
 	keys := make([]string, 0, len(w.store))
 	for sk := range w.store {
@@ -270,10 +283,18 @@ func (w *World) sweep() {
 	}
 	sort.Strings(keys)
 	entries := make([]core.SweptEntry, 0, len(keys))
+	swept := make(map[string]sweptMemo, len(keys))
 	for _, sk := range keys {
 		t := w.store[sk]
+		if prev, ok := w.swept[sk]; ok && prev.entry == t && w.Now.Before(prev.knownUntil) {
+			swept[sk] = prev
+			entries = append(entries, core.SweptEntry{StorageKey: sk, KnownUntil: prev.knownUntil, IssuedAt: prev.issuedAt})
+			continue
+		}
+		swept[sk] = sweptMemo{entry: t, knownUntil: t.KnownUntil(), issuedAt: core.IssuedAt(&t)}
 		entries = append(entries, core.SweptEntry{StorageKey: sk, Token: &t})
 	}
+	w.swept = swept
 	w.M.Step(core.Swept{Now: w.Now, Entries: entries, Done: true})
 }
 

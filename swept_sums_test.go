@@ -95,3 +95,28 @@ func TestSweptUnchangedEntryKeepsWhenItsTokenWasIssued(t *testing.T) {
 		}
 	}
 }
+
+// A part of the sweep is judged at the time it was read at: an entry handed over undecoded
+// because its time had not passed must not reach the core as stale, however long the part
+// took (a slow storage read, a busy node).
+func TestASweptPartIsJudgedAtTheTimeItWasRead(t *testing.T) {
+	ctx := context.Background()
+	s := &logical.InmemStorage{}
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	tok := &cachedToken{AccessToken: "tok", TokenType: "Bearer", ExpiresAt: start.Add(210 * time.Second), LatestExpiry: start.Add(210 * time.Second),
+		Key: core.Key{ClientID: "app", Type: core.TypeSeller, AccountID: "ncp_1"}, Credentials: "c1", FetchedAt: start, Fingerprint: core.Fingerprint("tok")}
+	if err := storeToken(ctx, s, tok); err != nil {
+		t.Fatal(err)
+	}
+	clock := start
+	c := newTokenCache(func() time.Time { clock = clock.Add(time.Minute); return clock }, nil, core.Options{})
+	defer c.close()
+	for sweep := range 2 {
+		got := c.sweepPart(s)
+		for _, e := range got.Entries {
+			if e.Token == nil && !got.Now.Before(e.KnownUntil) {
+				t.Errorf("sweep %d handed %s over undecoded, known until %s, as of %s: stale to the core", sweep, e.StorageKey, e.KnownUntil.Format(time.TimeOnly), got.Now.Format(time.TimeOnly))
+			}
+		}
+	}
+}

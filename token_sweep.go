@@ -179,7 +179,9 @@ func (c *tokenCache) sweepPart(s logical.Storage) core.Swept {
 		}
 		c.sweepKeys, c.sweepSeen = nil, nil
 	}
-	return core.Swept{Now: c.now(), Entries: batch, Done: done || failed, Failed: failed}
+	// The part is judged at the time it was read at: an unchanged entry handed over undecoded
+	// because its time had not passed must not be stale to the core.
+	return core.Swept{Now: now, Entries: batch, Done: done || failed, Failed: failed}
 }
 
 // ensureSwept reads, once after the start, what storage holds of tokens (the parts of the

@@ -238,3 +238,88 @@ func TestAFailingRewriteOfAnExpiredTokenWaitsForTheNextSweep(t *testing.T) {
 		t.Errorf("after storage recovered, %d keys in use, want %d", got, keys)
 	}
 }
+
+// A drop of a key not in memory whose load fails puts the key in memory (its summary taken
+// out of the sweep's) and the next periodic run forgets it again, with no fact: the summary
+// must come back, or neither the budget nor status knows the stored token until it expires
+// (the plugin hands the unchanged entry over undecoded meanwhile).
+func TestAForgottenKeyWhoseLoadFailedLeavesItsSummary(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	h.now = origin.Add(10 * time.Minute)
+	h.start()
+	h.tick() // the first sweep decodes the entry
+	if got := h.m.App(h.now).InUse; got != 1 {
+		t.Fatalf("after the first sweep: %d in use", got)
+	}
+	h.now = origin.Add(15 * time.Minute)
+	h.m.Step(Drop{Now: h.now, ID: 1, Key: k})
+	for _, e := range h.m.Ready() {
+		if l, ok := e.(Load); ok {
+			h.step(Loaded{Now: h.now, Key: l.Key, Err: errors.New("storage read failed")})
+			continue
+		}
+		h.effect(e)
+	}
+	h.drain()
+	for _, at := range []time.Duration{16 * time.Minute, 70 * time.Minute, 130 * time.Minute} {
+		h.now = origin.Add(at)
+		h.tick()
+		if got := h.m.App(h.now).InUse; got != 1 {
+			t.Errorf("+%s: %d keys in use, want 1 (the stored token Naver issued at +0 is live until +3h)", at, got)
+		}
+		if v, ok := h.m.View(h.now, k); !ok || v.ExpiresAt.IsZero() {
+			t.Errorf("+%s: status does not show the stored token (ok %t, %+v)", at, ok, v)
+		}
+	}
+}
+
+// An entry handed over undecoded (unchanged, its time not passed when the plugin read it)
+// that is stale by the time the core judges it, of a key neither in memory nor summarised:
+// never deleted blind while its key may still count; a later sweep decodes it.
+func TestAnUndecodedEntryIsNeverDeletedBlindWhileItsKeyMayCount(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	sk := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}.StorageKey()
+	stored := h.store[sk]
+	h.now = stored.ExpiresAt.Add(time.Millisecond)
+	h.start()
+	h.holdSweep = true
+	h.step(Tick{Now: h.now})
+	h.holdSweep = false
+	h.step(Swept{Now: h.now, Done: true, Entries: []SweptEntry{{StorageKey: sk, KnownUntil: stored.KnownUntil(), IssuedAt: IssuedAt(&stored)}}})
+	h.step(TickEnd{Now: h.now})
+	if _, ok := h.store[sk]; !ok {
+		t.Errorf("at +%s the entry was deleted though its key counts until +%s", h.now.Sub(origin), IssuedAt(&stored).Add(TokenLifetime).Sub(origin))
+	}
+}
+
+// Naver answers a renewal with a token too short to serve (4 s) while the cached one is
+// still servable: the answer is not served or published over it, but Naver issued it, so
+// the key counts for 3 hours from then.
+func TestARenewalAnsweredWithAnUnservableTokenCountsTheKey(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	h.life = 4 * time.Second
+	sent := len(h.sent)
+	for h.now = origin.Add(2*time.Hour + 35*time.Minute); len(h.sent) == sent && h.now.Before(origin.Add(3*time.Hour)); h.now = h.now.Add(time.Minute) {
+		h.tick()
+	}
+	if len(h.sent) == sent {
+		t.Fatal("no renewal")
+	}
+	renewedAt := h.now.Add(-time.Minute)
+	h.now = origin.Add(TokenLifetime + time.Minute)
+	h.tick()
+	if got := h.m.App(h.now).InUse; got != 1 {
+		t.Errorf("at +%s: %d keys in use, want 1 (Naver issued the key a token at +%s)", h.now.Sub(origin), got, renewedAt.Sub(origin))
+	}
+}

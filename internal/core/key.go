@@ -17,6 +17,10 @@ type keyState struct {
 	// answers is bounded by it. When token is set, fact is token.
 	token *Token
 	fact  *Token
+	// stored is the sweep's summary of the key's entry when the key came into memory, until
+	// memory knows the entry itself (a load landed, or a write): forgotten again, the key
+	// leaves it behind (it counts in the automatic budget, status lists it).
+	stored *Token
 	// The key's storage writes, one at a time: writing is the one in flight (0: none).
 	writing WriteID
 
@@ -494,6 +498,9 @@ func (m *Machine) loaded(e Loaded) {
 		return
 	}
 	ks.loading = false
+	if e.Err == nil {
+		ks.stored = nil
+	}
 	if e.Err != nil {
 		// Asking Naver without what storage knows of the token could be a needless
 		// request, or serve a handed-back token past its death.
@@ -689,6 +696,7 @@ func (m *Machine) flush(ks *keyState) {
 }
 
 func (m *Machine) startWrite(ks *keyState, w *pendingWrite) {
+	ks.stored = nil
 	id := WriteID(m.id())
 	ks.writing = id
 	m.writes[id] = w

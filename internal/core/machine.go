@@ -254,6 +254,7 @@ func (m *Machine) key(k Key) *keyState {
 	if s, ok := m.stored[sk]; ok {
 		m.deleteStored(sk)
 		m.setIssued(ks, IssuedAt(s))
+		ks.stored = s
 	}
 	return ks
 }
@@ -268,11 +269,25 @@ func (m *Machine) byStorageKey(storageKey string) *keyState {
 	return m.keys[id]
 }
 
+// sharedID reports whether another key in memory shares the entry ID id.
+func (m *Machine) sharedID(id StoreID) bool {
+	for k := range m.clashes {
+		if k.StoreID() == id {
+			return true
+		}
+	}
+	return false
+}
+
 // forget drops a key's state: nothing in it counts any more.
 func (m *Machine) forget(ks *keyState) {
 	m.useMemo.add(m, ks.key, ks.issuedAt, -1)
 	id := ks.key.StoreID()
-	if f := ks.fact; f != nil && f.Fingerprint != "" && m.keys[id] == ks && len(m.clashes) == 0 {
+	f := ks.fact
+	if f == nil {
+		f = ks.stored
+	}
+	if f != nil && m.keys[id] == ks && !m.sharedID(id) {
 		// Its entry is stored (an idle key has no write under way): summarised, as the
 		// sweep would, so that status lists it and the automatic budget counts its key.
 		m.setStored(id.StorageKey(), summary(f))

@@ -240,9 +240,10 @@ func (m *Machine) swept(e Swept) {
 			}
 		}
 		if !now.Before(knownUntil) {
-			if tok == nil && ks != nil && ks.fact == nil && now.Before(se.IssuedAt.Add(TokenLifetime)) {
+			if tok == nil && (ks == nil || ks.fact == nil) && now.Before(se.IssuedAt.Add(TokenLifetime)) {
 				// Neither the sweep nor memory holds what the entry says (the key's load is out
-				// or failed), and its key may still count: a later sweep judges it.
+				// or failed, or it was forgotten), and its key may still count: never deleted
+				// blind; a later sweep decodes it.
 				continue
 			}
 			m.deleteStale(ks, tok, se.StorageKey, now)

@@ -432,6 +432,9 @@ func (m *Machine) complete(req *request, now time.Time, issued *Issued, err erro
 	// An unservable answer is remembered, but never over a token still servable.
 	if tok != nil && (tok.Retired == "" || current == nil) {
 		m.publish(ks, tok, now)
+	} else if tok != nil {
+		// Naver issued it all the same: the key counts in the automatic budget from now.
+		m.setIssued(ks, IssuedAt(tok))
 	}
 	var res result
 	if err != nil {

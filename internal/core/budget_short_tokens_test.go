@@ -256,15 +256,7 @@ func TestAForgottenKeyWhoseLoadFailedLeavesItsSummary(t *testing.T) {
 		t.Fatalf("after the first sweep: %d in use", got)
 	}
 	h.now = origin.Add(15 * time.Minute)
-	h.m.Step(Drop{Now: h.now, ID: 1, Key: k})
-	for _, e := range h.m.Ready() {
-		if l, ok := e.(Load); ok {
-			h.step(Loaded{Now: h.now, Key: l.Key, Err: errors.New("storage read failed")})
-			continue
-		}
-		h.effect(e)
-	}
-	h.drain()
+	h.dropWithFailedLoad(k, 1)
 	for _, at := range []time.Duration{16 * time.Minute, 70 * time.Minute, 130 * time.Minute} {
 		h.now = origin.Add(at)
 		h.tick()
@@ -321,5 +313,127 @@ func TestARenewalAnsweredWithAnUnservableTokenCountsTheKey(t *testing.T) {
 	h.tick()
 	if got := h.m.App(h.now).InUse; got != 1 {
 		t.Errorf("at +%s: %d keys in use, want 1 (Naver issued the key a token at +%s)", h.now.Sub(origin), got, renewedAt.Sub(origin))
+	}
+}
+
+// A key in memory from the sweep's summary (a drop whose load failed) while another node
+// writes its entry, and forgotten after: it leaves what the entry holds now, not the summary
+// it came from, and the entry of the other node's live token is never deleted.
+func TestAForgottenKeyLeavesWhatItsEntryHoldsNow(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	sk := k.StorageKey()
+	h.now = origin.Add(10 * time.Minute)
+	h.start()
+	h.tick() // the first sweep decodes T1 (issued +0, expires +3h)
+
+	h.now = origin.Add(70 * time.Minute)
+	h.holdSweep = true
+	h.step(Tick{Now: h.now}) // the hourly sweep is asked for; its answer comes later
+	h.holdSweep = false
+	if h.sweepsHeld != 1 {
+		t.Fatalf("%d sweeps held", h.sweepsHeld)
+	}
+	h.dropWithFailedLoad(k, 1)
+	// Another node writes T2, issued now, live until +4h10m.
+	t2 := h.store[sk]
+	t2.AccessToken, t2.Fingerprint = "other-node", Fingerprint("other-node")
+	t2.FetchedAt, t2.ExpiresAt, t2.LatestExpiry = h.now, h.now.Add(3*time.Hour), h.now.Add(3*time.Hour)
+	h.store[sk] = t2
+	h.step(EntryChanged{Now: h.now, StorageKey: sk})
+	// The held sweep's answer: T2 decoded (the plugin keeps its checksum from now on).
+	h.swept[sk] = t2
+	tt := t2
+	h.step(Swept{Now: h.now, Done: true, Entries: []SweptEntry{{StorageKey: sk, Token: &tt}}})
+	h.step(TickEnd{Now: h.now})
+
+	h.now = origin.Add(71 * time.Minute)
+	h.tick() // the key is idle: forgotten
+	if ks := h.m.state(k); ks != nil {
+		t.Fatalf("key still in memory")
+	}
+	if v, ok := h.m.View(h.now, k); !ok || !v.ExpiresAt.Equal(t2.ExpiresAt) {
+		t.Errorf("+71m: status shows expiry %s (ok %t), the entry holds %s", v.ExpiresAt.Sub(origin), ok, t2.ExpiresAt.Sub(origin))
+	}
+	for _, at := range []time.Duration{2*time.Hour + 10*time.Minute, 3*time.Hour + 10*time.Minute} {
+		h.now = origin.Add(at)
+		h.tick()
+		if _, ok := h.store[sk]; !ok {
+			t.Fatalf("+%s: the entry holding the other node's live token (until +%s) was deleted", at, t2.ExpiresAt.Sub(origin))
+		}
+		if got := h.m.App(h.now).InUse; got != 1 {
+			t.Errorf("+%s: %d keys in use, want 1 (Naver issued the key a token at +70m)", at, got)
+		}
+	}
+}
+
+// The sweep's summary a key keeps is copied by Clone and part of Digest (the model checker
+// merges states by digest).
+func TestAKeysStoredSummaryIsClonedAndDigested(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	h.now = origin.Add(10 * time.Minute)
+	h.start()
+	h.tick()
+	h.now = origin.Add(15 * time.Minute)
+	h.dropWithFailedLoad(k, 1)
+	ks := h.m.state(k)
+	if ks == nil || ks.stored == nil {
+		t.Fatalf("no summary kept: %+v", ks)
+	}
+	c := h.m.Clone()
+	cks := c.state(k)
+	if cks.stored == ks.stored || *cks.stored != *ks.stored {
+		t.Errorf("clone shares or loses the summary")
+	}
+	if c.Digest() != h.m.Digest() {
+		t.Errorf("clone digests differently")
+	}
+	cks.stored = nil
+	if c.Digest() == h.m.Digest() {
+		t.Errorf("digest ignores keyState.stored")
+	}
+}
+
+// tickHoldingSends runs a periodic run whose requests to Naver are held (returned).
+// A renewal's answer with a token too short to serve, arriving after the config was deleted
+// or its credentials changed: the key counts, as Naver issued it a token.
+func TestALateUnservableAnswerCountsTheKey(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  func(h *harness) *Config
+		want int
+	}{
+		{"config deleted", func(h *harness) *Config { return nil }, 1},
+		{"new credentials", func(h *harness) *Config { c := h.cfg; c.Credentials = "c2"; return &c }, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			if _, err := h.read("ncp_1"); err != nil {
+				t.Fatal(err)
+			}
+			var held []Send
+			for h.now = origin.Add(2*time.Hour + 35*time.Minute); len(held) == 0 && h.now.Before(origin.Add(3*time.Hour)); h.now = h.now.Add(time.Minute) {
+				held = h.tickHoldingSends()
+			}
+			if len(held) != 1 {
+				t.Fatalf("%d renewals", len(held))
+			}
+			h.step(ConfigSet{Now: h.now, Config: c.cfg(h), Written: true, RetireOthers: true})
+			h.step(Answer{Now: h.now, Req: held[0].Req, Token: &Issued{AccessToken: "short", TokenType: "Bearer", ExpiresAt: h.now.Add(4 * time.Second), LatestExpiry: h.now.Add(4 * time.Second)}})
+			h.now = origin.Add(TokenLifetime + time.Minute)
+			if c.cfg(h) != nil {
+				h.tick()
+			}
+			if got := h.m.countInUse("app", h.now).n; got != c.want {
+				t.Errorf("%d in use, want %d", got, c.want)
+			}
+		})
 	}
 }

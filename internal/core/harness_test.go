@@ -269,3 +269,42 @@ func (h *harness) stepFailingWrites(ev Event) (tries int) {
 	}
 	return tries
 }
+
+// dropWithFailedLoad drops k (not in memory) with its load failing: k comes into memory
+// from the sweep's summary, with no fact.
+func (h *harness) dropWithFailedLoad(k Key, id DropID) {
+	h.m.Step(Drop{Now: h.now, ID: id, Key: k})
+	for _, e := range h.m.Ready() {
+		if l, ok := e.(Load); ok {
+			h.step(Loaded{Now: h.now, Key: l.Key, Err: errors.New("storage read failed")})
+			continue
+		}
+		h.effect(e)
+	}
+	h.drain()
+}
+
+// Another node writes a newer token into the entry of a key that is in memory only from
+// the sweep's summary (its load failed); the sweep decodes the new entry while the key is in
+// memory; the key is then forgotten. The summary it leaves must not be the old one.
+
+func (h *harness) tickHoldingSends() []Send {
+	var held []Send
+	h.m.Step(Tick{Now: h.now})
+	h.queue = append(h.queue, h.m.Ready()...)
+	for len(h.queue) > 0 {
+		e := h.queue[0]
+		h.queue = h.queue[1:]
+		if s, ok := e.(Send); ok {
+			held = append(held, s)
+			continue
+		}
+		h.effect(e)
+	}
+	h.step(TickEnd{Now: h.now})
+	return held
+}
+
+// A renewal answered with an unservable token after the config changed meanwhile
+// (deleted, or new credentials): the caches agree with fresh counts, and the key counts
+// (or not) as a fresh count says.

@@ -221,7 +221,9 @@ func (m *Machine) swept(e Swept) {
 			tok = m.stored[se.StorageKey]
 		}
 		knownUntil := se.KnownUntil
-		if tok != nil {
+		if tok != nil && tok.KnownUntil().After(knownUntil) {
+			// An undecoded entry is judged on what the plugin read of it, never on an older
+			// summary (another node may have written the entry since).
 			knownUntil = tok.KnownUntil()
 		}
 		if ks != nil {
@@ -231,6 +233,9 @@ func (m *Machine) swept(e Swept) {
 			switch {
 			case tok != nil && tok.Key == ks.key:
 				m.setIssued(ks, IssuedAt(tok))
+				if !ks.loaded && ks.fact == nil {
+					ks.stored = summary(tok) // what the entry holds now
+				}
 			case tok == nil && len(m.clashes) == 0:
 				m.setIssued(ks, se.IssuedAt)
 			}
@@ -352,7 +357,7 @@ const storedMarker = "(stored)"
 func (m *Machine) entryChanged(e EntryChanged) {
 	if ks := m.byStorageKey(e.StorageKey); ks != nil {
 		// Another node wrote the key: what memory has may be stale; the next use reads it.
-		ks.token, ks.loaded = nil, false
+		ks.token, ks.loaded, ks.stored = nil, false, nil
 		return
 	}
 	m.deleteStored(e.StorageKey)

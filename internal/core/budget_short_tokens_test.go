@@ -437,3 +437,27 @@ func TestALateUnservableAnswerCountsTheKey(t *testing.T) {
 		})
 	}
 }
+
+// A failed rewrite of an expired token as its fact puts memory back to the token storage
+// still holds; a config write that keeps the credentials must not take that expired token
+// for the cache.
+func TestAFailedRewriteLeavesNoExpiredTokenForAConfigWriteToCache(t *testing.T) {
+	h := newHarness(t)
+	h.life = 20 * time.Minute
+	if _, err := h.read("ncp_1"); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}
+	h.now = origin.Add(90 * time.Minute)
+	h.stepFailingWrites(Tick{Now: h.now})
+	h.stepFailingWrites(TickEnd{Now: h.now})
+	cfg := h.cfg
+	cfg.PerHour = 13
+	h.step(ConfigSet{Now: h.now, Config: &cfg})
+	if tok := h.m.Cached(k); tok != nil {
+		t.Errorf("a token that expired %s ago is cached after a config write", h.now.Sub(tok.ExpiresAt))
+	}
+	if tok, err := h.read("ncp_1"); err != nil || tok.Life(h.now) <= 0 {
+		t.Fatalf("read: %v, %v", tok, err)
+	}
+}

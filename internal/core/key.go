@@ -765,7 +765,9 @@ func (m *Machine) written(e Written) {
 			if w.was != nil {
 				ks.fact = w.was
 			}
-			ks.loaded = w.was != nil
+			// Not loaded, as after an eviction: the fact is an expired token, which nothing
+			// may take for the cache (a config write caches a loaded servable fact).
+			ks.loaded = false
 		}
 		m.warn("keeping the fact of an expired token failed; the next sweep tries again", m.keyArgs(ks, "error", e.Err)...)
 	case e.Err != nil:

@@ -396,7 +396,7 @@ func (m *Machine) configSet(e ConfigSet) {
 	for ks := range m.allKeys() {
 		// Loaded while no config (or another) was in force: its stored token is this
 		// config's to serve.
-		if ks.loaded && ks.token == nil && ks.fact.Servable(cfg.Credentials) && !ks.evictStored {
+		if ks.loaded && ks.token == nil && ks.fact.Servable(cfg.Credentials) && ks.fact.Life(e.Now) > 0 && !ks.evictStored {
 			ks.token = ks.fact
 		}
 	}

@@ -258,8 +258,10 @@ func (m *Machine) swept(e Swept) {
 			if m.cfg != nil && m.roles.known && tok.Retired == "" && tok.Credentials == m.cfg.Credentials && !tok.Unnamed && !m.namedOrSelf(tok.Key) {
 				// Its role went while the plugin was down (or before it could mark it): the
 				// entry says so, for a rollback's start. A summary holds no token: the entry
-				// is read first.
+				// is read first. Naver issued the key its token all the same: it counts again
+				// once a role names it.
 				ks = m.key(tok.Key)
+				m.setIssued(ks, IssuedAt(tok))
 				if se.Token != nil {
 					ks.learn(tok, true)
 					ks.loaded = true

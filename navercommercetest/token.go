@@ -294,8 +294,11 @@ func describeWindow(d time.Duration) string {
 }
 
 func isFormContentType(ct string) bool {
-	if ct == "" {
+	switch ct {
+	case "":
 		return false
+	case formMediaType: // what clients send: no need to parse it
+		return true
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != formMediaType {

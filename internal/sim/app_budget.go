@@ -59,38 +59,81 @@ func (q *appWindow) trim(cut time.Time) {
 
 // inUse is how many of the application's tokens are in use at now, as the README counts
 // them: keys Naver issued a token to that were read within a token's life, or whose
-// newest token is still alive. A key Naver only refused has no token in use (issue 25,
-// item 1). Recounted at most once a minute, and when a key may have come into use (a read
-// or a first token); keys leave use only as time passes, so the count is never too small.
-// Under w.mu.
+// newest token is still alive (a minute more: the plugin prunes once a minute). A key
+// Naver only refused has no token in use (issue 25, item 1). Counted once and then kept:
+// a key comes into use only by a read or a token Naver issued (noteInUse adds it), and
+// leaves use only as time passes, so the count holds until the first counted key leaves
+// (inUseUntil) or the clock steps back. Under w.mu.
 func (w *world) inUse(a *app, now time.Time) int {
-	if !a.inUseAt.IsZero() && now.Sub(a.inUseAt) < time.Minute {
+	if !a.inUseAt.IsZero() && !now.Before(a.inUseAt) && now.Before(a.inUseUntil) {
 		return a.inUseN
 	}
-	n := 0
-	for _, k := range a.keys {
-		if k.issued && (now.Sub(k.lastRead) < tokenLife || now.Sub(k.issuedAt) < tokenLife || now.Before(k.latestExpires)) {
+	n, until := 0, now.Add(100*365*24*time.Hour) // none in use: until one comes into use
+	for _, k := range a.keyList {
+		if u := k.inUseUntil(); now.Before(u) {
 			n++
+			if u.Before(until) {
+				until = u
+			}
 		}
 	}
-	a.inUseAt, a.inUseN = now, n
+	a.inUseAt, a.inUseN, a.inUseUntil = now, n, until
 	return n
+}
+
+// inUseUntil is when key k leaves use (see world.inUse); zero if Naver never issued it a
+// token.
+func (k *keyModel) inUseUntil() time.Time {
+	if !k.issued {
+		return time.Time{}
+	}
+	u := k.lastRead.Add(tokenLife)
+	if t := k.issuedAt.Add(tokenLife); t.After(u) {
+		u = t
+	}
+	if k.latestExpires.After(u) {
+		u = k.latestExpires
+	}
+	return u.Add(time.Minute)
+}
+
+// noteInUse keeps the count of tokens in use (world.inUse) when key k may have come into
+// use at now; was is its inUseUntil before. Under w.mu.
+func (a *app) noteInUse(k *keyModel, was, now time.Time) {
+	if a.inUseAt.IsZero() || now.Before(a.inUseAt) || !now.Before(a.inUseUntil) {
+		return // the next call counts afresh
+	}
+	u := k.inUseUntil()
+	if !now.Before(u) {
+		return
+	}
+	if !now.Before(was) {
+		a.inUseN++
+	}
+	// A counted key can leave use earlier than it would have (a shorter token than its
+	// last): the count holds until it leaves.
+	if u.Before(a.inUseUntil) {
+		a.inUseUntil = u
+	}
 }
 
 // readStarted notes a read of key k at now, for the count of tokens in use. Under w.mu.
 func (a *app) readStarted(k *keyModel, now time.Time) {
-	if k.issued && now.Sub(k.lastRead) >= tokenLife {
-		// It may have been counted by its live token already: one too many for at most
-		// a minute is on the side of a larger budget.
-		a.inUseN++
-	}
+	was := k.inUseUntil()
 	k.lastRead = now
+	a.noteInUse(k, was, now)
 }
 
-// firstToken notes that Naver issued key k its first token. Under w.mu.
-func (a *app) firstToken(k *keyModel, now time.Time) {
+// tokenIssued notes that Naver answered key k at now with a token expiring at expires
+// (zero: handed back, its expiry known already). Under w.mu.
+func (a *app) tokenIssued(k *keyModel, expires, now time.Time) {
+	was := k.inUseUntil()
 	k.issued = true
-	a.inUseN++
+	k.issuedAt = now
+	if !expires.IsZero() {
+		k.latestExpires = expires
+	}
+	a.noteInUse(k, was, now)
 }
 
 // appBudgetAt is the application's budget per hour at now as the README derives it: the

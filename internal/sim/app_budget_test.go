@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestApplicationBudgetChecks(t *testing.T) {
 		for i := 0; i < n; i++ {
 			k := a.key("SELLER|in-use" + string(rune('a'+i)))
 			a.readStarted(k, w.now())
-			a.firstToken(k, w.now())
+			a.tokenIssued(k, time.Time{}, w.now())
 		}
 	}
 	tests := []struct {
@@ -172,5 +173,44 @@ func TestTooManyRequestsExcusedOnlyUnderAnOperatorsBudgetAboveNavers(t *testing.
 	w.setAppPerHour(a, w.naverAppLimit, w.now())
 	if w.tooManyByOperator(finding) != nil {
 		t.Fatal("excused under an operator's budget at Naver's limit")
+	}
+}
+
+// The count of tokens in use the budget check keeps between counts is the count made
+// afresh, whatever reads, tokens and clock steps (backwards too) come between.
+func TestInUseKeptIsInUseCounted(t *testing.T) {
+	w := newWorld(7, DefaultParams())
+	a := w.apps[0]
+	rng := rand.New(rand.NewPCG(1, 2))
+	afresh := func(now time.Time) int {
+		n := 0
+		for _, k := range a.keyList {
+			if now.Before(k.inUseUntil()) {
+				n++
+			}
+		}
+		return n
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := 0; i < 20000; i++ {
+		k := a.key(fmt.Sprintf("SELLER|k%d", rng.IntN(12)))
+		now := w.now()
+		switch rng.IntN(6) {
+		case 0:
+			a.readStarted(k, now)
+		case 1:
+			a.tokenIssued(k, now.Add(time.Duration(rng.IntN(4*60))*time.Minute), now)
+		case 2:
+			a.tokenIssued(k, time.Time{}, now) // handed back
+		case 3:
+			w.clock.Advance(time.Duration(rng.IntN(90)) * time.Minute)
+		case 4:
+			w.clock.Advance(-time.Duration(rng.IntN(10)) * time.Minute)
+		}
+		now = w.now()
+		if got, want := w.inUse(a, now), afresh(now); got != want {
+			t.Fatalf("step %d: in use %d, counted afresh %d", i, got, want)
+		}
 	}
 }

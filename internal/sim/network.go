@@ -269,6 +269,7 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 			id := fmt.Sprint(a.idx) + "|" + keyID
 			w.mu.Lock()
 			_, handedBack := w.issued[tr.AccessToken]
+			var expires time.Time
 			if !handedBack && ok {
 				cred := a.credGen
 				if a.verifying {
@@ -278,14 +279,10 @@ func (t *transport) send(req *http.Request, body []byte, form url.Values, isToke
 					expires: info.Expires.Add(-time.Duration(w.skew.Load()))}
 				w.issued[tr.AccessToken] = iss
 				w.latest[id] = tr.AccessToken
-				a.key(keyID).latestExpires = iss.expires
+				expires = iss.expires
 			}
 			if ok {
-				k := a.key(keyID)
-				if !k.issued {
-					a.firstToken(k, w.now())
-				}
-				k.issuedAt = w.now()
+				a.tokenIssued(a.key(keyID), expires, w.now())
 			}
 			if w.pendingLoss[id] {
 				// Answered to a backend that was shut down meanwhile: the new one never

@@ -43,6 +43,11 @@ type Params struct {
 	// workload above: single operations, episodes of operations on one role, concurrent
 	// pairs, storage failures per operation and prefix, and storms. 0: none.
 	Alphabet float64
+	// CountRefusals reads the application budget's refusals from metrics before a backend
+	// is replaced (the 10,000-seller week reports them). Off elsewhere: a metrics read
+	// sweeps storage first, which no operator does before every restart, so a restart
+	// would always find storage swept.
+	CountRefusals bool
 }
 
 func (p Params) operatorViewEvery() time.Duration {

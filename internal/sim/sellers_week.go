@@ -71,7 +71,7 @@ func sellersWeekSchedule(n, days int, onboarding, readEvery time.Duration) ([]Ac
 // RunSellersWeek simulates the week for n sellers: onboarded within onboarding, each read
 // about every readEvery.
 func RunSellersWeek(n, days int, onboarding, readEvery time.Duration) SellersWeek {
-	p := Params{Days: float64(days), Apps: 1, ManySellers: n, FastSignatures: true}
+	p := Params{Days: float64(days), Apps: 1, ManySellers: n, FastSignatures: true, CountRefusals: true}
 	acts, faults := sellersWeekSchedule(n, days, onboarding, readEvery)
 	r, w := runWorld(18, p, acts)
 	wk := SellersWeek{Sellers: n, Days: days, Result: r, Faults: faults}

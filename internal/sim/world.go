@@ -221,10 +221,14 @@ type app struct {
 	// hours, oldest first, for the bound on new accounts (max_new_accounts_per_hour).
 	accountRefusals []accountRefusal
 	// window is the last hour's token requests, for the application budget; inUseN is the
-	// count of tokens in use made at inUseAt (see world.inUse).
-	window  appWindow
-	inUseAt time.Time
-	inUseN  int
+	// count of tokens in use made at inUseAt, good until inUseUntil (see world.inUse).
+	window     appWindow
+	inUseAt    time.Time
+	inUseN     int
+	inUseUntil time.Time
+	// keyList holds the keys of keys, in the order they were made (for counts that walk
+	// them all).
+	keyList []*keyModel
 	// lastAnswered: the application's last token request got an answer that was not a
 	// failure of Naver's (no answer, 5xx, 429), at lastRequestAt.
 	lastAnswered       bool
@@ -564,11 +568,10 @@ func (a *app) current() (navercommerce.Backend, *storageView) {
 }
 
 // countRefusals adds the current backend's application budget refusals (its metric) to
-// appBudgetRefusals; the backend is about to be replaced or the run ends. Only runs with a
-// many-seller role count them: reading metrics sweeps storage if no sweep ran yet, which
-// would change the schedules of the seeds in the corpus.
+// appBudgetRefusals; the backend is about to be replaced or the run ends. Only runs that
+// report them count them (Params.CountRefusals).
 func (a *app) countRefusals() {
-	if a.w.p.ManySellers == 0 {
+	if !a.w.p.CountRefusals {
 		return
 	}
 	resp, err, _ := a.request(logical.ReadOperation, "metrics", nil)
@@ -626,6 +629,7 @@ func (a *app) key(id string) *keyModel {
 	if k == nil {
 		k = &keyModel{lastOK: true}
 		a.keys[id] = k
+		a.keyList = append(a.keyList, k)
 	}
 	return k
 }

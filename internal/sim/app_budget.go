@@ -69,8 +69,8 @@ func (w *world) inUse(a *app, now time.Time) int {
 		return a.inUseN
 	}
 	n, until := 0, now.Add(100*365*24*time.Hour) // none in use: until one comes into use
-	for _, k := range a.keyList {
-		if u := k.inUseUntil(); now.Before(u) {
+	for _, u := range a.inUseEnds {
+		if now.Before(u) {
 			n++
 			if u.Before(until) {
 				until = u
@@ -98,12 +98,13 @@ func (k *keyModel) inUseUntil() time.Time {
 }
 
 // noteInUse keeps the count of tokens in use (world.inUse) when key k may have come into
-// use at now; was is its inUseUntil before. Under w.mu.
-func (a *app) noteInUse(k *keyModel, was, now time.Time) {
+// use at now. Under w.mu.
+func (a *app) noteInUse(k *keyModel, now time.Time) {
+	was, u := a.inUseEnds[k.idx], k.inUseUntil()
+	a.inUseEnds[k.idx] = u
 	if a.inUseAt.IsZero() || now.Before(a.inUseAt) || !now.Before(a.inUseUntil) {
 		return // the next call counts afresh
 	}
-	u := k.inUseUntil()
 	if !now.Before(u) {
 		return
 	}
@@ -119,21 +120,19 @@ func (a *app) noteInUse(k *keyModel, was, now time.Time) {
 
 // readStarted notes a read of key k at now, for the count of tokens in use. Under w.mu.
 func (a *app) readStarted(k *keyModel, now time.Time) {
-	was := k.inUseUntil()
 	k.lastRead = now
-	a.noteInUse(k, was, now)
+	a.noteInUse(k, now)
 }
 
 // tokenIssued notes that Naver answered key k at now with a token expiring at expires
 // (zero: handed back, its expiry known already). Under w.mu.
 func (a *app) tokenIssued(k *keyModel, expires, now time.Time) {
-	was := k.inUseUntil()
 	k.issued = true
 	k.issuedAt = now
 	if !expires.IsZero() {
 		k.latestExpires = expires
 	}
-	a.noteInUse(k, was, now)
+	a.noteInUse(k, now)
 }
 
 // appBudgetAt is the application's budget per hour at now as the README derives it: the

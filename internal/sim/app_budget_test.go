@@ -184,7 +184,7 @@ func TestInUseKeptIsInUseCounted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	afresh := func(now time.Time) int {
 		n := 0
-		for _, k := range a.keyList {
+		for _, k := range a.keys {
 			if now.Before(k.inUseUntil()) {
 				n++
 			}

@@ -226,9 +226,9 @@ type app struct {
 	inUseAt    time.Time
 	inUseN     int
 	inUseUntil time.Time
-	// keyList holds the keys of keys, in the order they were made (for counts that walk
-	// them all).
-	keyList []*keyModel
+	// inUseEnds holds each key's inUseUntil, by keyModel.idx: world.inUse walks them
+	// every time a counted key leaves use (a slice of times, not of keys, for speed).
+	inUseEnds []time.Time
 	// lastAnswered: the application's last token request got an answer that was not a
 	// failure of Naver's (no answer, 5xx, 429), at lastRequestAt.
 	lastAnswered       bool
@@ -345,6 +345,7 @@ func (a *app) names(id string) bool {
 
 // keyModel is what the simulator saw of one key's requests to Naver.
 type keyModel struct {
+	idx       int         // its place in app.inUseEnds
 	attempts  []time.Time // since the last restart or credential change, for the budget
 	inFlight  int
 	lastTS    string    // timestamp of the last fetch (retries reuse it)
@@ -627,9 +628,9 @@ func authorised(p Params, i int) []string {
 func (a *app) key(id string) *keyModel {
 	k := a.keys[id]
 	if k == nil {
-		k = &keyModel{lastOK: true}
+		k = &keyModel{lastOK: true, idx: len(a.inUseEnds)}
 		a.keys[id] = k
-		a.keyList = append(a.keyList, k)
+		a.inUseEnds = append(a.inUseEnds, time.Time{})
 	}
 	return k
 }

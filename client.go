@@ -343,13 +343,16 @@ func decodeTokenResponse(body []byte, sentAt, receivedAt time.Time) (accessToken
 		tok.LatestExpiry = tok.LatestExpiry.Add(time.Second)
 	}
 	// expires_in is an upper bound (Naver's docs do not say what a handed-back token
-	// reports); a JWT's own exp is the token's real expiry.
+	// reports); a JWT's own exp is the token's real expiry, in whole seconds: Naver's
+	// expiry lies in [exp, exp+1s). ExpiresAt is capped by exp, LatestExpiry by exp+1s: by
+	// exp, the 30-minute rule judged up to a second early asks while Naver still has 30m0s,
+	// a needless request (seed 1024, long shape).
 	if exp, ok := jwtExpiry(tr.AccessToken); ok {
 		if exp.Before(tok.ExpiresAt) {
 			tok.ExpiresAt = exp
 		}
-		if exp.Before(tok.LatestExpiry) {
-			tok.LatestExpiry = exp
+		if latest := exp.Add(time.Second); latest.Before(tok.LatestExpiry) {
+			tok.LatestExpiry = latest
 		}
 	}
 	if tok.LatestExpiry.Before(tok.ExpiresAt) {

@@ -1,6 +1,8 @@
 package navercommerce
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -271,4 +273,45 @@ func TestLatestExpiryBoundsATruncatedExpiresIn(t *testing.T) {
 	if tok.ExpiresAt.After(naverExpiry) {
 		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt, naverExpiry)
 	}
+}
+
+// A JWT's exp is whole seconds (the emulator's is rounded down), so Naver's expiry can be up
+// to a second after it. Capping LatestExpiry at exp judged the 30-minute rule up to a second
+// early: a read at 18:11:06.08 renewed a token minted at 15:41:06.50 whose exp said 18:41:06,
+// while Naver still had 30m0.42s, a needless request it penalises (seed 1024, long shape).
+func TestLatestExpiryBoundsAJWTExpInWholeSeconds(t *testing.T) {
+	answered := time.Date(2026, 1, 1, 15, 41, 6, 501543000, time.UTC)
+	naverExpiry := answered.Add(3 * time.Hour) // 18:41:06.501543
+	token := jwtForTest(t, naverExpiry.Unix()) // exp 18:41:06
+	body := `{"access_token":"` + token + `","expires_in":10800,"token_type":"Bearer"}`
+	tok, err := decodeTokenResponse([]byte(body), answered, answered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.LatestExpiry.Before(naverExpiry) {
+		t.Errorf("LatestExpiry %s is before Naver's expiry %s: a renewal at the window's first second is needless", tok.LatestExpiry.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
+	}
+	if tok.ExpiresAt.After(naverExpiry) {
+		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
+	}
+	// The exp still caps both when expires_in claims more (a handed-back token reported
+	// with its full 10800 s).
+	late := answered.Add(time.Hour)
+	tok, err = decodeTokenResponse([]byte(body), late, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(naverExpiry.Unix(), 0); !tok.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt %s, want the exp %s", tok.ExpiresAt.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	if want := time.Unix(naverExpiry.Unix()+1, 0); !tok.LatestExpiry.Equal(want) {
+		t.Errorf("LatestExpiry %s, want the exp + 1s %s", tok.LatestExpiry.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+}
+
+func jwtForTest(t *testing.T, exp int64) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	claims := fmt.Sprintf(`{"exp":%d,"iat":%d,"jti":"x"}`, exp, exp-10800)
+	return enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims)) + "." + enc.EncodeToString([]byte("sig"))
 }

@@ -50,7 +50,7 @@ func init() {
 	issue25Items[findingVerificationTokenLost] = "(beyond issue 25) the token a config write's verification got is thrown away when storing the config fails (it is seeded only after the put); the write done again verifies again: a needless request"
 	issue25Items[findingStaleAfterConfigWrite] = "(beyond issue 25) after config writes that keep the credentials (renewal_spread changed), a token in the window whose renewal keeps failing (unservable answers) is served without the warning"
 	issue25Items[findingBudgetAfterRestart] = "(after issue 25's fix) right after a start, the automatic application budget counts only the keys the new process has loaded or been issued a token for: keys Naver issued a token to within 3 hours before the start, that a role names, do not count until a read loads them or the sweep reads them, so in a crash loop reads are refused by the application budget far below 30 + 2 per such key"
-	issue25Items[findingWindowEdge] = "(beyond issue 25) a renewal at the very first second of Naver's window (renewal_spread=0, the expiry reckoned from a truncated expires_in of a handed-back token): Naver still has 30m0s, a needless request"
+	issue25Items[findingWindowEdge] = "(beyond issue 25) a renewal at the very first second of Naver's window (renewal_spread=0, the latest expiry reckoned from a whole-second bound: a handed-back token's truncated expires_in, or a JWT's exp): Naver still has 30m0s, a needless request"
 }
 
 // noteVerificationLost marks the finding of a needless request for the token of a

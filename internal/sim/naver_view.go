@@ -101,7 +101,11 @@ func (w *world) checkServedAlive(a *app, name string, r roleModel, iss *issuedTo
 // by the application's breaker or the key's pace (which are about Naver failing) only
 // when base_url named another address since the last failure, and for the breaker once
 // the new address answered (a breaker that keeps refusing until its next probe after a
-// success at the same address is documented). Under no lock.
+// success at the same address is documented). The pace holds a key while it or the
+// application fails at the address the config has (core's admit: "Naver fails at this
+// address: one paced attempt"), and counts every attempt of the key's hour, those sent
+// to the new address too: a read paced after another key failed there since the change
+// is the new address's pace (seed 1041, long). Under no lock.
 func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	if !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") ||
 		strings.Contains(msg, "max_new_accounts_per_hour") { // checkNewAccountsRefusal's
@@ -130,7 +134,7 @@ func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	case breaker && answered && !baseChanged.IsZero() && baseChanged.After(lastFailed):
 		w.report(invOldAddress, name, "app%d read token/%s refused by the breaker (%s), but base_url named another address (%s) since the application's last failed request (%s), and its last request (%s) was answered%s",
 			a.idx, name, msg, fmtOffset(baseChanged.Sub(epoch)), fmtOffset(lastFailed.Sub(epoch)), fmtOffset(at.Sub(epoch)), a.recent(""))
-	case paced && !baseChanged.IsZero() && baseChanged.After(keyFailedAt):
+	case paced && !baseChanged.IsZero() && baseChanged.After(keyFailedAt) && baseChanged.After(lastFailed):
 		w.report(invOldAddress, name, "app%d read token/%s refused by the pace of failures at the address base_url left at %s (the key has not failed since): %s%s",
 			a.idx, name, fmtOffset(baseChanged.Sub(epoch)), msg, a.recent(r.key()))
 	case !breaker && !paced && !credChanged.IsZero() && credChanged.After(keyFailedAt):

@@ -97,6 +97,14 @@ func TestNaverViewChecks(t *testing.T) {
 			a.credChangedAt, a.baseChangedAt = w.now().Add(-time.Minute), w.now().Add(-time.Minute)
 			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
 		}, invOldAddress},
+		{"a read refused by the pace at the new address, where other keys fail (seed 1041, long)", func(w *world, a *app) {
+			// The key never failed at the new address, but the application did since (a 429
+			// outage): the key is paced there, its hour full of its own successful requests.
+			a.baseOK, a.cfgSecret = true, a.secret
+			a.credChangedAt, a.baseChangedAt = w.now().Add(-7*time.Hour), w.now().Add(-7*time.Hour)
+			a.lastFailedAt = w.now().Add(-time.Minute)
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
+		}, ""},
 		{"a read refused by the key's pace after a new secret (same address)", func(w *world, a *app) {
 			a.baseOK, a.cfgSecret = true, a.secret
 			k := a.key(seller.key())

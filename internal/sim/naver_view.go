@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
 
 // Checks of what the plugin served against Naver's own view: the emulator knows each
@@ -104,8 +106,10 @@ func (w *world) checkServedAlive(a *app, name string, r roleModel, iss *issuedTo
 // success at the same address is documented). The pace holds a key while it or the
 // application fails at the address the config has (core's admit: "Naver fails at this
 // address: one paced attempt"), and counts every attempt of the key's hour, those sent
-// to the new address too: a read paced after another key failed there since the change
-// is the new address's pace (seed 1041, long). Under no lock.
+// to the old address too: a read paced after another key failed there since the change
+// is the new address's pace (seed 1041, long), unless the key has not asked since the
+// change and its hour is not full: then only what it owed the old address's pace can
+// hold it. Under no lock.
 func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	if !strings.Contains(msg, "not asking Naver") || strings.Contains(msg, "the limit set by max_token_requests_per_hour") || strings.Contains(msg, "application budget") ||
 		strings.Contains(msg, "max_new_accounts_per_hour") { // checkNewAccountsRefusal's
@@ -114,10 +118,21 @@ func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	w.mu.Lock()
 	answered, at, pair, writing := a.lastAnswered, a.lastRequestAt, w.pairActive, a.cfgWriting > 0
 	credChanged, baseChanged := a.credChangedAt, a.baseChangedAt
-	keyFailedAt := time.Time{}
+	keyFailedAt, lastAttempt, inHour := time.Time{}, time.Time{}, 0
 	if k := a.keys[r.key()]; k != nil {
 		keyFailedAt = k.failedAt
+		for _, t := range k.attempts {
+			// A minute more than the hour: the read was refused before this check.
+			if w.now().Sub(t) < time.Hour+time.Minute {
+				inHour++
+			}
+		}
+		if n := len(k.attempts); n > 0 {
+			lastAttempt = k.attempts[n-1]
+		}
 	}
+	burst, _ := core.Pacing(a.perHour)
+	hourFull := inHour >= max(a.perHour-1, burst) // core's nextPaced
 	lastFailed := a.lastFailedAt
 	w.mu.Unlock()
 	if pair || writing || !a.baseOK || a.cfgSecret != a.secret {
@@ -134,7 +149,8 @@ func (w *world) checkOldAddress(a *app, name string, r roleModel, msg string) {
 	case breaker && answered && !baseChanged.IsZero() && baseChanged.After(lastFailed):
 		w.report(invOldAddress, name, "app%d read token/%s refused by the breaker (%s), but base_url named another address (%s) since the application's last failed request (%s), and its last request (%s) was answered%s",
 			a.idx, name, msg, fmtOffset(baseChanged.Sub(epoch)), fmtOffset(lastFailed.Sub(epoch)), fmtOffset(at.Sub(epoch)), a.recent(""))
-	case paced && !baseChanged.IsZero() && baseChanged.After(keyFailedAt) && baseChanged.After(lastFailed):
+	case paced && !baseChanged.IsZero() && baseChanged.After(keyFailedAt) &&
+		(baseChanged.After(lastFailed) || !lastAttempt.After(baseChanged) && !hourFull):
 		w.report(invOldAddress, name, "app%d read token/%s refused by the pace of failures at the address base_url left at %s (the key has not failed since): %s%s",
 			a.idx, name, fmtOffset(baseChanged.Sub(epoch)), msg, a.recent(r.key()))
 	case !breaker && !paced && !credChanged.IsZero() && credChanged.After(keyFailedAt):

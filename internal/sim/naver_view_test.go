@@ -103,8 +103,23 @@ func TestNaverViewChecks(t *testing.T) {
 			a.baseOK, a.cfgSecret = true, a.secret
 			a.credChangedAt, a.baseChangedAt = w.now().Add(-7*time.Hour), w.now().Add(-7*time.Hour)
 			a.lastFailedAt = w.now().Add(-time.Minute)
+			k := a.key(seller.key())
+			for i := 11; i > 0; i-- {
+				k.attempts = append(k.attempts, w.now().Add(-time.Duration(i)*4*time.Minute))
+			}
 			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
 		}, ""},
+		{"a read refused by the pace owed the old address, while other keys fail at the new one", func(w *world, a *app) {
+			// The key has not asked since base_url changed and its hour is not full: only a
+			// pace carried over from the old address can hold it.
+			a.baseOK, a.cfgSecret = true, a.secret
+			a.credChangedAt, a.baseChangedAt = w.now().Add(-10*time.Minute), w.now().Add(-10*time.Minute)
+			a.lastFailedAt = w.now().Add(-time.Minute)
+			k := a.key(seller.key())
+			k.failedAt = w.now().Add(-20 * time.Minute)
+			k.attempts = []time.Time{w.now().Add(-25 * time.Minute), w.now().Add(-20 * time.Minute)}
+			w.checkOldAddress(a, "r1", seller, "not asking Naver before X: Naver is failing, and meanwhile a token's requests are spread over the hour")
+		}, invOldAddress},
 		{"a read refused by the key's pace after a new secret (same address)", func(w *world, a *app) {
 			a.baseOK, a.cfgSecret = true, a.secret
 			k := a.key(seller.key())

@@ -263,6 +263,13 @@ func TestLatestExpiryBoundsATruncatedExpiresIn(t *testing.T) {
 	answered := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	naverExpiry := answered.Add(2*time.Hour + 20*time.Minute + 900*time.Millisecond) // 8400.9 s left
 	body := `{"access_token":"abc","expires_in":8400,"token_type":"Bearer"}`
+	checkExpiryBounds(t, body, answered, naverExpiry)
+}
+
+// checkExpiryBounds decodes a token answer received at answered and checks that its
+// ExpiresAt is not after Naver's expiry and its LatestExpiry not before it.
+func checkExpiryBounds(t *testing.T, body string, answered, naverExpiry time.Time) {
+	t.Helper()
 	tok, err := decodeTokenResponse([]byte(body), answered, answered)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +278,7 @@ func TestLatestExpiryBoundsATruncatedExpiresIn(t *testing.T) {
 		t.Errorf("LatestExpiry %s is before Naver's expiry %s: a renewal at the window's first second is needless", tok.LatestExpiry.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
 	}
 	if tok.ExpiresAt.After(naverExpiry) {
-		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt, naverExpiry)
+		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
 	}
 }
 
@@ -284,20 +291,11 @@ func TestLatestExpiryBoundsAJWTExpInWholeSeconds(t *testing.T) {
 	naverExpiry := answered.Add(3 * time.Hour) // 18:41:06.501543
 	token := jwtForTest(t, naverExpiry.Unix()) // exp 18:41:06
 	body := `{"access_token":"` + token + `","expires_in":10800,"token_type":"Bearer"}`
-	tok, err := decodeTokenResponse([]byte(body), answered, answered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.LatestExpiry.Before(naverExpiry) {
-		t.Errorf("LatestExpiry %s is before Naver's expiry %s: a renewal at the window's first second is needless", tok.LatestExpiry.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
-	}
-	if tok.ExpiresAt.After(naverExpiry) {
-		t.Errorf("ExpiresAt %s is after Naver's expiry %s", tok.ExpiresAt.Format(time.RFC3339Nano), naverExpiry.Format(time.RFC3339Nano))
-	}
+	checkExpiryBounds(t, body, answered, naverExpiry)
 	// The exp still caps both when expires_in claims more (a handed-back token reported
 	// with its full 10800 s).
 	late := answered.Add(time.Hour)
-	tok, err = decodeTokenResponse([]byte(body), late, late)
+	tok, err := decodeTokenResponse([]byte(body), late, late)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ package navercommerce
 import (
 	"context"
 	"errors"
+	"net/http"
+	"time"
 
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/internal/core"
 )
@@ -20,6 +22,8 @@ type attemptGate struct {
 	cleared bool
 	// sent: an attempt went to Naver.
 	sent bool
+	// countedAt: when the budgets counted the attempt that leaves now (see AttemptCountedAt).
+	countedAt time.Time
 }
 
 type attemptGateKey struct{}
@@ -49,7 +53,8 @@ func (g *attemptGate) first(ctx context.Context) error {
 // sending tells the core the attempt leaves now: the key counts it from now (the write and
 // the signing it waited for took a while since the core decided it).
 func (g *attemptGate) sending() {
-	g.c.step(nil, core.AttemptSending{Now: g.c.now(), Req: g.req})
+	g.countedAt = g.c.now()
+	g.c.step(nil, core.AttemptSending{Now: g.countedAt, Req: g.req})
 }
 
 // mayRetry reports whether another attempt may follow (not counting it yet).
@@ -81,4 +86,18 @@ func (g *attemptGate) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return &upstreamError{Err: ctx.Err()}
 	}
+}
+
+// AttemptCountedAt reports when the key's and the application's budgets counted the HTTP
+// attempt of a token request that req is, for a program that runs the backend in process
+// with a shared fake clock (the simulator): another goroutine may move that clock between
+// the count and the transport, so a model of the budgets must judge the attempt at this
+// instant, not at its own reading of the clock. False for requests the budgets do not
+// count (the connection check, a drop's question whether Naver still accepts a token).
+func AttemptCountedAt(req *http.Request) (time.Time, bool) {
+	g := attemptGateFrom(req.Context())
+	if g == nil || g.countedAt.IsZero() {
+		return time.Time{}, false
+	}
+	return g.countedAt, true
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,27 +32,63 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
 		}, invBackoff},
 		{"a config write's verification 2 s after a failure", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true, w.now(), false)
 		}, ""},
 		{"a retry of the failed request", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, w.now(), false)
 		}, ""},
 		{"thirteenth request within an hour (the default budget is 12)", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			for i := 0; i < 13; i++ {
-				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0)
+				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0, w.now(), false)
 			}
 		}, invKeyBudget},
+		{"an hour's first attempt counted before a concurrent action moved the clock", func(w *world) {
+			// Seed 1001: the plugin counted the attempt at first; the transport saw it 5 s
+			// later. An hour after first the key may send again, and the model must agree.
+			thirteenAttempts(w, true)
+		}, ""},
+		{"the same, judged when the attempt reached the transport", func(w *world) {
+			thirteenAttempts(w, false)
+		}, invKeyBudget},
+		{"an attempt counted after it reached the transport", func(w *world) {
+			a := w.apps[0]
+			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
+			w.checkAttempt(a, a.key("SELF|"), "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(time.Second), true)
+		}, invKeyBudget},
+		{"an attempt counted before its request was signed", func(w *world) {
+			a := w.apps[0]
+			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
+			w.checkAttempt(a, a.key("SELF|"), "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-time.Second), true)
+		}, invKeyBudget},
+		{"a retry counted before the attempt it retries", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
+			w.clock.Advance(10 * time.Second)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now(), true)
+			w.clock.Advance(2 * time.Second)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-5*time.Second), true)
+		}, invKeyBudget},
+		{"a retry counted after its wait", func(w *world) {
+			a := w.apps[0]
+			k := a.key("SELF|")
+			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
+			w.clock.Advance(10 * time.Second)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now(), true)
+			w.clock.Advance(2 * time.Second)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-time.Second), true)
+		}, ""},
 		{"client secret deep in status's keys", func(w *world) {
 			w.scanResponse(&logical.Response{Data: map[string]any{"keys": []map[string]any{
 				{"type": "SELF", "cached": true, "requests_last_hour": 3, "last_error": map[string]any{"message": "naver: " + w.apps[0].secret}},
@@ -156,4 +193,28 @@ func leaseRead(w *world, r roleModel) {
 		Secret: &logical.Secret{LeaseOptions: logical.LeaseOptions{TTL: 5 * time.Second}},
 	}
 	w.checkRead(a, "r1", r, false, now, 0, resp, nil, false)
+}
+
+// thirteenAttempts sends a key 13 attempts: the first counted by the plugin 5 s before it
+// reached the transport (a concurrent action moved the clock), the 13th a second over an
+// hour after that count. stamped: the model is told when the plugin counted each.
+func thirteenAttempts(w *world, stamped bool) {
+	a := w.apps[0]
+	k := a.key("SELF|")
+	first := w.now()
+	ts := func(t time.Time) url.Values {
+		return url.Values{"timestamp": {strconv.FormatInt(t.Add(-5*time.Second).UnixMilli(), 10)}}
+	}
+	w.clock.Advance(5 * time.Second)
+	judged := first
+	if !stamped {
+		judged = w.now()
+	}
+	w.checkAttempt(a, k, "SELF|", ts(first), false, judged, stamped)
+	for i := 1; i < 12; i++ {
+		w.advanceTo(first.Add(time.Duration(i) * time.Minute))
+		w.checkAttempt(a, k, "SELF|", ts(w.now()), false, w.now(), stamped)
+	}
+	w.advanceTo(first.Add(time.Hour + time.Second))
+	w.checkAttempt(a, k, "SELF|", ts(w.now()), false, w.now(), stamped)
 }

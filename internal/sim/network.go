@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	navercommerce "github.com/navercommerce/vault-plugin-secrets-navercommerce"
 	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
@@ -25,10 +26,17 @@ type transport struct{ a *app }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, w := t.a, t.a.w
+	// The budgets count an attempt when the plugin lets it leave; a concurrent action may
+	// have moved the shared clock since, so the model judges it at that instant (checked
+	// against what the request itself shows, in checkAttempt).
+	sentAt, counted := w.now(), false
+	if at, ok := navercommerce.AttemptCountedAt(req); ok {
+		sentAt, counted = at, true
+	}
 	if isTokenPath(req.URL.Path) {
 		// Counted before anything else: the plugin counts a request before it sends it.
 		w.mu.Lock()
-		a.sentMinutes[w.now().Unix()/60]++
+		a.sentMinutes[sentAt.Unix()/60]++
 		w.mu.Unlock()
 	}
 	if err := req.Context().Err(); err != nil {
@@ -60,7 +68,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Judged as the plugin sends it: a restart while it is held below forgets it
 		// with the rest of the old backend's counts.
 		verification = a.verifying
-		w.checkAttempt(a, k, keyID, form, verification)
+		w.checkAttempt(a, k, keyID, form, verification, sentAt, counted)
 		w.mu.Unlock()
 		// A concurrent action may hold the request here, on its way to Naver: a second
 		// read of the key must join it, not send its own.
@@ -122,9 +130,14 @@ func retryAfter(resp *http.Response) (time.Duration, bool) {
 // back-off after a failed request. A verification (a config write's SELF request with
 // credentials not yet stored) counts against the key's budget (README), but is not the
 // key's renewal: it neither waits out the live key's back-off nor sets it, as the plugin
-// keeps its outcome out of the live key's state. Under w.mu.
-func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool) {
-	now := w.now()
+// keeps its outcome out of the live key's state. The attempt is judged at sentAt, when
+// the plugin's budgets counted it (counted) or, for an attempt no budget counted, when it
+// reached the transport. Under w.mu.
+func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool, sentAt time.Time, counted bool) {
+	now := sentAt
+	if counted {
+		w.checkCountedAt(a, k, keyID, form, sentAt)
+	}
 	w.stats.NaverRequests++
 	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
 	w.minutely[int64(now.Sub(epoch)/time.Minute)]++
@@ -154,12 +167,44 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 	for i < len(k.attempts) && !k.attempts[i].After(cut) {
 		i++
 	}
-	k.attempts = append(k.attempts[i:], now)
+	k.attempts = insertSorted(k.attempts[i:], now)
 	if len(k.attempts) > a.perHour && a.cfgWriting == 0 {
 		// (While a config write runs, the budget may be the old one or the one written.)
 		w.violate(invKeyBudget, keyID, "app%d key %s sent %d requests within an hour; max_token_requests_per_hour is %d",
 			a.idx, keyID, len(k.attempts), a.perHour)
 	}
+}
+
+// checkCountedAt checks the instant the plugin says its budgets counted an attempt against
+// what the model saw: not later than the attempt reached the transport, not before the
+// request's signed timestamp (a new request) or the key's previous attempt (a retry, which
+// reuses the timestamp). An instant outside these would let the plugin's count be judged
+// where it was not. Under w.mu.
+func (w *world) checkCountedAt(a *app, k *keyModel, keyID string, form url.Values, at time.Time) {
+	var earliest time.Time
+	if ms, err := strconv.ParseInt(form.Get("timestamp"), 10, 64); err == nil {
+		earliest = time.UnixMilli(ms)
+	}
+	if n := len(k.attempts); n > 0 && form.Get("timestamp") == k.lastTS && k.attempts[n-1].After(earliest) {
+		earliest = k.attempts[n-1]
+	}
+	if now := w.now(); at.After(now) || at.Before(earliest) {
+		w.violate(invKeyBudget, keyID, "app%d key %s: the plugin counted an attempt at %s, outside when it can have left (%s to %s)",
+			a.idx, keyID, at.Sub(epoch), earliest.Sub(epoch), now.Sub(epoch))
+	}
+}
+
+// insertSorted adds t to the ascending times ts, keeping them ascending (attempts judged at
+// the plugin's instant may reach the model out of order).
+func insertSorted(ts []time.Time, t time.Time) []time.Time {
+	i := len(ts)
+	for i > 0 && ts[i-1].After(t) {
+		i--
+	}
+	ts = append(ts, time.Time{})
+	copy(ts[i+1:], ts[i:])
+	ts[i] = t
+	return ts
 }
 
 // servable reports whether a 200 answer carries a token that can be served (10 s of life

@@ -46,6 +46,8 @@ type testEnv struct {
 	// spreadRenewals, when set before newBackend, spreads renewals over Naver's window as in
 	// production; otherwise tokens are renewed when the window opens.
 	spreadRenewals bool
+	// now, when set before newBackend, is the backend's clock instead of clock.Now.
+	now func() time.Time
 	// logs collects every backend's log; tokens collects every token read, so the test can
 	// check that no secret or token was logged.
 	logs   syncBuffer
@@ -105,7 +107,11 @@ func (e *testEnv) newBackend() *backend {
 	if e.b != nil {
 		e.b.WaitIdle()
 	}
-	b := newBackend(backendOptions{now: e.clock.Now, transport: e.transport, renewAtWindowStart: !e.spreadRenewals})
+	now := e.clock.Now
+	if e.now != nil {
+		now = e.now
+	}
+	b := newBackend(backendOptions{now: now, transport: e.transport, renewAtWindowStart: !e.spreadRenewals})
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: &e.logs, Level: hclog.Trace})

@@ -88,10 +88,11 @@ func (g *attemptGate) wait(ctx context.Context) error {
 	}
 }
 
-// AttemptCountedAt reports when the key's and the application's budgets counted the HTTP
-// attempt of a token request that req is, for a program that runs the backend in process
-// with a shared fake clock (the simulator): another goroutine may move that clock between
-// the count and the transport, so a model of the budgets must judge the attempt at this
+// AttemptCountedAt reports when the key's budget counted the HTTP attempt of a token
+// request that req is (the instant the core was told it leaves, after the write of the
+// application's counts it waited for), for a program that runs the backend in process with
+// a shared fake clock (the simulator): another goroutine may move that clock between the
+// count and the transport, so a model of the key's budget must judge the attempt at this
 // instant, not at its own reading of the clock. False for requests the budgets do not
 // count (the connection check, a drop's question whether Naver still accepts a token).
 func AttemptCountedAt(req *http.Request) (time.Time, bool) {

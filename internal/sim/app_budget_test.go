@@ -17,7 +17,7 @@ func TestApplicationBudgetChecks(t *testing.T) {
 		for i := 0; i < n; i++ {
 			k := a.key(keyID + "x" + string(rune('a'+i%26)))
 			a.sentMinutes[w.now().Unix()/60]++ // as the transport counts what the plugin sends
-			w.checkAttempt(a, k, keyID, url.Values{"timestamp": {time.Duration(i).String()}}, false, w.now(), false)
+			w.checkAttempt(a, k, keyID, url.Values{"timestamp": {time.Duration(i).String()}}, false, arrivedNow(w))
 			w.clock.Advance(every)
 		}
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strconv"
@@ -32,25 +33,25 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, arrivedNow(w))
 		}, invBackoff},
 		{"a config write's verification 2 s after a failure", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true, arrivedNow(w))
 		}, ""},
 		{"a retry of the failed request", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			k.everFetch, k.lastOK, k.lastAt, k.lastTS = true, false, w.now().Add(-2*time.Second), "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, arrivedNow(w))
 		}, ""},
 		{"thirteenth request within an hour (the default budget is 12)", func(w *world) {
 			a := w.apps[0]
 			k := a.key("SELF|")
 			for i := 0; i < 13; i++ {
-				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0, w.now(), false)
+				w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, i%2 == 0, arrivedNow(w))
 			}
 		}, invKeyBudget},
 		{"an hour's first attempt counted before a concurrent action moved the clock", func(w *world) {
@@ -62,32 +63,46 @@ func TestChecksCatchWhatTheyState(t *testing.T) {
 			thirteenAttempts(w, false)
 		}, invKeyBudget},
 		{"an attempt counted after it reached the transport", func(w *world) {
-			a := w.apps[0]
-			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
-			w.checkAttempt(a, a.key("SELF|"), "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(time.Second), true)
+			w.checkAttempt(w.apps[0], w.apps[0].key("SELF|"), "SELF|", signedAt(w.now()), false, stampedAt(w, w.now().Add(time.Second), nil))
 		}, invKeyBudget},
-		{"an attempt counted before its request was signed", func(w *world) {
-			a := w.apps[0]
-			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
-			w.checkAttempt(a, a.key("SELF|"), "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-time.Second), true)
-		}, invKeyBudget},
-		{"a retry counted before the attempt it retries", func(w *world) {
-			a := w.apps[0]
-			k := a.key("SELF|")
-			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
-			w.clock.Advance(10 * time.Second)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now(), true)
-			w.clock.Advance(2 * time.Second)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-5*time.Second), true)
+		{"an attempt counted when it was signed", func(w *world) {
+			w.checkAttempt(w.apps[0], w.apps[0].key("SELF|"), "SELF|", signedAt(w.now()), false, stampedAt(w, w.now(), nil))
+		}, ""},
+		{"an attempt counted before it was signed", func(w *world) {
+			w.checkAttempt(w.apps[0], w.apps[0].key("SELF|"), "SELF|", signedAt(w.now()), false, stampedAt(w, w.now().Add(-time.Second), nil))
 		}, invKeyBudget},
 		{"a retry counted after its wait", func(w *world) {
+			retried(w, 0)
+		}, ""},
+		{"a retry counted within a second of the answer it follows", func(w *world) {
+			retried(w, -1500*time.Millisecond) // half a second after the answer
+		}, invKeyBudget},
+		{"a retry counted when the attempt it retries was", func(w *world) {
+			retried(w, -5*time.Second)
+		}, invKeyBudget},
+		{"a new request in the millisecond of the last answer", func(w *world) {
+			// Not a retry: another request of the plugin's, which may follow at once.
 			a := w.apps[0]
 			k := a.key("SELF|")
-			ts := strconv.FormatInt(w.now().UnixMilli(), 10)
-			w.clock.Advance(10 * time.Second)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now(), true)
-			w.clock.Advance(2 * time.Second)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {ts}}, false, w.now().Add(-time.Second), true)
+			sent := w.now()
+			w.checkAttempt(a, k, "SELF|", signedAt(sent), false, stampedAt(w, sent, context.Background()))
+			k.answeredAt = w.now()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			w.checkAttempt(a, k, "SELF|", signedAt(sent), false, stampedAt(w, sent, ctx))
+		}, ""},
+		{"attempts reaching the model out of order leave the hour in order", func(w *world) {
+			// Counted at +10 s, then one counted at +0 s; an hour and 5 s on, only the first
+			// is left in the hour: with the budget at 2, a third is allowed.
+			a := w.apps[0]
+			a.perHour = 2
+			k := a.key("SELF|")
+			start := w.now()
+			w.advanceTo(start.Add(10 * time.Second))
+			w.checkAttempt(a, k, "SELF|", signedAt(start.Add(10*time.Second)), false, stampedAt(w, start.Add(10*time.Second), nil))
+			w.checkAttempt(a, k, "SELF|", signedAt(start), false, stampedAt(w, start, nil))
+			w.advanceTo(start.Add(time.Hour + 5*time.Second))
+			w.checkAttempt(a, k, "SELF|", signedAt(w.now()), false, stampedAt(w, w.now(), nil))
 		}, ""},
 		{"client secret deep in status's keys", func(w *world) {
 			w.scanResponse(&logical.Response{Data: map[string]any{"keys": []map[string]any{
@@ -202,19 +217,44 @@ func thirteenAttempts(w *world, stamped bool) {
 	a := w.apps[0]
 	k := a.key("SELF|")
 	first := w.now()
-	ts := func(t time.Time) url.Values {
-		return url.Values{"timestamp": {strconv.FormatInt(t.Add(-5*time.Second).UnixMilli(), 10)}}
+	attempt := func(counted time.Time) {
+		at := attemptAt{arrived: w.now()}
+		if stamped {
+			at.counted, at.stamped = counted, true
+		}
+		w.checkAttempt(a, k, "SELF|", signedAt(counted), false, at)
 	}
 	w.clock.Advance(5 * time.Second)
-	judged := first
-	if !stamped {
-		judged = w.now()
-	}
-	w.checkAttempt(a, k, "SELF|", ts(first), false, judged, stamped)
+	attempt(first)
 	for i := 1; i < 12; i++ {
 		w.advanceTo(first.Add(time.Duration(i) * time.Minute))
-		w.checkAttempt(a, k, "SELF|", ts(w.now()), false, w.now(), stamped)
+		attempt(w.now())
 	}
 	w.advanceTo(first.Add(time.Hour + time.Second))
-	w.checkAttempt(a, k, "SELF|", ts(w.now()), false, w.now(), stamped)
+	attempt(w.now())
+}
+
+// signedAt is the form of a request the plugin signed with its clock at t.
+func signedAt(t time.Time) url.Values {
+	return url.Values{"timestamp": {strconv.FormatInt(t.Add(-signedBefore).UnixMilli(), 10)}}
+}
+
+// stampedAt is an attempt arriving now that the plugin counted at counted, of request req.
+func stampedAt(w *world, counted time.Time, req context.Context) attemptAt {
+	return attemptAt{arrived: w.now(), counted: counted, stamped: true, req: req}
+}
+
+// retried sends a key an attempt that fails, then its retry after a 2-second wait, counted
+// early before the retry reached the transport.
+func retried(w *world, early time.Duration) {
+	a := w.apps[0]
+	k := a.key("SELF|")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sent := w.now()
+	w.checkAttempt(a, k, "SELF|", signedAt(sent), false, stampedAt(w, sent, ctx))
+	w.clock.Advance(3 * time.Second) // latency
+	k.answeredAt = w.now()
+	w.clock.Advance(2 * time.Second) // the wait before the retry
+	w.checkAttempt(a, k, "SELF|", signedAt(sent), false, stampedAt(w, w.now().Add(early), ctx))
 }

@@ -44,23 +44,23 @@ func TestNaverViewChecks(t *testing.T) {
 			k := a.key("SELF|")
 			k.raAt, k.raUntil = w.now().Add(-30*time.Second), w.now().Add(60*time.Second)
 			k.lastTS = "1"
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, arrivedNow(w))
 		}, invRetryAfter},
 		{"a request as the Retry-After ends", func(w *world, a *app) {
 			k := a.key("SELF|")
 			k.raAt, k.raUntil = w.now().Add(-90*time.Second), w.now()
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, arrivedNow(w))
 		}, ""},
 		{"a request within a Retry-After the plugin forgot in a restart", func(w *world, a *app) {
 			k := a.key("SELF|")
 			k.raAt, k.raUntil = w.now().Add(-30*time.Second), w.now().Add(60*time.Second)
 			k.reset(w.now())
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, arrivedNow(w))
 		}, ""},
 		{"a config write's verification within the key's Retry-After", func(w *world, a *app) {
 			k := a.key("SELF|")
 			k.raAt, k.raUntil = w.now().Add(-30*time.Second), w.now().Add(60*time.Second)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, true, arrivedNow(w))
 		}, ""},
 		{"a token in the window, known, and the read waited for a new one", func(w *world, a *app) {
 			w.checkServedAtOnce(a, "r1", seller, readExpectation{atOnce: "old", left: 20 * time.Minute}, "new")
@@ -71,9 +71,9 @@ func TestNaverViewChecks(t *testing.T) {
 		{"two reads of one key at once sent two requests", func(w *world, a *app) {
 			w.pair = &readPair{app: 0, key: "SELF|"}
 			k := a.key("SELF|")
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, w.now(), false)
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, w.now(), false) // a retry
-			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, w.now(), false)
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, arrivedNow(w))
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"1"}}, false, arrivedNow(w)) // a retry
+			w.checkAttempt(a, k, "SELF|", url.Values{"timestamp": {"2"}}, false, arrivedNow(w))
 			if w.pair.requests > 1 {
 				w.violate(invOneFlight, "pair", "two requests")
 			}

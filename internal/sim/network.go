@@ -26,17 +26,12 @@ type transport struct{ a *app }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, w := t.a, t.a.w
-	// The budgets count an attempt when the plugin lets it leave; a concurrent action may
-	// have moved the shared clock since, so the model judges it at that instant (checked
-	// against what the request itself shows, in checkAttempt).
-	sentAt, counted := w.now(), false
-	if at, ok := navercommerce.AttemptCountedAt(req); ok {
-		sentAt, counted = at, true
-	}
+	at := attemptAt{arrived: w.now(), req: req.Context()}
+	at.counted, at.stamped = navercommerce.AttemptCountedAt(req)
 	if isTokenPath(req.URL.Path) {
 		// Counted before anything else: the plugin counts a request before it sends it.
 		w.mu.Lock()
-		a.sentMinutes[sentAt.Unix()/60]++
+		a.sentMinutes[at.arrived.Unix()/60]++
 		w.mu.Unlock()
 	}
 	if err := req.Context().Err(); err != nil {
@@ -68,7 +63,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Judged as the plugin sends it: a restart while it is held below forgets it
 		// with the rest of the old backend's counts.
 		verification = a.verifying
-		w.checkAttempt(a, k, keyID, form, verification, sentAt, counted)
+		w.checkAttempt(a, k, keyID, form, verification, at)
 		w.mu.Unlock()
 		// A concurrent action may hold the request here, on its way to Naver: a second
 		// read of the key must join it, not send its own.
@@ -79,6 +74,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if isToken {
 		w.mu.Lock()
 		k.inFlight--
+		k.answeredAt = w.now()
 		if !verification {
 			k.lastAt = w.now()
 			k.lastOK, k.lastError = false, "no answer"
@@ -126,21 +122,39 @@ func retryAfter(resp *http.Response) (time.Duration, bool) {
 	return time.Duration(n) * time.Second, true
 }
 
+// attemptAt is when an attempt of a token request happened, as the simulator can tell.
+type attemptAt struct {
+	// arrived: when it reached the transport.
+	arrived time.Time
+	// counted: when the plugin's budgets counted it (navercommerce.AttemptCountedAt), if
+	// stamped. A concurrent action may move the shared clock between that and arrived.
+	counted time.Time
+	stamped bool
+	// req is the plugin's request: its retries carry the same context.
+	req context.Context
+}
+
+// arrivedNow is an attempt the plugin did not stamp, arriving at w's clock (tests).
+func arrivedNow(w *world) attemptAt { return attemptAt{arrived: w.now()} }
+
 // checkAttempt records one HTTP attempt of key k, checking the key's budget and its
 // back-off after a failed request. A verification (a config write's SELF request with
 // credentials not yet stored) counts against the key's budget (README), but is not the
 // key's renewal: it neither waits out the live key's back-off nor sets it, as the plugin
-// keeps its outcome out of the live key's state. The attempt is judged at sentAt, when
-// the plugin's budgets counted it (counted) or, for an attempt no budget counted, when it
-// reached the transport. Under w.mu.
-func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool, sentAt time.Time, counted bool) {
-	now := sentAt
-	if counted {
-		w.checkCountedAt(a, k, keyID, form, sentAt)
+// keeps its outcome out of the live key's state. The key's promises (its budget, back-off,
+// Retry-After) are judged when the plugin counted the attempt, once checkCountedAt found
+// that instant possible; the application's, whose window has a minute of slack, when it
+// arrived. Under w.mu.
+func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values, verification bool, at attemptAt) {
+	now := at.arrived
+	if at.stamped {
+		w.checkCountedAt(a, k, keyID, form, at)
+		now = at.counted
 	}
+	k.sentReq = at.req
 	w.stats.NaverRequests++
-	w.hourly[int64(a.idx)<<40|now.Unix()/3600]++
-	w.minutely[int64(now.Sub(epoch)/time.Minute)]++
+	w.hourly[int64(a.idx)<<40|at.arrived.Unix()/3600]++
+	w.minutely[int64(at.arrived.Sub(epoch)/time.Minute)]++
 	w.fragments.add(form.Get("client_secret_sign"))
 	if ts := form.Get("timestamp"); ts != k.lastTS && !verification {
 		// A new request, not a retry of the last one.
@@ -161,7 +175,7 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 	if verification && now.Sub(a.lastTokenStorageFault) < time.Minute {
 		w.noteKey(fmt.Sprint(a.idx)+"|"+keyID, noteVerifyAfterFault)
 	}
-	w.checkAppBudget(a, keyID, now)
+	w.checkAppBudget(a, keyID, at.arrived)
 	cut := now.Add(-time.Hour)
 	i := 0
 	for i < len(k.attempts) && !k.attempts[i].After(cut) {
@@ -176,23 +190,27 @@ func (w *world) checkAttempt(a *app, k *keyModel, keyID string, form url.Values,
 }
 
 // checkCountedAt checks the instant the plugin says its budgets counted an attempt against
-// what the model saw: not later than the attempt reached the transport, not before the
-// request's signed timestamp (a new request) or the key's previous attempt (a retry, which
-// reuses the timestamp). An instant outside these would let the plugin's count be judged
-// where it was not. Under w.mu.
-func (w *world) checkCountedAt(a *app, k *keyModel, keyID string, form url.Values, at time.Time) {
+// what the model saw, so that a plugin cannot hide an attempt from its budget by stamping
+// it early: not after the attempt reached the transport; for a new request, not before the
+// plugin's clock read when it signed it (its timestamp is signedBefore earlier); for a
+// retry (the same request again), not before its wait after the last attempt's answer
+// (the simulator's RetryWait moves the clock at least a second). Under w.mu.
+func (w *world) checkCountedAt(a *app, k *keyModel, keyID string, form url.Values, at attemptAt) {
 	var earliest time.Time
-	if ms, err := strconv.ParseInt(form.Get("timestamp"), 10, 64); err == nil {
-		earliest = time.UnixMilli(ms)
+	if at.req != nil && at.req == k.sentReq {
+		earliest = k.answeredAt.Add(time.Second)
+	} else if ms, err := strconv.ParseInt(form.Get("timestamp"), 10, 64); err == nil {
+		earliest = time.UnixMilli(ms).Add(signedBefore)
 	}
-	if n := len(k.attempts); n > 0 && form.Get("timestamp") == k.lastTS && k.attempts[n-1].After(earliest) {
-		earliest = k.attempts[n-1]
-	}
-	if now := w.now(); at.After(now) || at.Before(earliest) {
+	if at.counted.After(at.arrived) || at.counted.Before(earliest) {
 		w.violate(invKeyBudget, keyID, "app%d key %s: the plugin counted an attempt at %s, outside when it can have left (%s to %s)",
-			a.idx, keyID, at.Sub(epoch), earliest.Sub(epoch), now.Sub(epoch))
+			a.idx, keyID, at.counted.Sub(epoch), earliest.Sub(epoch), at.arrived.Sub(epoch))
 	}
 }
+
+// signedBefore is how far in the past the plugin's signed timestamp is (client.go,
+// signingSkew: Naver refuses timestamps from its future).
+const signedBefore = 5 * time.Second
 
 // insertSorted adds t to the ascending times ts, keeping them ascending (attempts judged at
 // the plugin's instant may reach the model out of order).

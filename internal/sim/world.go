@@ -345,16 +345,20 @@ func (a *app) names(id string) bool {
 
 // keyModel is what the simulator saw of one key's requests to Naver.
 type keyModel struct {
-	idx       int         // its place in app.inUseEnds
-	attempts  []time.Time // since the last restart or credential change, for the budget
-	inFlight  int
-	lastTS    string    // timestamp of the last fetch (retries reuse it)
-	lastAt    time.Time // when its last attempt ended
-	lastOK    bool      // its last attempt gave a servable token
-	lastError string
-	resetAt   time.Time // restart, credential change or drop: back-off and budget start over
-	everFetch bool
-	lastRead  time.Time // when a read through a role last started
+	idx      int         // its place in app.inUseEnds
+	attempts []time.Time // since the last restart or credential change, for the budget
+	inFlight int
+	lastTS   string // timestamp of the last fetch (retries reuse it)
+	// Of its last attempt, verifications too: the plugin's request (its retries carry the
+	// same context) and when its answer (or error) came back.
+	sentReq    context.Context
+	answeredAt time.Time
+	lastAt     time.Time // when its last attempt ended
+	lastOK     bool      // its last attempt gave a servable token
+	lastError  string
+	resetAt    time.Time // restart, credential change or drop: back-off and budget start over
+	everFetch  bool
+	lastRead   time.Time // when a read through a role last started
 	// Naver's Retry-After: its last answer asking the key to wait (raAt) until raUntil;
 	// raReset is when the plugin may have forgotten it (a restart, new credentials).
 	raAt, raUntil, raReset time.Time

@@ -50,7 +50,7 @@ var Invariants = []struct{ Name, Statement string }{
 	{invOwnAccount, "a role's read returns a token of its own client, type and account"},
 	{invNaverCompliant, "the emulator records no needless, concurrent or non-compliant request and no penalty; the application stays under Naver's hourly limit (one request is excused for a key whose new token a restart lost because storing it had failed)"},
 	{invOneFlight, "at most one token request per key is in flight at a time"},
-	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started)"},
+	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started), each at the instant the plugin counted it, which must lie between when the model saw the request signed (or, for a retry, a second after the last answer) and when it reached the network"},
 	{invBackoff, "after a failed request (or an answer whose token cannot be served) a key waits at least 5 s before asking again"},
 	{invStaleWarned, "a token served while the key's last request failed, and the token is in Naver's 30-minute window, carries a warning"},
 	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds; a read through a many-seller role refused for max_new_accounts_per_hour (at any time) finds that many accounts refused by Naver in the hour before"},

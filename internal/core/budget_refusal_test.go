@@ -92,3 +92,28 @@ func TestAnIdleRunDuringAClockStepBackKeepsTheApplicationBudget(t *testing.T) {
 		t.Fatalf("a 5th request reached Naver 11 minutes after 4, over max_application_requests_per_hour=4 (err %v)", err)
 	}
 }
+
+// A key's attempt counts from when it leaves, not from when the core decided it: the
+// write of the application's counts it waited for took 10 s, so an hour after the
+// decision the attempt is still in the key's hour, and it leaves that hour 10 s later.
+func TestAKeysAttemptCountsFromWhenItLeaves(t *testing.T) {
+	h := newHarness(t)
+	h.holdCounts = true
+	decided := h.now
+	id := h.readAsync("ncp_1")
+	h.drain()
+	h.now = h.now.Add(10 * time.Second)
+	h.holdCounts = false
+	h.release()
+	h.drain()
+	if _, ok := h.served[id]; !ok {
+		t.Fatalf("the read was not served: %v", h.failed[id])
+	}
+	log := &h.m.key(Key{ClientID: "app", Type: TypeSeller, AccountID: "ncp_1"}).log
+	if n, _ := log.since(decided.Add(time.Hour+5*time.Second), time.Hour); n != 1 {
+		t.Errorf("an hour and 5 s after the decision, %d attempts in the key's hour; want 1 (it left at +10 s)", n)
+	}
+	if n, _ := log.since(decided.Add(time.Hour+10*time.Second), time.Hour); n != 0 {
+		t.Errorf("an hour after it left, %d attempts in the key's hour; want 0", n)
+	}
+}

@@ -111,6 +111,9 @@ func (h *harness) effect(e Effect) {
 		}
 		delete(h.pendingSends, e.Req)
 		if e.Go {
+			// As the plugin does: the attempt leaves now (the write it waited for took a
+			// while since the core decided it).
+			h.then(AttemptSending{Now: h.now, Req: e.Req})
 			h.answer(e.Req, k)
 		} else {
 			h.then(Answer{Now: h.now, Req: e.Req, Err: e.Err, NotSent: true})

@@ -86,6 +86,8 @@ type backendOptions struct {
 	retryWait func(time.Duration)
 	// digest, when set, replaces bcrypt in signatures (Options.SignatureDigest).
 	digest SignatureDigest
+	// storeAtOnce: Options.StoreNewTokensAtOnce.
+	storeAtOnce bool
 }
 
 // Factory creates a mount of the secrets engine; Vault calls it once per mount.
@@ -129,6 +131,9 @@ func newBackend(opts backendOptions) *backend {
 	checkRoleNamesEverywhere(b.Backend.Paths)
 	b.metrics = newMetrics()
 	b.tokens = newTokenCache(b.now, nil, core.Options{RenewAtWindowStart: opts.renewAtWindowStart})
+	if opts.storeAtOnce {
+		b.tokens.leaseFirst = 0
+	}
 	b.tokens.metrics = b.metrics
 	return b
 }

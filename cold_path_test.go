@@ -154,7 +154,7 @@ func TestColdReadStoragePath(t *testing.T) {
 
 // With a slow storage round trip (a slow Raft write), a new seller's first read waits for
 // two (the stored entry's read, the application's count), not three, and the count's
-// write overlaps signing: the new token is stored while Vault answers.
+// write overlaps signing: the new token is stored after Vault is answered.
 func TestColdReadWaitsForTwoStorageRoundTrips(t *testing.T) {
 	const latency = 100 * time.Millisecond
 	// Signing is slow under the race detector: measure it. The emulator checks the

@@ -23,6 +23,10 @@ type Options struct {
 	// whose request count makes bcrypt most of its cost; the emulator must be given the same
 	// function. Real Naver accepts only bcrypt: never set it against a real gateway.
 	SignatureDigest SignatureDigest
+	// StoreNewTokensAtOnce writes a token reads waited for as soon as they are answered,
+	// without holding it for the reads' lease writes (leaseFirstDelay): for a simulation,
+	// whose storage is memory and whose steps would each wait the hold out in real time.
+	StoreNewTokensAtOnce bool
 }
 
 // Backend is one mount of the secrets engine, made by New.
@@ -37,7 +41,7 @@ type Backend interface {
 // New creates and sets up a mount of the secrets engine with opts; Factory is New with
 // the zero Options.
 func New(ctx context.Context, conf *logical.BackendConfig, opts Options) (Backend, error) {
-	b := newBackend(backendOptions{now: opts.Now, transport: opts.Transport, retryWait: opts.RetryWait, digest: opts.SignatureDigest})
+	b := newBackend(backendOptions{now: opts.Now, transport: opts.Transport, retryWait: opts.RetryWait, digest: opts.SignatureDigest, storeAtOnce: opts.StoreNewTokensAtOnce})
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}

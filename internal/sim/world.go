@@ -539,6 +539,10 @@ func (a *app) start() {
 		// Retry waits carry the client's random jitter; rounded up to whole seconds they
 		// are the same on every replay (max_retries ≤ 2 in the mix: waits under 1 s).
 		RetryWait: func(d time.Duration) { a.w.clock.Advance((d + time.Second - 1) / time.Second * time.Second) },
+		// The hold before a new token's write is real time, which the simulation's steps
+		// would each wait out (160,850 key-days a minute became 8,990). A write in flight
+		// for any length, and a crash that loses it, are the model checker's ("restart").
+		StoreNewTokensAtOnce: true,
 	}
 	if a.w.p.FastSignatures {
 		opts.SignatureDigest = fastDigest

@@ -129,8 +129,15 @@ func (e *env) sellers(dataDir string) (*sellersResult, error) {
 	return res, nil
 }
 
+// quietRaft is the pause before each read of the first-read phase, so that each starts with
+// Raft's log idle: the plugin writes a new token 20 ms after the read it answered (after
+// that read's lease), and back to back that write would land in the next read measured,
+// a first read or the no-op read it is compared with, whichever came next.
+const quietRaft = 50 * time.Millisecond
+
 // sellersFirstReads reads n new sellers once each (leased), each beside a no-op read of the
-// same seller and a raw signed request to the emulator for another new account.
+// same seller and a raw signed request to the emulator for another new account, each read
+// after a pause (quietRaft).
 func (e *env) sellersFirstReads(res *sellersResult, n int) error {
 	logf("sellers: %d first reads of new sellers, each beside a no-op read and a raw upstream request", n)
 	// One request first, so the raw requests reuse a kept-alive connection as the plugin does.
@@ -140,11 +147,13 @@ func (e *env) sellersFirstReads(res *sellersResult, n int) error {
 	var first, noop, rtt, sign []time.Duration
 	for i := range n {
 		acct := sellerAccount(i)
+		time.Sleep(quietRaft)
 		d, err := e.timedRead("navercommerce/token/"+sellersRole+"/"+acct, leased)
 		if err != nil {
 			return err
 		}
 		first = append(first, d)
+		time.Sleep(quietRaft)
 		if d, err = e.timedRead("noop/token/"+sellersRole+"/"+acct, leased); err != nil {
 			return err
 		}

@@ -1,0 +1,150 @@
+package navercommerce
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// putTimes records when each write of a token entry began.
+type putTimes struct {
+	logical.Storage
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *putTimes) Put(ctx context.Context, entry *logical.StorageEntry) error {
+	if strings.HasPrefix(entry.Key, tokenStoragePrefix) {
+		s.mu.Lock()
+		s.times = append(s.times, time.Now())
+		s.mu.Unlock()
+	}
+	return s.Storage.Put(ctx, entry)
+}
+
+func (s *putTimes) take() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.times
+	s.times = nil
+	return out
+}
+
+// withinOrFatal runs f and fails the test if it has not returned within limit.
+func withinOrFatal(t *testing.T, limit time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("%s did not return within %s", what, limit)
+	}
+}
+
+// The new token a read waited for is written after Vault has had time to write the read's
+// lease: on Raft the lease's write then goes first, and the read does not wait for the
+// token's.
+func TestNewTokenIsWrittenAfterTheReadsLease(t *testing.T) {
+	const held = 150 * time.Millisecond
+	env, _ := coldEnv(t, 0)
+	pt := &putTimes{Storage: env.storage}
+	env.storage = pt
+	env.b.tokens.leaseFirst = held
+	start := time.Now()
+	env.readToken("sellers/ncp_new_seller")
+	answered := time.Since(start)
+	env.b.WaitIdle()
+	puts := pt.take()
+	if len(puts) != 1 {
+		t.Fatalf("%d writes of token entries, want 1", len(puts))
+	}
+	// The hold begins as the read is answered, before the answer reaches the caller.
+	if waited := puts[0].Sub(start); waited < held {
+		t.Errorf("the token's write began %s after the read began (answered after %s), want at least %s", waited, answered, held)
+	}
+	if answered >= held {
+		t.Errorf("the read was answered after %s: it waited for the token's write held %s", answered, held)
+	}
+	if env.storedToken("SELLER", "ncp_new_seller") == nil {
+		t.Error("the token was not stored")
+	}
+}
+
+// A reload, seal or leader change (Vault cleans the backend up) ends the hold at once: the
+// token is in storage for the next process, and the cleanup does not wait the hold out.
+func TestCleanupWritesAHeldTokenAtOnce(t *testing.T) {
+	env, _ := coldEnv(t, 0)
+	env.b.tokens.leaseFirst = time.Hour
+	served := env.readToken("new").Data[fieldAccessToken]
+	withinOrFatal(t, 10*time.Second, "Cleanup with a token's write held an hour", func() {
+		env.b.Cleanup(context.Background())
+	})
+	env.b = nil
+	env.b = env.newBackend()
+	if got := env.readToken("new").Data[fieldAccessToken]; got != served {
+		t.Error("after the restart another token is served")
+	}
+	if n := env.requestsFor("SELLER", testAccount); n != 1 {
+		t.Errorf("%d token requests for the key, want 1", n)
+	}
+	env.assertCompliant()
+}
+
+// Only writes of tokens a read was answered with are held: a background renewal's, a
+// read served from memory's and a drop's are written at once.
+func TestOnlyTokensReadsWaitedForAreHeld(t *testing.T) {
+	env, _ := coldEnv(t, 0)
+	env.b.tokens.leaseFirst = 0
+	first := env.readToken("new").Data[fieldAccessToken]
+	env.b.WaitIdle()
+	env.b.tokens.leaseFirst = time.Hour
+
+	// Served from memory: nothing written, nothing held.
+	withinOrFatal(t, 10*time.Second, "a read from memory and WaitIdle", func() {
+		env.readToken("new")
+		env.b.WaitIdle()
+	})
+	// A background renewal, in Naver's window.
+	env.clock.Advance(2*time.Hour + 35*time.Minute)
+	withinOrFatal(t, 10*time.Second, "a background renewal's write", func() {
+		env.periodic(context.Background())
+		env.b.WaitIdle()
+	})
+	renewed := env.storedToken("SELLER", testAccount)
+	if renewed == nil || renewed.AccessToken == first {
+		t.Fatal("the background renewal's token was not stored")
+	}
+	// A drop's fact.
+	withinOrFatal(t, 10*time.Second, "a drop", func() {
+		env.deleteToken("new", false)
+		env.b.WaitIdle()
+	})
+	env.b.tokens.leaseFirst = 0 // the cleanup at the end
+}
+
+// Both READMEs state the hold the plugin uses.
+func TestReadmesStateTheHoldBeforeANewTokensWrite(t *testing.T) {
+	ms := leaseFirstDelay.Milliseconds()
+	for file, want := range map[string]string{
+		"README.md":    fmt.Sprintf("its write is held %d ms", ms),
+		"README.ko.md": fmt.Sprintf("토큰 쓰기를 %dms 미루므로", ms),
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(strings.Fields(string(b)), " "); !strings.Contains(text, want) {
+			t.Errorf("%s does not say %q", file, want)
+		}
+	}
+}

@@ -29,6 +29,11 @@ type Options struct {
 	StoreNewTokensAtOnce bool
 }
 
+// SignedTimestampSkew is how far before the backend's clock the timestamp it signs is
+// (Naver refuses timestamps from its future): a driver that bounds when a request can have
+// been made by its signed timestamp needs it.
+const SignedTimestampSkew = signingSkew
+
 // Backend is one mount of the secrets engine, made by New.
 type Backend interface {
 	logical.Backend

@@ -208,9 +208,8 @@ func (w *world) checkCountedAt(a *app, k *keyModel, keyID string, form url.Value
 	}
 }
 
-// signedBefore is how far in the past the plugin's signed timestamp is (client.go,
-// signingSkew: Naver refuses timestamps from its future).
-const signedBefore = 5 * time.Second
+// signedBefore is how far in the past the plugin's signed timestamp is.
+const signedBefore = navercommerce.SignedTimestampSkew
 
 // insertSorted adds t to the ascending times ts, keeping them ascending (attempts judged at
 // the plugin's instant may reach the model out of order).

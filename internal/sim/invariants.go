@@ -24,6 +24,7 @@ const (
 	invNaverCompliant  = "naver-compliant"           // Naver records no needless, concurrent or non-compliant request, and no penalty
 	invOneFlight       = "one-request-per-key"       // at most one token request per key is in flight
 	invKeyBudget       = "key-budget"                // no key sends more than max_token_requests_per_hour in any hour (since a restart)
+	invCountedWhenSent = "counted-when-sent"         // the plugin counts each attempt at an instant it can have left at
 	invBackoff         = "backoff"                   // after a failed request a key waits at least 5 s before asking again
 	invStaleWarned     = "stale-warned"              // a token served while its renewal is failing carries a warning
 	invRecovers        = "recovers"                  // 65 minutes after every fault ended, a read of a healthy role succeeds
@@ -50,7 +51,8 @@ var Invariants = []struct{ Name, Statement string }{
 	{invOwnAccount, "a role's read returns a token of its own client, type and account"},
 	{invNaverCompliant, "the emulator records no needless, concurrent or non-compliant request and no penalty; the application stays under Naver's hourly limit (one request is excused for a key whose new token a restart lost because storing it had failed)"},
 	{invOneFlight, "at most one token request per key is in flight at a time"},
-	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started), each at the instant the plugin counted it, which must lie between when the model saw the request signed (or, for a retry, a second after the last answer) and when it reached the network"},
+	{invKeyBudget, "no key sends more HTTP requests than max_token_requests_per_hour in any sliding hour (counted since the plugin started), each at the instant the plugin counted it (see counted-when-sent)"},
+	{invCountedWhenSent, "the instant the plugin says a key's budget counted an attempt (AttemptCountedAt) lies between when the model saw the request signed (its timestamp + 5 s; for a retry, a second after the last answer) and when it reached the network: a plugin cannot hide an attempt from the key's budget by counting it early"},
 	{invBackoff, "after a failed request (or an answer whose token cannot be served) a key waits at least 5 s before asking again"},
 	{invStaleWarned, "a token served while the key's last request failed, and the token is in Naver's 30-minute window, carries a warning"},
 	{invRecovers, "65 minutes after every fault ended, a read of a healthy role with valid credentials succeeds; a read through a many-seller role refused for max_new_accounts_per_hour (at any time) finds that many accounts refused by Naver in the hour before"},

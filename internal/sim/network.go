@@ -203,7 +203,7 @@ func (w *world) checkCountedAt(a *app, k *keyModel, keyID string, form url.Value
 		earliest = time.UnixMilli(ms).Add(signedBefore)
 	}
 	if at.counted.After(at.arrived) || at.counted.Before(earliest) {
-		w.violate(invKeyBudget, keyID, "app%d key %s: the plugin counted an attempt at %s, outside when it can have left (%s to %s)",
+		w.violate(invCountedWhenSent, keyID, "app%d key %s: the plugin counted an attempt at %s, outside when it can have left (%s to %s)",
 			a.idx, keyID, at.counted.Sub(epoch), earliest.Sub(epoch), at.arrived.Sub(epoch))
 	}
 }

@@ -86,7 +86,7 @@ func TestCleanupWritesAHeldTokenAtOnce(t *testing.T) {
 	env, _ := coldEnv(t, 0)
 	env.b.tokens.leaseFirst = time.Hour
 	served := env.readToken("new").Data[fieldAccessToken]
-	withinOrFatal(t, 10*time.Second, "Cleanup with a token's write held an hour", func() {
+	withinOrFatal(t, time.Second, "Cleanup with a token's write held an hour", func() {
 		env.b.Cleanup(context.Background())
 	})
 	env.b = nil
@@ -100,8 +100,8 @@ func TestCleanupWritesAHeldTokenAtOnce(t *testing.T) {
 	env.assertCompliant()
 }
 
-// Only writes of tokens a read was answered with are held: a background renewal's, a
-// read served from memory's and a drop's are written at once.
+// Only writes of tokens a leased read was answered with are held: a background renewal's,
+// a read served from memory's and a force drop's fact are written at once.
 func TestOnlyTokensReadsWaitedForAreHeld(t *testing.T) {
 	env, _ := coldEnv(t, 0)
 	env.b.tokens.leaseFirst = 0
@@ -124,12 +124,41 @@ func TestOnlyTokensReadsWaitedForAreHeld(t *testing.T) {
 	if renewed == nil || renewed.AccessToken == first {
 		t.Fatal("the background renewal's token was not stored")
 	}
-	// A drop's fact.
-	withinOrFatal(t, 10*time.Second, "a drop", func() {
-		env.deleteToken("new", false)
+	// A force drop's fact (a drop of a token Naver still accepts writes nothing).
+	pt := &putTimes{Storage: env.storage}
+	env.storage = pt
+	withinOrFatal(t, 10*time.Second, "a force drop", func() {
+		env.deleteToken("new", true)
 		env.b.WaitIdle()
 	})
+	if len(pt.take()) == 0 {
+		t.Error("the force drop wrote no fact: this step checks nothing")
+	}
 	env.b.tokens.leaseFirst = 0 // the cleanup at the end
+}
+
+// A lease-free read (lease=false) writes no lease: its new token is written at once, not
+// held for nothing (a crash within a hold would lose it for no gain).
+func TestALeaseFreeReadsTokenIsWrittenAtOnce(t *testing.T) {
+	const held = 300 * time.Millisecond
+	env, _ := coldEnv(t, 0)
+	env.mustWrite("roles/free", map[string]any{"type": "SELLER", "account_id": "ncp_free_seller", "lease": false})
+	pt := &putTimes{Storage: env.storage}
+	env.storage = pt
+	env.b.tokens.leaseFirst = held
+	resp := env.readToken("free")
+	answered := time.Now()
+	if resp.Secret != nil {
+		t.Fatal("the lease-free role's read has a lease")
+	}
+	env.b.WaitIdle()
+	puts := pt.take()
+	if len(puts) != 1 {
+		t.Fatalf("%d writes of token entries, want 1", len(puts))
+	}
+	if d := puts[0].Sub(answered); d > held/2 {
+		t.Errorf("a lease-free read's token was written %s after the answer: held for a lease that does not exist", d.Round(time.Millisecond))
+	}
 }
 
 // Both READMEs state the hold the plugin uses.

@@ -202,7 +202,7 @@ func (b *backend) readToken(ctx context.Context, req *logical.Request, name stri
 	if role.manySellers() {
 		newAccounts = role.newAccountsPerHour()
 	}
-	res, err := b.tokens.readToken(ctx, req.Storage, key, name, role.minLife(), newAccounts)
+	res, err := b.tokens.readToken(ctx, req.Storage, key, name, role.minLife(), newAccounts, !role.NoLease)
 	if err != nil {
 		b.metrics.tokenRead(readFailed)
 		return nil, tokenRequestError(what, err, role.manySellers())

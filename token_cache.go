@@ -56,7 +56,7 @@ type tokenCache struct {
 	ids atomic.Uint64
 	// Who waits for which effect.
 	waitMu   sync.Mutex
-	reads    map[core.ReadID]chan core.Effect
+	reads    map[core.ReadID]readWaiter
 	drops    map[core.DropID]chan core.DropDone
 	verifies map[core.VerifyID]chan core.VerifyDone
 	attempts map[core.ReqID]chan core.AttemptVerdict
@@ -92,7 +92,7 @@ func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &tokenCache{
 		now: now, logger: logger, ctx: ctx, cancel: cancel, m: core.New(opts),
-		configs: map[string]*configState{}, reads: map[core.ReadID]chan core.Effect{},
+		configs: map[string]*configState{}, reads: map[core.ReadID]readWaiter{},
 		drops: map[core.DropID]chan core.DropDone{}, verifies: map[core.VerifyID]chan core.VerifyDone{},
 		attempts: map[core.ReqID]chan core.AttemptVerdict{}, storeLocks: locksutil.CreateLocks(),
 		sweptSums: sweptSums{byID: map[core.StoreID]sweptEntry{}, byName: map[string]sweptEntry{}}, sweptSeed: maphash.MakeSeed(),
@@ -101,14 +101,14 @@ func newTokenCache(now func() time.Time, logger hclog.Logger, opts core.Options)
 	return c
 }
 
-// leaseFirstDelay is how long the write of a new token that reads waited for is held after
-// they are answered. On integrated storage (Raft) every write is an apply synced to disk,
-// one batch at a time: written at once, the token's apply is under way when Vault writes
-// the read's lease, and the read waits for both (a new seller's first read measured 1.31x
-// of a read of a no-op plugin + signing + Naver's round trip; held, 1.16x). Held, the
-// lease goes first and the token's write follows it. The cost: a crash (not a reload,
-// seal or leader change, which end the wait at once) within these milliseconds loses the
-// token, as a crash within the write itself always could; the README documents both.
+// leaseFirstDelay is how long the write of a new token that leased reads waited for is held
+// after they are answered. On integrated storage (Raft) every write is an apply synced to
+// disk, one batch at a time: written at once, the token's apply is under way when Vault
+// writes the read's lease, and the read waits for both. Held, the lease goes first and the
+// token's write follows it (docs/decisions.md, "a new token a read waited for": the
+// figures, and how small the gain is). The cost: a crash (not a reload, seal or leader
+// change, which end the wait at once) within these milliseconds loses the token, as a
+// crash within the write itself always could; the README documents both.
 // Wall-clock time, not the backend's clock: it orders real storage writes.
 const leaseFirstDelay = 20 * time.Millisecond
 
@@ -143,11 +143,17 @@ func (c *tokenCache) view(f func(m *core.Machine)) {
 }
 
 func (c *tokenCache) dispatch(s logical.Storage, effects []core.Effect) {
-	// Tokens Naver just issued to reads answered in this batch: their writes yield to the
-	// reads' lease writes.
+	// Tokens Naver just issued to leased reads answered in this batch: their writes yield
+	// to the reads' lease writes (a lease-free read writes none: nothing to wait for).
 	var answered map[string]bool
 	for _, e := range effects {
 		if e, ok := e.(core.Serve); ok && e.Fetched && e.Token != nil {
+			c.waitMu.Lock()
+			leased := c.reads[e.Read].leased
+			c.waitMu.Unlock()
+			if !leased {
+				continue
+			}
 			if answered == nil {
 				answered = map[string]bool{}
 			}
@@ -271,12 +277,19 @@ func (c *tokenCache) goWork(f func()) { c.work.goTracked(f) }
 
 func (c *tokenCache) answerRead(id core.ReadID, e core.Effect) {
 	c.waitMu.Lock()
-	ch := c.reads[id]
+	w := c.reads[id]
 	delete(c.reads, id)
 	c.waitMu.Unlock()
-	if ch != nil {
-		ch <- e
+	if w.ch != nil {
+		w.ch <- e
 	}
+}
+
+// readWaiter is a read waiting for the core's answer; leased: Vault will write a lease for
+// it (the role's lease is not false), which a new token's write then waits for.
+type readWaiter struct {
+	ch     chan core.Effect
+	leased bool
 }
 
 // attemptChan is request id's channel of verdicts on its attempts (made on first use, by
@@ -315,11 +328,11 @@ func (r readResult) warning() string {
 // readToken is a token read of key through role: what the core decides, once decided.
 // minLife is the role's min_remaining_ttl; newAccounts its bound on accounts without a
 // token (a many-seller role's read; 0 otherwise).
-func (c *tokenCache) readToken(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, newAccounts int) (readResult, error) {
+func (c *tokenCache) readToken(ctx context.Context, s logical.Storage, key tokenKey, role string, minLife time.Duration, newAccounts int, leased bool) (readResult, error) {
 	id := core.ReadID(c.ids.Add(1))
 	ch := make(chan core.Effect, 1)
 	c.waitMu.Lock()
-	c.reads[id] = ch
+	c.reads[id] = readWaiter{ch: ch, leased: leased}
 	c.waitMu.Unlock()
 	c.step(s, core.Read{Now: c.now(), ID: id, Key: key, Role: role, MinLife: minLife, NewAccountsPerHour: newAccounts})
 	var e core.Effect

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/navercommerce/vault-plugin-secrets-navercommerce/navercommercetest"
 )
 
 // putTimes records when each write of a token entry began.
@@ -140,7 +141,7 @@ func TestOnlyTokensReadsWaitedForAreHeld(t *testing.T) {
 // A lease-free read (lease=false) writes no lease: its new token is written at once, not
 // held for nothing (a crash within a hold would lose it for no gain).
 func TestALeaseFreeReadsTokenIsWrittenAtOnce(t *testing.T) {
-	const held = 300 * time.Millisecond
+	const held = 2 * time.Second // a loaded machine may start an unheld write late
 	env, _ := coldEnv(t, 0)
 	env.mustWrite("roles/free", map[string]any{"type": "SELLER", "account_id": "ncp_free_seller", "lease": false})
 	pt := &putTimes{Storage: env.storage}
@@ -175,5 +176,58 @@ func TestReadmesStateTheHoldBeforeANewTokensWrite(t *testing.T) {
 		if text := strings.Join(strings.Fields(string(b)), " "); !strings.Contains(text, want) {
 			t.Errorf("%s does not say %q", file, want)
 		}
+	}
+}
+
+// A leased read and a lease-free read joined on one request: the leased read's lease is
+// written, so the token's write must still be held, whichever read's Serve comes last.
+func TestALeasedReadJoinedByALeaseFreeOneHoldsTheToken(t *testing.T) {
+	for _, order := range []string{"leased-first", "free-first"} {
+		t.Run(order, func(t *testing.T) {
+			const held = 300 * time.Millisecond
+			env, _ := coldEnv(t, 0)
+			env.mustWrite("roles/free", map[string]any{"type": "SELLER", "account_id": testAccount, "lease": false})
+			pt := &putTimes{Storage: env.storage}
+			env.storage = pt
+			env.b.tokens.leaseFirst = held
+			env.naver.InjectFault(navercommercetest.Fault{Delay: 300 * time.Millisecond, Count: 1})
+			roles := []string{"new", "free"}
+			if order == "free-first" {
+				roles = []string{"free", "new"}
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var answered time.Time
+			for i, r := range roles {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := env.request(env.b, logical.ReadOperation, "token/"+r, nil)
+					if msg := errorText(resp, err); msg != "" {
+						t.Error(msg)
+					}
+					mu.Lock()
+					if now := time.Now(); answered.IsZero() || now.Before(answered) {
+						answered = now
+					}
+					mu.Unlock()
+				}()
+				if i == 0 {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			wg.Wait()
+			env.b.WaitIdle()
+			if n := env.requestsFor("SELLER", testAccount); n != 1 {
+				t.Fatalf("%d requests, want 1 (reads not joined)", n)
+			}
+			puts := pt.take()
+			if len(puts) != 1 {
+				t.Fatalf("%d token writes, want 1", len(puts))
+			}
+			if d := puts[0].Sub(answered); d < held/2 {
+				t.Errorf("token written %s after the first answer; a leased read joined, want held ~%s", d.Round(time.Millisecond), held)
+			}
+		})
 	}
 }

@@ -92,13 +92,7 @@ func TestCleanupWritesAHeldTokenAtOnce(t *testing.T) {
 	})
 	env.b = nil
 	env.b = env.newBackend()
-	if got := env.readToken("new").Data[fieldAccessToken]; got != served {
-		t.Error("after the restart another token is served")
-	}
-	if n := env.requestsFor("SELLER", testAccount); n != 1 {
-		t.Errorf("%d token requests for the key, want 1", n)
-	}
-	env.assertCompliant()
+	env.assertServedAgainWithoutAsking("new", served)
 }
 
 // Only writes of tokens a leased read was answered with are held: a background renewal's,

@@ -68,7 +68,7 @@ type tokenCache struct {
 	// the token writes in flight (an unmount waits for them).
 	work   flightTracker
 	stores flightTracker
-	// leaseFirst is how long the write of a token a read waited for waits (see
+	// leaseFirst is how long the write of a token a leased read waited for waits (see
 	// leaseFirstDelay); closing ends those waits at once.
 	leaseFirst  time.Duration
 	closing     chan struct{}
